@@ -1,0 +1,30 @@
+# The README's commands. `make run` sets up and starts the station; `make test` sets up and tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test test-fast lint bench
+
+$(BIN)/ilrs-ops: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/ilrs-ops
+
+run: setup
+	$(BIN)/ilrs-ops up
+
+test: setup
+	scripts/ensure-mosquitto
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ilrs-ops profiles check hardware_profiles
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+bench: setup
+	$(BIN)/python bench/bench_decode.py

@@ -1,0 +1,57 @@
+"""The one exception tree of ilrs-ops; third-party errors are translated into it at the boundary.
+
+IlrsError
+├── ProfileError      one or more mistakes in instrument profiles (file, line, column, hint)
+├── ExpressionError   a derived-channel expression that is not in the safe language
+└── BrokerError       the MQTT broker cannot be reached or refused us
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class IlrsError(Exception):
+    """Base of every error ilrs-ops raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in one profile file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    message: str
+    field: str | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        what = f"field '{self.field}': " if self.field else ""
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{where}: {what}{self.message}{hint}"
+
+
+class ProfileError(IlrsError):
+    """Instrument profiles that cannot be used; ``problems`` lists every mistake found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ExpressionError(IlrsError):
+    """A derived-channel expression outside the safe language, with the offending part."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        self.column = column
+        super().__init__(message)
+
+
+class BrokerError(IlrsError):
+    """The MQTT broker could not be reached, or it refused the connection or a publish."""
