@@ -48,8 +48,9 @@ class ProfileError(IlrsError):
 class ExpressionError(IlrsError):
     """A derived-channel expression outside the safe language, with the offending part."""
 
-    def __init__(self, message: str, column: int | None = None) -> None:
+    def __init__(self, message: str, column: int | None = None, hint: str | None = None) -> None:
         self.column = column
+        self.hint = hint
         super().__init__(message)
 
 

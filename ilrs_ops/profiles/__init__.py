@@ -1,0 +1,43 @@
+"""Partner instrument profiles: YAML files validated, located on error, compiled to layouts."""
+
+from ilrs_ops.errors import Problem, ProfileError
+from ilrs_ops.profiles._calibrate import calibrate
+from ilrs_ops.profiles._catalog import Catalog, Instrument, load_catalog
+from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
+from ilrs_ops.profiles._expr import Expression, parse
+from ilrs_ops.profiles._load import load_profile
+from ilrs_ops.profiles._schema import (
+    Calibration,
+    Derived,
+    Detector,
+    FieldSpec,
+    Limits,
+    LimitSet,
+    Profile,
+    SimSpec,
+    TimeCode,
+)
+
+__all__ = [
+    "HEADER_FIELDS",
+    "Calibration",
+    "Catalog",
+    "Derived",
+    "Detector",
+    "Expression",
+    "FieldSpec",
+    "Instrument",
+    "LimitSet",
+    "Limits",
+    "Problem",
+    "Profile",
+    "ProfileError",
+    "SimSpec",
+    "TimeCode",
+    "calibrate",
+    "compile_layout",
+    "load_catalog",
+    "load_profile",
+    "parse",
+    "time_fields",
+]

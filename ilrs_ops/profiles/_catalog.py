@@ -1,0 +1,113 @@
+"""All instrument profiles of a station: loaded together, unique by instrument id and APID."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ilrs_ops.errors import Problem, ProfileError
+from ilrs_ops.profiles._compile import compile_layout
+from ilrs_ops.profiles._load import iter_profile_files, load_profile
+from ilrs_ops.profiles._schema import Profile
+from pipelines.layout import Layout
+
+
+@dataclass(frozen=True, eq=False)
+class Instrument:
+    """One loaded profile with where it came from and its compiled layout."""
+
+    profile: Profile
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.profile.instrument
+
+    def topic(self, root: str = "ilrs") -> str:
+        """The MQTT topic its telemetry travels on, under ``root`` (tests use their own root)."""
+        return f"{root}/tm/{self.profile.partner}/{self.profile.instrument}"
+
+    @cached_property
+    def layout(self) -> Layout:
+        return compile_layout(self.profile)
+
+    @property
+    def channels(self) -> list[str]:
+        """Names an operator sees: non-ignored fields, then derived channels."""
+        p = self.profile
+        return [f.name for f in p.fields if not f.ignore] + [d.name for d in p.derived]
+
+
+@dataclass(frozen=True, eq=False)
+class Catalog:
+    """The station's instruments by id and by APID."""
+
+    instruments: dict[str, Instrument]
+
+    @cached_property
+    def by_apid(self) -> dict[int, Instrument]:
+        return {i.profile.apid: i for i in self.instruments.values()}
+
+    def __len__(self) -> int:
+        return len(self.instruments)
+
+    def __iter__(self):  # noqa: ANN204 - Iterator[Instrument]
+        return iter(self.instruments.values())
+
+
+def load_catalog(paths: Iterable[str | Path]) -> Catalog:
+    """Load every profile under ``paths``; raise ProfileError listing all problems of all files."""
+    roots = [Path(p) for p in paths]
+    problems: list[Problem] = []
+    loaded: list[Instrument] = []
+    for path in iter_profile_files(roots):
+        try:
+            loaded.append(Instrument(load_profile(path), path))
+        except ProfileError as exc:
+            problems.extend(exc.problems)
+    problems.extend(_cross_file_problems(loaded, roots))
+    if problems:
+        raise ProfileError(problems)
+    return Catalog({i.id: i for i in loaded})
+
+
+def _cross_file_problems(loaded: list[Instrument], roots: list[Path]) -> list[Problem]:
+    problems: list[Problem] = []
+    first_id: dict[str, Instrument] = {}
+    first_apid: dict[int, Instrument] = {}
+    for inst in loaded:
+        p = inst.profile
+        if (other := first_id.setdefault(p.instrument, inst)) is not inst:
+            problems.append(
+                Problem(
+                    str(inst.path),
+                    None,
+                    None,
+                    f"instrument id '{p.instrument}' is already used by {other.path}",
+                    hint="give each instrument its own id",
+                )
+            )
+        if (other := first_apid.setdefault(p.apid, inst)) is not inst:
+            problems.append(
+                Problem(
+                    str(inst.path),
+                    None,
+                    None,
+                    f"APID {p.apid:#05x} is already used by {other.path} ({other.id})",
+                    hint="give each instrument its own APID",
+                )
+            )
+        folder = inst.path.parent
+        if folder not in roots and folder.name != p.partner:
+            problems.append(
+                Problem(
+                    str(inst.path),
+                    None,
+                    None,
+                    f"partner '{p.partner}' does not match its folder '{folder.name}'",
+                    hint=f"move the file to {folder.parent / p.partner}/",
+                )
+            )
+    return problems

@@ -1,0 +1,297 @@
+"""Rules that relate several parts of one profile; each broken rule is one (loc, what, hint)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import ValidationError
+
+from ilrs_ops.errors import ExpressionError
+from ilrs_ops.profiles._expr import parse
+from ilrs_ops.profiles._schema import Calibration, FieldSpec, Limits, LimitSet, Profile, SimSpec
+
+Finding = tuple[tuple[str | int, ...], str, str | None]
+
+HEADER_BITS = 48
+SIM_NEEDS: dict[str, tuple[str, ...]] = {
+    "constant": ("value",),
+    "diurnal": ("day", "night"),
+    "battery": ("min", "max"),
+    "random_walk": ("value", "step", "min", "max"),
+    "counter": (),
+    "seismic": ("amplitude",),
+    "radiation": ("value",),
+    "cycle": ("values", "period_s"),
+}
+
+
+def check_profile(p: Profile) -> list[Finding]:
+    """Every cross-part mistake in ``p``; empty when the profile is usable."""
+    return [
+        *_check_bits(p),
+        *_check_fields(p),
+        *_check_derived(p),
+        *_check_detectors(p),
+    ]
+
+
+def _check_bits(p: Profile) -> Iterator[Finding]:
+    bits = HEADER_BITS + 8 * p.time.octets
+    for i, f in enumerate(p.fields):
+        if f.endian == "little" and (bits % 8 or f.width % 8 or f.width < 16):
+            yield (
+                ("fields", i, "endian"),
+                "little endian needs a byte-aligned field of 16, 32 "
+                f"or 64 bits; this one is {f.width} bits at bit {bits}",
+                "use endian: big, or align it with a spare field",
+            )
+        bits += f.width * (f.count or 1)
+    declared = p.packet_length * 8
+    if bits != declared:
+        octets, rest = divmod(bits, 8)
+        got = f"{octets} octets" + (f" and {rest} bits" if rest else "")
+        need = declared - bits
+        fixes = []
+        if 0 < need <= 64:
+            fixes.append(
+                f"add a spare field of {need} bits ({{name: spare, type: u{need}, ignore: true}})"
+            )
+        if rest:
+            fixes.append(f"pad to whole octets and set packet_length: {octets + 1}")
+        else:
+            fixes.append(f"set packet_length: {octets}")
+        yield (
+            ("packet_length",),
+            f"the header, time code and fields add up to {got}, "
+            f"but packet_length is {p.packet_length} octets",
+            ", or ".join(fixes),
+        )
+
+
+def _check_fields(p: Profile) -> Iterator[Finding]:
+    fields = {f.name: f for f in p.fields}
+    seen: set[str] = set()
+    for i, f in enumerate(p.fields):
+        if f.name in seen:
+            yield (
+                ("fields", i, "name"),
+                f"the name '{f.name}' is used twice",
+                "give each field its own name",
+            )
+        seen.add(f.name)
+        yield from check_field(f, ("fields", i), fields)
+    for j, d in enumerate(p.derived):
+        if d.name in seen:
+            yield (
+                ("derived", j, "name"),
+                f"the name '{d.name}' is already a channel",
+                "give the derived channel its own name",
+            )
+        seen.add(d.name)
+
+
+def check_field(f: FieldSpec, loc: tuple, fields: dict[str, FieldSpec] | None) -> Iterator[Finding]:
+    """Mistakes within one field; ``fields`` (None when unknown) resolves limit contexts."""
+    if f.ignore and (f.calibration or f.limits or f.enum):
+        yield (
+            loc,
+            "an ignored field cannot have calibration, limits or enum",
+            "remove 'ignore: true' or the other keys",
+        )
+    if f.base == "f" and (f.enum or f.calibration):
+        yield (
+            loc,
+            f"a {f.type} field cannot have enum or calibration",
+            "use an integer type, or drop the key",
+        )
+    if f.base == "f" and f.width not in (32, 64):
+        yield ((*loc, "type"), f"type '{f.type}' is not a type", "use f32 or f64")
+    if f.enum is not None:
+        lo, hi = _raw_range(f)
+        bad = [k for k in f.enum if not lo <= k <= hi]
+        if bad:
+            yield (
+                (*loc, "enum"),
+                f"enum values {bad} do not fit in {f.type}",
+                f"use values from {lo} to {hi}",
+            )
+        if f.calibration or f.limits:
+            yield (
+                loc,
+                "an enum field cannot also have calibration or limits",
+                "alarm on enum states with a derived channel",
+            )
+    if f.sample_rate_hz is not None and f.count is None:
+        yield (
+            (*loc, "sample_rate_hz"),
+            "sample_rate_hz needs an array field",
+            "add count: N, the samples per packet",
+        )
+    if f.calibration is not None:
+        yield from _check_calibration(f.calibration, (*loc, "calibration"))
+    if f.limits is not None:
+        yield from _check_limits(f.limits, (*loc, "limits"), fields)
+    if f.sim is not None:
+        yield from _check_sim(f.sim, (*loc, "sim"), f)
+
+
+def check_parts(data: dict) -> list[Finding]:
+    """When the whole profile does not validate, still check each field and expression that does,
+    so that one structural slip does not hide the other mistakes of the file."""
+    found: list[Finding] = []
+    for i, item in enumerate(data.get("fields") or [] if isinstance(data, dict) else []):
+        try:
+            f = FieldSpec.model_validate(item)
+        except ValidationError:
+            continue  # already reported by the whole-profile validation
+        found.extend(check_field(f, ("fields", i), None))
+    for j, item in enumerate(data.get("derived") or [] if isinstance(data, dict) else []):
+        if isinstance(item, dict) and isinstance(item.get("expr"), str):
+            try:
+                parse(item["expr"])
+            except ExpressionError as exc:
+                found.append(_expr_finding(("derived", j, "expr"), exc))
+    return found
+
+
+def _expr_finding(loc: tuple, exc: ExpressionError) -> Finding:
+    at = f" (column {exc.column} of the expression)" if exc.column else ""
+    return (loc, f"{exc}{at}", exc.hint)
+
+
+def _raw_range(f: FieldSpec) -> tuple[int, int]:
+    if f.base == "u":
+        return 0, (1 << f.width) - 1
+    return -(1 << (f.width - 1)), (1 << (f.width - 1)) - 1
+
+
+def _check_calibration(c: Calibration, loc: tuple) -> Iterator[Finding]:
+    given = [k for k in ("poly", "segments", "table") if getattr(c, k) is not None]
+    if len(given) != 1:
+        yield (
+            loc,
+            f"a calibration needs exactly one of poly, segments, table; got {given or 'none'}",
+            "e.g. calibration: {poly: [0.0, 0.01]}",
+        )
+    if c.segments is not None:
+        starts = [s.start for s in c.segments]
+        if starts != sorted(set(starts)):
+            yield (
+                (*loc, "segments"),
+                f"segment starts {starts} are not strictly increasing",
+                "list segments in order of their start",
+            )
+    if c.table is not None:
+        xs = [x for x, _ in c.table]
+        if xs != sorted(set(xs)):
+            yield (
+                (*loc, "table"),
+                "table raw values are not strictly increasing",
+                "sort the table by raw value, one row per raw value",
+            )
+
+
+def _check_limits(
+    lim: Limits, loc: tuple, fields: dict[str, FieldSpec] | None
+) -> Iterator[Finding]:
+    yield from _check_limit_set(lim, loc)
+    for k, ctx in enumerate(lim.when):
+        cloc = (*loc, "when", k)
+        yield from _check_limit_set(ctx, cloc)
+        if fields is None:
+            continue
+        src = fields.get(ctx.channel)
+        if src is None or src.count is not None:
+            yield (
+                (*cloc, "channel"),
+                f"'{ctx.channel}' is not a scalar field of this profile",
+                f"use one of {sorted(n for n, f in fields.items() if f.count is None)}",
+            )
+        elif isinstance(ctx.equals, str) and ctx.equals not in (src.enum or {}).values():
+            yield (
+                (*cloc, "equals"),
+                f"'{ctx.equals}' is not a state of '{ctx.channel}'",
+                f"use one of {sorted((src.enum or {}).values()) or 'its numeric values'}",
+            )
+
+
+def _check_limit_set(s: LimitSet, loc: tuple) -> Iterator[Finding]:
+    for colour in ("yellow", "red"):
+        r = getattr(s, colour)
+        if r is not None and None not in r and r[0] > r[1]:
+            yield (
+                (*loc, colour),
+                f"{colour} low {r[0]} is above {colour} high {r[1]}",
+                f"write {colour}: [{r[1]}, {r[0]}]",
+            )
+    if s.yellow and s.red:
+        (ylo, yhi), (rlo, rhi) = s.yellow, s.red
+        if ylo is not None and rlo is not None and rlo > ylo:
+            yield (
+                (*loc, "red"),
+                f"red low {rlo} is inside the yellow range (yellow low {ylo})",
+                "red must be outside yellow: red low <= yellow low",
+            )
+        if yhi is not None and rhi is not None and rhi < yhi:
+            yield (
+                (*loc, "red"),
+                f"red high {rhi} is inside the yellow range (yellow high {yhi})",
+                "red must be outside yellow: red high >= yellow high",
+            )
+
+
+def _check_sim(s: SimSpec, loc: tuple, f: FieldSpec) -> Iterator[Finding]:
+    missing = [k for k in SIM_NEEDS[s.model] if getattr(s, k) is None]
+    if missing:
+        yield (
+            loc,
+            f"sim model '{s.model}' needs {', '.join(missing)}",
+            f"add {', '.join(f'{k}: ...' for k in missing)}",
+        )
+    if s.model == "seismic" and f.count is None:
+        yield (loc, "sim model 'seismic' makes sample arrays", "add count and sample_rate_hz")
+
+
+def _check_derived(p: Profile) -> Iterator[Finding]:
+    known = {f.name: f for f in p.fields if not f.ignore}
+    fields = {f.name: f for f in p.fields}
+    for j, d in enumerate(p.derived):
+        loc = ("derived", j, "expr")
+        try:
+            expr = parse(d.expr)
+        except ExpressionError as exc:
+            yield _expr_finding(loc, exc)
+        else:
+            unknown = sorted(expr.names - known.keys() - {x.name for x in p.derived[:j]})
+            if unknown:
+                yield (
+                    loc,
+                    f"unknown channel(s) {unknown} in '{d.expr}'",
+                    "use field names defined above, or earlier derived channels",
+                )
+        if d.limits is not None:
+            yield from _check_limits(d.limits, ("derived", j, "limits"), fields)
+
+
+def _check_detectors(p: Profile) -> Iterator[Finding]:
+    channels = {f.name for f in p.fields if not f.ignore} | {d.name for d in p.derived}
+    for k, det in enumerate(p.detectors):
+        loc = ("detectors", k)
+        if det.channel not in channels:
+            yield (
+                (*loc, "channel"),
+                f"'{det.channel}' is not a channel of this profile",
+                f"use one of {sorted(channels)}",
+            )
+        if det.sta_s >= det.lta_s:
+            yield (
+                (*loc, "sta_s"),
+                f"sta_s {det.sta_s} must be shorter than lta_s {det.lta_s}",
+                "typical seismic values: sta_s: 1, lta_s: 30",
+            )
+        if det.off >= det.on:
+            yield (
+                (*loc, "off"),
+                f"off {det.off} must be below on {det.on}",
+                "typical values: on: 4, off: 1.5",
+            )

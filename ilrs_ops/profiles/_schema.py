@@ -1,0 +1,168 @@
+"""The instrument profile schema: what a partner may write in one YAML file (pydantic models).
+
+Structural rules live here; rules that relate several parts of a profile (bit totals, channel
+references, limit order) live in ``_checks`` so that every mistake is reported in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = r"^[a-z][a-z0-9_]{0,62}$"
+NAME_HINT = "use lower-case letters, digits and '_', starting with a letter (e.g. batt_v)"
+ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+ID_HINT = "use lower-case letters, digits and '-' (e.g. sup-rover-1)"
+TYPE_RE = re.compile(r"^(?:(u)([1-9]|[1-5][0-9]|6[0-4])|(i)([2-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
+TYPE_HINT = "use u1..u64, i2..i64, f32 or f64"
+
+Name = Annotated[str, Field(pattern=NAME)]
+Range = tuple[float | None, float | None]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeCode(_Model):
+    """Secondary-header time code: CUC (TAI seconds since 1958) or CDS (UTC days + ms of day)."""
+
+    code: Literal["cuc", "cds"]
+    coarse: int = Field(4, ge=1, le=4, description="CUC: octets of whole seconds")
+    fine: int = Field(2, ge=0, le=3, description="CUC: octets of binary fraction")
+    days: Literal[2, 3] = Field(2, description="CDS: octets of day count")
+    subms: Literal[0, 2, 4] = Field(0, description="CDS: octets below the millisecond")
+
+    @property
+    def octets(self) -> int:
+        return self.coarse + self.fine if self.code == "cuc" else self.days + 4 + self.subms
+
+
+class Segment(_Model):
+    """One piece of a segmented calibration: ``poly`` applies from ``start`` to the next start."""
+
+    start: float
+    poly: list[float] = Field(min_length=1, max_length=8)
+
+
+class Calibration(_Model):
+    """Raw -> engineering units. Exactly one of ``poly``, ``segments`` or ``table``."""
+
+    poly: list[float] | None = Field(None, min_length=1, max_length=8)
+    segments: list[Segment] | None = Field(None, min_length=1)
+    table: list[tuple[float, float]] | None = Field(None, min_length=2)
+    outside: Literal["clamp", "nan"] = Field(
+        "clamp", description="table: what raw values beyond the first/last point give"
+    )
+
+
+class LimitSet(_Model):
+    """Yellow (warning) and red (critical) ranges; ``null`` leaves a side open."""
+
+    yellow: Range | None = None
+    red: Range | None = None
+
+
+class ContextLimits(LimitSet):
+    """A limit set in force while ``channel`` equals ``equals`` (a number or an enum label)."""
+
+    channel: Name
+    equals: float | str
+
+
+class Limits(LimitSet):
+    when: list[ContextLimits] = []
+
+
+class SimSpec(_Model):
+    """How the station simulator makes this channel, in engineering units (see ilrs_ops.sim)."""
+
+    model: Literal[
+        "constant", "diurnal", "battery", "random_walk", "counter", "seismic", "radiation", "cycle"
+    ]
+    value: float | None = None
+    noise: float = Field(0.0, ge=0)
+    day: float | None = None
+    night: float | None = None
+    lag_h: float = Field(0.0, ge=0, description="thermal lag behind the sun, hours")
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    rate_per_h: float | None = Field(None, ge=0, description="events per hour (quakes, SPEs)")
+    amplitude: float | None = None
+    duration_s: float | None = Field(None, gt=0)
+    values: list[float | str] | None = None
+    period_s: float | None = Field(None, gt=0)
+
+
+class FieldSpec(_Model):
+    """One value in the packet's user data field, in packet order, bit-packed."""
+
+    name: Name
+    type: str
+    count: int | None = Field(None, ge=1, le=4096, description="fixed array length")
+    endian: Literal["big", "little"] = "big"
+    units: str | None = None
+    description: str | None = None
+    ignore: bool = Field(False, description="spare bits: decoded, never stored or shown")
+    enum: dict[int, str] | None = None
+    calibration: Calibration | None = None
+    limits: Limits | None = None
+    sample_rate_hz: float | None = Field(None, gt=0, description="array of successive samples")
+    sim: SimSpec | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type_known(cls, v: str) -> str:
+        if not TYPE_RE.match(v):
+            raise ValueError(f"type '{v}' is not a type; {TYPE_HINT}")
+        return v
+
+    @property
+    def width(self) -> int:
+        return int(self.type[1:])
+
+    @property
+    def base(self) -> str:
+        """'u', 'i' or 'f'."""
+        return self.type[0]
+
+
+class Derived(_Model):
+    """A channel computed from others with the safe expression language (never eval)."""
+
+    name: Name
+    expr: str = Field(min_length=1)
+    units: str | None = None
+    description: str | None = None
+    limits: Limits | None = None
+
+
+class Detector(_Model):
+    """An event detector run on a channel; ``sta_lta`` is the classic seismic trigger."""
+
+    kind: Literal["sta_lta"]
+    channel: Name
+    sta_s: float = Field(gt=0, description="short-term average window, seconds")
+    lta_s: float = Field(gt=0, description="long-term average window, seconds")
+    on: float = Field(gt=0, description="trigger when STA/LTA rises above this")
+    off: float = Field(gt=0, description="release when STA/LTA falls below this")
+
+
+class Profile(_Model):
+    """One partner instrument: identity, packet layout, calibration, limits, derived channels."""
+
+    instrument: str = Field(pattern=ID)
+    partner: str = Field(pattern=ID)
+    name: str = Field(min_length=1)
+    kind: str = Field(pattern=ID)
+    description: str | None = None
+    apid: int = Field(ge=0, le=0x7FE, description="0x7FF is the idle APID")
+    packet_length: int = Field(ge=7, le=65542, description="octets, primary header included")
+    expected_period_s: float = Field(gt=0)
+    time: TimeCode
+    fields: list[FieldSpec] = Field(min_length=1)
+    derived: list[Derived] = []
+    detectors: list[Detector] = []
