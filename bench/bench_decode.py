@@ -1,0 +1,167 @@
+"""Decode throughput: the Numba kernel against a vectorised NumPy decoder and pure Python.
+
+Run: .venv/bin/python bench/bench_decode.py [n_packets]
+The layout is a parameter of ``run``; swap ``housekeeping_layout()`` for a compiled profile.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.decode import columns_from_raw, decode
+from pipelines.encode import encode
+from pipelines.layout import FLOAT32, FLOAT64, SIGNED, Layout
+from tests.layouts import header_columns, make_layout, reference_fields
+from tests.reference import decode_packet
+
+
+def housekeeping_layout() -> Layout:
+    """A realistic rover housekeeping packet: CUC time, ~20 fields, 68 octets."""
+    return make_layout(
+        [
+            ("_time_coarse", "u", 32, None, False),
+            ("_time_fine", "u", 16, None, False),
+            ("mode", "u", 8, None, False),
+            ("submode", "u", 4, None, False),
+            ("safe", "u", 1, None, False),
+            ("heater_on", "u", 1, None, False),
+            ("link_ok", "u", 1, None, False),
+            ("charging", "u", 1, None, False),
+            ("batt_v", "u", 12, None, False),
+            ("pad0", "u", 4, None, False),
+            ("batt_i", "i", 16, None, False),
+            ("bus_v", "u", 12, None, False),
+            ("solar_i", "u", 12, None, False),
+            ("cpu_temp", "i", 16, None, False),
+            ("board_temp", "i", 16, None, False),
+            ("wheel_temp", "i", 16, 6, False),
+            ("sun_angle", "f", 32, None, False),
+            ("tilt_x", "f", 32, None, False),
+            ("tilt_y", "f", 32, None, False),
+            ("rssi", "i", 8, None, False),
+            ("uptime", "u", 32, None, False),
+            ("error_count", "u", 16, None, False),
+            ("last_cmd", "u", 8, None, False),
+            ("fault_bits", "u", 12, None, False),
+        ]
+    )
+
+
+def random_columns(layout: Layout, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random values for every field; good primary headers."""
+    cols: dict[str, np.ndarray] = {}
+    for f, name in enumerate(layout.names):
+        s0, count = int(layout.field_slot[f]), int(layout.field_count[f])
+        shape = (n, count) if name in layout.array_fields else (n,)
+        kind, width = int(layout.kind[s0]), int(layout.bit_width[s0])
+        if kind in (FLOAT32, FLOAT64):
+            cols[name] = rng.normal(0, 100, shape).astype(np.float32 if kind == FLOAT32 else None)
+        elif kind == SIGNED:
+            cols[name] = rng.integers(-(2 ** (width - 1)), 2 ** (width - 1), shape, np.int64)
+        else:
+            cols[name] = rng.integers(0, 2**width, shape, np.uint64, endpoint=False)
+    cols.update(header_columns(layout, n))
+    return cols
+
+
+def numpy_decode(buf: np.ndarray, starts: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
+    """Vectorised NumPy: per slot, gather its covering octets into uint64, shift and mask."""
+    raw = np.empty((layout.n_slots, starts.shape[0]), np.uint64)
+    for s in range(layout.n_slots):
+        offset, width = int(layout.bit_offset[s]), int(layout.bit_width[s])
+        first, end = offset // 8, offset + width
+        nbytes = (end + 7) // 8 - first
+        idx = starts + first
+        acc = raw[s]
+        acc[:] = 0
+        if layout.little_endian[s]:
+            for k in range(nbytes):
+                acc |= buf[idx + k].astype(np.uint64) << np.uint64(8 * k)
+        else:
+            drop = (-end) % 8
+            for k in range(min(nbytes, 8)):
+                acc <<= np.uint64(8)
+                acc |= buf[idx + k]
+            if nbytes == 9:
+                acc <<= np.uint64(8 - drop)
+                acc |= buf[idx + 8] >> np.uint8(drop)
+            else:
+                acc >>= np.uint64(drop)
+        if width < 64:
+            acc &= np.uint64((1 << width) - 1)
+        if layout.kind[s] == SIGNED:
+            sign = np.uint64(1 << (width - 1))
+            acc ^= sign
+            acc -= sign
+    return columns_from_raw(raw, layout)
+
+
+def python_decode(buf: np.ndarray, starts: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
+    """The pure-Python reference, one packet at a time, gathered into typed columns."""
+    data = buf.tobytes()
+    fields = reference_fields(layout)
+    size = layout.packet_length
+    packets = [decode_packet(data[s : s + size], fields) for s in starts.tolist()]
+    return {
+        name: np.array([p[name] for p in packets], layout.field_dtype(name))
+        for name in layout.names
+    }
+
+
+def best_of(repeat: int, fn, *args) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def assert_same(a: dict, b: dict, what: str) -> None:
+    assert list(a) == list(b), what
+    for name in a:
+        assert a[name].dtype == b[name].dtype, (what, name)
+        np.testing.assert_array_equal(a[name], b[name], err_msg=f"{what}: {name}")
+
+
+def run(layout: Layout, n: int = 1_000_000, n_python: int = 20_000, repeat: int = 3) -> dict:
+    rng = np.random.default_rng(1)
+    buf = encode(layout, random_columns(layout, n, rng), n)
+    starts = np.arange(n, dtype=np.int64) * layout.packet_length
+    sub = starts[:n_python]
+
+    decode(buf, starts[:10], layout)  # compile (or load the cache) outside the timing
+    numpy_decode(buf, starts[:10], layout)
+
+    out_numba = decode(buf, starts, layout)
+    assert_same(out_numba, numpy_decode(buf, starts, layout), "numba vs numpy")
+    sub_numba = {k: v[:n_python] for k, v in out_numba.items()}
+    assert_same(sub_numba, python_decode(buf, sub, layout), "numba vs pure python")
+
+    t_numba = best_of(repeat, decode, buf, starts, layout)
+    t_numpy = best_of(repeat, numpy_decode, buf, starts, layout)
+    t_python = best_of(1, python_decode, buf, sub, layout)
+    rates = {
+        "numba": n / t_numba,
+        "numpy": n / t_numpy,
+        "python": len(sub) / t_python,
+    }
+    print(
+        f"layout: {layout.packet_length} octets, {len(layout.names)} fields, "
+        f"{layout.n_slots} slots; {n:,} packets (pure Python on {len(sub):,})"
+    )
+    for name, rate in rates.items():
+        print(f"  {name:<7}{rate:>14,.0f} rows/s")
+    print(f"  numba/numpy   {rates['numba'] / rates['numpy']:6.1f}x  (target >= 3)")
+    print(f"  numba/python  {rates['numba'] / rates['python']:6.1f}x  (target >= 50)")
+    return rates
+
+
+if __name__ == "__main__":
+    run(housekeeping_layout(), n=int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)

@@ -1,0 +1,136 @@
+"""Encode columns into fixed-length packets of one layout: the inverse of ``decode``.
+
+Used by the station simulator and by tests. The primary header and any spare bits are ordinary
+fields of the layout, so the caller fills them like any other column.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+from numba import njit
+
+from pipelines.decode import slot_plan
+from pipelines.layout import FLOAT32, FLOAT64, SIGNED, Layout
+
+
+@njit(cache=True)
+def _encode_kernel(
+    raw: np.ndarray,
+    first: np.ndarray,
+    nbytes: np.ndarray,
+    drop: np.ndarray,
+    little: np.ndarray,
+    packet_length: int,
+    out: np.ndarray,
+) -> None:
+    """OR slot ``s`` of packet ``i`` (``raw[s, i]``, already masked to its width) into ``out``.
+
+    ``out`` must be zeroed; packet ``i`` occupies ``out[i * packet_length:][:packet_length]``.
+    """
+    n_slots = first.shape[0]
+    eight = np.uint64(8)
+    low = np.uint64(0xFF)
+    for i in range(raw.shape[1]):
+        base = i * packet_length
+        for s in range(n_slots):
+            v = raw[s, i]
+            p = base + first[s]
+            nb = nbytes[s]
+            if little[s]:
+                for k in range(nb):
+                    out[p + k] |= np.uint8(v & low)
+                    v >>= eight
+            else:
+                last = nb - 1
+                if nb <= 8:
+                    v <<= drop[s]
+                else:
+                    # 9 octets: the last one takes the low bits, the first eight the rest.
+                    out[p + 8] |= np.uint8((v << drop[s]) & low)
+                    v >>= eight - drop[s]
+                    last = 7
+                for k in range(last, -1, -1):
+                    out[p + k] |= np.uint8(v & low)
+                    v >>= eight
+
+
+def encode(layout: Layout, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Encode ``n`` packets back to back (``n * layout.packet_length`` octets, uint8).
+
+    ``columns`` holds every field of the layout, header and spare fields included: shape (n,)
+    for scalars, (n, count) for array fields (anything that broadcasts to it). A missing or extra
+    column, or a value that does not fit its field, raises ValueError naming the field.
+    """
+    n = operator.index(n)
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    missing = [name for name in layout.names if name not in columns]
+    if missing:
+        raise ValueError(f"missing column(s) {', '.join(map(repr, missing))}; give every field")
+    extra = [name for name in columns if name not in layout.names]
+    if extra:
+        raise ValueError(f"unknown column(s) {', '.join(map(repr, extra))}: not in the layout")
+    plan = slot_plan(layout)
+    raw = np.empty((layout.n_slots, n), np.uint64)
+    for f, name in enumerate(layout.names):
+        s0, count = int(layout.field_slot[f]), int(layout.field_count[f])
+        is_array = name in layout.array_fields or count != 1
+        shape = (n, count) if is_array else (n,)
+        values = columns[name]
+        # Python ints beyond int64 would make numpy guess float64 for the whole list: keep
+        # them exact as objects and let _to_bits check them.
+        is_int = int(layout.kind[s0]) not in (FLOAT32, FLOAT64)
+        values = np.asarray(values, dtype=object if is_int and not _is_array(values) else None)
+        try:
+            values = np.broadcast_to(values, shape)
+        except ValueError:
+            raise ValueError(
+                f"column {name!r}: shape {values.shape} does not broadcast to {shape}"
+            ) from None
+        bits = _to_bits(name, values, int(layout.kind[s0]), int(layout.bit_width[s0]))
+        raw[s0 : s0 + count] = bits.T if is_array else bits
+    out = np.zeros(n * layout.packet_length, np.uint8)
+    _encode_kernel(raw, plan.first, plan.nbytes, plan.drop, plan.little, layout.packet_length, out)
+    return out
+
+
+def _to_bits(name: str, values: np.ndarray, kind: int, width: int) -> np.ndarray:
+    """The values' bit patterns as uint64, masked to ``width``; ValueError if they don't fit."""
+    if kind in (FLOAT32, FLOAT64):
+        if values.dtype.kind not in "fiub":
+            raise ValueError(f"field {name!r}: needs real numbers, got dtype {values.dtype}")
+        ftype, itype = (np.float32, np.uint32) if kind == FLOAT32 else (np.float64, np.uint64)
+        # Same-dtype input is not converted, so NaN payloads keep their bits.
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = values.astype(ftype)
+        overflow = np.isfinite(values) & ~np.isfinite(converted)
+        if overflow.any():
+            bad = values[overflow].flat[0]
+            raise ValueError(f"field {name!r}: value {bad} does not fit f{width}")
+        return converted.view(itype).astype(np.uint64)
+    if values.dtype.kind == "O":
+        flat = values.ravel().tolist()
+        if not all(isinstance(v, int) for v in flat):
+            raise ValueError(f"field {name!r}: needs integers")
+        lo, hi = (min(flat), max(flat)) if flat else (0, 0)
+    elif values.dtype.kind in "iub":
+        lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    else:
+        raise ValueError(f"field {name!r}: needs integers, got dtype {values.dtype}")
+    if kind == SIGNED:
+        low, high, label = -(1 << (width - 1)), (1 << (width - 1)) - 1, f"i{width}"
+    else:
+        low, high, label = 0, (1 << width) - 1, f"u{width}"
+    if lo < low or hi > high:
+        bad = lo if lo < low else hi
+        raise ValueError(f"field {name!r}: value {bad} does not fit {label} ({low}..{high})")
+    if kind == SIGNED:
+        mask = np.uint64((1 << width) - 1)
+        return values.astype(np.int64).view(np.uint64) & mask
+    return values.astype(np.uint64)
+
+
+def _is_array(values: object) -> bool:
+    return isinstance(values, np.ndarray | np.generic)
