@@ -83,3 +83,20 @@ def test_nan_propagates_without_warnings() -> None:
 def test_everything_outside_the_language_is_refused(source: str, fragment: str) -> None:
     with pytest.raises(ExpressionError, match=fragment):
         parse(source)
+
+
+def test_function_names_are_not_channels_unless_called() -> None:
+    assert parse("abs").names == {"abs"}  # a channel named 'abs' (the checker refuses such names)
+    assert parse("abs(x)").names == {"x"}
+
+
+def test_indexed_elements_are_reported_for_checking() -> None:
+    assert parse("t[0] + t[5] - u").indexed == {("t", 0), ("t", 5)}
+
+
+@pytest.mark.parametrize(
+    "source", ["a" + "+a" * 3000, "-" * 100_000 + "a", "(" * 500 + "a" + ")" * 500]
+)
+def test_huge_or_deep_expressions_are_refused_cleanly(source: str) -> None:
+    with pytest.raises(ExpressionError, match=r"characters long|nested too deeply"):
+        parse(source)

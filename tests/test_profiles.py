@@ -16,15 +16,15 @@ from ilrs_ops.profiles import ProfileError, calibrate, compile_layout, load_cata
 
 DATA = Path(__file__).parent / "data"
 BROKEN = sorted((DATA / "broken_profiles" / "acme").glob("*.yaml"))
-EXPECT = re.compile(
-    r"#\s*expect:\s*(?P<field>[^|]+?)\s*\|\s*(?P<text>[^|]+?)\s*\|\s*(?P<hint>.+?)\s*$"
-)
+EXPECT = re.compile(r"^(?P<field>[^|]+?)\s*\|\s*(?P<text>[^|]+?)\s*\|\s*(?P<hint>.+?)\s*$")
 
 
 def expectations(path: Path) -> list[tuple[int, str | None, str, str | None]]:
     out = []
     for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if m := EXPECT.search(line):
+        for part in line.split("# expect:")[1:]:  # several mistakes may share a line
+            m = EXPECT.search(part.strip())
+            assert m, f"{path}:{lineno}: bad expect marker"
             field = None if m["field"] == "-" else m["field"]
             hint = None if m["hint"] == "-" else m["hint"]
             out.append((lineno, field, m["text"], hint))
@@ -38,6 +38,7 @@ def test_each_mistake_is_reported_at_its_line_with_field_and_hint(path: Path) ->
     problems = info.value.problems
     expected = expectations(path)
     assert len(problems) == len(expected), "\n".join(map(str, problems))
+    # Problems come sorted by line, then column; markers on one line are in column order.
     for (line, field, text, hint), problem in zip(expected, problems, strict=True):
         assert problem.file == str(path)
         assert problem.line == line, str(problem)

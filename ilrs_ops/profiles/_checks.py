@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pydantic import ValidationError
 
 from ilrs_ops.errors import ExpressionError
-from ilrs_ops.profiles._expr import parse
+from ilrs_ops.profiles._expr import FUNCTIONS, parse
 from ilrs_ops.profiles._schema import Calibration, FieldSpec, Limits, LimitSet, Profile, SimSpec
 
 Finding = tuple[tuple[str | int, ...], str, str | None]
@@ -28,11 +28,32 @@ SIM_NEEDS: dict[str, tuple[str, ...]] = {
 def check_profile(p: Profile) -> list[Finding]:
     """Every cross-part mistake in ``p``; empty when the profile is usable."""
     return [
+        *_check_time(p),
         *_check_bits(p),
         *_check_fields(p),
         *_check_derived(p),
         *_check_detectors(p),
     ]
+
+
+def _check_time(p: Profile) -> Iterator[Finding]:
+    other = {"cuc": ("days", "subms"), "cds": ("coarse", "fine")}[p.time.code]
+    for key in sorted(p.time.model_fields_set & set(other)):
+        yield (
+            ("time", key),
+            f"'{key}' does not apply to the {p.time.code.upper()} time code",
+            f"remove it, or use code: {'cds' if p.time.code == 'cuc' else 'cuc'}",
+        )
+    for i, f in enumerate(p.fields):
+        if f.sample_rate_hz and f.count:
+            span = f.count / f.sample_rate_hz
+            if abs(span - p.expected_period_s) > 1e-6 * p.expected_period_s:
+                yield (
+                    ("fields", i, "sample_rate_hz"),
+                    f"{f.count} samples at {f.sample_rate_hz:g} Hz span {span:g} s, but "
+                    f"expected_period_s is {p.expected_period_s:g}",
+                    "samples of successive packets must join up: count = rate x period",
+                )
 
 
 def _check_bits(p: Profile) -> Iterator[Finding]:
@@ -92,6 +113,14 @@ def _check_fields(p: Profile) -> Iterator[Finding]:
 
 def check_field(f: FieldSpec, loc: tuple, fields: dict[str, FieldSpec] | None) -> Iterator[Finding]:
     """Mistakes within one field; ``fields`` (None when unknown) resolves limit contexts."""
+    if f.name in FUNCTIONS:
+        yield (
+            (*loc, "name"),
+            f"'{f.name}' is the name of an expression function",
+            f"choose another name, e.g. {f.name}_value",
+        )
+    if f.ignore and f.sim is not None:
+        yield ((*loc, "sim"), "an ignored field is not simulated", "remove the sim block")
     if f.ignore and (f.calibration or f.limits or f.enum):
         yield (
             loc,
@@ -167,6 +196,8 @@ def _raw_range(f: FieldSpec) -> tuple[int, int]:
 
 def _check_calibration(c: Calibration, loc: tuple) -> Iterator[Finding]:
     given = [k for k in ("poly", "segments", "table") if getattr(c, k) is not None]
+    if "outside" in c.model_fields_set and c.table is None:
+        yield ((*loc, "outside"), "'outside' applies to table calibrations only", "remove it")
     if len(given) != 1:
         yield (
             loc,
@@ -201,17 +232,24 @@ def _check_limits(
         if fields is None:
             continue
         src = fields.get(ctx.channel)
-        if src is None or src.count is not None:
+        if src is None or src.count is not None or src.ignore:
+            scalars = sorted(n for n, f in fields.items() if f.count is None and not f.ignore)
             yield (
                 (*cloc, "channel"),
                 f"'{ctx.channel}' is not a scalar field of this profile",
-                f"use one of {sorted(n for n, f in fields.items() if f.count is None)}",
+                f"use one of {scalars}",
             )
         elif isinstance(ctx.equals, str) and ctx.equals not in (src.enum or {}).values():
             yield (
                 (*cloc, "equals"),
                 f"'{ctx.equals}' is not a state of '{ctx.channel}'",
                 f"use one of {sorted((src.enum or {}).values()) or 'its numeric values'}",
+            )
+        elif not isinstance(ctx.equals, str) and src.enum and ctx.equals not in src.enum:
+            yield (
+                (*cloc, "equals"),
+                f"{ctx.equals:g} is not a state of '{ctx.channel}'",
+                f"use one of {sorted(src.enum.values())} or {sorted(src.enum)}",
             )
 
 
@@ -248,6 +286,14 @@ def _check_sim(s: SimSpec, loc: tuple, f: FieldSpec) -> Iterator[Finding]:
             f"sim model '{s.model}' needs {', '.join(missing)}",
             f"add {', '.join(f'{k}: ...' for k in missing)}",
         )
+    labels = (f.enum or {}).values()
+    bad = [v for v in s.values or [] if isinstance(v, str) and v not in labels]
+    if bad:
+        yield (
+            (*loc, "values"),
+            f"{bad} are not states of '{f.name}'",
+            f"use {sorted(labels)} or numbers" if labels else "use numbers",
+        )
     if s.model == "seismic" and f.count is None:
         yield (loc, "sim model 'seismic' makes sample arrays", "add count and sample_rate_hz")
 
@@ -269,6 +315,15 @@ def _check_derived(p: Profile) -> Iterator[Finding]:
                     f"unknown channel(s) {unknown} in '{d.expr}'",
                     "use field names defined above, or earlier derived channels",
                 )
+            for name, k in sorted(expr.indexed):
+                count = known[name].count if name in known else None
+                if name in known and (count is None or not -count <= k < count):
+                    what = "not an array" if count is None else f"an array of {count}"
+                    yield (
+                        loc,
+                        f"'{name}[{k}]': '{name}' is {what}",
+                        "index arrays from 0 to count - 1, and scalars not at all",
+                    )
         if d.limits is not None:
             yield from _check_limits(d.limits, ("derived", j, "limits"), fields)
 

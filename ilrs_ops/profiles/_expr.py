@@ -55,6 +55,9 @@ FUNCTIONS: dict[str, tuple[Callable[..., np.ndarray], int, int]] = {
     "clip": (np.clip, 3, 3),
 }
 
+#: Longer expressions belong in several derived channels (and deep nesting would exhaust the stack).
+MAX_LENGTH = 1000
+
 _BINARY: dict[type[ast.operator], Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     ast.Add: np.add,
     ast.Sub: np.subtract,
@@ -85,6 +88,7 @@ class Expression:
     source: str
     names: frozenset[str]
     tree: ast.Expression
+    indexed: frozenset[tuple[str, int]] = frozenset()  # (array channel, element) pairs read
 
     def evaluate(self, channels: Mapping[str, np.ndarray]) -> np.ndarray:
         """Evaluate over whole columns; ``channels`` maps every name in ``names`` to an array."""
@@ -94,14 +98,25 @@ class Expression:
 
 def parse(source: str) -> Expression:
     """Parse and check ``source``; raise ExpressionError naming the first disallowed part."""
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(
+            f"the expression is {len(source)} characters long",
+            hint=f"keep it under {MAX_LENGTH}; split it into several derived channels",
+        )
     try:
         tree = ast.parse(source.strip(), mode="eval")
+        called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        names: set[str] = set()
+        indexed: set[tuple[str, int]] = set()
+        for node in ast.walk(tree):
+            _check(node, names, indexed, called)
     except SyntaxError as exc:
         raise ExpressionError(f"not a valid expression: {exc.msg}", exc.offset) from exc
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        _check(node, names)
-    return Expression(source, frozenset(names), tree)
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            "the expression is nested too deeply", hint="split it into several derived channels"
+        ) from None
+    return Expression(source, frozenset(names), tree, frozenset(indexed))
 
 
 def _fail(node: ast.AST, what: str) -> ExpressionError:
@@ -111,9 +126,9 @@ def _fail(node: ast.AST, what: str) -> ExpressionError:
     )
 
 
-def _check(node: ast.AST, names: set[str]) -> None:
+def _check(node: ast.AST, names: set[str], indexed: set[tuple[str, int]], called: set[int]) -> None:
     if isinstance(node, ast.Name):
-        if node.id not in FUNCTIONS:
+        if id(node) not in called:
             names.add(node.id)
         return
     if isinstance(node, ast.Call):
@@ -140,6 +155,7 @@ def _check(node: ast.AST, names: set[str]) -> None:
             and type(index.value) is int
         ):
             raise _fail(node, "indexing other than channel[integer]")
+        indexed.add((node.value.id, index.value))
         return
     if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
         raise _fail(node, f"the operator {type(node.op).__name__}")

@@ -159,7 +159,9 @@ class Profile(_Model):
     name: str = Field(min_length=1)
     kind: str = Field(pattern=ID)
     description: str | None = None
-    apid: int = Field(ge=0, le=0x7FE, description="0x7FF is the idle APID")
+    apid: int = Field(
+        ge=0, le=0x7FD, description="0x7FE is the simulator's stray APID, 0x7FF the idle APID"
+    )
     packet_length: int = Field(ge=7, le=65542, description="octets, primary header included")
     expected_period_s: float = Field(gt=0)
     time: TimeCode
