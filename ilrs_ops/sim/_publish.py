@@ -1,0 +1,152 @@
+"""The simulator's MQTT side: every module publishes its packets at its own rate, QoS 1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+import aiomqtt
+
+from ilrs_ops.profiles import Catalog
+from ilrs_ops.sim._environment import Environment
+from ilrs_ops.sim._faults import Faults
+from ilrs_ops.sim._station import Module
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class Simulator:
+    """The simulated station: one Module per profile, published to ``{root}/tm/{partner}/{id}``.
+
+    ``await run(duration_s)`` connects, publishes and returns. Packet times start at
+    ``start_ns`` (default: now) and advance by each profile's period; ``bundle`` packets travel
+    per MQTT message. Lost connections are retried with backoff; packets that fall due while
+    the broker is away are lost, as on a real link, and show up as sequence gaps on the ground.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        root: str = "ilrs",
+        seed: int = 0,
+        start_ns: int | None = None,
+        time_scale: float = 1.0,
+        bundle: int = 1,
+        faults: Faults | None = None,
+        instruments: Iterable[str] | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        if bundle < 1:
+            raise ValueError(f"bundle must be >= 1 packet per message, not {bundle}")
+        chosen = set(instruments) if instruments is not None else None
+        unknown = sorted((chosen or set()) - catalog.instruments.keys())
+        if unknown:
+            raise ValueError(f"unknown instrument(s) {unknown}; see `ilrs-ops profiles list`")
+        self.host, self.port, self.root = host, port, root
+        self.bundle = bundle
+        self.client_id = client_id or f"ilrs-sim-{seed}-{int(time.time())}"
+        self.start_ns = start_ns if start_ns is not None else time.time_ns()
+        env = Environment(epoch_ns=self.start_ns, time_scale=time_scale)
+        self.modules = [
+            Module(inst, env, seed=seed, start_ns=self.start_ns, faults=faults)
+            for inst in catalog
+            if chosen is None or inst.id in chosen
+        ]
+        self.published: Counter[str] = Counter()  # packets per instrument
+        self.messages: Counter[str] = Counter()
+        self.lost: Counter[str] = Counter()  # packets that fell due while disconnected
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+
+    async def run(self, duration_s: float | None = None) -> None:
+        """Publish until ``duration_s`` of packet time has been sent (forever when None)."""
+        async with asyncio.TaskGroup() as tg:
+            link = tg.create_task(self._keep_connected())
+            modules = [tg.create_task(self._run_module(m, duration_s)) for m in self.modules]
+            await asyncio.gather(*modules)
+            link.cancel()
+
+    def injected(self) -> Counter[tuple[str, str]]:
+        """Faults injected so far, by (instrument, kind)."""
+        return Counter(
+            {(m.instrument.id, k): v for m in self.modules for k, v in m.injected.items()}
+        )
+
+    async def _keep_connected(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    identifier=self.client_id,
+                    max_queued_outgoing_messages=100_000,
+                ) as client:
+                    # Every module publishes concurrently by design; aiomqtt's default warns at 10.
+                    client.pending_calls_threshold = 10 * len(self.modules) + 100
+                    self._client, attempt = client, 0
+                    self._connected.set()
+                    log.info("simulator connected to %s:%d", self.host, self.port)
+                    await _wait_for_disconnect(client)
+            except aiomqtt.MqttError as exc:
+                self._connected.clear()
+                self._client = None
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning(
+                    "simulator: broker %s:%d: %s; retry in %.1fs", self.host, self.port, exc, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _run_module(self, m: Module, duration_s: float | None) -> None:
+        wall0 = time.monotonic()
+        period_s = m.period_ns / NS
+        total = None if duration_s is None else max(1, round(duration_s / period_s))
+        topic = m.instrument.topic(self.root)
+        while total is None or m.index < total:
+            n = self.bundle if total is None else min(self.bundle, total - m.index)
+            due_at = wall0 + (m.index + n - 1) * period_s  # when the batch's last packet is due
+            await asyncio.sleep(max(0.0, due_at - time.monotonic()))
+            if not self._connected.is_set():
+                await self._connected.wait()
+                behind = int((time.monotonic() - wall0) / period_s) - m.index
+                if behind > 0:  # the link was down: these packets never reached the ground
+                    skip = behind if total is None else min(behind, total - m.index)
+                    m.index += skip
+                    self.lost[m.instrument.id] += skip
+                    continue
+            batch = m.next_batch(n)
+            await self._publish(topic, batch.packets, m.instrument.id)
+
+    async def _publish(self, topic: str, packets: list[bytes], instrument: str) -> None:
+        if not packets:
+            return
+        frames = [b"".join(packets)] if self.bundle > 1 else packets
+        for frame in frames:
+            client = self._client
+            if client is None:
+                self.lost[instrument] += len(packets)
+                return
+            try:
+                await client.publish(topic, frame, qos=1)
+            except aiomqtt.MqttError as exc:
+                self.lost[instrument] += len(packets)
+                log.warning("simulator: publish to %s failed: %s", topic, exc)
+                return
+            self.messages[instrument] += 1
+        self.published[instrument] += len(packets)
+
+
+async def _wait_for_disconnect(client: aiomqtt.Client) -> None:
+    """Block until the client's connection drops (aiomqtt raises MqttError from the iterator)."""
+    async for _ in client.messages:  # we subscribe to nothing; this only ends on disconnect
+        pass

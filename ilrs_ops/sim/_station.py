@@ -1,0 +1,187 @@
+"""One simulated module per instrument profile: values -> raw counts -> CCSDS packets (+ faults).
+
+Packet k of an instrument is stamped ``start + k * period``, and every value follows from that
+time, the seed and the instrument id, so a run is reproducible whatever the wall clock does.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc
+from ilrs_ops.profiles import Instrument, calibrate
+from ilrs_ops.sim._environment import Environment
+from ilrs_ops.sim._faults import Faults
+from ilrs_ops.sim._models import NS, Channel, RawConverter
+from pipelines.encode import encode
+
+#: Faults drawn per packet, at most one each, so every fault stays countable on the ground.
+PACKET_FAULTS = ("dropout", "gap", "corrupt", "truncate", "wrong_apid", "duplicate", "reorder")
+#: An APID that no profile may use (the schema stops at 0x7FD), for wrong-APID faults.
+STRAY_APID = 0x7FE
+
+
+@dataclass
+class Batch:
+    """Packets ready to publish, each as its own bytes, in sending order."""
+
+    packets: list[bytes]
+    times_ns: np.ndarray  # nominal time of each generated packet (before faults)
+
+
+class Module:
+    """A simulated station module: makes the packets of one instrument, batch after batch."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        env: Environment,
+        *,
+        seed: int,
+        start_ns: int,
+        faults: Faults | None = None,
+    ) -> None:
+        self.instrument = instrument
+        self.profile = p = instrument.profile
+        self.env = env
+        self.start_ns = start_ns
+        self.period_ns = round(p.expected_period_s * NS)
+        self.faults = faults or Faults()
+        self.rng = np.random.default_rng([seed, zlib.crc32(p.instrument.encode())])
+        self.channels = {f.name: Channel(f, env, self.rng) for f in p.fields}
+        self.raw = {f.name: RawConverter(f) for f in p.fields}
+        self.index = 0  # packets generated so far
+        self.injected: Counter[str] = Counter()
+        self._excursion: tuple[str, int, float] | None = None  # channel, until ns, value
+        self._silent_until_ns = -1
+        self._held: bytes | None = None  # a packet held back to be sent out of order
+
+    def times(self, n: int) -> np.ndarray:
+        """Nominal times of the next ``n`` packets."""
+        k = np.arange(self.index, self.index + n, dtype=np.int64)
+        return self.start_ns + k * self.period_ns
+
+    def values(self, t_ns: np.ndarray) -> dict[str, np.ndarray]:
+        """Engineering values of every field for packets at ``t_ns`` (limit faults applied)."""
+        vals = {name: ch.generate(t_ns) for name, ch in self.channels.items()}
+        self._apply_excursion(vals, t_ns)
+        return vals
+
+    def encode(self, t_ns: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Packets (n * packet_length octets) carrying ``values`` at ``t_ns``."""
+        n = t_ns.shape[0]
+        p = self.profile
+        seq = (np.arange(self.index, self.index + n) % SEQ_COUNT_MODULO).astype(np.int64)
+        cols: dict[str, np.ndarray] = {
+            "_version": np.zeros(n, np.int64),
+            "_type": np.zeros(n, np.int64),
+            "_sec_hdr": np.ones(n, np.int64),
+            "_apid": np.full(n, p.apid, np.int64),
+            "_seq_flags": np.full(n, 3, np.int64),
+            "_seq_count": seq,
+            "_length": np.full(n, p.packet_length - 7, np.int64),
+        }
+        if p.time.code == "cuc":
+            coarse, fine = utc_ns_to_cuc(t_ns, p.time.fine)
+            cols["_time_coarse"] = coarse % (1 << (8 * p.time.coarse))
+            if p.time.fine:
+                cols["_time_fine"] = fine
+        else:
+            days, ms, subms = utc_ns_to_cds(t_ns, p.time.subms)
+            cols |= {"_time_days": days, "_time_ms": ms}
+            if p.time.subms:
+                cols["_time_subms"] = subms
+        for name, v in values.items():
+            cols[name] = self.raw[name](v)
+        return encode(self.instrument.layout, cols, n)
+
+    def next_batch(self, n: int) -> Batch:
+        """The next ``n`` packets as they leave the module, faults included."""
+        t = self.times(n)
+        buf = self.encode(t, self.values(t))
+        self.index += n
+        size = self.profile.packet_length
+        out: list[bytes] = []
+        for i in range(n):
+            out.extend(self._faulty(bytes(buf[i * size : (i + 1) * size]), int(t[i])))
+        return Batch(out, t)
+
+    def _apply_excursion(self, vals: dict[str, np.ndarray], t_ns: np.ndarray) -> None:
+        f = self.faults
+        if f.limit <= 0 or not t_ns.size:
+            return
+        if self._excursion is None or self._excursion[1] < t_ns[0]:
+            self._excursion = None
+            if self.rng.random() < f.limit * t_ns.size:
+                self._excursion = self._pick_excursion(int(t_ns[0]))
+        if self._excursion is not None:
+            name, until, value = self._excursion
+            sel = t_ns <= until
+            vals[name][sel] = value
+
+    def _pick_excursion(self, t0: int) -> tuple[str, int, float] | None:
+        """A limited channel and a value past its red (else yellow) limit that the raw can carry."""
+        candidates = []
+        for fs in self.profile.fields:
+            pair = fs.limits and (fs.limits.red or fs.limits.yellow)
+            if not pair or fs.ignore:
+                continue
+            lo, hi = pair
+            span = abs((hi or 0.0) - (lo or 0.0)) or 1.0
+            for target, past in ((hi, 1.0), (lo, -1.0)):
+                if target is None:
+                    continue
+                value = target + past * 0.2 * span
+                back = calibrate(fs.calibration, self.raw[fs.name](np.array([value])))[0]
+                if (back - target) * past > 0:  # still past the limit after raw rounding/clipping
+                    candidates.append((fs.name, float(back)))
+        if not candidates:
+            return None
+        name, value = candidates[int(self.rng.integers(len(candidates)))]
+        self.injected["limit"] += 1
+        return name, t0 + round(self.faults.limit_s * NS), value
+
+    def _faulty(self, pkt: bytes, t_ns: int) -> list[bytes]:
+        """What becomes of one packet on its way out: itself, or at most one fault."""
+        f = self.faults
+        if not f.any:
+            return [pkt]
+        if t_ns < self._silent_until_ns:
+            self.injected["dropped"] += 1
+            return []
+        fault = self._draw_fault()
+        if fault == "reorder" and self._held is not None:
+            fault = None  # one packet out of order at a time, so each swap is countable
+        if fault:
+            self.injected[fault] += 1
+        if fault in ("dropout", "gap"):
+            self.injected["dropped"] += 1
+            if fault == "dropout":
+                self._silent_until_ns = t_ns + round(f.dropout_s * NS)
+            return []
+        if fault == "corrupt":
+            pkt = bytes([pkt[0] | (int(self.rng.integers(1, 8)) << 5)]) + pkt[1:]
+        elif fault == "truncate":
+            pkt = pkt[: int(self.rng.integers(1, len(pkt)))]
+        elif fault == "wrong_apid":
+            word = (pkt[0] << 8 | pkt[1]) & ~0x7FF | STRAY_APID
+            pkt = word.to_bytes(2, "big") + pkt[2:]
+        out = [pkt, pkt] if fault == "duplicate" else [pkt]
+        if self._held is not None:
+            out.append(self._held)  # the held packet goes out after its successor
+            self._held = None
+        elif fault == "reorder":
+            self._held, out = pkt, []
+        return out
+
+    def _draw_fault(self) -> str | None:
+        r = self.rng.random()
+        for kind in PACKET_FAULTS:
+            r -= getattr(self.faults, kind)
+            if r < 0:
+                return kind
+        return None

@@ -1,0 +1,71 @@
+"""Shared fixtures: the station catalog, the test profile, an own topic root per test."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from ilrs_ops.profiles import Catalog, Profile, load_catalog
+
+ROOT = Path(__file__).parents[1]
+DATA = Path(__file__).parent / "data"
+MOSQUITTO = ("127.0.0.1", 1883)
+
+
+@pytest.fixture(scope="session")
+def station() -> Catalog:
+    """Every instrument of the station in hardware_profiles/."""
+    return load_catalog([ROOT / "hardware_profiles"])
+
+
+@pytest.fixture(scope="session")
+def rover() -> Catalog:
+    """The small test rover of tests/data/good_profiles (uses every calibration form)."""
+    return load_catalog([DATA / "good_profiles"])
+
+
+@pytest.fixture
+def topic_root(request: pytest.FixtureRequest) -> str:
+    """A topic root of this test's own, so tests never see each other's traffic."""
+    return "test/" + re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)
+
+
+@pytest.fixture
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reference_fields(profile: Profile) -> list[tuple]:
+    """The profile's bit layout for tests/reference.py, derived here by hand from the format:
+    48-bit primary header, the time code octets, then the fields bit-packed in order."""
+    header = [
+        ("_version", 3),
+        ("_type", 1),
+        ("_sec_hdr", 1),
+        ("_apid", 11),
+        ("_seq_flags", 2),
+        ("_seq_count", 14),
+        ("_length", 16),
+    ]
+    t = profile.time
+    if t.code == "cuc":
+        header += [("_time_coarse", 8 * t.coarse), ("_time_fine", 8 * t.fine)]
+    else:
+        header += [("_time_days", 8 * t.days), ("_time_ms", 32), ("_time_subms", 8 * t.subms)]
+    out, bit = [], 0
+    for name, width in header:
+        if width:
+            out.append((name, bit, width, "u", False, None))
+            bit += width
+    for f in profile.fields:
+        kind = f.type if f.type.startswith("f") else f.type[0]
+        width = int(f.type[1:])
+        out.append((f.name, bit, width, kind, f.endian == "little", f.count))
+        bit += width * (f.count or 1)
+    assert bit == 8 * profile.packet_length
+    return out
