@@ -1,0 +1,52 @@
+"""The embedded MQTT broker (amqtt, MQTT 3.1.1) for the zero-setup default: no Mosquitto needed.
+
+Real deployments use Mosquitto, EMQX or HiveMQ; this one serves `ilrs-ops up` on a laptop.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+
+from amqtt.broker import Broker
+from amqtt.errors import AMQTTError
+
+from ilrs_ops.errors import BrokerError
+
+
+class EmbeddedBroker:
+    """An in-process MQTT broker bound to ``host:port`` while the context is open."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.host = host
+        self.port = port
+        self._broker: Broker | None = None
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        # amqtt logs every packet at INFO; that is noise for operators.
+        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+        try:
+            self._broker = Broker(config)
+            await self._broker.start()
+        except (AMQTTError, OSError) as exc:
+            raise BrokerError(
+                f"cannot start the embedded broker on {self.host}:{self.port}: {exc}; "
+                "is another broker listening there? pass --broker to use it"
+            ) from exc
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None

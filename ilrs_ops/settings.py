@@ -1,0 +1,31 @@
+"""Settings from the environment (``ILRS_*``) and the command line; read once, at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where things are. Command-line options override these; these override the defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="ILRS_", frozen=True)
+
+    profiles: Path = Field(Path("hardware_profiles"), description="folder of instrument profiles")
+    broker: str | None = Field(None, description="host:port of an MQTT broker; none = embedded")
+    embedded_port: int = Field(
+        1884, description="port of the embedded broker (1883 is often taken)"
+    )
+    root: str = Field("ilrs", description="topic root: {root}/tm/{partner}/{instrument}")
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    """``host:port`` (or ``host``, port 1883) -> (host, port); ValueError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 1883
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"broker {text!r} is not host:port (e.g. 127.0.0.1:1883)")
+    return host, int(port)
