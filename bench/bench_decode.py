@@ -1,7 +1,7 @@
 """Decode throughput: the Numba kernel against a vectorised NumPy decoder and pure Python.
 
-Run: .venv/bin/python bench/bench_decode.py [n_packets]
-The layout is a parameter of ``run``; swap ``housekeeping_layout()`` for a compiled profile.
+Run: .venv/bin/python bench/bench_decode.py [PROFILE.yaml] [n_packets]
+Default: the SUPARCO rover housekeeping profile of hardware_profiles/, 1M packets.
 """
 
 from __future__ import annotations
@@ -17,40 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.decode import columns_from_raw, decode
 from pipelines.encode import encode
 from pipelines.layout import FLOAT32, FLOAT64, SIGNED, Layout
-from tests.layouts import header_columns, make_layout, reference_fields
+from tests.layouts import header_columns, reference_fields
 from tests.reference import decode_packet
-
-
-def housekeeping_layout() -> Layout:
-    """A realistic rover housekeeping packet: CUC time, ~20 fields, 68 octets."""
-    return make_layout(
-        [
-            ("_time_coarse", "u", 32, None, False),
-            ("_time_fine", "u", 16, None, False),
-            ("mode", "u", 8, None, False),
-            ("submode", "u", 4, None, False),
-            ("safe", "u", 1, None, False),
-            ("heater_on", "u", 1, None, False),
-            ("link_ok", "u", 1, None, False),
-            ("charging", "u", 1, None, False),
-            ("batt_v", "u", 12, None, False),
-            ("pad0", "u", 4, None, False),
-            ("batt_i", "i", 16, None, False),
-            ("bus_v", "u", 12, None, False),
-            ("solar_i", "u", 12, None, False),
-            ("cpu_temp", "i", 16, None, False),
-            ("board_temp", "i", 16, None, False),
-            ("wheel_temp", "i", 16, 6, False),
-            ("sun_angle", "f", 32, None, False),
-            ("tilt_x", "f", 32, None, False),
-            ("tilt_y", "f", 32, None, False),
-            ("rssi", "i", 8, None, False),
-            ("uptime", "u", 32, None, False),
-            ("error_count", "u", 16, None, False),
-            ("last_cmd", "u", 8, None, False),
-            ("fault_bits", "u", 12, None, False),
-        ]
-    )
 
 
 def random_columns(layout: Layout, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -164,4 +132,11 @@ def run(layout: Layout, n: int = 1_000_000, n_python: int = 20_000, repeat: int 
 
 
 if __name__ == "__main__":
-    run(housekeeping_layout(), n=int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    from ilrs_ops.profiles import compile_layout, load_profile
+
+    root = Path(__file__).resolve().parents[1]
+    path = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else root / "hardware_profiles/suparco/rover-1.yaml"
+    )
+    print(f"profile: {path.relative_to(root) if path.is_relative_to(root) else path}")
+    run(compile_layout(load_profile(path)), n=int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000)
