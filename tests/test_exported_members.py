@@ -28,6 +28,7 @@ PUBLIC = {
         "TimeCode",
         "calibrate",
         "compile_layout",
+        "compile_plans",
         "load_catalog",
         "load_profile",
         "parse",

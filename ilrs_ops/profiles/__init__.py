@@ -6,6 +6,7 @@ from ilrs_ops.profiles._catalog import Catalog, Instrument, load_catalog
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
 from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._load import load_profile
+from ilrs_ops.profiles._plan import ProcessingPlan, compile_plans
 from ilrs_ops.profiles._schema import (
     Calibration,
     Derived,
@@ -30,12 +31,14 @@ __all__ = [
     "LimitSet",
     "Limits",
     "Problem",
+    "ProcessingPlan",
     "Profile",
     "ProfileError",
     "SimSpec",
     "TimeCode",
     "calibrate",
     "compile_layout",
+    "compile_plans",
     "load_catalog",
     "load_profile",
     "parse",
