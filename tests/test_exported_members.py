@@ -20,6 +20,7 @@ PUBLIC = {
         "FieldSpec",
         "Instrument",
         "LimitSet",
+        "ProcessingPlan",
         "Limits",
         "Problem",
         "Profile",
