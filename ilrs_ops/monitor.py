@@ -24,7 +24,7 @@ class Seen:
     packets: int = 0
     first_s: float = 0.0
     last_s: float = 0.0
-    latest: dict[str, float] = field(default_factory=dict)
+    latest: dict[str, str] = field(default_factory=dict)
 
     def rate(self) -> float:
         span = self.last_s - self.first_s
@@ -55,8 +55,13 @@ class Monitor:
                 s.first_s = now
             s.packets += len(d)
             s.last_s = now
+            enums = {f.name: f.enum for f in d.instrument.profile.fields if f.enum}
             for name, v in d.engineering().items():
-                s.latest[name] = float(np.asarray(v)[-1].mean())
+                last = np.asarray(v)[-1]
+                if name in enums:
+                    s.latest[name] = enums[name].get(int(last), str(int(last)))
+                else:
+                    s.latest[name] = f"{float(last.mean()):.4g}"
 
     def table(self) -> Table:
         t = Table(title="ILRS station — live decode", expand=False)
@@ -64,7 +69,7 @@ class Monitor:
             t.add_column(col)
         for inst in sorted(self.catalog, key=lambda i: (i.profile.partner, i.id)):
             s = self.seen[inst.id]
-            values = ", ".join(f"{k}={v:.4g}" for k, v in list(s.latest.items())[:4])
+            values = ", ".join(f"{k}={v}" for k, v in list(s.latest.items())[:4])
             t.add_row(inst.profile.partner, inst.id, str(s.packets), f"{s.rate():.2f}", values)
         if self.rejected:
             t.caption = "rejected: " + ", ".join(f"{k} {v}" for k, v in self.rejected.items())
