@@ -1,0 +1,88 @@
+"""Arrow schemas of the stored tables: the contract between processing, the store and readers.
+
+Every table is Hive-partitioned on disk by ``instrument`` and ``date`` (UTC day of the row's
+time), so the partition columns are not in the files. Times are UTC nanoseconds since 1970.
+Telemetry has one schema per instrument (its channels); see ``telemetry_schema``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from ilrs_ops.profiles import Instrument
+
+TIME = pa.timestamp("ns", tz="UTC")
+
+#: Every good, unique packet as it arrived: the source of truth everything else derives from.
+RAW = pa.schema(
+    [
+        ("time", TIME),  # packet time from its secondary header
+        ("recv", TIME),  # when the ingestor received its MQTT message
+        ("apid", pa.int16()),
+        ("seq", pa.int16()),
+        ("data", pa.binary()),
+    ]
+)
+
+#: Everything that could not become telemetry, with why and its bytes: nothing is dropped.
+QUARANTINE = pa.schema(
+    [
+        ("recv", TIME),
+        ("topic", pa.string()),
+        ("reason", pa.string()),  # truncated, length_past_end, bad_version, bad_length,
+        # unknown_instrument, wrong_apid, duplicate, out_of_order
+        ("detail", pa.string()),
+        ("data", pa.binary()),
+    ]
+)
+
+#: Things that happened: limit transitions, sequence gaps, rejects, detector triggers, and
+#: (from the console) alarm acks, shelves and profile changes.
+EVENTS = pa.schema(
+    [
+        ("time", TIME),
+        ("kind", pa.string()),  # limit, gap, reject, detector, ack, shelve, profile
+        ("channel", pa.string()),  # null when not about one channel
+        ("from_state", pa.int8()),  # limit states: -1 invalid, 0 nominal, 1 yellow, 2 red
+        ("to_state", pa.int8()),
+        ("value", pa.float64()),  # the value at the transition, gap size, ratio...
+        ("detail", pa.string()),
+    ]
+)
+
+#: Per channel, per bucket (1 s and 60 s) aggregates. A bucket may appear in several rows (one
+#: per batch that touched it); readers combine rows of one bucket: sum counts and sums, min of
+#: mins, max of maxes, first of firsts, last of lasts.
+ROLLUPS = pa.schema(
+    [
+        ("channel", pa.string()),
+        ("width_s", pa.int32()),
+        ("bucket", TIME),  # start of the bucket
+        ("count", pa.int64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("sum", pa.float64()),
+        ("first", TIME),
+        ("last", TIME),
+    ]
+)
+
+ROLLUP_WIDTHS_S: tuple[int, ...] = (1, 60)
+STATE_SUFFIX = "__state"
+
+
+def telemetry_schema(inst: Instrument) -> pa.Schema:
+    """time, seq, then one column per channel (calibrated float64; enum codes as int64; arrays
+    as fixed-size lists), then ``{channel}__state`` (int8) for each channel with limits."""
+    cols: list[tuple[str, pa.DataType]] = [("time", TIME), ("seq", pa.int16())]
+    p = inst.profile
+    for f in p.fields:
+        if f.ignore:
+            continue
+        scalar = pa.int64() if f.enum else pa.float64()
+        cols.append((f.name, pa.list_(scalar, f.count) if f.count is not None else scalar))
+    cols += [(d.name, pa.float64()) for d in p.derived]
+    limited = [f.name for f in p.fields if f.limits and not f.ignore]
+    limited += [d.name for d in p.derived if d.limits]
+    cols += [(name + STATE_SUFFIX, pa.int8()) for name in limited]
+    return pa.schema(cols)
