@@ -15,7 +15,7 @@ import numpy as np
 from ilrs_ops.ccsds import cds_to_utc_ns, cuc_to_utc_ns
 from ilrs_ops.profiles import Catalog, Instrument, calibrate
 from pipelines.decode import decode
-from pipelines.frames import OK, STATUS_NAMES, split_frames
+from pipelines.frames import OK, STATUS_NAMES, Packets, split_frames
 
 #: Reasons a packet is rejected, beyond the frame-level ones of ``pipelines.frames``.
 UNKNOWN_APID = "unknown_apid"
@@ -57,12 +57,21 @@ class Rejected:
         return Counter(self.reasons)
 
 
-def decode_frames(catalog: Catalog, frames: Sequence[bytes]) -> tuple[list[Decoded], Rejected]:
-    """Split, route by APID and decode a batch of frames (MQTT payloads)."""
+def split_batch(frames: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, Packets]:
+    """Join a batch of frames (MQTT payloads) into one buffer and split it into items.
+
+    Returns the buffer (uint8), where each frame starts in it, and the items
+    (``pipelines.frames.split_frames``).
+    """
     sizes = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
     ends = np.cumsum(sizes)
     buf = np.frombuffer(b"".join(frames), dtype=np.uint8)
-    items = split_frames(buf, ends - sizes, ends)
+    return buf, ends - sizes, split_frames(buf, ends - sizes, ends)
+
+
+def decode_frames(catalog: Catalog, frames: Sequence[bytes]) -> tuple[list[Decoded], Rejected]:
+    """Split, route by APID and decode a batch of frames (MQTT payloads)."""
+    buf, _, items = split_batch(frames)
     rejected = Rejected()
 
     def reject(idx: np.ndarray, reason: str) -> None:
