@@ -3,7 +3,8 @@
 IlrsError
 ├── ProfileError      one or more mistakes in instrument profiles (file, line, column, hint)
 ├── ExpressionError   a derived-channel expression that is not in the safe language
-└── BrokerError       the MQTT broker cannot be reached or refused us
+├── BrokerError       the MQTT broker cannot be reached or refused us
+└── StoreError        the store cannot read or write: disk full, not writable, corrupt files
 """
 
 from __future__ import annotations
@@ -56,3 +57,13 @@ class ExpressionError(IlrsError):
 
 class BrokerError(IlrsError):
     """The MQTT broker could not be reached, or it refused the connection or a publish."""
+
+
+class StoreError(IlrsError):
+    """The store cannot read or write its files (disk full, not writable, corrupt, held by another
+    process); the message names the path and what to do. ``path`` is that path, when there is one.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)

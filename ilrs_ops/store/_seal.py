@@ -1,0 +1,214 @@
+"""Sealing: processed tables of one WAL segment into Hive-partitioned Parquet, then the checkpoint.
+
+``{root}/{table}/instrument={id}/date={YYYY-MM-DD}/{segment:012d}.parquet``; quarantine rows of
+unknown instruments go under ``instrument=_unknown`` as ``{source}-{segment:012d}.parquet`` (the
+lane that received them), so segment numbers of different lanes never collide there. Every file
+is written atomically (temp name, fsync, rename, directory fsync); sealing a segment again writes
+the same names, so a seal interrupted by a crash is simply done again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ilrs_ops.errors import StoreError
+from ilrs_ops.process import Processed, ProcessState
+from ilrs_ops.profiles import Instrument
+from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW, ROLLUPS, telemetry_schema
+from ilrs_ops.store._fs import fsync_dir, make_dirs, translate, write_atomic
+
+#: The lane and partition of messages whose topic names no known instrument.
+UNKNOWN = "_unknown"
+UNKNOWN_REASON = "unknown_instrument"
+TABLES = ("raw", "telemetry", "events", "rollups", "quarantine")
+#: The column whose UTC day decides a row's ``date`` partition.
+TIME_COLUMN = {
+    "raw": "time",
+    "telemetry": "time",
+    "events": "time",
+    "rollups": "bucket",
+    "quarantine": "recv",
+}
+DAY_NS = 86_400 * 1_000_000_000
+COMPRESSION = "zstd"
+CHECKPOINT_FORMAT = 1
+_FILE_RE = re.compile(r"^(?:(?P<source>[a-z0-9_][a-z0-9_-]*)-)?(?P<segment>\d{12})\.parquet$")
+
+
+def schema_of(table: str, inst: Instrument | None) -> pa.Schema:
+    if table == "telemetry":
+        if inst is None:
+            raise ValueError("telemetry needs an instrument")
+        return telemetry_schema(inst)
+    return {"raw": RAW, "events": EVENTS, "rollups": ROLLUPS, "quarantine": QUARANTINE}[table]
+
+
+def file_name(segment: int, source: str | None = None) -> str:
+    return f"{source}-{segment:012d}.parquet" if source else f"{segment:012d}.parquet"
+
+
+def parse_file_name(name: str) -> tuple[str | None, int] | None:
+    """(source lane or None, segment) of a sealed file name; None for anything else."""
+    m = _FILE_RE.match(name)
+    return (m.group("source"), int(m.group("segment"))) if m else None
+
+
+def date_of_day(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
+
+
+def day_of_date(text: str) -> int:
+    return (dt.date.fromisoformat(text) - dt.date(1970, 1, 1)).days
+
+
+def split_by_day(table: pa.Table, column: str) -> dict[int, pa.Table]:
+    """Rows grouped by the UTC day of ``column`` (null times go to day 0)."""
+    if table.num_rows == 0:
+        return {}
+    t = pc.fill_null(table.column(column).cast(pa.int64()), 0).to_numpy()
+    days = np.floor_divide(t, DAY_NS)
+    first = days[0]
+    if (days == first).all():
+        return {int(first): table}
+    return {int(d): table.take(np.flatnonzero(days == d)) for d in np.unique(days)}
+
+
+def concat(tables: Sequence[pa.Table], schema: pa.Schema, what: str) -> pa.Table:
+    """Tables of one kind as one table of the contract schema (StoreError if one does not fit)."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty_table()
+    try:
+        return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+    except (pa.ArrowException, KeyError) as exc:
+        raise StoreError(f"processed {what} rows do not match the {what} schema: {exc}") from exc
+
+
+def unknown_quarantine(wal: pa.Table) -> pa.Table:
+    """Messages of the unknown lane as quarantine rows: their topic names no instrument."""
+    topic = wal.column("topic")
+    detail = pc.binary_join_element_wise("no instrument profile for topic ", topic, "")
+    return pa.Table.from_arrays(
+        [
+            wal.column("recv"),
+            topic,
+            pa.repeat(pa.scalar(UNKNOWN_REASON), wal.num_rows),
+            detail,
+            wal.column("payload"),
+        ],
+        schema=QUARANTINE,
+    )
+
+
+def gather(
+    lane: str, inst: Instrument | None, processed: Sequence[Processed]
+) -> dict[str, pa.Table]:
+    """The processed batches of one segment as one table per kind."""
+    out = {}
+    for name in TABLES:
+        if name == "telemetry" and inst is None:
+            continue
+        out[name] = concat(
+            [getattr(p, name) for p in processed], schema_of(name, inst), f"{lane} {name}"
+        )
+    return out
+
+
+def write_segment(root: Path, lane: str, segment: int, tables: dict[str, pa.Table]) -> list[Path]:
+    """Write every table of one segment, split by date; returns the files written."""
+    files: list[tuple[Path, pa.Table]] = []
+    for name, table in tables.items():
+        if table.num_rows == 0:
+            continue
+        parts = [(lane, None, table)]
+        if name == "quarantine":
+            unknown = pc.equal(table.column("reason"), UNKNOWN_REASON)
+            if lane != UNKNOWN and pc.any(unknown).as_py():
+                parts = [
+                    (lane, None, table.filter(pc.invert(unknown))),
+                    (UNKNOWN, lane, table.filter(unknown)),
+                ]
+        for partition, source, rows in parts:
+            for day, part in split_by_day(rows, TIME_COLUMN[name]).items():
+                folder = root / name / f"instrument={partition}" / f"date={date_of_day(day)}"
+                files.append((folder / file_name(segment, source), part))
+    folders = {f.parent for f, _ in files}
+    for folder in sorted(folders):
+        with translate("create directory", folder):
+            make_dirs(folder)
+    for path, part in files:
+        with translate("write Parquet file", path):
+            write_atomic(
+                path,
+                lambda f, t=part: pq.write_table(t, f, compression=COMPRESSION),
+                sync_dir=False,
+            )
+    for folder in sorted(folders):
+        with translate("sync directory", folder):
+            fsync_dir(folder)
+    return [f for f, _ in files]
+
+
+def checkpoint_path(root: Path, lane: str) -> Path:
+    return root / "state" / f"{lane}.json"
+
+
+def write_checkpoint(root: Path, lane: str, segment: int, state: ProcessState | None) -> None:
+    """Atomically record that ``segment`` is sealed and the processing state after it."""
+    path = checkpoint_path(root, lane)
+    doc = {
+        "format": CHECKPOINT_FORMAT,
+        "instrument": lane,
+        "segment": segment,
+        "state": None if state is None else state.to_json(),
+    }
+    data = json.dumps(doc, separators=(",", ":")).encode()
+    with translate("write checkpoint", path):
+        make_dirs(path.parent)
+        write_atomic(path, lambda f: f.write(data))
+
+
+def read_checkpoint(root: Path, lane: str) -> tuple[int, ProcessState | None]:
+    """(last sealed segment, state after it); (0, None) before the first seal."""
+    path = checkpoint_path(root, lane)
+    try:
+        with translate("read checkpoint", path):
+            text = path.read_bytes()
+    except StoreError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return 0, None
+        raise
+    try:
+        doc: dict[str, Any] = json.loads(text)
+        if doc.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {doc.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+        segment = int(doc["segment"])
+        state = None if doc["state"] is None else ProcessState.from_json(doc["state"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(
+            f"checkpoint {path} is corrupt ({exc}); restore it from a backup, or delete it to "
+            "rebuild the state from the WAL left (sealed data is not reprocessed)",
+            str(path),
+        ) from exc
+    return segment, state
+
+
+def remove_file(path: Path) -> None:
+    """Delete a file and make the deletion durable (no error if it is already gone)."""
+    with translate("delete", path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        fsync_dir(path.parent)
