@@ -18,10 +18,12 @@ from rich.table import Table
 
 from ilrs_ops.broker import EmbeddedBroker
 from ilrs_ops.errors import IlrsError, ProfileError
+from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
 from ilrs_ops.monitor import Monitor
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.settings import Settings, parse_broker
 from ilrs_ops.sim import Faults, Simulator
+from ilrs_ops.store import Store
 
 app = typer.Typer(
     help="ILRS ground segment: telemetry ingest and operations.", no_args_is_help=True
@@ -41,6 +43,7 @@ BrokerOpt = Annotated[
     str | None, typer.Option("--broker", help="host:port of the MQTT broker [env ILRS_BROKER]")
 ]
 RootOpt = Annotated[str | None, typer.Option("--root", help="topic root [env ILRS_ROOT]")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="store folder [env ILRS_DATA]")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="random seed: same seed, same packets")]
 ScaleOpt = Annotated[
     float, typer.Option("--time-scale", help="lunar cycle speed-up (10000: a day+night in ~4 min)")
@@ -144,6 +147,48 @@ def simulate(
 
 
 @app.command()
+def ingest(
+    broker: BrokerOpt = None,
+    profiles: ProfilesOpt = None,
+    root: RootOpt = None,
+    data: DataOpt = None,
+    shard: Annotated[str, typer.Option(help="this process's shard i/N of the instruments")] = "0/1",
+    protocol: Annotated[
+        str, typer.Option(help="MQTT protocol: v5, or v311 (embedded broker)")
+    ] = "v5",
+) -> None:
+    """Ingest telemetry: MQTT -> durable WAL -> ack -> pipelines -> Parquet, status, events."""
+    s = Settings()
+    catalog = _catalog([profiles or s.profiles])
+    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+        config = IngestConfig(
+            host=host,
+            port=port,
+            root=root or s.root,
+            shard=i,
+            shards=n,
+            protocol=_protocol(protocol),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{shard!r}: {exc}; write i/N, e.g. 0/2", param_hint="--shard"
+        ) from None
+
+    async def main() -> None:
+        with Store(data or s.data, catalog) as store:
+            err.print(f"ingesting shard {i}/{n} from {host}:{port} into {store.root}")
+            ingestor = Ingestor(catalog, store, config)
+            try:
+                await ingestor.run()
+            finally:
+                await ingestor.close()
+
+    _run(main())
+
+
+@app.command()
 def monitor(
     broker: BrokerOpt = None,
     profiles: ProfilesOpt = None,
@@ -233,6 +278,12 @@ def _broker_address(text: str) -> tuple[str, int]:
         return parse_broker(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--broker") from None
+
+
+def _protocol(text: str) -> Protocol:
+    if text not in ("v5", "v311"):
+        raise typer.BadParameter(f"{text!r}: use v5 or v311", param_hint="--protocol")
+    return text  # type: ignore[return-value]
 
 
 def _faults(text: str) -> Faults:

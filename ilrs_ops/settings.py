@@ -19,6 +19,7 @@ class Settings(BaseSettings):
         1884, description="port of the embedded broker (1883 is often taken)"
     )
     root: str = Field("ilrs", description="topic root: {root}/tm/{partner}/{instrument}")
+    data: Path = Field(Path("ilrs-data"), description="folder of the telemetry store")
 
 
 def parse_broker(text: str) -> tuple[str, int]:

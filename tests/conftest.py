@@ -69,3 +69,33 @@ def reference_fields(profile: Profile) -> list[tuple]:
         bit += width * (f.count or 1)
     assert bit == 8 * profile.packet_length
     return out
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path, free_port: int):
+    """A Mosquitto of this test's own on a free port: queues without limit for offline
+    persistent sessions (the machine's broker keeps only 1000), so a test can kill clients."""
+    import shutil
+    import subprocess
+    import time
+
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {free_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\n"
+    )
+    log = tmp_path / "mosquitto.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=out, stderr=out)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", free_port)) == 0:
+                break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError(f"private mosquitto did not start: {log.read_text()}")
+    yield ("127.0.0.1", free_port)
+    proc.terminate()
+    proc.wait(5)

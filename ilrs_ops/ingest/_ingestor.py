@@ -1,0 +1,356 @@
+"""The ingestor: MQTT in, durable WAL, acknowledgement, pipelines, status and events out.
+
+One lane per instrument keeps that instrument's packets in order: it gathers messages into a
+batch (by count, size and age), appends the batch to the instrument's WAL with one fsync, only
+then acknowledges the messages to the broker, and runs the pipelines on it. Lanes have bounded
+queues; when the store falls behind, the reader stops taking messages, the broker's in-flight
+window fills, and the broker holds the rest: backpressure, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import aiomqtt
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ilrs_ops.errors import StoreError
+from ilrs_ops.ingest._mqtt import Protocol, ack, make_client
+from ilrs_ops.ingest._status import InstrumentStatus
+from ilrs_ops.process import Processed, Processor, ProcessState
+from ilrs_ops.profiles import Catalog, Instrument
+from ilrs_ops.store import Store
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "_unknown"
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def shard_of(instrument_id: str, shards: int) -> int:
+    """The shard an instrument belongs to: a stable hash, the same in every process."""
+    return zlib.crc32(instrument_id.encode()) % shards
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How one ingest process connects, batches and seals."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    protocol: Protocol = "v5"
+    root: str = "ilrs"  # topic root: {root}/tm/{partner}/{instrument}
+    shard: int = 0
+    shards: int = 1
+    client_id: str | None = None  # fixed per shard, so the broker keeps our session
+    batch_messages: int = 2000  # a batch is committed at this many messages,
+    batch_bytes: int = 8 << 20  # or this many payload bytes,
+    batch_delay_s: float = 0.05  # or when its first message has waited this long
+    lane_queue: int = 20_000  # messages waiting per instrument before the reader stops
+    segment_messages: int = 200_000  # a WAL segment is sealed to Parquet at this many messages
+    segment_s: float = 60.0  # or at this age
+    status_interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shard < self.shards:
+            raise ValueError(f"shard {self.shard}/{self.shards}: use i/N with 0 <= i < N")
+        for name in ("batch_messages", "batch_bytes", "lane_queue", "segment_messages"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+    @property
+    def session_id(self) -> str:
+        return self.client_id or f"ilrs-ingest-{self.root}-{self.shard}of{self.shards}"
+
+
+@dataclass
+class LaneMetrics:
+    """Counters of one lane, exported as metrics."""
+
+    messages: int = 0
+    batches: int = 0
+    last_batch: int = 0
+    lag_s: float = 0.0  # receive-to-durable time of the oldest message in the last batch
+    commit_s: float = 0.0  # WAL append + fsync time of the last batch
+    seals: int = 0
+    store_errors: int = 0
+
+
+@dataclass
+class _Lane:
+    """The queue, processor and open segment of one instrument."""
+
+    id: str
+    topic: str
+    instrument: Instrument | None
+    processor: Processor | None
+    queue: asyncio.Queue[tuple[aiomqtt.Client, aiomqtt.Message, int]]
+    metrics: LaneMetrics = field(default_factory=LaneMetrics)
+    pending: list[Processed] = field(default_factory=list)  # processed, not yet sealed
+    segment_messages: int = 0
+    segment_started: float = field(default_factory=time.monotonic)
+    sealing: asyncio.Task[None] | None = None  # the background seal of the previous segment
+
+
+class Ingestor:
+    """Runs until cancelled: ``await Ingestor(catalog, store, config).run()``."""
+
+    def __init__(self, catalog: Catalog, store: Store, config: IngestConfig | None = None) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.config = config or IngestConfig()
+        self.lanes: dict[str, _Lane] = {}
+        self.status: dict[str, InstrumentStatus] = {}
+        self.rejects: Counter[str] = Counter()
+        self.events_published = 0
+        self._client: aiomqtt.Client | None = None
+        self._dirty: set[str] = set()
+        self._ready = asyncio.Event()
+
+    def mine(self, inst: Instrument) -> bool:
+        return shard_of(inst.id, self.config.shards) == self.config.shard
+
+    async def ready(self) -> None:
+        """Returns once recovery is done and the subscription is in place."""
+        await self._ready.wait()
+
+    async def run(self) -> None:
+        states = await asyncio.to_thread(self.store.recover)
+        for inst in self.catalog:
+            if self.mine(inst):
+                self._add_lane(inst.id, inst.topic(self.config.root), inst, states.get(inst.id))
+        if self.config.shards == 1:
+            self._add_lane(UNKNOWN, f"{self.config.root}/tm/#", None, None)
+        async with asyncio.TaskGroup() as tg:
+            for lane in self.lanes.values():
+                tg.create_task(self._run_lane(lane))
+            tg.create_task(self._publish_status())
+            tg.create_task(self._read())
+
+    def _add_lane(self, lane_id: str, topic: str, inst: Instrument | None, state: object) -> None:
+        processor = Processor(inst, state) if inst is not None else None  # type: ignore[arg-type]
+        queue: asyncio.Queue = asyncio.Queue(self.config.lane_queue)
+        self.lanes[lane_id] = _Lane(lane_id, topic, inst, processor, queue)
+        if inst is not None:
+            self.status[lane_id] = InstrumentStatus(inst)
+            self._dirty.add(lane_id)
+
+    # -- MQTT in ---------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        """Take messages from the broker into their lanes; reconnect with backoff."""
+        cfg = self.config
+        prefix = f"{cfg.root}/tm/"
+        attempt = 0
+        while True:
+            try:
+                client = make_client(
+                    cfg.host, cfg.port, client_id=cfg.session_id, protocol=cfg.protocol
+                )
+                async with client:
+                    self._client, attempt = client, 0
+                    # One subscription per message: overlapping ones would deliver copies.
+                    if cfg.shards == 1:
+                        await client.subscribe(f"{cfg.root}/tm/#", qos=1)
+                    else:
+                        for lane in self.lanes.values():
+                            await client.subscribe(lane.topic, qos=1)
+                    self._ready.set()
+                    log.info(
+                        "ingest %d/%d connected to %s:%d", cfg.shard, cfg.shards, cfg.host, cfg.port
+                    )
+                    async for message in client.messages:
+                        recv_ns = time.time_ns()
+                        topic = str(message.topic)
+                        lane_id = (
+                            topic[len(prefix) :].rpartition("/")[2]
+                            if topic.startswith(prefix)
+                            else ""
+                        )
+                        lane = self.lanes.get(lane_id) or self.lanes.get(UNKNOWN)
+                        if lane is None:  # another shard's instrument: not subscribed, not ours
+                            continue
+                        await lane.queue.put((client, message, recv_ns))  # blocks when full
+            except aiomqtt.MqttError as exc:
+                self._client = None
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning(
+                    "ingest: broker %s:%d: %s; retry in %.1fs", cfg.host, cfg.port, exc, delay
+                )
+                await asyncio.sleep(delay)
+
+    # -- lanes -----------------------------------------------------------------------------
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        while True:
+            batch = await self._gather(lane)
+            await self._commit(lane, batch)
+            if (
+                lane.segment_messages >= self.config.segment_messages
+                or time.monotonic() - lane.segment_started >= self.config.segment_s
+            ):
+                await self._seal(lane)
+
+    async def _gather(self, lane: _Lane) -> list[tuple[aiomqtt.Client, aiomqtt.Message, int]]:
+        cfg = self.config
+        first = await lane.queue.get()
+        batch = [first]
+        size = len(first[1].payload)  # type: ignore[arg-type]
+        deadline = time.monotonic() + cfg.batch_delay_s
+        while len(batch) < cfg.batch_messages and size < cfg.batch_bytes:
+            try:
+                item = lane.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(lane.queue.get(), left)
+                except TimeoutError:
+                    break
+            batch.append(item)
+            size += len(item[1].payload)  # type: ignore[arg-type]
+        return batch
+
+    async def _commit(
+        self, lane: _Lane, batch: list[tuple[aiomqtt.Client, aiomqtt.Message, int]]
+    ) -> None:
+        """WAL append with one fsync, then the acks, then the pipelines."""
+        recv = np.fromiter((r for _, _, r in batch), dtype=np.int64, count=len(batch))
+        topics = [str(m.topic) for _, m, _ in batch]
+        payloads = [bytes(m.payload) for _, m, _ in batch]  # type: ignore[arg-type]
+        t0 = time.monotonic()
+        await self._durable(lane, recv, topics, payloads)
+        m = lane.metrics
+        m.commit_s = time.monotonic() - t0
+        m.lag_s = time.time_ns() / 1e9 - recv[0] / 1e9
+        for client, message, _ in batch:
+            if client is self._client:  # a message of a dead connection comes again anyway
+                ack(client, message)
+        m.messages += len(batch)
+        m.batches += 1
+        m.last_batch = len(batch)
+        lane.segment_messages += len(batch)
+        if lane.processor is None:
+            self.rejects["unknown_instrument"] += len(batch)
+            return
+        processed = await asyncio.to_thread(lane.processor.process, payloads, recv, lane.topic)
+        lane.pending.append(processed)
+        self._update_status(lane, processed, recv)
+        await self._publish_events(lane, processed)
+
+    async def _durable(
+        self, lane: _Lane, recv: np.ndarray, topics: list[str], payloads: list[bytes]
+    ) -> None:
+        """Append to the WAL; while the store refuses (disk full, read-only), keep trying and
+        acknowledge nothing, so the broker keeps the data."""
+        attempt = 0
+        while True:
+            try:
+                wal = self.store.wal(lane.id)
+                await asyncio.to_thread(wal.append, recv, topics, payloads)
+                return
+            except StoreError as exc:
+                lane.metrics.store_errors += 1
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                log.error("ingest %s: %s; not acknowledging, retry in %.1fs", lane.id, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _seal(self, lane: _Lane) -> None:
+        """Close the lane's WAL segment now and write it as Parquet in the background, one
+        seal at a time per lane, so ingest goes on while Parquet is written."""
+        if lane.sealing is not None:
+            await lane.sealing  # the previous seal first: the checkpoint only moves forward
+        closed = self.store.wal(lane.id).rotate()
+        pending, lane.pending = lane.pending, []
+        lane.segment_messages = 0
+        lane.segment_started = time.monotonic()
+        if closed is None:
+            return
+        # A copy of the state as it is at the end of the closed segment.
+        state = ProcessState.from_json(lane.processor.state.to_json()) if lane.processor else None
+        lane.sealing = asyncio.create_task(self._seal_segment(lane, closed, pending, state))
+
+    async def _seal_segment(
+        self, lane: _Lane, segment: int, pending: list[Processed], state: ProcessState | None
+    ) -> None:
+        try:
+            await asyncio.to_thread(self.store.seal_segment, lane.id, segment, pending, state)
+            lane.metrics.seals += 1
+        except StoreError as exc:
+            # The segment stays in the WAL; the next run's recovery seals it by replay.
+            lane.metrics.store_errors += 1
+            log.error("ingest %s: sealing segment %d failed: %s", lane.id, segment, exc)
+
+    async def close(self) -> None:
+        """After ``run`` has stopped: seal every lane's open segment. Sealing replays the WAL
+        from the checkpoint rather than trusting what a cancelled lane had processed."""
+        for lane in self.lanes.values():
+            if lane.sealing is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane.sealing
+            await asyncio.to_thread(self.store.seal_current, lane.id)
+
+    # -- status and events out -------------------------------------------------------------
+
+    def _update_status(self, lane: _Lane, processed: Processed, recv: np.ndarray) -> None:
+        st = self.status[lane.id]
+        n = processed.raw.num_rows
+        if n:
+            st.last_recv_s = float(recv[-1]) / 1e9
+            st.last_time_ns = int(processed.latest["time_ns"])  # type: ignore[call-overload]
+            lengths = pc.binary_length(processed.raw.column("data"))
+            st.bytes += int(pc.sum(lengths).as_py())
+        st.packets += n
+        for reason in processed.quarantine.column("reason").to_pylist():
+            st.rejects[reason] = st.rejects.get(reason, 0) + 1
+            self.rejects[reason] += 1
+        st.latest.update(processed.latest.get("values", {}))
+        st.states.update(processed.latest.get("states", {}))
+        self._dirty.add(lane.id)
+
+    async def _publish_events(self, lane: _Lane, processed: Processed) -> None:
+        client, inst = self._client, lane.instrument
+        if client is None or inst is None or not processed.events.num_rows:
+            return
+        topic = f"{self.config.root}/events/{inst.profile.partner}/{inst.id}"
+        events = processed.events
+        # ns timestamps as integers: pyarrow cannot make datetimes of sub-microsecond times.
+        events = events.set_column(0, "time_ns", events.column("time").cast(pa.int64()))
+        for row in events.to_pylist():
+            row["instrument"] = inst.id
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(topic, json.dumps(row, default=str), qos=1)
+                self.events_published += 1
+
+    async def _publish_status(self) -> None:
+        """Retained status per instrument, at most every status_interval_s; health changes
+        (stale, offline) are noticed here even when nothing arrives."""
+        health: dict[str, str] = {}
+        while True:
+            await asyncio.sleep(self.config.status_interval_s)
+            client = self._client
+            if client is None:
+                continue
+            now = time.time()
+            for lane_id, st in self.status.items():
+                h = st.health(now)
+                if lane_id not in self._dirty and health.get(lane_id) == h:
+                    continue
+                health[lane_id] = h
+                self._dirty.discard(lane_id)
+                p = st.instrument.profile
+                topic = f"{self.config.root}/status/{p.partner}/{p.instrument}"
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await client.publish(topic, st.to_json(now), qos=1, retain=True)
