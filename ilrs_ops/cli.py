@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -179,7 +180,7 @@ def ingest(
     async def main() -> None:
         with Store(data or s.data, catalog) as store:
             err.print(f"ingesting shard {i}/{n} from {host}:{port} into {store.root}")
-            ingestor = Ingestor(catalog, store, config)
+            ingestor = Ingestor(catalog, store, config, profiles=profiles or s.profiles)
             try:
                 await ingestor.run()
             finally:
@@ -210,13 +211,16 @@ def monitor(
 def up(
     broker: BrokerOpt = None,
     profiles: ProfilesOpt = None,
+    data: DataOpt = None,
     seed: SeedOpt = 0,
     time_scale: ScaleOpt = 10000.0,
     fault: FaultOpt = "",
 ) -> None:
-    """Run the station on one machine: broker (embedded unless --broker), simulator, live view."""
+    """Run the station on one machine: broker (embedded unless --broker), simulator, ingest
+    into the store, and a live status table."""
     s = Settings()
-    catalog = _catalog([profiles or s.profiles])
+    folder = profiles or s.profiles
+    catalog = _catalog([folder])
     faults = _faults(fault)
     address = broker or s.broker
 
@@ -228,7 +232,12 @@ def up(
                 host, port = "127.0.0.1", s.embedded_port
                 await stack.enter_async_context(EmbeddedBroker(host=host, port=port))
                 err.print(f"embedded MQTT broker on {host}:{port}")
-            client = await stack.enter_async_context(_mqtt(host, port))
+            store = stack.enter_context(Store(data or s.data, catalog))
+            config = IngestConfig(
+                host=host, port=port, root=s.root, protocol="v5" if address else "v311"
+            )
+            ingestor = Ingestor(catalog, store, config, profiles=folder)
+            stack.push_async_callback(ingestor.close)
             sim = Simulator(
                 catalog,
                 host=host,
@@ -238,30 +247,75 @@ def up(
                 time_scale=time_scale,
                 faults=faults,
             )
-            err.print(f"simulating {len(sim.modules)} instruments; Ctrl-C stops")
+            err.print(
+                f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
+            )
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(ingestor.run())
+                await ingestor.ready()
                 tg.create_task(sim.run())
-                tg.create_task(_watch(Monitor(catalog, root=s.root), client))
+                tg.create_task(_show(lambda: _status_table(ingestor)))
 
     _run(main())
 
 
+HEALTH_STYLE = {
+    "nominal": "green",
+    "warning": "yellow",
+    "critical": "bold red",
+    "stale": "magenta",
+    "offline": "dim",
+}
+
+
+def _status_table(ingestor: Ingestor) -> Table:
+    now = time.time()
+    t = Table(title="ILRS station — ingest status")
+    for col in ("partner", "instrument", "health", "packets", "rejects", "latest values"):
+        t.add_column(col, no_wrap=col != "latest values")
+    for lane_id, st in sorted(
+        ingestor.status.items(), key=lambda kv: (kv[1].instrument.profile.partner, kv[0])
+    ):
+        health = st.health(now)
+        values = ", ".join(f"{k}={_short(v)}" for k, v in list(st.latest.items())[:4])
+        t.add_row(
+            st.instrument.profile.partner,
+            lane_id,
+            f"[{HEALTH_STYLE[health]}]{health}[/]",
+            str(st.packets),
+            str(sum(st.rejects.values())),
+            values,
+        )
+    return t
+
+
+def _short(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return f"[{len(v)} values]"
+    return str(v)
+
+
+async def _show(render: Callable[[], Table]) -> None:
+    """Redraw a table: live on a terminal, every 10 s otherwise (logs, CI)."""
+    if sys.stdout.isatty():
+        with Live(render(), console=out, refresh_per_second=2) as live:
+            while True:
+                await asyncio.sleep(0.5)
+                live.update(render())
+    while True:
+        await asyncio.sleep(10)
+        out.print(render())
+
+
 async def _watch(mon: Monitor, client: aiomqtt.Client) -> None:
-    """Feed the monitor and redraw its table: live on a terminal, every 10 s otherwise."""
-    task = asyncio.create_task(mon.run(client))
-    try:
-        if sys.stdout.isatty():
-            with Live(mon.table(), console=out, refresh_per_second=2) as live:
-                while not task.done():
-                    await asyncio.sleep(0.5)
-                    live.update(mon.table())
-        else:
-            while not task.done():
-                await asyncio.sleep(10)
-                out.print(mon.table())
-        await task
-    finally:
-        task.cancel()
+    """Feed the monitor and show its table until the connection ends."""
+    async with asyncio.TaskGroup() as tg:
+        reader = tg.create_task(mon.run(client))
+        view = tg.create_task(_show(mon.table))
+        await reader
+        view.cancel()
 
 
 @contextlib.asynccontextmanager

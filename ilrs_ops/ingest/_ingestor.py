@@ -11,28 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiomqtt
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import watchfiles
 
-from ilrs_ops.errors import StoreError
+from ilrs_ops.errors import ProfileError, StoreError
 from ilrs_ops.ingest._mqtt import Protocol, ack, make_client
 from ilrs_ops.ingest._status import InstrumentStatus
 from ilrs_ops.process import Processed, Processor, ProcessState
-from ilrs_ops.profiles import Catalog, Instrument
+from ilrs_ops.profiles import Catalog, Instrument, load_catalog
 from ilrs_ops.store import Store
 
 log = logging.getLogger(__name__)
 
 UNKNOWN = "_unknown"
+METRICS_INTERVAL_S = 2.0
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -99,15 +103,31 @@ class _Lane:
     segment_messages: int = 0
     segment_started: float = field(default_factory=time.monotonic)
     sealing: asyncio.Task[None] | None = None  # the background seal of the previous segment
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # commits vs seals and reloads
 
 
 class Ingestor:
-    """Runs until cancelled: ``await Ingestor(catalog, store, config).run()``."""
+    """Runs until cancelled: ``await Ingestor(catalog, store, config).run()``.
 
-    def __init__(self, catalog: Catalog, store: Store, config: IngestConfig | None = None) -> None:
+    With ``profiles`` (the folder the catalog came from), profile files are watched: a new or
+    changed valid profile goes live without a restart; an invalid one is refused with its
+    ProfileError and the version in force stays.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: Store,
+        config: IngestConfig | None = None,
+        *,
+        profiles: Path | None = None,
+    ) -> None:
         self.catalog = catalog
         self.store = store
         self.config = config or IngestConfig()
+        self.profiles = profiles
+        self.profile_reloads = 0
+        self.profile_errors: list[str] = []
         self.lanes: dict[str, _Lane] = {}
         self.status: dict[str, InstrumentStatus] = {}
         self.rejects: Counter[str] = Counter()
@@ -115,6 +135,7 @@ class Ingestor:
         self._client: aiomqtt.Client | None = None
         self._dirty: set[str] = set()
         self._ready = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
 
     def mine(self, inst: Instrument) -> bool:
         return shard_of(inst.id, self.config.shards) == self.config.shard
@@ -131,10 +152,14 @@ class Ingestor:
         if self.config.shards == 1:
             self._add_lane(UNKNOWN, f"{self.config.root}/tm/#", None, None)
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             for lane in self.lanes.values():
                 tg.create_task(self._run_lane(lane))
             tg.create_task(self._publish_status())
+            tg.create_task(self._publish_metrics())
             tg.create_task(self._read())
+            if self.profiles is not None:
+                tg.create_task(self._watch_profiles(self.profiles))
 
     def _add_lane(self, lane_id: str, topic: str, inst: Instrument | None, state: object) -> None:
         processor = Processor(inst, state) if inst is not None else None  # type: ignore[arg-type]
@@ -194,12 +219,13 @@ class Ingestor:
     async def _run_lane(self, lane: _Lane) -> None:
         while True:
             batch = await self._gather(lane)
-            await self._commit(lane, batch)
-            if (
-                lane.segment_messages >= self.config.segment_messages
-                or time.monotonic() - lane.segment_started >= self.config.segment_s
-            ):
-                await self._seal(lane)
+            async with lane.lock:  # a segment's WAL rows and processed tables stay together
+                await self._commit(lane, batch)
+                if (
+                    lane.segment_messages >= self.config.segment_messages
+                    or time.monotonic() - lane.segment_started >= self.config.segment_s
+                ):
+                    await self._seal(lane)
 
     async def _gather(self, lane: _Lane) -> list[tuple[aiomqtt.Client, aiomqtt.Message, int]]:
         cfg = self.config
@@ -302,7 +328,76 @@ class Ingestor:
                     await lane.sealing
             await asyncio.to_thread(self.store.seal_current, lane.id)
 
-    # -- status and events out -------------------------------------------------------------
+    # -- profiles, hot ------------------------------------------------------------------------
+
+    async def _watch_profiles(self, folder: Path) -> None:
+        async for _ in watchfiles.awatch(folder, debounce=500):
+            await self.reload_profiles(folder)
+
+    async def reload_profiles(self, folder: Path) -> None:
+        """Load the profiles again; put new and changed instruments of this shard in force."""
+        try:
+            catalog = await asyncio.to_thread(load_catalog, [folder])
+        except ProfileError as exc:
+            self.profile_errors = [str(p) for p in exc.problems]
+            for problem in exc.problems:
+                log.error("profile refused, the version in force stays: %s", problem)
+            return
+        self.profile_errors = []
+        for inst in catalog:
+            old = self.catalog.instruments.get(inst.id)
+            if not self.mine(inst) or (old is not None and old.profile == inst.profile):
+                continue
+            lane = self.lanes.get(inst.id)
+            if lane is not None:
+                async with lane.lock:
+                    await self._seal(lane)  # the closed segment keeps the old profile's schema
+                    if lane.sealing is not None:
+                        await lane.sealing  # sealed with the old profile before it changes
+                    self.catalog = Catalog({**self.catalog.instruments, inst.id: inst})
+                    self.store.catalog = self.catalog
+                    state = lane.processor.state if lane.processor else None
+                    lane.instrument, lane.processor = inst, Processor(inst, state)
+                    self.status[inst.id].instrument = inst
+            else:
+                self.catalog = Catalog({**self.catalog.instruments, inst.id: inst})
+                self.store.catalog = self.catalog
+            if lane is None:
+                self._add_lane(inst.id, inst.topic(self.config.root), inst, None)
+                new = self.lanes[inst.id]
+                if self._tg is not None:
+                    self._tg.create_task(self._run_lane(new))
+                if self._client is not None and self.config.shards > 1:
+                    await self._client.subscribe(new.topic, qos=1)
+            self.profile_reloads += 1
+            log.info("profile of %s in force (from %s)", inst.id, inst.path)
+
+    # -- status, events and metrics out ----------------------------------------------------
+
+    def metrics(self) -> dict[str, object]:
+        """Queue depths, batch sizes, lag, seals, store errors and rejects by reason."""
+        return {
+            "shard": f"{self.config.shard}/{self.config.shards}",
+            "connected": self._client is not None,
+            "lanes": {
+                lane.id: {"queue": lane.queue.qsize(), **dataclasses.asdict(lane.metrics)}
+                for lane in self.lanes.values()
+            },
+            "rejects": dict(self.rejects),
+            "events_published": self.events_published,
+            "profile_reloads": self.profile_reloads,
+            "profile_errors": self.profile_errors,
+        }
+
+    async def _publish_metrics(self) -> None:
+        topic = f"{self.config.root}/metrics/ingest/{self.config.shard}"
+        while True:
+            await asyncio.sleep(METRICS_INTERVAL_S)
+            if self._client is not None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self._client.publish(
+                        topic, json.dumps(self.metrics()), qos=0, retain=True
+                    )
 
     def _update_status(self, lane: _Lane, processed: Processed, recv: np.ndarray) -> None:
         st = self.status[lane.id]
