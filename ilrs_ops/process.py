@@ -42,10 +42,10 @@ from ilrs_ops.schemas import (
     EVENTS,
     QUARANTINE,
     RAW,
-    ROLLUP_WIDTHS_S,
     ROLLUPS,
     STATE_SUFFIX,
     TIME,
+    rollup_widths,
     telemetry_schema,
 )
 from ilrs_ops.telemetry import BAD_LENGTH, packet_time_ns, split_batch
@@ -191,9 +191,9 @@ class ProcessState:
 class Processed:
     """The output of one batch, each table exactly as ``ilrs_ops.schemas`` says.
 
-    rollups: widths ROLLUP_WIDTHS_S, rows per channel (profile order), width, bucket, for every
-    numeric channel, derived ones included, enum channels excluded; an array channel is rolled
-    up as its per-packet mean (the sample arrays of a seismometer are the detectors' to read).
+    rollups: widths ``rollup_widths(instrument)``, rows per channel (profile order), width,
+    bucket, for every numeric channel, derived ones included, enum channels excluded; an array
+    channel is rolled up as its per-packet mean (the sample arrays are the detectors' to read).
     latest: the last accepted packet of the batch, for the live status (empty when none was
     accepted): ``{"time_ns", "seq", "values": {channel: value}, "states": {channel: state}}``;
     values in engineering units, arrays as lists, enums as their labels (an unknown code as
@@ -234,6 +234,7 @@ class Processor:
         ]
         self._derived: list[tuple[str, Expression]] = [(d.name, parse(d.expr)) for d in p.derived]
         self._schema = telemetry_schema(instrument)
+        self._widths_s = rollup_widths(instrument)
         self._channel_index = {name: k for k, name in enumerate(instrument.channels)}
         self._rolled = [f.name for f in self._fields if f.enum is None] + [
             name for name, _ in self._derived
@@ -479,15 +480,15 @@ class Processor:
 
     def _rollups(self, eng: dict[str, np.ndarray], t: np.ndarray) -> pa.Table:
         names = self._rolled
-        if not t.size or not names:
+        if not t.size or not names or not self._widths_s:
             return ROLLUPS.empty_table()
         values = [_row_mean(eng[name]) for name in names]
-        widths = [w * _NS for w in ROLLUP_WIDTHS_S]
+        widths = [w * _NS for w in self._widths_s]
         bucket, count, lo, hi, total, first, last, sizes = _rollup_columns(t, values, widths)
         return pa.Table.from_arrays(
             [
                 self._repeated([name for name in names for _ in widths], sizes),
-                pa.array(np.repeat(np.array(ROLLUP_WIDTHS_S * len(names), np.int32), sizes)),
+                pa.array(np.repeat(np.array(self._widths_s * len(names), np.int32), sizes)),
                 _times(bucket),
                 pa.array(count),
                 pa.array(lo),

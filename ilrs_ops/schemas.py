@@ -71,6 +71,12 @@ ROLLUP_WIDTHS_S: tuple[int, ...] = (1, 60)
 STATE_SUFFIX = "__state"
 
 
+def rollup_widths(inst: Instrument) -> tuple[int, ...]:
+    """The rollup widths an instrument keeps: those wider than its packet period. A 1 s rollup
+    of a 1 Hz instrument would only repeat its telemetry, at ten times the bytes."""
+    return tuple(w for w in ROLLUP_WIDTHS_S if w > inst.profile.expected_period_s)
+
+
 def telemetry_schema(inst: Instrument) -> pa.Schema:
     """time, seq, then one column per channel (calibrated float64; enum codes as int64; arrays
     as fixed-size lists), then ``{channel}__state`` (int8) for each channel with limits."""

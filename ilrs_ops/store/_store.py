@@ -33,7 +33,7 @@ import pyarrow.dataset as ds
 from ilrs_ops.errors import StoreError
 from ilrs_ops.process import Processed, Processor, ProcessState
 from ilrs_ops.profiles import Catalog, Instrument
-from ilrs_ops.schemas import EVENTS, QUARANTINE, ROLLUP_WIDTHS_S, ROLLUPS, STATE_SUFFIX, TIME
+from ilrs_ops.schemas import EVENTS, QUARANTINE, ROLLUPS, STATE_SUFFIX, TIME, rollup_widths
 from ilrs_ops.store import _seal
 from ilrs_ops.store._fs import describe, translate
 from ilrs_ops.store._query import (
@@ -660,7 +660,8 @@ class Store:
     ) -> pa.Table:
         width = (stop - start) / n
         edges = bucket_edges(start, stop, n)
-        fits = [w for w in sorted(ROLLUP_WIDTHS_S, reverse=True) if w * NS <= width]
+        kept = rollup_widths(inst)
+        fits = [w for w in sorted(kept, reverse=True) if w * NS <= width]
         if source == "auto":
             # A rollup bucket across an inner edge can only be put on one side: use rollups
             # when no edge cuts one (edges on rollup boundaries) or the error is small.
@@ -674,9 +675,10 @@ class Store:
             )
         elif source == "rollups":
             if not fits:
+                narrowest = f"the narrowest rollup ({min(kept)} s)" if kept else "any rollup kept"
                 raise ValueError(
-                    f"buckets of {width / NS:g} s are narrower than the narrowest rollup "
-                    f"({min(ROLLUP_WIDTHS_S)} s): use fewer buckets or source='telemetry'"
+                    f"buckets of {width / NS:g} s are narrower than {narrowest} for "
+                    f"{inst.id}: use fewer buckets or source='telemetry'"
                 )
             rollup_s = fits[0]
         elif source == "telemetry":
