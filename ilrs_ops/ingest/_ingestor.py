@@ -60,14 +60,21 @@ class IngestConfig:
     batch_bytes: int = 8 << 20  # or this many payload bytes,
     batch_delay_s: float = 0.05  # or when its first message has waited this long
     lane_queue: int = 20_000  # messages waiting per instrument before the reader stops
-    segment_messages: int = 200_000  # a WAL segment is sealed to Parquet at this many messages
+    segment_messages: int = 200_000  # a WAL segment is sealed to Parquet at this many messages,
+    segment_bytes: int = 256 << 20  # or when its processed tables held in memory reach this,
     segment_s: float = 60.0  # or at this age
     status_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 <= self.shard < self.shards:
             raise ValueError(f"shard {self.shard}/{self.shards}: use i/N with 0 <= i < N")
-        for name in ("batch_messages", "batch_bytes", "lane_queue", "segment_messages"):
+        for name in (
+            "batch_messages",
+            "batch_bytes",
+            "lane_queue",
+            "segment_messages",
+            "segment_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
 
@@ -100,6 +107,7 @@ class _Lane:
     queue: asyncio.Queue[tuple[aiomqtt.Client, aiomqtt.Message, int]]
     metrics: LaneMetrics = field(default_factory=LaneMetrics)
     pending: list[Processed] = field(default_factory=list)  # processed, not yet sealed
+    pending_bytes: int = 0  # memory those tables hold: bounds a lane's memory in a catch-up
     segment_messages: int = 0
     segment_started: float = field(default_factory=time.monotonic)
     sealing: asyncio.Task[None] | None = None  # the background seal of the previous segment
@@ -223,6 +231,7 @@ class Ingestor:
                 await self._commit(lane, batch)
                 if (
                     lane.segment_messages >= self.config.segment_messages
+                    or lane.pending_bytes >= self.config.segment_bytes
                     or time.monotonic() - lane.segment_started >= self.config.segment_s
                 ):
                     await self._seal(lane)
@@ -272,6 +281,16 @@ class Ingestor:
             return
         processed = await asyncio.to_thread(lane.processor.process, payloads, recv, lane.topic)
         lane.pending.append(processed)
+        lane.pending_bytes += sum(
+            t.nbytes
+            for t in (
+                processed.raw,
+                processed.telemetry,
+                processed.events,
+                processed.rollups,
+                processed.quarantine,
+            )
+        )
         self._update_status(lane, processed, recv)
         await self._publish_events(lane, processed)
 
@@ -299,7 +318,7 @@ class Ingestor:
         if lane.sealing is not None:
             await lane.sealing  # the previous seal first: the checkpoint only moves forward
         closed = self.store.wal(lane.id).rotate()
-        pending, lane.pending = lane.pending, []
+        pending, lane.pending, lane.pending_bytes = lane.pending, [], 0
         lane.segment_messages = 0
         lane.segment_started = time.monotonic()
         if closed is None:
