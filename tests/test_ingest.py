@@ -200,3 +200,57 @@ def test_bad_shard_is_refused(bad: str) -> None:
     i, n = (int(x) for x in bad.split("/"))
     with pytest.raises(ValueError, match="use i/N"):
         IngestConfig(shard=i, shards=n)
+
+
+async def test_two_shards_share_the_station_each_instrument_in_one(
+    station: Catalog, topic_root: str, tmp_path: Path
+) -> None:
+    sim = Simulator(station, host=MOSQUITTO[0], port=MOSQUITTO[1], root=topic_root, seed=4)
+    ingestors: list[Ingestor] = []
+    with Store(tmp_path, station) as store:
+        tasks = []
+        for shard in range(2):
+            cfg = IngestConfig(
+                root=topic_root,
+                shard=shard,
+                shards=2,
+                client_id=f"{topic_root}-ingest-{shard}".replace("/", "-"),
+            )
+            ing = Ingestor(station, store, cfg)
+            ingestors.append(ing)
+            tasks.append(asyncio.create_task(ing.run()))
+        for ing in ingestors:
+            await asyncio.wait_for(ing.ready(), 30)
+        await sim.run(3.0)
+        await asyncio.sleep(2.0)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for ing in ingestors:
+            await ing.close()
+    owners = [set(ing.status) for ing in ingestors]
+    assert owners[0].isdisjoint(owners[1]) and owners[0] | owners[1] == set(station.instruments)
+    for inst in station:
+        owner = ingestors[shard_of(inst.id, 2)]
+        assert owner.status[inst.id].packets == sim.published[inst.id]
+        assert table(tmp_path, "raw", inst.id).num_rows == sim.published[inst.id]
+
+
+async def test_unknown_instrument_is_quarantined_not_lost(
+    station: Catalog, topic_root: str, tmp_path: Path
+) -> None:
+    config = IngestConfig(root=topic_root, client_id=f"{topic_root}-ingest".replace("/", "-"))
+
+    async def publish() -> None:
+        async with aiomqtt.Client(*MOSQUITTO) as pub:
+            for i in range(3):
+                await pub.publish(f"{topic_root}/tm/nowhere/ghost-1", bytes([i]) * 20, qos=1)
+
+    with Store(tmp_path, station) as store:
+        await run_ingest(store, station, config, publish)
+        q = store.quarantine("_unknown", 0, 2**62)
+    assert q.num_rows == 3
+    assert set(q.column("reason").to_pylist()) == {"unknown_instrument"}
+    assert set(q.column("topic").to_pylist()) == {f"{topic_root}/tm/nowhere/ghost-1"}
+    assert sorted(q.column("data").to_pylist()) == [bytes([i]) * 20 for i in range(3)]
