@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from ilrs_ops.ingest import IngestConfig, Ingestor, InstrumentStatus, shard_of
 from ilrs_ops.profiles import Catalog
-from ilrs_ops.sim import Faults, Simulator
+from ilrs_ops.sim import Environment, Faults, Module, Simulator
 from ilrs_ops.store import Store
 from tests.conftest import MOSQUITTO
 from tests.test_process import reference_engineering
@@ -254,3 +255,52 @@ async def test_unknown_instrument_is_quarantined_not_lost(
     assert set(q.column("reason").to_pylist()) == {"unknown_instrument"}
     assert set(q.column("topic").to_pylist()) == {f"{topic_root}/tm/nowhere/ghost-1"}
     assert sorted(q.column("data").to_pylist()) == [bytes([i]) * 20 for i in range(3)]
+
+
+async def test_slow_store_means_backpressure_not_loss(
+    rover: Catalog, topic_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that takes 50 ms per append: the lane queue stays within its bound, the reader
+    waits, the broker holds the rest, and every message is stored in the end."""
+    inst = rover.instruments["acme-rover-1"]
+    module = Module(inst, Environment(epoch_ns=0), seed=5, start_ns=1_790_000_000 * 10**9)
+    packets = module.next_batch(400).packets
+    real_wal = Store.wal
+
+    class SlowWriter:
+        def __init__(self, writer) -> None:
+            self.writer = writer
+
+        def append(self, *args):
+            time.sleep(0.05)
+            return self.writer.append(*args)
+
+        def rotate(self):
+            return self.writer.rotate()
+
+    monkeypatch.setattr(Store, "wal", lambda self, lane: SlowWriter(real_wal(self, lane)))
+    config = IngestConfig(
+        root=topic_root,
+        client_id=f"{topic_root}-ingest".replace("/", "-"),
+        lane_queue=10,
+        batch_messages=5,
+    )
+    depth: list[int] = []
+    with Store(tmp_path, rover) as store:
+        ingestor = Ingestor(rover, store, config)
+        task = asyncio.create_task(ingestor.run())
+        await asyncio.wait_for(ingestor.ready(), 30)
+        lane = ingestor.lanes["acme-rover-1"]
+        async with aiomqtt.Client(*MOSQUITTO) as pub:
+            for p in packets:
+                await pub.publish(inst.topic(topic_root), p, qos=1)
+                depth.append(lane.queue.qsize())
+        while lane.metrics.messages < len(packets):
+            depth.append(lane.queue.qsize())
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await ingestor.close()
+    assert max(depth) <= 10 and max(depth) >= 5  # the queue filled up to its bound, no further
+    assert table(tmp_path, "raw", "acme-rover-1").num_rows == len(packets)
