@@ -22,6 +22,7 @@ import pytest
 
 from ilrs_ops.ingest import IngestConfig, Ingestor, InstrumentStatus, shard_of
 from ilrs_ops.profiles import Catalog
+from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW
 from ilrs_ops.sim import Environment, Faults, Module, Simulator
 from ilrs_ops.store import Store
 from tests.conftest import MOSQUITTO
@@ -30,8 +31,10 @@ from tests.test_process import reference_engineering
 
 def table(root: Path, name: str, instrument: str) -> pa.Table:
     path = root / name / f"instrument={instrument}"
-    if not path.exists():
-        return pa.table({})
+    if not path.exists():  # nothing stored: empty, with the columns of the table
+        return {"raw": RAW, "quarantine": QUARANTINE, "events": EVENTS}.get(
+            name, pa.schema([])
+        ).empty_table()
     return ds.dataset(path, format="parquet", partitioning="hive").to_table()
 
 
@@ -84,6 +87,9 @@ async def test_station_with_every_fault_lands_exactly_once(
         wrong_apid=0.03,
         duplicate=0.03,
         gap=0.05,
+        reorder=0.03,
+        dropout=0.04,
+        dropout_s=3.0,
         limit=0.02,
         limit_s=2.0,
     )
@@ -113,14 +119,13 @@ async def test_station_with_every_fault_lands_exactly_once(
         )
         assert len(keys) == len(set(keys)), inst.id
         sent_good = m.index - inj["dropped"] - inj["corrupt"] - inj["truncate"] - inj["wrong_apid"]
-        assert raw.num_rows == sent_good == tm.num_rows, (
-            inst.id,
-            raw.num_rows,
-            sent_good,
-            dict(inj),
-        )
-        # Each fault as its quarantine reason.
         reasons = Counter(q.column("reason").to_pylist()) if q.num_rows else Counter()
+        # A good packet is stored, or quarantined as out of order when it came after a later
+        # one (a reordered packet whose successor was itself lost arrives in order).
+        assert raw.num_rows + reasons["out_of_order"] == sent_good, (inst.id, dict(inj))
+        assert raw.num_rows == tm.num_rows
+        assert reasons["out_of_order"] <= inj["reorder"], inst.id
+        # Each fault as its quarantine reason.
         assert reasons["bad_version"] == inj["corrupt"], inst.id
         assert reasons["truncated"] + reasons["length_past_end"] == inj["truncate"], inst.id
         assert reasons["wrong_apid"] == inj["wrong_apid"], inst.id
@@ -150,7 +155,7 @@ async def test_station_with_every_fault_lands_exactly_once(
                     err_msg=f"{inst.id}.{name}",
                 )
     # The run did exercise every fault kind somewhere in the station.
-    for kind in ("corrupt", "truncate", "wrong_apid", "duplicate", "gap", "limit"):
+    for kind in ("corrupt", "truncate", "wrong_apid", "duplicate", "gap", "reorder", "dropout"):
         assert totals[kind] > 0, kind
     # Limit excursions became red transitions and back.
     limit_events = sum(
@@ -160,6 +165,13 @@ async def test_station_with_every_fault_lands_exactly_once(
         for i in station
         if table(tmp_path, "events", i.id).num_rows
     )
+    assert totals["limit"] > 0
+    out_of_order = sum(
+        Counter(table(tmp_path, "quarantine", i.id).column("reason").to_pylist())["out_of_order"]
+        for i in station
+        if table(tmp_path, "quarantine", i.id).num_rows
+    )
+    assert out_of_order > 0
     assert limit_events >= totals["limit"]
 
 

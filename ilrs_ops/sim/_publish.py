@@ -126,6 +126,7 @@ class Simulator:
                     continue
             batch = m.next_batch(n)
             await self._publish(topic, batch.packets, m.instrument.id)
+        await self._publish(topic, m.flush(), m.instrument.id)
 
     async def _publish(self, topic: str, packets: list[bytes], instrument: str) -> None:
         if not packets:

@@ -110,6 +110,11 @@ class Module:
             out.extend(self._faulty(bytes(buf[i * size : (i + 1) * size]), int(t[i])))
         return Batch(out, t)
 
+    def flush(self) -> list[bytes]:
+        """The packet held back for reordering, if any: sent when the module stops."""
+        held, self._held = self._held, None
+        return [held] if held is not None else []
+
     def _apply_excursion(self, vals: dict[str, np.ndarray], t_ns: np.ndarray) -> None:
         f = self.faults
         if f.limit <= 0 or not t_ns.size:
