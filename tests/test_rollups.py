@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.rollups import Rollup, merge_rollups, rollup
+from pipelines.rollups import Rollup, merge_rollups, rollup, rollup_many
 
 
 def reference(time_ns, values, width):
@@ -149,3 +149,31 @@ def test_invalid_input():
         rollup(t.astype(float), v, 10)
     with pytest.raises(ValueError, match="cannot merge"):
         merge_rollups(rollup(t, v, 10), rollup(t, v, 20))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_rollup_many_equals_rollup_per_channel_and_width(shuffle: bool) -> None:
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.integers(0, 300 * 10**9, 5000))
+    if shuffle:
+        t = rng.permutation(t)
+    values = [
+        rng.normal(size=t.size),
+        np.where(rng.random(t.size) < 0.1, np.nan, rng.normal(size=t.size)),
+    ]
+    widths = [10**9, 60 * 10**9]
+    bucket, count, lo, hi, total, first, last, sizes = rollup_many(t, values, widths)
+    pos = 0
+    for v in values:
+        for w, size in zip(widths, [sizes.pop(0) for _ in widths], strict=True):
+            ref = rollup(t, v, w)
+            block = slice(pos, pos + size)
+            np.testing.assert_array_equal(bucket[block], ref.bucket * w)
+            np.testing.assert_array_equal(count[block], ref.count)
+            np.testing.assert_array_equal(lo[block], ref.min)
+            np.testing.assert_array_equal(hi[block], ref.max)
+            np.testing.assert_allclose(total[block], ref.sum)
+            np.testing.assert_array_equal(first[block], ref.first_ns)
+            np.testing.assert_array_equal(last[block], ref.last_ns)
+            pos += size
+    assert pos == bucket.shape[0]
