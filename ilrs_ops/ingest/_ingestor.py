@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import watchfiles
 
+from ilrs_ops._backoff import Backoff
 from ilrs_ops.errors import ProfileError, StoreError
 from ilrs_ops.ingest._mqtt import Protocol, ack, make_client
 from ilrs_ops.ingest._status import InstrumentStatus
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "_unknown"
 METRICS_INTERVAL_S = 2.0
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def shard_of(instrument_id: str, shards: int) -> int:
@@ -183,14 +183,15 @@ class Ingestor:
         """Take messages from the broker into their lanes; reconnect with backoff."""
         cfg = self.config
         prefix = f"{cfg.root}/tm/"
-        attempt = 0
+        backoff = Backoff()
         while True:
             try:
                 client = make_client(
                     cfg.host, cfg.port, client_id=cfg.session_id, protocol=cfg.protocol
                 )
                 async with client:
-                    self._client, attempt = client, 0
+                    self._client = client
+                    backoff.reset()
                     # One subscription per message: overlapping ones would deliver copies.
                     if cfg.shards == 1:
                         await client.subscribe(f"{cfg.root}/tm/#", qos=1)
@@ -215,12 +216,7 @@ class Ingestor:
                         await lane.queue.put((client, message, recv_ns))  # blocks when full
             except aiomqtt.MqttError as exc:
                 self._client = None
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                attempt += 1
-                log.warning(
-                    "ingest: broker %s:%d: %s; retry in %.1fs", cfg.host, cfg.port, exc, delay
-                )
-                await asyncio.sleep(delay)
+                await backoff.wait(log, f"ingest: broker {cfg.host}:{cfg.port}: {exc}")
 
     # -- lanes -----------------------------------------------------------------------------
 
@@ -299,7 +295,7 @@ class Ingestor:
     ) -> None:
         """Append to the WAL; while the store refuses (disk full, read-only), keep trying and
         acknowledge nothing, so the broker keeps the data."""
-        attempt = 0
+        backoff = Backoff()
         while True:
             try:
                 wal = self.store.wal(lane.id)
@@ -307,10 +303,7 @@ class Ingestor:
                 return
             except StoreError as exc:
                 lane.metrics.store_errors += 1
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                attempt += 1
-                log.error("ingest %s: %s; not acknowledging, retry in %.1fs", lane.id, exc, delay)
-                await asyncio.sleep(delay)
+                await backoff.wait(log, f"ingest {lane.id}: {exc}; not acknowledging")
 
     async def _seal(self, lane: _Lane) -> None:
         """Close the lane's WAL segment now and write it as Parquet in the background, one

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import aiomqtt
 
+from ilrs_ops._backoff import Backoff
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
@@ -18,7 +19,6 @@ from ilrs_ops.sim._station import Module
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 class Simulator:
@@ -82,7 +82,7 @@ class Simulator:
         )
 
     async def _keep_connected(self) -> None:
-        attempt = 0
+        backoff = Backoff()
         while True:
             try:
                 async with aiomqtt.Client(
@@ -93,19 +93,15 @@ class Simulator:
                 ) as client:
                     # Every module publishes concurrently by design; aiomqtt's default warns at 10.
                     client.pending_calls_threshold = 10 * len(self.modules) + 100
-                    self._client, attempt = client, 0
+                    self._client = client
+                    backoff.reset()
                     self._connected.set()
                     log.info("simulator connected to %s:%d", self.host, self.port)
                     await _wait_for_disconnect(client)
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 self._client = None
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                attempt += 1
-                log.warning(
-                    "simulator: broker %s:%d: %s; retry in %.1fs", self.host, self.port, exc, delay
-                )
-                await asyncio.sleep(delay)
+                await backoff.wait(log, f"simulator: broker {self.host}:{self.port}: {exc}")
 
     async def _run_module(self, m: Module, duration_s: float | None) -> None:
         wall0 = time.monotonic()

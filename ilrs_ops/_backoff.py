@@ -1,0 +1,24 @@
+"""Reconnect backoff shared by every MQTT client of ilrs-ops: quick first retries, then 10 s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+STEPS_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+class Backoff:
+    """``await backoff.wait(log, what)`` after a failure; ``reset()`` after a success."""
+
+    def __init__(self) -> None:
+        self.attempt = 0
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    async def wait(self, log: logging.Logger, what: str) -> None:
+        delay = STEPS_S[min(self.attempt, len(STEPS_S) - 1)]
+        self.attempt += 1
+        log.warning("%s; retry in %.1fs", what, delay)
+        await asyncio.sleep(delay)

@@ -1,0 +1,26 @@
+"""Reconnect backoff: growing delays up to a ceiling, back to quick after a success."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ilrs_ops import _backoff
+from ilrs_ops._backoff import STEPS_S, Backoff
+
+
+async def test_delays_grow_cap_and_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(s: float) -> None:
+        slept.append(s)
+
+    monkeypatch.setattr(_backoff.asyncio, "sleep", fake_sleep)
+    b = Backoff()
+    log = logging.getLogger("test")
+    for _ in range(len(STEPS_S) + 2):
+        await b.wait(log, "down")
+    b.reset()
+    await b.wait(log, "down again")
+    assert slept == [*STEPS_S, STEPS_S[-1], STEPS_S[-1], STEPS_S[0]]
