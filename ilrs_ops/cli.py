@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import re
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +18,7 @@ import aiomqtt
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.progress import Progress
 from rich.table import Table
 
 from ilrs_ops.broker import EmbeddedBroker
@@ -22,6 +26,18 @@ from ilrs_ops.errors import IlrsError, ProfileError
 from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
 from ilrs_ops.monitor import Monitor
 from ilrs_ops.profiles import Catalog, load_catalog
+from ilrs_ops.replay import (
+    CHUNK_OCTETS,
+    Recorder,
+    Recording,
+    StoreSource,
+    create_recording,
+    import_packets,
+    replay_direct,
+    replay_mqtt,
+    replay_root,
+    resolve_store,
+)
 from ilrs_ops.settings import Settings, parse_broker
 from ilrs_ops.sim import Faults, Simulator
 from ilrs_ops.store import Store
@@ -257,6 +273,203 @@ def up(
                 tg.create_task(_show(lambda: _status_table(ingestor)))
 
     _run(main())
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="raw concatenated CCSDS space packets")],
+    instrument: Annotated[
+        list[str] | None, typer.Option(help="decode with this instrument's profile (repeatable)")
+    ] = None,
+    profile: Annotated[
+        Path | None, typer.Option(help="decode with this profile file (not in the catalog)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="recording name [default: file name]")] = None,
+    data: DataOpt = None,
+    profiles: ProfilesOpt = None,
+    chunk_size: Annotated[int, typer.Option(help="octets read at a time", min=1)] = CHUNK_OCTETS,
+) -> None:
+    """Import a packet file as a recording: every packet routed by APID to the profile(s) given
+    (all of the catalog when none is), decoded, or quarantined with its reason."""
+    if instrument and profile:
+        raise typer.BadParameter("give --instrument or --profile, not both", param_hint="--profile")
+    s = Settings()
+    catalog = _catalog([profiles or s.profiles])
+    if profile is not None:
+        chosen = _catalog([profile])
+        catalog = Catalog({**catalog.instruments, **chosen.instruments})
+        routes = chosen.by_apid
+    elif instrument:
+        unknown = sorted(set(instrument) - catalog.instruments.keys())
+        if unknown:
+            raise typer.BadParameter(
+                f"unknown instrument(s) {unknown}; see `ilrs-ops profiles list`",
+                param_hint="--instrument",
+            )
+        routes = {catalog.instruments[i].profile.apid: catalog.instruments[i] for i in instrument}
+    else:
+        routes = catalog.by_apid
+    if not file.is_file():
+        raise typer.BadParameter(f"{file} is not a file", param_hint="FILE")
+    name = name or re.sub(r"[^a-z0-9_.-]+", "-", file.stem.lower()).strip("-.") or "import"
+
+    async def main() -> None:
+        rec = create_recording(data or s.data, name, "imported", str(file.resolve()))
+        with Store(rec.path, catalog) as store, _progress("importing", file.stat().st_size) as bar:
+            recorder = Recorder(store, catalog)
+            summary = await asyncio.to_thread(
+                import_packets, file, recorder, routes, chunk_octets=chunk_size, progress=bar
+            )
+        rec.extra = {
+            "octets": summary.octets,
+            "by_apid": {str(k): v for k, v in summary.by_apid.items()},
+        }
+        seen = sorted({*recorder.packets, *recorder.rejects} - {"_unknown"})
+        _finish(rec, seen, recorder.packets, recorder.rejects)
+        t = Table(title=f"imported {file.name} into recording {name!r}")
+        for col in ("APID", "instrument", "packets", "decoded"):
+            t.add_column(col, no_wrap=True)
+        by_apid = {a: i.id for a, i in routes.items()}
+        # Garbage reads as many APIDs of an item or two: the largest ten, then the rest summed.
+        ranked = sorted(summary.by_apid.items(), key=lambda kv: (kv[0] not in by_apid, -kv[1]))
+        for apid, count in sorted(ranked[:10]):
+            inst = by_apid.get(apid, "-" if apid >= 0 else "(no header)")
+            decoded = summary.decoded.get(inst, 0) if apid in by_apid else 0
+            t.add_row(f"{apid:#05x}" if apid >= 0 else "-", inst, str(count), str(decoded))
+        if len(ranked) > 10:
+            rest = sum(c for _, c in ranked[10:])
+            t.add_row(f"{len(ranked) - 10} more", "-", str(rest), "0")
+        out.print(t)
+        reasons = ", ".join(f"{r} {c}" for r, c in sorted(summary.quarantined.items())) or "none"
+        out.print(
+            f"{summary.octets} octets, {summary.items} packets: "
+            f"{sum(summary.decoded.values())} decoded, quarantined: {reasons}"
+        )
+
+    _run(main())
+
+
+@app.command()
+def replay(
+    from_: Annotated[
+        str, typer.Option("--from", help="a recording name, or the folder of a store")
+    ] = "",
+    instrument: Annotated[list[str] | None, typer.Option(help="only these instruments")] = None,
+    start: Annotated[str | None, typer.Option(help="from this packet time (ISO 8601 UTC)")] = None,
+    stop: Annotated[str | None, typer.Option(help="up to this packet time, exclusive")] = None,
+    speed: Annotated[str, typer.Option(help="1, 10, ... times real time, or max")] = "max",
+    bundle: Annotated[int, typer.Option(help="packets per MQTT message", min=1)] = 1,
+    to: Annotated[str | None, typer.Option(help="recording to replay into [replay-TIME]")] = None,
+    direct: Annotated[
+        bool, typer.Option(help="no MQTT: straight through the pipelines (current profiles)")
+    ] = False,
+    broker: BrokerOpt = None,
+    profiles: ProfilesOpt = None,
+    root: RootOpt = None,
+    data: DataOpt = None,
+    protocol: Annotated[str, typer.Option(help="MQTT protocol: v5, or v311 (embedded)")] = "v5",
+) -> None:
+    """Replay a store or recording in packet-time order into a new recording: over MQTT under
+    {root}-replay/{name} (never the live root) at a speed factor, or --direct."""
+    s = Settings()
+    catalog = _catalog([profiles or s.profiles])
+    if not from_:
+        raise typer.BadParameter("say what to replay: a recording name or a store folder",
+                                 param_hint="--from")  # fmt: skip
+    factor = _speed(speed)
+    window = (_time_ns(start, "--start"), _time_ns(stop, "--stop"))
+    if window[0] is not None and window[1] is not None and window[0] >= window[1]:
+        raise typer.BadParameter(f"{start} is not before {stop}: the window is [start, stop)",
+                                 param_hint="--stop")  # fmt: skip
+    folder = data or s.data
+    name = to or "replay-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ").lower()
+    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
+    topic_root = replay_root(root or s.root, name)
+
+    async def main() -> None:
+        src = resolve_store(folder, from_)
+        try:
+            source = StoreSource(
+                src, catalog, root=topic_root, instruments=instrument,
+                start_ns=window[0], stop_ns=window[1], bundle=bundle,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--instrument") from None
+        rec = create_recording(folder, name, "replayed", str(src))
+        rec.window = window
+        rec.extra = {"speed": speed, "direct": direct, "bundle": bundle, "topic_root": topic_root}
+        with Store(rec.path, catalog) as store, _progress("replaying", source.total) as bar:
+            if direct:
+                recorder = Recorder(store, catalog)
+                await replay_direct(source, recorder, bar)
+                packets, rejects = recorder.packets, recorder.rejects
+            else:
+                ing = await replay_mqtt(
+                    source, store, catalog, host=host, port=port, root=topic_root,
+                    speed=factor, protocol=_protocol(protocol), progress=bar,
+                )  # fmt: skip
+                packets = {i: st.packets for i, st in ing.status.items() if st.packets}
+                rejects = {i: dict(st.rejects) for i, st in ing.status.items() if st.rejects}
+        _finish(rec, source.instruments, packets, rejects)
+        how = "directly" if direct else f"over MQTT ({topic_root}, speed {speed})"
+        out.print(
+            f"replayed {sum(packets.values())} packets of {len(source.instruments)} instrument(s)"
+            f" from {src} {how} into recording {name!r} ({rec.path})"
+        )
+
+    _run(main())
+
+
+def _finish(
+    rec: Recording,
+    instruments: list[str],
+    packets: dict[str, int],
+    rejects: dict[str, Counter[str]] | dict[str, dict[str, int]],
+) -> None:
+    rec.instruments = list(instruments)
+    rec.packets = {k: int(v) for k, v in sorted(packets.items()) if v}
+    rec.rejects = {k: dict(sorted(v.items())) for k, v in sorted(rejects.items()) if v}
+    rec.save()
+
+
+@contextlib.contextmanager
+def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields the function to advance it (safe from threads)."""
+    with Progress(console=err, transient=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise typer.BadParameter(
+            f"{text!r}: a factor > 0 (1, 10, ...) or max", param_hint="--speed"
+        )
+    return value
+
+
+def _time_ns(text: str | None, hint: str) -> int | None:
+    """ISO 8601 (UTC unless it says otherwise), or integer ns since 1970."""
+    if text is None:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: write an ISO 8601 time, e.g. 2026-11-18T12:00:00Z", param_hint=hint
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
 HEALTH_STYLE = {

@@ -33,7 +33,7 @@ import pyarrow.dataset as ds
 from ilrs_ops.errors import StoreError
 from ilrs_ops.process import Processed, Processor, ProcessState
 from ilrs_ops.profiles import Catalog, Instrument
-from ilrs_ops.schemas import EVENTS, QUARANTINE, ROLLUPS, STATE_SUFFIX, TIME, rollup_widths
+from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW, ROLLUPS, STATE_SUFFIX, TIME, rollup_widths
 from ilrs_ops.store import _seal
 from ilrs_ops.store._fs import describe, translate
 from ilrs_ops.store._query import (
@@ -188,6 +188,8 @@ class Store:
         ignored). Older unsealed segments of the lane are sealed first, by replay, so the
         checkpoint never passes a segment that was not sealed. Sealing the segment of the
         checkpoint again rewrites the same files (idempotent); older ones are refused.
+        The ``_unknown`` lane is sealed from its WAL segment; only where there is none (a
+        writer without a WAL, such as an import) are the quarantine rows of ``processed`` used.
         """
         lane = self._lane(instrument_id)
         with self._lane_lock(lane):
@@ -343,6 +345,23 @@ class Store:
             flt = ds.field("reason").isin(list(reasons))
         return self._rows("quarantine", QUARANTINE, lane, "recv", start, stop, flt)
 
+    def raw_batches(self, instrument: str, start_ns: int, stop_ns: int) -> Iterator[pa.RecordBatch]:
+        """The sealed raw packets of ``instrument`` with time in [start_ns, stop_ns) (start
+        inclusive, stop exclusive), batch by batch in stored order, which is time order; the
+        live WAL is not included (a replay reads what is sealed)."""
+        inst = self._instrument(instrument)
+        start, stop = _window(start_ns, stop_ns)
+        checkpoint = _seal.read_checkpoint(self.root, inst.id)[0]
+        batches = self._scan("raw", RAW, inst.id, "time", start, stop, checkpoint, RAW.names)
+        for batch in batches:
+            with translate("filter raw of", inst.id):
+                t = batch.column(0).cast(pa.int64()).to_numpy()
+                keep = (t >= start) & (t < stop)
+                if not keep.all():
+                    batch = batch.filter(pa.array(keep))
+            if batch.num_rows:
+                yield batch
+
     def counters(self, instrument: str) -> dict[str, object]:
         """Totals of ``instrument`` since the store began: frames, octets, packets accepted,
         rejects by reason (the processing state after the live WAL), the last sealed segment,
@@ -444,7 +463,12 @@ class Store:
             if sealed < n < segment:
                 self._seal(lane, n, None, None)
         inst = self.catalog.instruments.get(lane)
-        if lane == UNKNOWN:
+        if lane == UNKNOWN and processed is not None and not path.exists():
+            # No WAL segment: rows a writer without a WAL made itself (a recording's import).
+            quarantine = [p.quarantine for p in processed]
+            tables = {"quarantine": _seal.concat(quarantine, QUARANTINE, "quarantine")}
+            state = None
+        elif lane == UNKNOWN:
             wal = read_segment(path) if path.exists() else None
             tables = {
                 "quarantine": _seal.unknown_quarantine(wal.table)

@@ -1,0 +1,45 @@
+"""Recordings: import packet files, replay stores onto MQTT or straight through the pipelines."""
+
+from ilrs_ops.replay._import import CHUNK_OCTETS, ImportSummary, import_packets
+from ilrs_ops.replay._recorder import Recorder
+from ilrs_ops.replay._recording import (
+    Recording,
+    RecordingError,
+    create_recording,
+    list_recordings,
+    read_recording,
+    recordings_dir,
+    resolve_store,
+)
+from ilrs_ops.replay._replay import (
+    Published,
+    ReplayControl,
+    publish,
+    replay_direct,
+    replay_mqtt,
+    replay_root,
+)
+from ilrs_ops.replay._source import Message, Source, StoreSource
+
+__all__ = [
+    "CHUNK_OCTETS",
+    "ImportSummary",
+    "Message",
+    "Published",
+    "Recorder",
+    "Recording",
+    "RecordingError",
+    "ReplayControl",
+    "Source",
+    "StoreSource",
+    "create_recording",
+    "import_packets",
+    "list_recordings",
+    "publish",
+    "read_recording",
+    "recordings_dir",
+    "replay_direct",
+    "replay_mqtt",
+    "replay_root",
+    "resolve_store",
+]

@@ -1,0 +1,234 @@
+"""Replay a Source: onto MQTT under a topic root of its own at a speed factor, ingested there
+into a recording by an in-process Ingestor; or straight through the pipelines (``direct``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiomqtt
+
+from ilrs_ops.errors import BrokerError
+from ilrs_ops.ingest import IngestConfig, Ingestor
+from ilrs_ops.ingest._mqtt import Protocol
+from ilrs_ops.profiles import Catalog
+from ilrs_ops.replay._recorder import Recorder
+from ilrs_ops.replay._source import Source
+from ilrs_ops.store import Store
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+#: QoS 1 publishes in flight at once: enough to keep the broker busy, bounded in memory.
+PUBLISH_WINDOW = 1000
+#: Seconds without a message more reaching the ingestor before a replay gives up.
+STALL_S = 60.0
+
+
+def replay_root(live_root: str, name: str) -> str:
+    """The topic root a replay into recording ``name`` travels under: beside the live root,
+    never inside it, so nothing subscribed to ``{live_root}/#`` (live ingest, status, alarms)
+    ever sees replayed telemetry."""
+    return f"{live_root}-replay/{name}"
+
+
+@dataclass
+class Published:
+    messages: int = 0
+    seconds: float = 0.0
+    stopped: bool = False  # by ReplayControl.stop before the source's end
+
+
+class ReplayControl:
+    """Pause, resume or stop a running ``publish`` from elsewhere (the console), and see how
+    far it is. A pause holds the source's timeline: after ``resume`` the replay goes on where
+    it was, at the same speed."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.total = 0
+        self._running = asyncio.Event()
+        self._running.set()
+        self._stopped = False
+
+    @property
+    def state(self) -> str:
+        if self._stopped:
+            return "stopped"
+        return "running" if self._running.is_set() else "paused"
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._running.set()
+
+    async def _hold(self) -> float:
+        """Wait while paused; returns the seconds spent waiting."""
+        if self._running.is_set():
+            return 0.0
+        t0 = time.monotonic()
+        await self._running.wait()
+        return time.monotonic() - t0
+
+
+async def publish(
+    source: Source,
+    *,
+    host: str,
+    port: int,
+    speed: float | None,
+    progress: Callable[[int], None] | None = None,
+    client_id: str | None = None,
+    control: ReplayControl | None = None,
+) -> Published:
+    """Publish the source's messages at QoS 1 on their topics, in order, keeping their relative
+    timing divided by ``speed`` (None: as fast as possible); ``control`` pauses or stops it."""
+    if speed is not None and not speed > 0:
+        raise ValueError(f"speed must be > 0 (or None for max), not {speed}")
+    stats = Published()
+    window = asyncio.Semaphore(PUBLISH_WINDOW)
+    failures: list[BaseException] = []
+
+    async def one(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+        try:
+            await client.publish(topic, payload, qos=1)
+        except aiomqtt.MqttError as exc:
+            failures.append(exc)
+        finally:
+            window.release()
+
+    t0 = time.monotonic()
+    first: int | None = None
+    try:
+        async with aiomqtt.Client(host, port, identifier=client_id) as client:
+            client.pending_calls_threshold = PUBLISH_WINDOW + 100
+            async with asyncio.TaskGroup() as tg:
+                if control is not None:
+                    control.total = source.total
+                async for batch in source:
+                    if failures:
+                        break  # raised below, outside the task group (which would wrap it)
+                    if control is not None and control._stopped:
+                        stats.stopped = True
+                        break
+                    for m in batch:
+                        if control is not None:
+                            t0 += await control._hold()  # the timeline stands still
+                            if control._stopped:
+                                stats.stopped = True
+                                break
+                            control.sent += 1
+                        if speed is not None:
+                            first = m.recv_ns if first is None else first
+                            due = t0 + (m.recv_ns - first) / NS / speed
+                            if due > time.monotonic():
+                                await asyncio.sleep(due - time.monotonic())
+                        await window.acquire()
+                        if failures:
+                            window.release()
+                            break
+                        # Tasks start in creation order, each handing its message to the
+                        # client before its first await: the wire order is the source order.
+                        tg.create_task(one(client, m.topic, m.payload))
+                        stats.messages += 1
+                    if progress is not None:
+                        progress(len(batch))
+            if failures:
+                raise failures[0]
+    except aiomqtt.MqttError as exc:
+        raise BrokerError(f"replay: MQTT broker {host}:{port}: {exc}") from exc
+    stats.seconds = time.monotonic() - t0
+    return stats
+
+
+async def replay_mqtt(
+    source: Source,
+    store: Store,
+    catalog: Catalog,
+    *,
+    host: str,
+    port: int,
+    root: str,
+    speed: float | None,
+    protocol: Protocol = "v5",
+    progress: Callable[[int], None] | None = None,
+    control: ReplayControl | None = None,
+) -> Ingestor:
+    """Publish ``source`` (whose topics are under ``root``) and ingest ``root`` into ``store``
+    with an in-process Ingestor; returns once every message published has been committed and
+    the ingestor has sealed (its ``status`` and ``rejects`` count what it took)."""
+    session = "ilrs-replay-" + root.replace("/", "-")
+    config = IngestConfig(
+        host=host, port=port, root=root, protocol=protocol, client_id=session + "-ingest"
+    )
+    ingestor = Ingestor(catalog, store, config)
+    task = asyncio.create_task(ingestor.run())
+    try:
+        ready = asyncio.create_task(ingestor.ready())
+        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # raises what stopped it
+        sent = await publish(
+            source, host=host, port=port, speed=speed, progress=progress, client_id=session,
+            control=control,
+        )  # fmt: skip
+
+        def committed() -> int:
+            return sum(lane.metrics.messages for lane in ingestor.lanes.values())
+
+        def busy() -> bool:  # a lane holds its lock from commit to the end of processing
+            return any(lane.lock.locked() for lane in ingestor.lanes.values())
+
+        last, still = committed(), time.monotonic()
+        while committed() < sent.messages or busy():
+            if task.done():
+                task.result()
+            if committed() != last:
+                last, still = committed(), time.monotonic()
+            elif time.monotonic() - still > STALL_S:
+                raise BrokerError(
+                    f"replay: {last} of {sent.messages} messages reached the ingestor and "
+                    f"nothing more for {STALL_S:g} s; is the broker dropping messages?"
+                )
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await ingestor.close()
+    await _clear_retained(host, port, root, catalog)
+    return ingestor
+
+
+async def _clear_retained(host: str, port: int, root: str, catalog: Catalog) -> None:
+    """The replay's ingestor left retained status and metrics under its root: remove them, a
+    finished replay has no live status."""
+    with contextlib.suppress(aiomqtt.MqttError):
+        async with aiomqtt.Client(host, port) as client:
+            for inst in catalog:
+                topic = f"{root}/status/{inst.profile.partner}/{inst.id}"
+                await client.publish(topic, b"", qos=1, retain=True)
+            await client.publish(f"{root}/metrics/ingest/0", b"", qos=1, retain=True)
+
+
+async def replay_direct(
+    source: Source, recorder: Recorder, progress: Callable[[int], None] | None = None
+) -> None:
+    """Every message of ``source`` straight through the recorder's processors (no MQTT, no
+    pacing); receive times are the source's (for a store: packet times), so the result is the
+    same on every run. Seals at the end."""
+    async for batch in source:
+        await asyncio.to_thread(recorder.feed, batch)
+        if progress is not None:
+            progress(len(batch))
+    await asyncio.to_thread(recorder.close)
