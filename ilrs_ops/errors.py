@@ -4,7 +4,9 @@ IlrsError
 ├── ProfileError      one or more mistakes in instrument profiles (file, line, column, hint)
 ├── ExpressionError   a derived-channel expression that is not in the safe language
 ├── BrokerError       the MQTT broker cannot be reached or refused us
-└── StoreError        the store cannot read or write: disk full, not writable, corrupt files
+├── StoreError        the store cannot read or write: disk full, not writable, corrupt files
+└── ConsoleError      (ilrs_ops.console) bad console settings or tokens; its AccessError
+                      subclasses map to HTTP 400/401/403/404/503
 """
 
 from __future__ import annotations

@@ -1,0 +1,437 @@
+"""Data access for the routes: every read goes through ``Access``, which checks the principal.
+
+Partner scoping lives here, not in route decorators: each helper asks ``Principal.can_read``
+(or ``can_see_tile``) for every instrument it touches, so a new route cannot forget it.
+Store and pyarrow errors are translated here: bad arguments -> BadRequestError (400), disk ->
+UnavailableError (503).
+Time windows are [start, stop): start inclusive, stop exclusive, UTC ns since 1970.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from ilrs_ops.console._auth import Principal
+from ilrs_ops.console._errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    UnavailableError,
+)
+from ilrs_ops.console._state import StationState, Update
+from ilrs_ops.errors import StoreError
+from ilrs_ops.ingest._status import OFFLINE_PERIODS, STALE_PERIODS
+from ilrs_ops.profiles import Catalog, Instrument
+from ilrs_ops.store import Store
+
+NS = 1_000_000_000
+MAX_POINTS = 10_000
+DEFAULT_WINDOW_NS = 3600 * NS
+EVENT_KINDS = ("limit", "gap", "reject", "detector", "ack", "shelve", "profile")
+_INT = re.compile(r"^-?\d+$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Store and pyarrow errors as the console's: ValueError -> 400, the rest -> 503."""
+    try:
+        yield
+    except ValueError as exc:
+        raise BadRequestError(f"{what}: {exc}") from exc
+    except StoreError as exc:
+        raise UnavailableError(f"{what}: store unavailable: {exc}") from exc
+    except (pa.ArrowException, OSError) as exc:
+        raise UnavailableError(f"{what}: store unavailable: {exc}") from exc
+
+
+def parse_time(value: str | None, parameter: str) -> int | None:
+    """ISO-8601 (naive times are UTC) or integer ns since 1970 -> ns; None stays None."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if _INT.match(text):
+        ns = int(text)
+    else:
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise BadRequestError(
+                f"{parameter}={value!r} is not a time: use ISO-8601 (2026-11-24T03:00:00Z) "
+                "or integer ns since 1970",
+                parameter,
+            ) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        ns = (dt - _EPOCH) // timedelta(microseconds=1) * 1000
+    if not -(2**63) <= ns < 2**63:
+        raise BadRequestError(f"{parameter}={value!r}: out of the range of ns times", parameter)
+    return ns
+
+
+def window(start: str | None, stop: str | None) -> tuple[int, int]:
+    """[start, stop) from query parameters; stop defaults to now, start to an hour before."""
+    stop_ns = parse_time(stop, "stop")
+    start_ns = parse_time(start, "start")
+    if stop_ns is None:
+        stop_ns = time.time_ns() if start_ns is None else max(time.time_ns(), start_ns + 1)
+    if start_ns is None:
+        start_ns = max(stop_ns - DEFAULT_WINDOW_NS, -(2**63))
+    if start_ns >= stop_ns:
+        raise BadRequestError(
+            f"start ({start_ns}) must be before stop ({stop_ns}): the window is [start, stop)",
+            "start",
+        )
+    return start_ns, stop_ns
+
+
+def split_list(value: str | None) -> list[str] | None:
+    if value is None or not value.strip():
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat().replace("+00:00", "Z")
+
+
+def jsonable(value: Any) -> Any:
+    """NaN and infinities as null (JSON has none), recursively through lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def column_json(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
+    if pa.types.is_timestamp(arr.type):
+        return arr.cast(pa.int64()).to_pylist()
+    values = arr.to_pylist()
+    if (
+        pa.types.is_floating(arr.type)
+        or pa.types.is_list(arr.type)
+        or (pa.types.is_fixed_size_list(arr.type))
+    ):
+        return [jsonable(v) for v in values]
+    return values
+
+
+@dataclass(frozen=True, eq=False)
+class Access:
+    """The data one principal may see: station status, instruments, telemetry, events, metrics."""
+
+    principal: Principal
+    catalog: Catalog
+    store: Store
+    state: StationState
+    max_rows: int = 200_000
+
+    # ------------------------------------------------------------------ instruments
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        """The instrument, if the principal may read its data; else NotFoundError/ForbiddenError."""
+        inst = self.catalog.instruments.get(instrument_id)
+        if inst is None:
+            raise NotFoundError(f"unknown instrument {instrument_id!r}", "id")
+        if not self.principal.can_read(inst):
+            raise ForbiddenError(
+                f"{self.principal.role} {self.principal.name!r} may not read {instrument_id!r}"
+            )
+        return inst
+
+    def readable(self) -> list[Instrument]:
+        return [i for i in self.catalog if self.principal.can_read(i)]
+
+    # ------------------------------------------------------------------ status
+
+    def status(self, now_s: float | None = None) -> dict[str, Any]:
+        """Partners -> instruments -> tiles the principal may see (viewers: no values)."""
+        now_s = time.time() if now_s is None else now_s
+        partners: dict[str, list[dict[str, Any]]] = {}
+        for inst in sorted(self.catalog, key=lambda i: (i.profile.partner, i.id)):
+            tile = self.tile(inst, now_s)
+            if tile is not None:
+                partners.setdefault(inst.profile.partner, []).append(tile)
+        return {
+            "updated": now_s,
+            "broker_connected": self.state.connected,
+            "partners": [{"partner": p, "instruments": t} for p, t in partners.items()],
+        }
+
+    def tile(self, inst: Instrument, now_s: float | None = None) -> dict[str, Any] | None:
+        """The status tile of ``inst`` as the principal may see it, or None when it may not."""
+        p = inst.profile
+        if not self.principal.can_see_tile(p.partner):
+            return None
+        now_s = time.time() if now_s is None else now_s
+        doc = self.state.status.get(inst.id) or {}
+        last_recv = doc.get("last_recv")
+        health = _health(doc.get("health"), last_recv, p.expected_period_s, now_s)
+        tile: dict[str, Any] = {
+            "instrument": inst.id,
+            "partner": p.partner,
+            "name": p.name,
+            "kind": p.kind,
+            "health": health,
+            "last_recv": last_recv,
+            "last_packet_time_ns": doc.get("last_packet_time_ns"),
+            "last_packet_time": iso(doc.get("last_packet_time_ns")),
+            "expected_period_s": p.expected_period_s,
+            "packets": doc.get("packets", 0),
+            "bytes": doc.get("bytes", 0),
+            "rejects": doc.get("rejects", {}),
+            "values": None,
+        }
+        if self.principal.can_read(inst):
+            units = _units(inst)
+            values = doc.get("values") or {}
+            tile["values"] = {
+                name: {
+                    "value": jsonable(v.get("value")) if isinstance(v, dict) else None,
+                    "units": units.get(name),
+                    "state": v.get("state") if isinstance(v, dict) else None,
+                }
+                for name, v in values.items()
+            }
+        return tile
+
+    def accepts(self, wanted: set[str] | None, events: bool = True) -> Callable[[Update], bool]:
+        """The WebSocket filter: updates of ``wanted`` instruments (all when None) that the
+        principal may see; events only where it may read the instrument's data."""
+
+        def accepts(update: Update) -> bool:
+            if wanted is not None and update.instrument not in wanted:
+                return False
+            inst = self.catalog.instruments.get(update.instrument)
+            partner = inst.profile.partner if inst is not None else update.partner
+            if update.kind == "event":
+                return events and self.principal.can_read_partner(partner)
+            return self.principal.can_see_tile(partner)
+
+        return accepts
+
+    def render(self, update: Update) -> dict[str, Any] | None:
+        """An update as a WebSocket message, scoped again at the point of sending."""
+        inst = self.catalog.instruments.get(update.instrument)
+        if inst is None:
+            return None
+        if update.kind == "status":
+            tile = self.tile(inst)
+            return None if tile is None else {"type": "status", "status": tile}
+        if not self.principal.can_read(inst):
+            return None
+        return {"type": "event", "event": _event_json(update.data)}
+
+    # ------------------------------------------------------------------ detail
+
+    def detail(self, instrument_id: str, recent_events: int = 50) -> dict[str, Any]:
+        inst = self.instrument(instrument_id)
+        p = inst.profile
+        stop = time.time_ns()
+        with reading(f"counters of {inst.id}"):
+            counters = self.store.counters(inst.id)
+            events = self.store.events(inst.id, stop - 86_400 * NS, stop)
+        return {
+            "instrument": inst.id,
+            "partner": p.partner,
+            "name": p.name,
+            "kind": p.kind,
+            "description": p.description,
+            "apid": p.apid,
+            "expected_period_s": p.expected_period_s,
+            "channels": _channels(inst),
+            "counters": jsonable_dict(counters),
+            "status": self.tile(inst),
+            "recent_events": _events_rows(events, inst)[-recent_events:],
+        }
+
+    # ------------------------------------------------------------------ telemetry
+
+    def channels(self, inst: Instrument, channels: str | None) -> list[str]:
+        names = split_list(channels)
+        if names is None:
+            return list(inst.channels)
+        unknown = [c for c in names if c not in inst.channels]
+        if unknown:
+            raise BadRequestError(
+                f"channels: unknown channel(s) {unknown} of {inst.id}; "
+                f"its channels: {inst.channels}",
+                "channels",
+            )
+        if len(set(names)) != len(names):
+            raise BadRequestError(f"channels: {names} names a channel twice", "channels")
+        return names
+
+    def telemetry(
+        self,
+        instrument_id: str,
+        channels: str | None,
+        start: str | None,
+        stop: str | None,
+        max_points: int | None,
+    ) -> dict[str, Any]:
+        inst = self.instrument(instrument_id)
+        names = self.channels(inst, channels)
+        start_ns, stop_ns = window(start, stop)
+        if max_points is not None and not 1 <= max_points <= MAX_POINTS:
+            raise BadRequestError(
+                f"max_points={max_points}: use 1..{MAX_POINTS} (buckets over [start, stop))",
+                "max_points",
+            )
+        with reading(f"telemetry of {inst.id}"):
+            table = self.store.query(inst.id, names, start_ns, stop_ns, max_points)
+        if max_points is None and table.num_rows > self.max_rows:
+            raise BadRequestError(
+                f"{table.num_rows} rows in [start, stop), more than {self.max_rows}: "
+                "give max_points, a narrower window, or use /export",
+                "max_points",
+            )
+        meta = table.schema.metadata or {}
+        return {
+            "instrument": inst.id,
+            "start_ns": start_ns,
+            "stop_ns": stop_ns,
+            "max_points": max_points,
+            "source": meta.get(b"source", b"telemetry").decode(),
+            "rows": table.num_rows,
+            "units": {n: u for n, u in _units(inst).items() if n in names},
+            "columns": {name: column_json(table.column(name)) for name in table.column_names},
+        }
+
+    # ------------------------------------------------------------------ events
+
+    def events(
+        self,
+        instrument: str | None,
+        kind: str | None,
+        start: str | None,
+        stop: str | None,
+        limit: int,
+    ) -> dict[str, Any]:
+        kinds = split_list(kind)
+        if kinds is not None:
+            bad = [k for k in kinds if k not in EVENT_KINDS]
+            if bad:
+                raise BadRequestError(
+                    f"kind: unknown {bad}; use some of {list(EVENT_KINDS)}", "kind"
+                )
+        start_ns, stop_ns = window(start, stop)
+        ids = split_list(instrument)
+        insts = [self.instrument(i) for i in ids] if ids is not None else self.readable()
+        if not insts and self.principal.role == "viewer":
+            raise ForbiddenError("viewers see station status only, not events")
+        rows: list[dict[str, Any]] = []
+        for inst in insts:
+            with reading(f"events of {inst.id}"):
+                table = self.store.events(inst.id, start_ns, stop_ns, kinds)
+            rows += _events_rows(table, inst)
+        rows.sort(key=lambda r: r["time_ns"])
+        return {
+            "start_ns": start_ns,
+            "stop_ns": stop_ns,
+            "truncated": len(rows) > limit,
+            "events": rows[-limit:],
+        }
+
+    # ------------------------------------------------------------------ metrics
+
+    def require_operator(self, what: str) -> None:
+        if not self.principal.is_operator:
+            raise ForbiddenError(
+                f"{what} is for operators; {self.principal.name!r} is a {self.principal.role}"
+            )
+
+
+def jsonable_dict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: jsonable_dict(v) if isinstance(v, dict) else jsonable(v) for k, v in d.items()}
+
+
+def _health(reported: str | None, last_recv: float | None, period: float, now_s: float) -> str:
+    """Health as ingest reported it, aged here too: a dead ingestor leaves its last retained
+    status behind, which must not stay green."""
+    if reported is None or last_recv is None:
+        return "offline"
+    silent = now_s - float(last_recv)
+    if silent > OFFLINE_PERIODS * period:
+        return "offline"
+    if silent > STALE_PERIODS * period:
+        return "stale" if reported in ("nominal", "warning", "critical", "stale") else reported
+    return reported
+
+
+def _units(inst: Instrument) -> dict[str, str | None]:
+    p = inst.profile
+    return {f.name: f.units for f in p.fields if not f.ignore} | {
+        d.name: d.units for d in p.derived
+    }
+
+
+def _limits(limits: Any) -> dict[str, Any] | None:
+    if limits is None:
+        return None
+    return limits.model_dump(exclude_none=True, exclude_defaults=True) or None
+
+
+def _channels(inst: Instrument) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for f in inst.profile.fields:
+        if f.ignore:
+            continue
+        out.append(
+            {
+                "name": f.name,
+                "source": "field",
+                "type": f.type,
+                "count": f.count,
+                "units": f.units,
+                "description": f.description,
+                "enum": {str(k): v for k, v in f.enum.items()} if f.enum else None,
+                "limits": _limits(f.limits),
+            }
+        )
+    for d in inst.profile.derived:
+        out.append(
+            {
+                "name": d.name,
+                "source": "derived",
+                "expr": d.expr,
+                "units": d.units,
+                "description": d.description,
+                "limits": _limits(d.limits),
+            }
+        )
+    return out
+
+
+def _event_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: jsonable(v) for k, v in row.items()}
+    if "time_ns" in out and "time" not in out:
+        out["time"] = iso(out["time_ns"])
+    return out
+
+
+def _events_rows(table: pa.Table, inst: Instrument) -> list[dict[str, Any]]:
+    if table.num_rows == 0:
+        return []
+    cols = {name: column_json(table.column(name)) for name in table.column_names}
+    rows = []
+    for k in range(table.num_rows):
+        row = {name: cols[name][k] for name in cols}
+        row["time_ns"] = row.pop("time")
+        row["time"] = iso(row["time_ns"])
+        row["instrument"] = inst.id
+        row["partner"] = inst.profile.partner
+        rows.append(row)
+    return rows

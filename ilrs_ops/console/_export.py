@@ -1,0 +1,155 @@
+"""Streamed exports of telemetry: Parquet, Arrow IPC stream or CSV, written chunk by chunk.
+
+The window [start, stop) is read in time slices sized to about CHUNK_ROWS rows each, and each
+slice is written and handed to the response before the next is read: memory holds one slice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ilrs_ops.console._data import NS, reading
+from ilrs_ops.profiles import Instrument
+from ilrs_ops.store import Store
+
+log = logging.getLogger(__name__)
+
+Format = Literal["parquet", "arrow", "csv"]
+MEDIA_TYPES: dict[str, str] = {
+    "parquet": "application/vnd.apache.parquet",
+    "arrow": "application/vnd.apache.arrow.stream",
+    "csv": "text/csv; charset=utf-8",
+}
+SUFFIXES = {"parquet": "parquet", "arrow": "arrows", "csv": "csv"}
+CHUNK_ROWS = 100_000
+MIN_SLICE_NS = 60 * NS
+MAX_SLICE_NS = 86_400 * NS  # a store partition
+#: Slices are read one by one, empty or not: this bounds the work of one export.
+MAX_EXPORT_NS = 366 * 86_400 * NS
+
+
+class _Sink:
+    """A write-only file that keeps what was written until ``take``; counts its position
+    (the Parquet writer asks for it) across takes."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._pos = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        b = bytes(data)
+        self._parts.append(b)
+        self._pos += len(b)
+        return len(b)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+def slices(inst: Instrument, start_ns: int, stop_ns: int) -> Iterator[tuple[int, int]]:
+    width = int(CHUNK_ROWS * inst.profile.expected_period_s * NS)
+    width = min(max(width, MIN_SLICE_NS), MAX_SLICE_NS)
+    t = start_ns
+    while t < stop_ns:
+        yield t, min(t + width, stop_ns)
+        t += width
+
+
+def flatten_arrays(table: pa.Table) -> pa.Table:
+    """Array channels as one column per element (``wheel_temp[0]``...): CSV has no lists."""
+    columns, names = [], []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_fixed_size_list(col.type):
+            size = col.type.list_size
+            flat = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+            for k in range(size):
+                columns.append(pa.compute.list_element(flat, k))
+                names.append(f"{name}[{k}]")
+        else:
+            columns.append(col)
+            names.append(name)
+    return pa.table(columns, names=names)
+
+
+def export(
+    store: Store,
+    inst: Instrument,
+    channels: list[str],
+    start_ns: int,
+    stop_ns: int,
+    fmt: Format,
+    first: pa.Table | None = None,
+) -> Iterator[bytes]:
+    """The file's bytes, slice by slice. ``first`` is the first slice already read (the route
+    reads it before answering, so a store error is a 503 and not a cut-off download)."""
+    sink = _Sink()
+    writer: pq.ParquetWriter | ipc.RecordBatchStreamWriter | pcsv.CSVWriter | None = None
+    try:
+        for k, (lo, hi) in enumerate(slices(inst, start_ns, stop_ns)):
+            if k == 0 and first is not None:
+                table = first
+            else:
+                with reading(f"export of {inst.id}"):
+                    table = store.query(inst.id, channels, lo, hi)
+            if fmt == "csv":
+                table = flatten_arrays(table)
+            with reading(f"export of {inst.id}"):
+                if writer is None:
+                    writer = _writer(fmt, sink, table.schema)
+                writer.write_table(table)
+            chunk = sink.take()
+            if chunk:
+                yield chunk
+        with reading(f"export of {inst.id}"):
+            if writer is None:  # empty window: a valid empty file with the columns
+                schema = store.query(inst.id, channels, start_ns, stop_ns).schema
+                if fmt == "csv":
+                    schema = flatten_arrays(schema.empty_table()).schema
+                writer = _writer(fmt, sink, schema)
+            writer.close()
+            writer = None
+        chunk = sink.take()
+        if chunk:
+            yield chunk
+    except Exception:
+        # Headers are sent: the client sees a cut-off file; say why in the log.
+        log.exception("export of %s [%d, %d) failed", inst.id, start_ns, stop_ns)
+        raise
+    finally:
+        if writer is not None:
+            with contextlib.suppress(pa.ArrowException):
+                writer.close()
+
+
+def _writer(
+    fmt: Format, sink: _Sink, schema: pa.Schema
+) -> pq.ParquetWriter | ipc.RecordBatchStreamWriter | pcsv.CSVWriter:
+    out = pa.PythonFile(sink, mode="w")  # type: ignore[arg-type]
+    if fmt == "parquet":
+        return pq.ParquetWriter(out, schema, compression="zstd")
+    if fmt == "arrow":
+        return ipc.new_stream(out, schema)
+    return pcsv.CSVWriter(out, schema)

@@ -1,0 +1,119 @@
+"""WebSocket of live updates: status changes and events, scoped like every other read.
+
+Token: ``?token=...`` or the ``Sec-WebSocket-Protocol`` header as ``bearer, <token>`` (browsers
+cannot set Authorization on a WebSocket). The first message is a snapshot of the tiles; then
+``{"type": "status", ...}`` and ``{"type": "event", ...}`` as they come. Refusals accept and
+then close with a code, so a browser can tell why: 4401 no/unknown token, 4403 not allowed,
+4404 unknown instrument, 4008 the client fell behind (its queue filled) and was dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from ilrs_ops.console._data import Access, split_list
+from ilrs_ops.console._deps import ConsoleDep
+from ilrs_ops.console._state import Subscriber
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["live"])
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_SLOW = 4008
+SEND_TIMEOUT_S = 10.0
+SUBPROTOCOL = "bearer"
+
+
+def _token_from_protocols(header: str | None) -> str | None:
+    items = [p.strip() for p in (header or "").split(",") if p.strip()]
+    if SUBPROTOCOL in items:
+        k = items.index(SUBPROTOCOL)
+        if k + 1 < len(items):
+            return items[k + 1]
+    return None
+
+
+@router.websocket("/api/live")
+async def live(
+    ws: WebSocket,
+    console: ConsoleDep,
+    instruments: Annotated[str | None, Query()] = None,
+    token: Annotated[str | None, Query()] = None,
+) -> None:
+    header_token = _token_from_protocols(ws.headers.get("sec-websocket-protocol"))
+    await ws.accept(subprotocol=SUBPROTOCOL if header_token else None)
+    principal = console.tokens.principal(token or header_token)
+    if principal is None:
+        await ws.close(CLOSE_UNAUTHORIZED, "no token or unknown token")
+        return
+    access = console.access(principal)
+    wanted = split_list(instruments)
+    if wanted is not None:
+        for iid in wanted:
+            inst = console.catalog.instruments.get(iid)
+            if inst is None:
+                await ws.close(CLOSE_NOT_FOUND, f"unknown instrument {iid!r}")
+                return
+            if not principal.can_see_tile(inst.profile.partner):
+                await ws.close(CLOSE_FORBIDDEN, f"{principal.name!r} may not see {iid!r}")
+                return
+    sub = console.state.subscribe(access.accepts(set(wanted) if wanted else None))
+    try:
+        await _serve(ws, access, sub, wanted)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        console.state.unsubscribe(sub)
+
+
+async def _serve(ws: WebSocket, access: Access, sub: Subscriber, wanted: list[str] | None) -> None:
+    tiles = []
+    for inst in access.catalog:
+        if wanted is None or inst.id in wanted:
+            tile = access.tile(inst)
+            if tile is not None:
+                tiles.append(tile)
+    await ws.send_json({"type": "snapshot", "status": tiles})
+    gone = asyncio.create_task(_until_disconnect(ws))
+    dropped = asyncio.create_task(sub.dropped.wait())
+    try:
+        while True:
+            get = asyncio.create_task(sub.queue.get())
+            done, _ = await asyncio.wait({get, gone, dropped}, return_when=asyncio.FIRST_COMPLETED)
+            if dropped in done or gone in done:
+                get.cancel()
+                if dropped in done and gone not in done:
+                    await _close(ws, CLOSE_TOO_SLOW, "too slow: fell behind the live updates")
+                return
+            message = access.render(get.result())
+            if message is None:
+                continue
+            try:
+                await asyncio.wait_for(ws.send_json(message), SEND_TIMEOUT_S)
+            except TimeoutError:
+                sub.dropped.set()
+    finally:
+        for task in (gone, dropped):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await task
+
+
+async def _until_disconnect(ws: WebSocket) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code, reason), SEND_TIMEOUT_S)

@@ -1,0 +1,44 @@
+"""Console settings from the environment (``ILRS_CONSOLE_*``) or arguments; read once, at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConsoleSettings(BaseSettings):
+    """Where the console reads from and who may use it.
+
+    Outside dev mode a tokens file is required: without one, construction fails with a
+    ValidationError that says so. In dev mode without a tokens file an operator token is made
+    at start and logged once.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ILRS_CONSOLE_", frozen=True)
+
+    broker_host: str = Field("127.0.0.1", description="MQTT broker the ingestors publish to")
+    broker_port: int = Field(1883, ge=1, le=65535)
+    root: str = Field("ilrs", description="topic root: {root}/status/{partner}/{instrument}")
+    data: Path = Field(Path("ilrs-data"), description="folder of the telemetry store")
+    profiles: Path = Field(Path("hardware_profiles"), description="folder of instrument profiles")
+    tokens: Path | None = Field(None, description="tokens file (YAML or JSON) of hashed tokens")
+    dev: bool = Field(False, description="dev mode: without a tokens file, make an operator token")
+    http_host: str = Field("127.0.0.1", description="address the console listens on")
+    http_port: int = Field(8000, ge=0, le=65535, description="port (0: any free port)")
+    ws_queue: int = Field(256, ge=1, description="messages a WebSocket client may fall behind")
+    events_kept: int = Field(1000, ge=1, description="recent events kept in memory")
+    max_rows: int = Field(
+        200_000, ge=1, description="rows a telemetry query may return without max_points"
+    )
+
+    @model_validator(mode="after")
+    def _tokens_outside_dev(self) -> ConsoleSettings:
+        if not self.dev and self.tokens is None:
+            raise ValueError(
+                "no tokens file: set ILRS_CONSOLE_TOKENS (or tokens=) to a tokens file made "
+                "with ilrs_ops.console.create_token, or run in dev mode (ILRS_CONSOLE_DEV=1), "
+                "which makes a one-off operator token"
+            )
+        return self

@@ -1,0 +1,145 @@
+"""Live station state from the ingestors' MQTT topics, and its fan-out to WebSocket clients.
+
+Latest status per instrument (retained ``{root}/status/{partner}/{instrument}``), a ring of
+recent events (``{root}/events/...``), ingest metrics per shard (``{root}/metrics/ingest/{i}``).
+Each subscriber has a bounded queue: a client that falls behind is dropped (and counted), never
+waited for, so one slow browser cannot hold back the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Update:
+    """One change to fan out: the new status of an instrument, or one of its events."""
+
+    kind: Literal["status", "event"]
+    instrument: str
+    partner: str
+    data: dict[str, Any]
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One WebSocket client: its bounded queue and which updates it wants and may see."""
+
+    accepts: Callable[[Update], bool]
+    queue: asyncio.Queue[Update]
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class StationState:
+    """What the ingestors said last. Fed by ``apply`` (one MQTT message at a time)."""
+
+    root: str
+    ws_queue: int = 256
+    events_kept: int = 1000
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)  # instrument -> status doc
+    status_seen: dict[str, float] = field(default_factory=dict)  # instrument -> when it came
+    events: deque[dict[str, Any]] = field(init=False)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # shard -> metrics doc
+    connected: bool = False
+    messages: int = 0
+    bad_messages: int = 0
+    clients_dropped: int = 0
+    _subscribers: set[Subscriber] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.events = deque(maxlen=self.events_kept)
+
+    @property
+    def topics(self) -> list[str]:
+        return [f"{self.root}/{kind}/#" for kind in ("status", "events", "metrics")]
+
+    # ------------------------------------------------------------------ input
+
+    def apply(self, topic: str, payload: bytes) -> Update | None:
+        """Take one message of the subscribed topics; returns the update fanned out, if any."""
+        self.messages += 1
+        prefix = self.root + "/"
+        parts = topic[len(prefix) :].split("/") if topic.startswith(prefix) else []
+        if len(parts) < 2:
+            return self._bad(topic, "not under the topic root")
+        kind = parts[0]
+        if kind == "metrics":
+            if not payload:
+                self.metrics.pop(parts[-1], None)
+                return None
+            doc = self._json(topic, payload)
+            if doc is not None:
+                self.metrics[parts[-1]] = doc
+            return None
+        if len(parts) != 3 or kind not in ("status", "events"):
+            return self._bad(topic, "expected {root}/{status|events}/{partner}/{instrument}")
+        _, partner, instrument = parts
+        if kind == "status" and not payload:  # a retained status cleared
+            self.status.pop(instrument, None)
+            self.status_seen.pop(instrument, None)
+            return None
+        doc = self._json(topic, payload)
+        if doc is None:
+            return None
+        if kind == "status":
+            self.status[instrument] = doc
+            self.status_seen[instrument] = time.time()
+            update = Update("status", instrument, partner, doc)
+        else:
+            doc = {**doc, "instrument": instrument, "partner": partner}
+            self.events.append(doc)
+            update = Update("event", instrument, partner, doc)
+        self.publish(update)
+        return update
+
+    def _json(self, topic: str, payload: bytes) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            self._bad(topic, "payload is not a JSON object")
+            return None
+        return doc
+
+    def _bad(self, topic: str, why: str) -> None:
+        self.bad_messages += 1
+        log.debug("ignored MQTT message on %s: %s", topic, why)
+        return None
+
+    # ------------------------------------------------------------------ fan-out
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, accepts: Callable[[Update], bool]) -> Subscriber:
+        sub = Subscriber(accepts, asyncio.Queue(self.ws_queue))
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+    def publish(self, update: Update) -> None:
+        """Queue ``update`` for every subscriber that wants it; a full queue drops its client."""
+        for sub in list(self._subscribers):
+            if sub.dropped.is_set() or not sub.accepts(update):
+                continue
+            try:
+                sub.queue.put_nowait(update)
+            except asyncio.QueueFull:
+                sub.dropped.set()
+                self._subscribers.discard(sub)
+                self.clients_dropped += 1
+                log.warning("WebSocket client dropped: %d updates behind", sub.queue.qsize())
