@@ -16,12 +16,14 @@ from typing import Annotated
 
 import aiomqtt
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.progress import Progress
 from rich.table import Table
 
 from ilrs_ops.broker import EmbeddedBroker
+from ilrs_ops.console import ConsoleSettings, create_token, serve
 from ilrs_ops.errors import IlrsError, ProfileError
 from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
 from ilrs_ops.monitor import Monitor
@@ -61,6 +63,7 @@ BrokerOpt = Annotated[
 ]
 RootOpt = Annotated[str | None, typer.Option("--root", help="topic root [env ILRS_ROOT]")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="store folder [env ILRS_DATA]")]
+PortOpt = Annotated[int, typer.Option("--http-port", help="console HTTP port (0: any free one)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="random seed: same seed, same packets")]
 ScaleOpt = Annotated[
     float, typer.Option("--time-scale", help="lunar cycle speed-up (10000: a day+night in ~4 min)")
@@ -231,9 +234,10 @@ def up(
     seed: SeedOpt = 0,
     time_scale: ScaleOpt = 10000.0,
     fault: FaultOpt = "",
+    http_port: PortOpt = 8000,
 ) -> None:
     """Run the station on one machine: broker (embedded unless --broker), simulator, ingest
-    into the store, and a live status table."""
+    into the store, the operations console, and a live status table."""
     s = Settings()
     folder = profiles or s.profiles
     catalog = _catalog([folder])
@@ -266,13 +270,80 @@ def up(
             err.print(
                 f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
             )
+            # A fresh operator token for this run, kept (hashed) beside the store.
+            tokens = store.root / "up-tokens.yaml"
+            tokens.unlink(missing_ok=True)
+            token = create_token(tokens, "operator", "operator")
+            console = ConsoleSettings(
+                broker_host=host,
+                broker_port=port,
+                root=s.root,
+                data=store.root,
+                profiles=folder,
+                tokens=tokens,
+                http_port=http_port,
+            )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingestor.run())
                 await ingestor.ready()
                 tg.create_task(sim.run())
+                started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                tg.create_task(serve(console, started))
+                url = await started
+                err.print(f"console: {url}/  operator token: {token}")
                 tg.create_task(_show(lambda: _status_table(ingestor)))
 
     _run(main())
+
+
+@app.command("console")
+def console_(
+    broker: BrokerOpt = None,
+    profiles: ProfilesOpt = None,
+    root: RootOpt = None,
+    data: DataOpt = None,
+    http_port: PortOpt = 8000,
+    tokens: Annotated[
+        Path | None, typer.Option(help="tokens file [env ILRS_CONSOLE_TOKENS]")
+    ] = None,
+    dev: Annotated[
+        bool, typer.Option(help="without a tokens file, make an operator token")
+    ] = False,
+) -> None:
+    """Serve the operations console (API, live WebSocket) over the broker and the store."""
+    s = Settings()
+    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
+    given = {"tokens": tokens} if tokens else {}
+    try:
+        settings = ConsoleSettings(
+            broker_host=host,
+            broker_port=port,
+            root=root or s.root,
+            data=data or s.data,
+            profiles=profiles or s.profiles,
+            http_port=http_port,
+            dev=dev,
+            **given,
+        )
+    except ValidationError as exc:
+        err.print(f"[red]error[/red] {exc.errors()[0]['msg']}", highlight=False)
+        raise typer.Exit(2) from None
+    _run(serve(settings, capture_signals=True))
+
+
+@app.command("token")
+def token_(
+    name: Annotated[str, typer.Argument(help="who the token is for")],
+    role: Annotated[str, typer.Option(help="operator, partner or viewer")],
+    tokens: Annotated[Path, typer.Option(help="tokens file to add it to")],
+    partner: Annotated[str | None, typer.Option(help="the partner, for role partner")] = None,
+) -> None:
+    """Make a console token: printed once; the tokens file keeps only its sha256."""
+    try:
+        out.print(create_token(tokens, name, role, partner))  # type: ignore[arg-type]
+    except IlrsError as exc:
+        err.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command("import")
