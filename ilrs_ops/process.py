@@ -47,11 +47,11 @@ from ilrs_ops.schemas import (
     rollup_widths,
     telemetry_schema,
 )
-from ilrs_ops.telemetry import BAD_LENGTH, packet_time_ns, split_batch
+from ilrs_ops.telemetry import BAD_LENGTH, packet_time_ns, reject_detail, split_batch
 from pipelines.calibrate import CalPlan, calibrate
 from pipelines.decode import decode
 from pipelines.detectors import StaLtaState, sta_lta
-from pipelines.frames import HEADER_OCTETS, OK, STATUS_NAMES, Packets
+from pipelines.frames import OK, STATUS_NAMES, Packets
 from pipelines.limits import (
     NOMINAL,
     STATE_NAMES,
@@ -548,16 +548,11 @@ class Processor:
 
     def _detail(self, reason: str, item: bytes, offset: int) -> str:
         """Why a packet was rejected before decode, from its bytes."""
-        where = f"at octet {offset} of its frame"
-        if reason == "truncated":
-            return f"{len(item)} octets {where}, fewer than a {HEADER_OCTETS}-octet header"
-        apid = (item[0] & 7) << 8 | item[1]
-        if reason == "length_past_end":
-            total = (item[4] << 8 | item[5]) + 7
-            return f"length field says {total} octets, {len(item)} left in the frame ({where})"
-        if reason == "bad_version":
-            return f"version {item[0] >> 5}, not 0 ({where}; APID field {apid:#05x})"
+        framing = reject_detail(reason, item, f"at octet {offset} of its frame")
+        if framing is not None:
+            return framing
         if reason == WRONG_APID:
+            apid = (item[0] & 7) << 8 | item[1]
             return f"APID {apid:#05x} on the topic of {self.instrument.id} (APID {self._apid:#05x})"
         return f"{len(item)} octets, a {self.instrument.id} packet has {self._length}"
 

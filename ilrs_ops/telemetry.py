@@ -15,7 +15,7 @@ import numpy as np
 from ilrs_ops.ccsds import cds_to_utc_ns, cuc_to_utc_ns
 from ilrs_ops.profiles import Catalog, Instrument, calibrate
 from pipelines.decode import decode
-from pipelines.frames import OK, STATUS_NAMES, Packets, split_frames
+from pipelines.frames import HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
 
 #: Reasons a packet is rejected, beyond the frame-level ones of ``pipelines.frames``.
 UNKNOWN_APID = "unknown_apid"
@@ -109,3 +109,17 @@ def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
     if t.code == "cuc":
         return cuc_to_utc_ns(raw["_time_coarse"], raw.get("_time_fine", zeros), t.fine)
     return cds_to_utc_ns(raw["_time_days"], raw["_time_ms"], raw.get("_time_subms", zeros), t.subms)
+
+
+def reject_detail(reason: str, item: bytes, where: str) -> str | None:
+    """Why a frame-level item (``pipelines.frames`` status) was rejected, read from its bytes;
+    ``where`` says where it sat. None for reasons decided after the split."""
+    if reason == "truncated":
+        return f"{len(item)} octets {where}, fewer than a {HEADER_OCTETS}-octet header"
+    apid = (item[0] & 7) << 8 | item[1]
+    if reason == "length_past_end":
+        total = (item[4] << 8 | item[5]) + 7
+        return f"length field says {total} octets, only {len(item)} left ({where})"
+    if reason == "bad_version":
+        return f"version {item[0] >> 5}, not 0 ({where}; APID field {apid:#05x})"
+    return None

@@ -25,7 +25,7 @@ from ilrs_ops.errors import IlrsError
 from ilrs_ops.profiles import Instrument
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.schemas import QUARANTINE
-from ilrs_ops.telemetry import UNKNOWN_APID
+from ilrs_ops.telemetry import UNKNOWN_APID, reject_detail
 from pipelines.frames import OK, STATUS_NAMES, split_frames
 
 CHUNK_OCTETS = 8 << 20
@@ -153,13 +153,9 @@ def _chunk(
 
 
 def _detail(reason: str, item: bytes, offset: int, last: bool) -> str:
-    where = f"at octet {offset} of the file"
-    if reason == "truncated":
-        return f"{len(item)} octets {where}{' (its end)' if last else ''}, fewer than a header"
+    where = f"at octet {offset} of the file{' (its end)' if last else ''}"
+    framing = reject_detail(reason, item, where)
+    if framing is not None:
+        return framing
     apid = (item[0] & 7) << 8 | item[1]
-    if reason == "length_past_end":
-        total = (item[4] << 8 | item[5]) + 7
-        return f"length field says {total} octets, the file ends after {len(item)} ({where})"
-    if reason == "bad_version":
-        return f"version {item[0] >> 5}, not 0 ({where}; APID field {apid:#05x})"
     return f"APID {apid:#05x} {where}: no profile imported has it"
