@@ -18,6 +18,7 @@ run: setup
 
 test: setup
 	scripts/ensure-mosquitto
+	scripts/ensure-chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ilrs-ops profiles check hardware_profiles

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ilrs_ops.console._alarms import ALARM_DAYS, AlarmBook, on_event, rebuild
 from ilrs_ops.console._auth import TokenEntry, Tokens, hash_token
 from ilrs_ops.console._deps import Console
 from ilrs_ops.console._errors import AccessError
@@ -18,6 +21,7 @@ from ilrs_ops.console._live import follow
 from ilrs_ops.console._routes import ROUTERS
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
+from ilrs_ops.errors import StoreError
 from ilrs_ops.profiles import load_catalog
 from ilrs_ops.store import Store
 
@@ -40,11 +44,20 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     state = StationState(settings.root, settings.ws_queue, settings.events_kept)
     store = Store(settings.data, catalog)
     console = Console(settings, catalog, store, state, tokens)
+    alarms = AlarmBook()
+    state.listeners.append(functools.partial(on_event, alarms, console))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if dev_token is not None:
             log.warning("dev mode: operator token (shown once): %s", dev_token)
+        try:
+            n = await asyncio.to_thread(
+                rebuild, alarms, store, console.catalog, ALARM_DAYS, time.time_ns()
+            )
+            log.info("alarm state rebuilt from %d events of the store", n)
+        except StoreError as exc:
+            log.error("alarm state not rebuilt, the store cannot be read: %s", exc)
         task = asyncio.create_task(follow(state, settings.broker_host, settings.broker_port))
         try:
             yield
@@ -61,6 +74,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     )
     app.state.console = console
     app.state.dev_token = dev_token
+    app.state.alarms = alarms
     app.add_exception_handler(AccessError, _access_error)  # type: ignore[arg-type]
     for router in ROUTERS:
         app.include_router(router)

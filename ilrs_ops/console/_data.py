@@ -36,7 +36,7 @@ from ilrs_ops.store import Store
 NS = 1_000_000_000
 MAX_POINTS = 10_000
 DEFAULT_WINDOW_NS = 3600 * NS
-EVENT_KINDS = ("limit", "gap", "reject", "detector", "ack", "shelve", "profile")
+EVENT_KINDS = ("limit", "gap", "reject", "detector", "ack", "shelve", "unshelve", "profile")
 _INT = re.compile(r"^-?\d+$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -54,6 +54,8 @@ class StationState:
     messages: int = 0
     bad_messages: int = 0
     clients_dropped: int = 0
+    #: Called with every event update before it is fanned out (the alarm fold); may add keys.
+    listeners: list[Callable[[Update], None]] = field(default_factory=list)
     _subscribers: set[Subscriber] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -99,6 +101,11 @@ class StationState:
             doc = {**doc, "instrument": instrument, "partner": partner}
             self.events.append(doc)
             update = Update("event", instrument, partner, doc)
+            for listen in self.listeners:
+                try:
+                    listen(update)
+                except Exception:
+                    log.exception("event listener failed on %s", topic)
         self.publish(update)
         return update
 

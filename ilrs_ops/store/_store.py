@@ -20,6 +20,7 @@ import logging
 import operator
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +30,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from ilrs_ops.errors import StoreError
 from ilrs_ops.process import Processed, Processor, ProcessState
 from ilrs_ops.profiles import Catalog, Instrument
 from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW, ROLLUPS, STATE_SUFFIX, TIME, rollup_widths
 from ilrs_ops.store import _seal
-from ilrs_ops.store._fs import describe, translate
+from ilrs_ops.store._fs import describe, make_dirs, translate, write_atomic
 from ilrs_ops.store._query import (
     Buckets,
     bucket_edges,
@@ -60,7 +62,10 @@ NS = 1_000_000_000
 #: With bucket edges off the rollup boundaries, rollups serve buckets at least this many rollup
 #: widths wide (each inner edge then misplaces at most half a rollup width of samples).
 ROLLUPS_PER_BUCKET = 10
-EVENT_KINDS = ("limit", "gap", "reject", "detector", "ack", "shelve", "profile")
+EVENT_KINDS = ("limit", "gap", "reject", "detector", "ack", "shelve", "unshelve", "profile")
+#: Events the console writes itself (acks, shelves, profile uploads), outside any WAL lane:
+#: ``events/instrument={id}/date={D}/console-{ns}.parquet``, final once renamed in place.
+CONSOLE_PREFIX = "console-"
 Source = Literal["auto", "rollups", "telemetry"]
 
 
@@ -118,6 +123,7 @@ class Store:
         self._lives: dict[str, _Live] = {}
         self._lane_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._console_ns = 0  # last console events file name, strictly increasing
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,6 +251,29 @@ class Store:
                     _, state = _seal.read_checkpoint(self.root, lane)
                     states[lane] = state if state is not None else ProcessState()
         return states
+
+    def append_events(self, instrument: str, table: pa.Table) -> list[Path]:
+        """Write events that come from no WAL (the console's acks, shelves, profile uploads) as
+        ``events/instrument={id}/date={D}/console-{ns}.parquet``, one atomic file per day;
+        readers include them at once (no checkpoint gates them). Returns the files written."""
+        inst = self._instrument(instrument)
+        if table.num_rows == 0:
+            return []
+        with translate("convert events of", inst.id):
+            table = table.select(EVENTS.names).cast(EVENTS)
+        with self._guard:
+            ns = self._console_ns = max(time.time_ns(), self._console_ns + 1)
+        files = []
+        for day, part in _seal.split_by_day(table, "time").items():
+            folder = (
+                self.root / "events" / f"instrument={inst.id}" / f"date={_seal.date_of_day(day)}"
+            )
+            path = folder / f"{CONSOLE_PREFIX}{ns:020d}.parquet"
+            with translate("write Parquet file", path):
+                make_dirs(folder)
+                write_atomic(path, lambda f, t=part: pq.write_table(t, f, compression="zstd"))
+            files.append(path)
+        return files
 
     # ------------------------------------------------------------------ queries
 
@@ -585,6 +614,9 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot list {folder}: {describe(exc)}", str(folder)) from exc
             for name in names:
+                if table == "events" and _is_console_file(name):
+                    found.append((day, -1, folder / name))  # no lane: never gated
+                    continue
                 parsed = _seal.parse_file_name(name)
                 if parsed is None:
                     continue
@@ -837,6 +869,11 @@ def _window(start_ns: int, stop_ns: int) -> tuple[int, int]:
     if start >= stop:
         raise ValueError(f"start_ns {start} must be before stop_ns {stop} (window [start, stop))")
     return start, stop
+
+
+def _is_console_file(name: str) -> bool:
+    stem = name.removeprefix(CONSOLE_PREFIX).removesuffix(".parquet")
+    return name.startswith(CONSOLE_PREFIX) and name.endswith(".parquet") and stem.isdigit()
 
 
 def _count(buckets: int) -> int:

@@ -1,6 +1,16 @@
 """One router per resource; ``ROUTERS`` is what the app includes."""
 
-from ilrs_ops.console._routes import events, health, instruments, live, metrics, status
+from ilrs_ops.console._routes import (
+    alarms,
+    events,
+    health,
+    instruments,
+    live,
+    metrics,
+    page,
+    profiles,
+    status,
+)
 
 ROUTERS = [
     health.router,
@@ -9,4 +19,8 @@ ROUTERS = [
     events.router,
     metrics.router,
     live.router,
+    alarms.router,
+    alarms.audit_router,
+    profiles.router,
+    page.router,
 ]
