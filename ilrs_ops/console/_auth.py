@@ -13,15 +13,12 @@ viewer (station status only: tiles without values).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import io
 import json
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
 
+from ilrs_ops._fs import write_atomic
 from ilrs_ops.console._errors import ConsoleError
 from ilrs_ops.profiles import Instrument
 
@@ -166,18 +164,7 @@ def _write_entries(path: Path, entries: list[TokenEntry]) -> None:
         yaml.dump(doc, buf)
         text = buf.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(text.encode()), mode=0o600)
 
 
 def _kind(path: Path) -> str:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
+from ilrs_ops._fs import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, is_temp, temp_path, write_atomic
 from ilrs_ops.errors import StoreError
 
-#: Temp files of an atomic write: hidden from readers (pyarrow, DuckDB and Polars skip dot files
-#: or do not match the suffix) and removed by recovery.
-TEMP_PREFIX = "."
-TEMP_SUFFIX = ".tmp"
+__all__ = [  # the atomic-write pieces are shared with the console; re-exported for the store
+    "TEMP_PREFIX", "TEMP_SUFFIX", "describe", "fsync_dir", "is_temp", "make_dirs", "temp_path",
+    "translate", "write_atomic",
+]  # fmt: skip
+
 
 _ADVICE = {
     errno.ENOSPC: "the disk is full; free space on it (or move the store) and retry",
@@ -52,15 +53,6 @@ def translate(action: str, path: Path | str) -> Iterator[None]:
         ) from exc
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (created, renamed, deleted files) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_dirs(path: Path) -> None:
     """``mkdir -p`` whose new directories survive a crash: each parent is fsynced after."""
     missing: list[Path] = []
@@ -72,30 +64,3 @@ def make_dirs(path: Path) -> None:
         with contextlib.suppress(FileExistsError):
             d.mkdir()
         fsync_dir(d.parent)
-
-
-def temp_path(final: Path) -> Path:
-    return final.with_name(f"{TEMP_PREFIX}{final.name}{TEMP_SUFFIX}")
-
-
-def is_temp(path: Path) -> bool:
-    return path.name.startswith(TEMP_PREFIX) and path.name.endswith(TEMP_SUFFIX)
-
-
-def write_atomic(final: Path, write: Callable[[object], None], *, sync_dir: bool = True) -> None:
-    """Write ``final`` via a temp file in the same directory: write, fsync, rename, and (unless
-    the caller syncs the directory itself, once for many files) fsync the directory. A reader
-    sees the old file or the complete new one, never a part."""
-    tmp = temp_path(final)
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if sync_dir:
-        fsync_dir(final.parent)

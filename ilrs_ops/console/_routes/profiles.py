@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ilrs_ops._fs import write_atomic
 from ilrs_ops.console._audit import record
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._deps import Console, ConsoleDep, PrincipalDep
@@ -130,7 +129,8 @@ def _upload(
         if clashes:
             return _problems(clashes)
         existed = path.exists()
-        _write_atomic(path, data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda f: f.write(data), mode=0o644)
         with contextlib.suppress(ProfileError):
             catalog = load_catalog([folder])
             console.catalog = catalog
@@ -143,27 +143,6 @@ def _upload(
         event = record(console.store, principal, instrument, "profile", None, detail)
     return {"instrument": instrument, "partner": partner, "path": shown, "sha256": digest,
             "bytes": len(data), "replaced": existed, "event": event}  # fmt: skip
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 @router.put("/{partner}/{instrument}", response_model=None)
