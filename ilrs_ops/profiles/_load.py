@@ -5,6 +5,8 @@ Every problem is reported with file, line and column, all at once, never just th
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
@@ -14,7 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles._checks import check_parts, check_profile
@@ -65,20 +68,50 @@ def _parse_yaml(name: str, text: str) -> tuple[Any, Positions]:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
-        doc = yaml.load(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ReusedAnchorWarning)
+            doc = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         msg = f"not valid YAML: {exc.problem or exc.context}"
         raise ProfileError([Problem(name, line, col, msg)]) from None
+    except ReaderError as exc:  # a character YAML does not allow, at a known offset
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - text.rfind("\n", 0, exc.position)
+        msg = f"not valid YAML: character {exc.character!r} is not allowed"
+        raise ProfileError([Problem(name, line, col, msg)]) from None
+    except ReusedAnchorWarning as exc:
+        lines = re.findall(r"line (\d+), column (\d+)", str(exc))
+        line, col = (int(lines[-1][0]), int(lines[-1][1])) if lines else (None, None)
+        msg = "not valid YAML: an anchor (&name) is defined twice"
+        raise ProfileError(
+            [Problem(name, line, col, msg, hint="give each anchor its own name")]
+        ) from None
     except YAMLError as exc:
         raise ProfileError([Problem(name, None, None, f"not valid YAML: {exc}")]) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # ruamel's constructor fails without a position on tags it cannot apply (!!int x)
+        # and on lists or mappings used as keys; point at the first such construct.
+        line = _first_line(text, ("!!", "? ", "[", "{")) or 1
+        msg = f"not valid YAML: a value cannot be built ({type(exc).__name__}: {exc})"
+        hint = "remove YAML tags (!!int, !!set...) and use plain words or numbers as keys"
+        raise ProfileError([Problem(name, line, None, msg, hint=hint)]) from None
     if not isinstance(doc, CommentedMap):
         what = "empty" if doc is None else f"a {type(doc).__name__}"
         msg = f"the file is {what}, not a mapping"
         raise ProfileError([Problem(name, 1, 1, msg, hint="start with 'instrument: <id>'")])
     positions = Positions()
     return _plain(doc, (), positions), positions
+
+
+def _first_line(text: str, marks: tuple[str, ...]) -> int | None:
+    """The first line (1-based) holding one of ``marks`` outside a comment."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        code = line.split("#", 1)[0]
+        if any(m in code for m in marks):
+            return n
+    return None
 
 
 def _plain(node: Any, loc: Loc, positions: Positions) -> Any:
