@@ -23,6 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from ilrs_ops.broker import EmbeddedBroker
+from ilrs_ops.broker_config import write_broker_config
 from ilrs_ops.console import ConsoleSettings, create_token, serve
 from ilrs_ops.errors import IlrsError, ProfileError
 from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
@@ -344,6 +345,31 @@ def token_(
     except IlrsError as exc:
         err.print(f"[red]error[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@app.command("broker-config")
+def broker_config(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder to write the files into")],
+    profiles: ProfilesOpt = None,
+    root: RootOpt = None,
+    port: Annotated[int, typer.Option(help="port of the broker's listener")] = 1883,
+    run_as: Annotated[
+        str | None, typer.Option(help="user Mosquitto runs as when started as root")
+    ] = None,
+) -> None:
+    """Generate Mosquitto passwords, ACLs (from the profiles) and a config: each instrument may
+    only publish its own telemetry topic; passwords go to credentials.env (mode 0600)."""
+    s = Settings()
+    catalog = _catalog([profiles or s.profiles])
+    try:
+        cfg = write_broker_config(catalog, out_dir, root=root or s.root, port=port, run_as=run_as)
+    except (IlrsError, OSError) as exc:
+        err.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(
+        f"{len(cfg.users)} MQTT users ({len(catalog)} instruments) in {cfg.folder}: passwords, "
+        f"acl, mosquitto.conf; credentials in {cfg.credentials} (mode 0600, keep it secret)"
+    )
 
 
 @app.command("import")
