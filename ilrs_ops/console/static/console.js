@@ -24,6 +24,8 @@
   const tiles = new Map(); // instrument -> tile json
   const tileEls = new Map(); // instrument -> button
   let detail = null; // {id, info, channel, live: {x, ys}, livePlot, histPlot, range}
+  const alarms = new Map(); // "instrument/channel" -> alarm json (not cleared)
+  const alarmLoads = new Set(); // buffers of live alarm changes that arrive while GET runs
 
   // ------------------------------------------------------------------ auth and API
 
@@ -55,6 +57,9 @@
     clearTimeout(wsRetry);
     tiles.clear(); tileEls.clear();
     $("#partners").replaceChildren();
+    alarms.clear();
+    renderAlarms();
+    if ($("#shelve-dialog").open) $("#shelve-dialog").close();
     closeDetail();
     setConn(false, "not connected");
     showLogin(message);
@@ -81,6 +86,7 @@
     $("#logout").hidden = false;
     for (const p of status.partners) for (const t of p.instruments) tiles.set(t.instrument, t);
     renderOverview();
+    loadAlarms();
     connect();
     route();
   }
@@ -161,6 +167,7 @@
       tiles.clear();
       for (const t of msg.status) tiles.set(t.instrument, t);
       renderOverview();
+      loadAlarms(); // (re)connected: what changed while the socket was down
       if (detail) paintDetailStatus(tiles.get(detail.id));
     } else if (msg.type === "status") {
       const t = msg.status;
@@ -169,9 +176,226 @@
       if (isNew) renderOverview(); else paintTile(t);
       if (detail && detail.id === t.instrument) { paintDetailStatus(t); pushLive(t); }
     } else if (msg.type === "event") {
+      if (msg.event.alarm) liveAlarm(msg.event.alarm);
       if (detail && detail.id === msg.event.instrument) addEvent(msg.event, true);
     }
   }
+
+
+  // ------------------------------------------------------------------ alarms
+
+  const STATE_ORDER = { active: 0, latched: 1, acknowledged: 2, shelved: 3 };
+  const SEV_ORDER = { red: 0, invalid: 1, yellow: 2, nominal: 3 };
+  const alarmKey = (a) => `${a.instrument}/${a.channel}`;
+
+  function putAlarm(a) {
+    const key = alarmKey(a);
+    const cur = alarms.get(key);
+    if (cur && (cur.changed_ns || 0) > (a.changed_ns || 0)) return; // older news
+    if (a.state === null || a.state === undefined) alarms.delete(key); // cleared
+    else alarms.set(key, a);
+    scheduleAlarms();
+  }
+
+  function liveAlarm(a) {
+    for (const buf of alarmLoads) buf.push(a);
+    putAlarm(a);
+  }
+
+  async function loadAlarms() {
+    const buf = [];
+    alarmLoads.add(buf);
+    let r;
+    try { r = await api("/api/alarms"); } catch (e) {
+      if (token) alarmMsg(`Alarm list unavailable: ${e.message}`, true);
+      return;
+    } finally { alarmLoads.delete(buf); }
+    alarms.clear();
+    for (const a of r.alarms) alarms.set(alarmKey(a), a);
+    for (const a of buf) putAlarm(a); // live changes that came while the list was fetched
+    scheduleAlarms();
+  }
+
+  let alarmsPending = false;
+  function scheduleAlarms() {
+    if (alarmsPending) return;
+    alarmsPending = true;
+    queueMicrotask(() => { alarmsPending = false; renderAlarms(); });
+  }
+
+  function alarmMsg(text, bad) {
+    const m = $("#alarm-msg");
+    m.textContent = text;
+    m.classList.toggle("bad", Boolean(bad));
+  }
+
+  // The API lets a token act on the alarms of instruments whose data it may read; the tiles
+  // carry values exactly for those (null for viewers and for other partners' instruments).
+  function canAct(a) {
+    const t = tiles.get(a.instrument);
+    return Boolean(t && t.values);
+  }
+
+  function hhmmss(ns) {
+    return ns ? new Date(ns / 1e6).toISOString().slice(11, 19) : "—";
+  }
+  function agoNs(ns) {
+    if (!ns) return "";
+    const s = Math.max(0, Date.now() / 1000 - ns / NS);
+    return s < 90 ? `${s.toFixed(0)} s ago` : s < 5400 ? `${(s / 60).toFixed(0)} min ago`
+      : `${(s / 3600).toFixed(1)} h ago`;
+  }
+
+  function renderAlarms() {
+    const list = $("#alarm-list");
+    const act = document.activeElement;
+    const hadFocus = list.contains(act) ? { key: act.closest("tr").dataset.key,
+      act: act.dataset.act, index: [...list.rows].indexOf(act.closest("tr")) } : null;
+    const sorted = [...alarms.values()].sort((a, b) =>
+      (STATE_ORDER[a.state] ?? 9) - (STATE_ORDER[b.state] ?? 9) ||
+      (SEV_ORDER[a.severity] ?? 9) - (SEV_ORDER[b.severity] ?? 9) ||
+      (b.changed_ns || 0) - (a.changed_ns || 0) || alarmKey(a).localeCompare(alarmKey(b)));
+    const counts = { active: 0, latched: 0, acknowledged: 0, shelved: 0 };
+    const rows = sorted.map((a) => { counts[a.state] = (counts[a.state] || 0) + 1; return alarmRow(a); });
+    list.replaceChildren(...rows);
+    $("#alarm-empty").hidden = rows.length > 0;
+    $("#alarm-counts").textContent = Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(" · ");
+    if (hadFocus) {
+      const row = rows.find((r) => r.dataset.key === hadFocus.key) ||
+        rows[Math.min(hadFocus.index, rows.length - 1)];
+      const target = row && (hadFocus.act ? row.querySelector(`button[data-act="${hadFocus.act}"]`) ||
+        row.querySelector("button") || row.querySelector("a") : row.querySelector("a"));
+      (target || $("#alarms-title")).focus();
+    }
+  }
+
+  function alarmRow(a) {
+    const key = alarmKey(a);
+    const t = tiles.get(a.instrument);
+    const units = t && t.values && t.values[a.channel] ? t.values[a.channel].units : "";
+    const value = a.value === null || a.value === undefined ? "—"
+      : `${fmtNum(a.value)}${units ? ` ${units}` : ""}`;
+    let sub = "";
+    if (a.state === "shelved") {
+      sub = `to ${hhmmss(a.shelved_until_ns)} · ${a.underlying}`;
+    } else if (a.state === "acknowledged" && a.acked_by) {
+      sub = `by ${a.acked_by}`;
+    }
+    const stateTitle = [a.state === "shelved" && a.shelved_by ? `shelved by ${a.shelved_by}` : "",
+      a.shelve_reason || "", a.ack_reason ? `ack: ${a.ack_reason}` : "",
+      `now ${a.limit_state}`].filter(Boolean).join(" · ");
+    const acts = el("td", { class: "acts" });
+    if (canAct(a)) {
+      const label = `${a.instrument} ${a.channel}`;
+      if (a.underlying === "active" || a.underlying === "latched") {
+        acts.append(el("button", { type: "button", "data-act": "ack", text: "Ack",
+          "aria-label": `Acknowledge ${label}` }));
+      }
+      if (a.state === "shelved") {
+        acts.append(el("button", { type: "button", "data-act": "unshelve", text: "Unshelve",
+          "aria-label": `Unshelve ${label}` }));
+      } else {
+        acts.append(el("button", { type: "button", "data-act": "shelve", text: "Shelve",
+          "aria-label": `Shelve ${label}`, "aria-haspopup": "dialog" }));
+      }
+    }
+    return el("tr", { class: `sev-${a.severity}`, "data-key": key, "data-instrument": a.instrument,
+      "data-channel": a.channel, "data-state": a.state, "data-severity": a.severity,
+      "data-since": a.since || "" }, // ISO: the ns of since_ns do not survive a JS number
+      el("td", { class: "astate", title: stateTitle }, el("span", { class: "sev", text: a.severity }), " ",
+        a.state, sub ? el("span", { class: "sub", text: sub }) : ""),
+      el("td", { class: "nw" }, el("a", { href: `#/i/${encodeURIComponent(a.instrument)}`, text: a.instrument })),
+      el("td", { class: "nw", text: a.channel }),
+      el("td", { class: "num", text: value, title: a.value === null ? "" : String(a.value) }),
+      el("td", { title: a.since || "" }, el("time", { datetime: a.since || "", text: hhmmss(a.since_ns) }),
+        el("span", { class: "ago", "data-ns": String(a.since_ns ?? ""), text: agoNs(a.since_ns) })),
+      acts);
+  }
+
+  setInterval(() => {
+    for (const s of document.querySelectorAll("#alarm-list .ago")) s.textContent = agoNs(Number(s.dataset.ns));
+  }, 5000);
+  // viewers get no live events, and shelves run out: refresh the list now and then
+  setInterval(() => { if (token && ws) loadAlarms(); }, 30000);
+
+  async function post(path, body) {
+    const r = await fetch(path, { method: "POST", body: JSON.stringify(body),
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" } });
+    if (r.status === 401) { logout("Your token was refused; log in again."); throw new Error("401"); }
+    let doc = null;
+    try { doc = await r.json(); } catch (e) { /* not JSON */ }
+    return { status: r.status, ok: r.ok, doc };
+  }
+
+  function refusal(res) {
+    const detail = res.doc && res.doc.detail ? (typeof res.doc.detail === "string"
+      ? res.doc.detail : JSON.stringify(res.doc.detail)) : "";
+    if (res.status === 403) return `Not allowed: ${detail || "this token may not act on that alarm"}`;
+    return `The console refused (${res.status})${detail ? `: ${detail}` : ""}`;
+  }
+
+  async function alarmAction(a, kind, body) {
+    const path = `/api/alarms/${encodeURIComponent(a.instrument)}/${encodeURIComponent(a.channel)}/${kind}`;
+    let res;
+    try { res = await post(path, body); } catch (e) {
+      if (token) alarmMsg(`${kind} failed: ${e.message}`, true);
+      return null;
+    }
+    if (res.ok) {
+      if (res.doc && res.doc.alarm) putAlarm(res.doc.alarm);
+      const done = { ack: "Acknowledged", shelve: "Shelved", unshelve: "Unshelved" }[kind];
+      const after = res.doc && res.doc.alarm && res.doc.alarm.state ? res.doc.alarm.state : "cleared";
+      alarmMsg(`${done} ${a.instrument} ${a.channel}: now ${after}.`);
+    } else {
+      alarmMsg(refusal(res), true);
+      if (res.status === 409) loadAlarms();
+    }
+    return res;
+  }
+
+  $("#alarm-list").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-act]");
+    if (!b) return;
+    const a = alarms.get(b.closest("tr").dataset.key);
+    if (!a) return;
+    if (b.dataset.act === "shelve") { openShelve(a, b); return; }
+    b.disabled = true;
+    alarmAction(a, b.dataset.act, { reason: "" }).finally(() => { b.disabled = false; });
+  });
+
+  let shelving = null; // {alarm, opener}
+  function openShelve(a, opener) {
+    shelving = { alarm: a, opener };
+    $("#shelve-target").textContent = `${a.instrument} · ${a.channel} · ${a.severity} · ${a.state}`;
+    $("#shelve-reason").value = "";
+    $("#shelve-error").textContent = "";
+    $("#shelve-dialog").showModal();
+    $("#shelve-reason").focus();
+  }
+  $("#shelve-cancel").addEventListener("click", () => $("#shelve-dialog").close());
+  $("#shelve-dialog").addEventListener("close", () => {
+    if ($("#shelve-dialog").open) return; // reopened before this event came
+    const s = shelving;
+    shelving = null;
+    if (!s) return;
+    const row = $("#alarm-list").querySelector(`tr[data-key="${CSS.escape(alarmKey(s.alarm))}"]`);
+    const target = s.opener.isConnected ? s.opener : row && row.querySelector("button");
+    (target || $("#alarms-title")).focus();
+  });
+  $("#shelve-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!shelving) { $("#shelve-dialog").close(); return; }
+    const reason = $("#shelve-reason").value.trim();
+    if (!reason) { $("#shelve-error").textContent = "Say why it is shelved."; $("#shelve-reason").focus(); return; }
+    const secs = Number(new FormData(ev.target).get("until"));
+    const until = new Date(Date.now() + secs * 1000).toISOString();
+    $("#shelve-ok").disabled = true;
+    try {
+      const res = await alarmAction(shelving.alarm, "shelve", { until, reason });
+      if (res && res.ok) $("#shelve-dialog").close();
+      else if (res) $("#shelve-error").textContent = refusal(res);
+    } finally { $("#shelve-ok").disabled = false; }
+  });
 
   // ------------------------------------------------------------------ routing
 
