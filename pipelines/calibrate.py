@@ -224,11 +224,14 @@ def calibrate(raw: np.ndarray, cal: CalPlan) -> np.ndarray:
         raise TypeError(f"raw must be an integer or float array, not {raw.dtype}")
     if not isinstance(cal, CalPlan):
         raise TypeError(f"cal must be a CalPlan, not {type(cal).__name__}")
+    # A signalling NaN from the wire sets the "invalid" flag when widened: it is data, not an error.
     if cal.kind == NONE:
-        return raw.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            return raw.astype(np.float64)
     flat = np.ascontiguousarray(raw).reshape(-1)
     if flat.dtype not in _KERNEL_DTYPES:  # float16, non-native byte order
-        flat = flat.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            flat = flat.astype(np.float64)
     out = np.empty(flat.shape[0], np.float64)
     if cal.kind == POLY:
         _poly_kernel(flat, cal.coef[0, : cal.ncoef[0]], out)

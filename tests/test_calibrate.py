@@ -197,3 +197,10 @@ def test_invalid_plans_and_inputs():
         calibrate(np.array(["a"]), plan)
     with pytest.raises(TypeError, match="CalPlan"):
         calibrate(np.zeros(3), Calibration(poly=[1.0]))
+
+
+def test_signalling_nan_from_the_wire_is_data_not_a_warning() -> None:
+    """Found by fuzzing: widening a float32 signalling NaN raised 'invalid value in cast'."""
+    snan = np.array([0x7F800001, 0x3F800000], dtype=np.uint32).view(np.float32)
+    out = calibrate(snan, CalPlan.none())
+    assert np.isnan(out[0]) and out[1] == 1.0
