@@ -6,7 +6,7 @@ Run: .venv/bin/python bench/bench_console.py [--nominal-s 40] [--fast-s 30] [--r
 
 One run on a private Mosquitto (as bench_ingest.py starts it), with an in-process Ingestor
 (fresh tmp Store, ``status_interval_s`` set low, default 0.05 s, so the status cadence is not
-what is measured; ``batch_delay_s`` left at its default 0.05 s), the console served by uvicorn
+what is measured; ``batch_delay_s`` left at its default), the console served by uvicorn
 through ``ilrs_ops.console.serve`` and the station's Simulator with ``Faults(limit=...)`` so
 limit events flow, all in one event loop as ``ilrs-ops up`` runs them. The clients run in
 their own processes (spawned), so their CPU and event loop are not the server's:

@@ -7,6 +7,7 @@ the message is durable in the WAL. The underlying paho client has one: ``manual_
 
 from __future__ import annotations
 
+import socket
 from typing import Literal
 
 import aiomqtt
@@ -35,6 +36,9 @@ def make_client(
     MQTT 5 (Mosquitto, EMQX, HiveMQ) lets us ask for a large in-flight window; MQTT 3.1.1 (the
     embedded amqtt broker) leaves it to the broker (Mosquitto's default is 20).
     """
+    # Small messages go out at once: with Nagle on, an event publish waits behind our own
+    # PUBACKs for the peer's delayed ACK (~30 ms measured by bench/bench_console.py).
+    nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
     if protocol == "v5":
         props = Properties(PacketTypes.CONNECT)
         props.ReceiveMaximum = receive_maximum
@@ -46,6 +50,7 @@ def make_client(
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,
             properties=props,
+            socket_options=nodelay,
         )
     else:
         client = aiomqtt.Client(
@@ -54,6 +59,7 @@ def make_client(
             identifier=client_id,
             protocol=aiomqtt.ProtocolVersion.V311,
             clean_session=False,
+            socket_options=nodelay,
         )
     client._client.manual_ack_set(True)  # private: see the module docstring
     return client
