@@ -54,12 +54,11 @@ import os
 import shlex
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +67,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import HOST, Broker, Split, free_port, patched, split_patches, table
+from bench_ingest import HOST, Split, free_port, patched, private_mosquitto, split_patches, table
 
 from ilrs_ops.console import ConsoleSettings, StationState, Update, create_token, serve
 from ilrs_ops.ingest import IngestConfig, Ingestor
@@ -88,43 +87,8 @@ MATCH_SLACK_NS = 5 * MS
 # ---------------------------------------------------------------------- broker
 
 
-@contextlib.contextmanager
-def private_mosquitto(binary: str, nodelay: bool) -> Iterator[Broker]:
-    """bench_ingest's private Mosquitto (free port, unlimited queues, no persistence), with
-    ``set_tcp_nodelay true`` when ``nodelay`` (Mosquitto's default is Nagle on)."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-mosquitto-"))
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} {HOST}\n"
-        "allow_anonymous true\n"
-        "max_queued_messages 0\n"
-        "max_inflight_messages 0\n"
-        "persistence false\n"
-        "log_dest stderr\n" + ("set_tcp_nodelay true\n" if nodelay else "")
-    )
-    log = (tmp / "mosquitto.log").open("wb")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {(tmp / 'mosquitto.log').read_text()}")
-            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not listen on {HOST}:{port}")
-            time.sleep(0.05)
-        yield Broker(port, proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+#: Mosquitto's Nagle switch (off by default), for --nodelay.
+NODELAY = "set_tcp_nodelay true\n"
 
 
 def timed_app_patch(server_ms: list[tuple[float, float]]) -> tuple[object, str, object]:
@@ -433,7 +397,9 @@ async def amain(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
     try:
         with (
-            private_mosquitto(args.mosquitto, args.nodelay) as broker,
+            private_mosquitto(
+                args.mosquitto, "set_tcp_nodelay true\n" if args.nodelay else ""
+            ) as broker,
             Store(tmp / "data", catalog) as store,
         ):
             print(

@@ -91,8 +91,9 @@ class Broker:
 
 
 @contextlib.contextmanager
-def private_mosquitto(binary: str) -> Iterator[Broker]:
-    """A Mosquitto of our own on a free port, with its config in a temp dir; stopped after."""
+def private_mosquitto(binary: str, extra: str = "") -> Iterator[Broker]:
+    """A Mosquitto of our own on a free port, with its config in a temp dir (plus ``extra``
+    config lines); stopped after."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-mosquitto-"))
     port = free_port()
     conf = tmp / "mosquitto.conf"
@@ -102,7 +103,7 @@ def private_mosquitto(binary: str) -> Iterator[Broker]:
         "max_queued_messages 0\n"
         "max_inflight_messages 0\n"
         "persistence false\n"
-        "log_dest stderr\n"
+        "log_dest stderr\n" + extra
     )
     log = (tmp / "mosquitto.log").open("wb")
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
