@@ -550,6 +550,8 @@ def test_events_quarantine_latest_counters(
         assert q.num_rows == ref.quarantine.num_rows > 0
         dup = store.quarantine(ROVER, T0 - DAY, T0 + DAY, ["duplicate"])
         assert set(dup.column("reason").to_pylist()) <= {"duplicate"}
+        assert store.events(ROVER, T0 - DAY, T0 + DAY, []).num_rows == 0  # no kind: no rows
+        assert store.quarantine(ROVER, T0 - DAY, T0 + DAY, []).num_rows == 0
         last = store.latest(ROVER)
         assert last.num_rows == 1 and last.equals(ref.telemetry.slice(ref.telemetry.num_rows - 1))
         c = store.counters(ROVER)

@@ -353,7 +353,7 @@ class Store:
             bad = [k for k in kinds if k not in EVENT_KINDS]
             if bad:
                 raise ValueError(f"unknown event kinds {bad}; use some of {list(EVENT_KINDS)}")
-            flt = ds.field("kind").isin(kinds)
+            flt = ds.field("kind").isin(pa.array(kinds, pa.string()))  # [] too
         return self._rows("events", EVENTS, inst.id, "time", start, stop, flt)
 
     def quarantine(
@@ -371,7 +371,7 @@ class Store:
         if reasons is not None:
             if isinstance(reasons, str):
                 raise ValueError("reasons is a list of reasons, not one string")
-            flt = ds.field("reason").isin(list(reasons))
+            flt = ds.field("reason").isin(pa.array(list(reasons), pa.string()))
         return self._rows("quarantine", QUARANTINE, lane, "recv", start, stop, flt)
 
     def raw_batches(self, instrument: str, start_ns: int, stop_ns: int) -> Iterator[pa.RecordBatch]:
