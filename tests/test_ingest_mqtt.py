@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 
 import aiomqtt
+import pytest
 
-from ilrs_ops.ingest._mqtt import ack, make_client
+from ilrs_ops.ingest._mqtt import ReadGate, ack, make_client
 from tests.conftest import MOSQUITTO
 
 
@@ -98,3 +99,75 @@ async def test_mqtt5_window_lets_many_messages_wait_for_their_ack(topic_root: st
 async def test_adapter_reaches_paho_manual_ack() -> None:
     client = make_client(*MOSQUITTO, client_id="adapter-check")
     assert client._client._manual_ack is True  # private on purpose: the thing under test
+
+
+async def consume_with_group_acks(
+    client: aiomqtt.Client, n: int, gate: ReadGate | None, group: int = 25
+) -> tuple[list[int], int]:
+    """Take ``n`` messages, acknowledging them ``group`` at a time after a short "fsync", as
+    ingest does; returns the payload numbers and the most messages ever held unacknowledged."""
+    got: list[int] = []
+    pending: list[aiomqtt.Message] = []
+    held = most = 0
+
+    def check() -> None:
+        nonlocal most
+        most = max(most, held + len(client.messages))
+        if gate is not None:
+            gate.update(held + len(client.messages))
+
+    async with asyncio.timeout(60):
+        async for m in client.messages:
+            got.append(int.from_bytes(bytes(m.payload), "big"))
+            pending.append(m)
+            held += 1
+            check()
+            if len(pending) >= group or len(got) == n:
+                await asyncio.sleep(0.005)
+                for p in pending:
+                    ack(client, p)
+                held -= len(pending)
+                pending.clear()
+                check()
+            if len(got) == n:
+                break
+    return got, most
+
+
+async def flood(broker: tuple[str, int], topic: str, n: int) -> None:
+    async with aiomqtt.Client(*broker) as pub:
+        pub.pending_calls_threshold = 10_000
+        async with asyncio.TaskGroup() as tg:
+            for i in range(n):
+                tg.create_task(pub.publish(topic, i.to_bytes(4, "big"), qos=1))
+
+
+async def test_read_gate_bounds_held_messages_when_the_broker_oversends(
+    private_broker: tuple[str, int],
+) -> None:
+    """Mosquitto 2.0.11 sends past our Receive Maximum once acknowledgements flow; the gate stops
+    reading the socket at ``high`` held messages and resumes at ``low``, and nothing is lost."""
+    n, window, high, low = 4000, 100, 200, 100
+    seen = {}
+    for name, gated in (("open", False), ("gated", True)):
+        topic = f"gate/{name}"
+        client = make_client(*private_broker, client_id=f"gate-{name}", receive_maximum=window)
+        async with client:
+            await client.subscribe(topic, qos=1)
+            gate = ReadGate(client, high=high, low=low) if gated else None
+            publisher = asyncio.create_task(flood(private_broker, topic, n))
+            got, most = await consume_with_group_acks(client, n, gate)
+            await publisher
+            assert sorted(got) == list(range(n)), f"{name}: lost or repeated messages"
+            seen[name] = (most, gate.pauses if gate else 0)
+    print("held at most (open, gated), pauses:", seen)
+    most, pauses = seen["gated"]
+    assert most <= high + window, f"held {most} messages with the gate at {high}"
+    if seen["open"][0] > high + window:  # the broker oversends here: the gate had to act
+        assert pauses > 0
+
+
+async def test_read_gate_refuses_a_bad_band() -> None:
+    client = make_client(*MOSQUITTO, client_id="gate-band")
+    with pytest.raises(ValueError, match="low < high"):
+        ReadGate(client, high=10, low=10)

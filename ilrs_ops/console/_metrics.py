@@ -66,6 +66,13 @@ def render(state: StationState, catalog: Catalog, health: dict[str, str]) -> str
     for name, key, kind, help_ in (
         ("ilrs_ingest_queue_depth", "queue", "gauge", "messages waiting in the lane queue"),
         ("ilrs_ingest_lag_seconds", "lag_s", "gauge", "receive-to-durable time, last batch"),
+        (
+            "ilrs_ingest_behind_seconds",
+            "behind_s",
+            "gauge",
+            "wall clock minus packet time of the newest packet stored, last batch",
+        ),
+        ("ilrs_ingest_store_failing", "store_failing", "gauge", "1 while the store refuses"),
         ("ilrs_ingest_commit_seconds", "commit_s", "gauge", "WAL append+fsync, last batch"),
         ("ilrs_ingest_messages_total", "messages", "counter", "MQTT messages made durable"),
         ("ilrs_ingest_batches_total", "batches", "counter", "group commits"),
@@ -75,10 +82,17 @@ def render(state: StationState, catalog: Catalog, health: dict[str, str]) -> str
         t.family(name, kind, help_)
         for shard, lane, m in lanes:
             t.sample(name, m.get(key), shard=shard, lane=lane)
-    t.family("ilrs_ingest_connected", "gauge", "1 when the ingest shard is connected")
+    # A family's samples stay together, as the text format wants.
+    for name, key, help_ in (
+        ("ilrs_ingest_connected", "connected", "1 when the ingest shard is connected"),
+        ("ilrs_ingest_unacked", "unacked", "messages received, not yet acknowledged"),
+        ("ilrs_ingest_receive_maximum", "receive_maximum", "the broker's in-flight window"),
+    ):
+        t.family(name, "gauge", help_)
+        for shard, doc in sorted(state.metrics.items()):
+            t.sample(name, doc.get(key), shard=shard)
     t.family("ilrs_ingest_rejects_total", "counter", "packets quarantined per shard, by reason")
     for shard, doc in sorted(state.metrics.items()):
-        t.sample("ilrs_ingest_connected", doc.get("connected"), shard=shard)
         for reason, n in sorted((doc.get("rejects") or {}).items()):
             t.sample("ilrs_ingest_rejects_total", n, shard=shard, reason=reason)
 

@@ -5,6 +5,15 @@ batch (by count, size and age), appends the batch to the instrument's WAL with o
 then acknowledges the messages to the broker, and runs the pipelines on it. Lanes have bounded
 queues; when the store falls behind, the reader stops taking messages, the broker's in-flight
 window fills, and the broker holds the rest: backpressure, never a silent drop.
+
+How far behind ingest is shows in its metrics (``Ingestor.metrics``): per shard ``unacked``
+(messages received from the broker, not yet acknowledged: at ``receive_maximum`` the window is
+full and the broker is holding a backlog), per lane ``queue``, ``lag_s`` (receive to durable)
+and ``behind_s`` (how old the newest packet was, by its CCSDS packet time, when it was stored:
+the whole delay from the instrument's clock to the store, broker backlog included).
+Mosquitto 2.0.11 sends past the window while publishers flood it (266k held with a window of
+5000, measured): ingest's read gate (``_mqtt.ReadGate``) then stops reading the socket at
+``HOLD_HIGH`` held messages, so the backlog stays at the broker (``read_pauses`` counts it).
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import time
@@ -26,9 +36,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import watchfiles
 
-from ilrs_ops._backoff import Backoff
+from ilrs_ops._backoff import STEPS_S, Backoff
 from ilrs_ops.errors import ProfileError, StoreError
-from ilrs_ops.ingest._mqtt import Protocol, ack, make_client
+from ilrs_ops.ingest._mqtt import RECEIVE_MAXIMUM, Protocol, ReadGate, ack, make_client
 from ilrs_ops.ingest._status import InstrumentStatus
 from ilrs_ops.process import Processed, Processor, ProcessState
 from ilrs_ops.profiles import Catalog, Instrument, load_catalog
@@ -38,6 +48,11 @@ log = logging.getLogger(__name__)
 
 UNKNOWN = "_unknown"
 METRICS_INTERVAL_S = 2.0
+#: A lane merges each run of this many processed batches of its open segment into one. Each
+#: batch's tables carry some 50 KB of Python and Arrow objects whatever their rows (measured:
+#: 2000 batches of 10 cnsa-eps packets held 95 MB of RSS for 5 MB of table data; merged, 12 MB),
+#: and under overload with many lanes batches are small and many until segment_s seals them.
+MERGE_BATCHES = 64
 
 
 def shard_of(instrument_id: str, shards: int) -> int:
@@ -56,6 +71,8 @@ class IngestConfig:
     shard: int = 0
     shards: int = 1
     client_id: str | None = None  # fixed per shard, so the broker keeps our session
+    username: str | None = None  # MQTT login (see `ilrs-ops broker-config`); None: anonymous
+    password: str | None = field(default=None, repr=False)
     batch_messages: int = 2000  # a batch is committed at this many messages,
     batch_bytes: int = 8 << 20  # or this many payload bytes,
     batch_delay_s: float = 0.01  # or when its first message has waited this long (messages
@@ -92,9 +109,13 @@ class LaneMetrics:
     batches: int = 0
     last_batch: int = 0
     lag_s: float = 0.0  # receive-to-durable time of the oldest message in the last batch
+    # Wall clock minus packet time of the last batch's newest packet when it was stored: with a
+    # backlog at the broker this grows while lag_s stays bounded by the in-flight window.
+    behind_s: float = 0.0
     commit_s: float = 0.0  # WAL append + fsync time of the last batch
     seals: int = 0
-    store_errors: int = 0
+    store_errors: int = 0  # failed WAL appends (each retry counts) and failed seals
+    store_failing: bool = False  # the store refuses this lane's writes right now: no acks
 
 
 @dataclass
@@ -109,6 +130,7 @@ class _Lane:
     metrics: LaneMetrics = field(default_factory=LaneMetrics)
     pending: list[Processed] = field(default_factory=list)  # processed, not yet sealed
     pending_bytes: int = 0  # memory those tables hold: bounds a lane's memory in a catch-up
+    merged: int = 0  # leading entries of ``pending`` that are merges of MERGE_BATCHES batches
     segment_messages: int = 0
     segment_started: float = field(default_factory=time.monotonic)
     sealing: asyncio.Task[None] | None = None  # the background seal of the previous segment
@@ -141,7 +163,10 @@ class Ingestor:
         self.status: dict[str, InstrumentStatus] = {}
         self.rejects: Counter[str] = Counter()
         self.events_published = 0
+        self.unacked = 0  # messages taken from the broker and not yet acknowledged
         self._client: aiomqtt.Client | None = None
+        self._gate: ReadGate | None = None
+        self.read_pauses = 0  # times the read gate stopped reading (connections before this one)
         self._dirty: set[str] = set()
         self._ready = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
@@ -188,10 +213,18 @@ class Ingestor:
         while True:
             try:
                 client = make_client(
-                    cfg.host, cfg.port, client_id=cfg.session_id, protocol=cfg.protocol
+                    cfg.host,
+                    cfg.port,
+                    client_id=cfg.session_id,
+                    protocol=cfg.protocol,
+                    username=cfg.username,
+                    password=cfg.password,
                 )
                 async with client:
                     self._client = client
+                    if self._gate is not None:
+                        self.read_pauses += self._gate.pauses
+                    self._gate = gate = ReadGate(client)
                     backoff.reset()
                     # One subscription per message: overlapping ones would deliver copies.
                     if cfg.shards == 1:
@@ -214,7 +247,11 @@ class Ingestor:
                         lane = self.lanes.get(lane_id) or self.lanes.get(UNKNOWN)
                         if lane is None:  # another shard's instrument: not subscribed, not ours
                             continue
-                        await lane.queue.put((client, message, recv_ns))  # blocks when full
+                        self.unacked += 1
+                        # Held messages stop the reading far below a lane queue's bound, so
+                        # the put below does not block while the client's queue grows.
+                        gate.update(self._held())
+                        await lane.queue.put((client, message, recv_ns))
             except aiomqtt.MqttError as exc:
                 self._client = None
                 await backoff.wait(log, f"ingest: broker {cfg.host}:{cfg.port}: {exc}")
@@ -269,6 +306,9 @@ class Ingestor:
         for client, message, _ in batch:
             if client is self._client:  # a message of a dead connection comes again anyway
                 ack(client, message)
+        self.unacked -= len(batch)
+        if self._gate is not None:
+            self._gate.update(self._held())
         m.messages += len(batch)
         m.batches += 1
         m.last_batch = len(batch)
@@ -278,6 +318,14 @@ class Ingestor:
             return
         processed = await asyncio.to_thread(lane.processor.process, payloads, recv, lane.topic)
         lane.pending.append(processed)
+        if len(lane.pending) - lane.merged >= MERGE_BATCHES:
+            tail = lane.pending[lane.merged :]
+            try:
+                lane.pending[lane.merged :] = [await asyncio.to_thread(_merge, tail)]
+                lane.merged += 1
+            except pa.ArrowException as exc:  # not expected: the seal concatenates them anyway
+                log.warning("ingest %s: cannot merge processed batches: %s", lane.id, exc)
+                lane.merged = len(lane.pending)
         lane.pending_bytes += sum(
             t.nbytes
             for t in (
@@ -288,23 +336,51 @@ class Ingestor:
                 processed.quarantine,
             )
         )
+        if processed.raw.num_rows:
+            m.behind_s = time.time() - int(processed.latest["time_ns"]) / 1e9  # type: ignore[call-overload]
         self._update_status(lane, processed, recv)
         await self._publish_events(lane, processed)
 
     async def _durable(
         self, lane: _Lane, recv: np.ndarray, topics: list[str], payloads: list[bytes]
     ) -> None:
-        """Append to the WAL; while the store refuses (disk full, read-only), keep trying and
-        acknowledge nothing, so the broker keeps the data."""
-        backoff = Backoff()
+        """Append to the WAL; while the store refuses (disk full, read-only, file too large),
+        acknowledge nothing, so the broker keeps the data, and retry with backoff. An episode
+        is logged once when it starts (an error naming the store, the file and the OS error)
+        and once when the store takes writes again; the retries in between only count."""
+        m = lane.metrics
+        failing_since: float | None = None
+        attempt = 0
         while True:
             try:
                 wal = self.store.wal(lane.id)
                 await asyncio.to_thread(wal.append, recv, topics, payloads)
-                return
+                break
             except StoreError as exc:
-                lane.metrics.store_errors += 1
-                await backoff.wait(log, f"ingest {lane.id}: {exc}; not acknowledging")
+                m.store_errors += 1
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    m.store_failing = True
+                    log.error(
+                        "ingest %s: store %s refuses writes%s: %s; not acknowledging (the broker "
+                        "keeps the messages), retrying",
+                        lane.id,
+                        self.store.root,
+                        _os_error(exc),
+                        exc,
+                    )
+                await asyncio.sleep(STEPS_S[min(attempt, len(STEPS_S) - 1)])
+                attempt += 1
+        if failing_since is not None:
+            m.store_failing = False
+            log.warning(
+                "ingest %s: store %s takes writes again after %.1f s and %d failed attempts; "
+                "acknowledging",
+                lane.id,
+                self.store.root,
+                time.monotonic() - failing_since,
+                attempt,
+            )
 
     async def _seal(self, lane: _Lane) -> None:
         """Close the lane's WAL segment now and write it as Parquet in the background, one
@@ -312,7 +388,7 @@ class Ingestor:
         if lane.sealing is not None:
             await lane.sealing  # the previous seal first: the checkpoint only moves forward
         closed = self.store.wal(lane.id).rotate()
-        pending, lane.pending, lane.pending_bytes = lane.pending, [], 0
+        pending, lane.pending, lane.pending_bytes, lane.merged = lane.pending, [], 0, 0
         lane.segment_messages = 0
         lane.segment_started = time.monotonic()
         if closed is None:
@@ -387,11 +463,27 @@ class Ingestor:
 
     # -- status, events and metrics out ----------------------------------------------------
 
+    def _held(self) -> int:
+        """Messages taken into the lanes and not yet durable, plus those in the client's queue:
+        received from the broker and not acknowledged."""
+        return self.unacked + (len(self._client.messages) if self._client else 0)
+
     def metrics(self) -> dict[str, object]:
-        """Queue depths, batch sizes, lag, seals, store errors and rejects by reason."""
+        """Queue depths, batch sizes, lag, seals, store errors and rejects by reason.
+
+        ``unacked`` reaching ``receive_maximum`` (the broker's in-flight window for us; None
+        with MQTT 3.1.1, where the broker decides) means ingest is the bottleneck and the
+        broker holds the rest; ``behind_s`` per lane then says by how much (see LaneMetrics).
+        ``unacked`` above ``receive_maximum``: the broker does not keep to the window; at
+        ``HOLD_HIGH`` the read gate stops reading (``read_paused``, ``read_pauses``).
+        """
         return {
             "shard": f"{self.config.shard}/{self.config.shards}",
             "connected": self._client is not None,
+            "unacked": self._held(),
+            "receive_maximum": RECEIVE_MAXIMUM if self.config.protocol == "v5" else None,
+            "read_paused": bool(self._gate and self._gate.paused),
+            "read_pauses": self.read_pauses + (self._gate.pauses if self._gate else 0),
             "lanes": {
                 lane.id: {"queue": lane.queue.qsize(), **dataclasses.asdict(lane.metrics)}
                 for lane in self.lanes.values()
@@ -462,3 +554,24 @@ class Ingestor:
                 topic = f"{self.config.root}/status/{p.partner}/{p.instrument}"
                 with contextlib.suppress(aiomqtt.MqttError):
                     await client.publish(topic, st.to_json(now), qos=1, retain=True)
+
+
+def _merge(parts: list[Processed]) -> Processed:
+    """Consecutive batches of one lane as one, each table in one chunk (what sealing would
+    concatenate anyway); the batches' tables have the schemas of one profile."""
+    return Processed(
+        *(
+            pa.concat_tables([getattr(p, name) for p in parts]).combine_chunks()
+            for name in ("raw", "telemetry", "events", "rollups", "quarantine")
+        ),
+        latest=parts[-1].latest,
+    )
+
+
+def _os_error(exc: BaseException) -> str:
+    """`` (ENOSPC: No space left on device)`` for a StoreError caused by an OSError, else ''."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.errno is not None:
+        name = errno.errorcode.get(cause.errno, str(cause.errno))
+        return f" ({name}: {cause.strerror})"
+    return ""
