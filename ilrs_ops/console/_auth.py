@@ -9,16 +9,27 @@ Tokens file (YAML, or JSON when its name ends in .json)::
 
 Roles: operator (everything), partner (read and export its own partner's instruments only),
 viewer (station status only: tiles without values).
+
+Guessing is slowed by ``FailedLogins``: each client address has a bucket of failed
+authentications that refills over a window; an empty bucket answers 429 until it refills.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import json
+import logging
+import math
 import re
 import secrets
+import stat
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +40,8 @@ from ruamel.yaml import YAML, YAMLError
 from ilrs_ops._fs import write_atomic
 from ilrs_ops.console._errors import ConsoleError
 from ilrs_ops.profiles import Instrument
+
+log = logging.getLogger(__name__)
 
 Role = Literal["operator", "partner", "viewer"]
 ROLES: tuple[str, ...] = ("operator", "partner", "viewer")
@@ -89,8 +102,31 @@ class Tokens:
         self.entries = list(entries)
 
     @classmethod
-    def load(cls, path: Path) -> Tokens:
-        return cls(_read_entries(path))
+    def load(cls, path: Path, *, dev: bool = False) -> Tokens:
+        """The tokens of ``path``. Outside dev mode a file without tokens, or with the hash of
+        an obvious default ("", "changeme", "secret"...), is refused (ConsoleError); a file
+        others may read is warned about (it holds hashes, but nobody else needs them)."""
+        entries = _read_entries(path)
+        if not dev:
+            if not entries:
+                raise ConsoleError(
+                    f"tokens file {path}: no tokens, nobody could log in; add one with "
+                    f"`ilrs-ops token NAME --role operator --tokens {path}`"
+                )
+            weak = [e.name for e in entries if e.sha256 in _DEFAULT_HASHES]
+            if weak:
+                raise ConsoleError(
+                    f"tokens file {path}: {weak} hold an obvious default token; make real ones "
+                    "with `ilrs-ops token` (random, 256 bits) and remove these"
+                )
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                log.warning(
+                    "tokens file %s may be read by others (mode %o); chmod 600 it",
+                    path,
+                    path.stat().st_mode & 0o777,
+                )
+        return cls(entries)
 
     def principal(self, token: str | None) -> Principal | None:
         if not token:
@@ -103,6 +139,94 @@ class Tokens:
         if found is None:
             return None
         return Principal(found.name, found.role, found.partner)
+
+
+#: Tokens nobody should run with; their hashes are refused outside dev mode.
+_DEFAULTS = ("", "changeme", "change-me", "secret", "password", "token", "admin", "operator",
+             "dev", "test", "default", "ilrs", "ilrs-ops")  # fmt: skip
+_DEFAULT_HASHES = frozenset(hash_token(t) for t in _DEFAULTS)
+
+
+class FailedLogins:
+    """Failed authentications per client address, as token buckets: each address may fail
+    ``limit`` times at once, and one more time every ``window_s / limit`` seconds after.
+    ``check`` says how long a client must wait (0: it may try); ``failed`` counts a failure.
+    Successes cost nothing and are never slowed. At most ``max_clients`` addresses are kept
+    (the one that failed least recently is forgotten first), so many addresses cannot grow
+    memory without bound. Thread-safe: sync dependencies run in the threadpool."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit < 1 or window_s <= 0 or max_clients < 1:
+            raise ValueError("limit and max_clients must be >= 1, window_s > 0")
+        self.limit = limit
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._rate = limit / window_s  # failures given back per second
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # level, at
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _level(self, client: str, now: float) -> float:
+        level, at = self._buckets.get(client, (float(self.limit), now))
+        return min(float(self.limit), level + (now - at) * self._rate)
+
+    def _wait(self, level: float) -> int:
+        return 0 if level >= 1 else max(1, math.ceil((1 - level) / self._rate))
+
+    def check(self, client: str) -> int:
+        """Whole seconds ``client`` must wait before its next try; 0 when it may try now."""
+        with self._lock:
+            if client not in self._buckets:
+                return 0
+            return self._wait(self._level(client, self._clock()))
+
+    def failed(self, client: str) -> int:
+        """Count a failed authentication of ``client``; returns ``check`` after it."""
+        with self._lock:
+            now = self._clock()
+            level = max(0.0, self._level(client, now) - 1)
+            self._buckets[client] = (level, now)
+            self._buckets.move_to_end(client)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+            wait = self._wait(level)
+        if wait and level < 1 <= level + 1:  # the failure that emptied the bucket: say so once
+            log.warning(
+                "authentication: %d failures from %s; refused for %d s", self.limit, client, wait
+            )
+        return wait
+
+
+class RedactTokens(logging.Filter):
+    """Blanks tokens in log records: uvicorn's access log and WebSocket lines show the path
+    with its query (``/api/live?token=``), and at debug level the WebSocket handshake's headers
+    (``Sec-WebSocket-Protocol: bearer, <token>``). The record's message is rendered, cleaned,
+    and kept without arguments."""
+
+    _SECRETS = re.compile(r"([?&]token=|\bbearer[,\s]\s*)[^\s&,\"']+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a broken record: leave it to the handler's error path
+            return True
+        if self._SECRETS.search(message):
+            record.msg, record.args = self._SECRETS.sub(r"\1[redacted]", message), ()
+        return True
+
+
+#: The server's loggers that may show a request's query string or headers.
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error", "websockets.server")
 
 
 def create_token(path: Path | str, name: str, role: Role, partner: str | None = None) -> str:

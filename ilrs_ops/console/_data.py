@@ -95,9 +95,10 @@ def window(start: str | None, stop: str | None) -> tuple[int, int]:
 
 
 def split_list(value: str | None) -> list[str] | None:
-    if value is None or not value.strip():
+    """Comma-separated names; None (no filter) when there are none ("", " ", ",")."""
+    if value is None:
         return None
-    return [v.strip() for v in value.split(",") if v.strip()]
+    return [v.strip() for v in value.split(",") if v.strip()] or None
 
 
 def iso(ns: int | None) -> str | None:
@@ -212,6 +213,8 @@ class Access:
         principal may see; events only where it may read the instrument's data."""
 
         def accepts(update: Update) -> bool:
+            if update.kind == "replay":  # replays are the operators' business
+                return self.principal.is_operator
             if wanted is not None and update.instrument not in wanted:
                 return False
             inst = self.catalog.instruments.get(update.instrument)
@@ -224,6 +227,8 @@ class Access:
 
     def render(self, update: Update) -> dict[str, Any] | None:
         """An update as a WebSocket message, scoped again at the point of sending."""
+        if update.kind == "replay":
+            return {"type": "replay", "replay": update.data} if self.principal.is_operator else None
         inst = self.catalog.instruments.get(update.instrument)
         if inst is None:
             return None

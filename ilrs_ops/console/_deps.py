@@ -9,9 +9,9 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from ilrs_ops.console._auth import Principal, Tokens
+from ilrs_ops.console._auth import FailedLogins, Principal, Tokens
 from ilrs_ops.console._data import Access
-from ilrs_ops.console._errors import UnauthorizedError
+from ilrs_ops.console._errors import TooManyRequestsError, UnauthorizedError
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
 from ilrs_ops.profiles import Catalog
@@ -27,6 +27,21 @@ class Console:
     store: Store
     state: StationState
     tokens: Tokens
+    logins: FailedLogins
+
+    def authenticate(self, token: str, client: str) -> Principal | None:
+        """The principal of ``token``, or None for an unknown one (counted against ``client``,
+        its address). TooManyRequestsError while the client has failed too often: its token is
+        then not even looked at. A known token is never slowed."""
+        wait = self.logins.check(client)
+        if wait:
+            raise TooManyRequestsError(
+                f"too many failed authentications from {client}; retry in {wait} s", wait
+            )
+        principal = self.tokens.principal(token)
+        if principal is None:
+            self.logins.failed(client)
+        return principal
 
     def access(self, principal: Principal) -> Access:
         return Access(principal, self.catalog, self.store, self.state, self.settings.max_rows)
@@ -53,13 +68,19 @@ StateDep = Annotated[StationState, Depends(get_state)]
 _bearer = HTTPBearer(auto_error=False, description="a token from the console's tokens file")
 
 
+def client_address(conn: HTTPConnection) -> str:
+    """The peer's address (behind a proxy: what uvicorn's --proxy-headers makes of it)."""
+    return conn.client.host if conn.client is not None else "unknown"
+
+
 def get_principal(
+    conn: HTTPConnection,
     console: ConsoleDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise UnauthorizedError("no token: send Authorization: Bearer <token>")
-    principal = console.tokens.principal(credentials.credentials)
+    principal = console.authenticate(credentials.credentials, client_address(conn))
     if principal is None:
         raise UnauthorizedError("unknown token")
     return principal

@@ -27,11 +27,15 @@ from ilrs_ops.console._audit import AUDIT_KINDS, parse_detail, record
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._data import NS, iso, parse_time, reading, split_list
 from ilrs_ops.console._deps import ConsoleDep, PrincipalDep
-from ilrs_ops.console._errors import BadRequestError, ForbiddenError, NotFoundError
+from ilrs_ops.console._errors import BadRequestError, ForbiddenError, NotFoundError, responses
 from ilrs_ops.console._state import Update
 from ilrs_ops.profiles import Instrument
 
-router = APIRouter(prefix="/api/alarms", tags=["alarms"])
+router = APIRouter(
+    prefix="/api/alarms",
+    tags=["alarms"],
+    responses=responses(400, 401, 403, 404, 409, 413, 429, 503),
+)
 
 MAX_SHELVE_NS = 30 * 86_400 * NS
 MAX_REASON = 1000
@@ -44,7 +48,9 @@ class AckBody(BaseModel):
 
 class ShelveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    until: str = Field(description="ISO-8601 (UTC when naive) or ns; in the future, <= 30 days")
+    until: str = Field(
+        min_length=1, description="ISO-8601 (UTC when naive) or ns; in the future, <= 30 days"
+    )
     reason: str = Field(min_length=1, max_length=MAX_REASON, description="why it is shelved")
 
 
@@ -161,7 +167,8 @@ async def shelve(
     inst = _target(console, principal, instrument, channel)
     until = parse_time(body.until, "until")
     now = time.time_ns()
-    assert until is not None
+    if until is None:  # "" reads as "not given"; here a time is needed
+        raise BadRequestError("until: give a time (ISO-8601 or ns)", "until")
     if until <= now:
         raise BadRequestError(f"until={body.until!r} is not in the future", "until")
     if until - now > MAX_SHELVE_NS:
@@ -189,7 +196,9 @@ async def unshelve(
     return await _act(conn, console, principal, inst, "unshelve", channel, {"reason": reason})
 
 
-audit_router = APIRouter(prefix="/api", tags=["audit"])
+audit_router = APIRouter(
+    prefix="/api", tags=["audit"], responses=responses(400, 401, 403, 404, 429, 503)
+)
 
 
 @audit_router.get("/audit")

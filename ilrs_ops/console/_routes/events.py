@@ -7,8 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ilrs_ops.console._deps import AccessDep
+from ilrs_ops.console._errors import responses
 
-router = APIRouter(prefix="/api", tags=["events"])
+router = APIRouter(
+    prefix="/api", tags=["events"], responses=responses(400, 401, 403, 404, 429, 503)
+)
 
 
 @router.get("/events")

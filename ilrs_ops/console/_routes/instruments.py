@@ -11,10 +11,14 @@ from fastapi.responses import StreamingResponse
 
 from ilrs_ops.console._data import reading, window
 from ilrs_ops.console._deps import AccessDep
-from ilrs_ops.console._errors import BadRequestError
+from ilrs_ops.console._errors import BadRequestError, responses
 from ilrs_ops.console._export import MAX_EXPORT_NS, MEDIA_TYPES, SUFFIXES, export, slices
 
-router = APIRouter(prefix="/api/instruments", tags=["instruments"])
+router = APIRouter(
+    prefix="/api/instruments",
+    tags=["instruments"],
+    responses=responses(400, 401, 403, 404, 429, 503),
+)
 
 Channels = Annotated[
     str | None, Query(description="comma-separated channel names; all when omitted")
@@ -51,7 +55,18 @@ def telemetry(
     return access.telemetry(instrument_id, channels, start, stop, max_points)
 
 
-@router.get("/{instrument_id}/export")
+@router.get(
+    "/{instrument_id}/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "the file, streamed",
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in MEDIA_TYPES.values()
+            },
+        }
+    },
+)
 def export_telemetry(
     instrument_id: str,
     access: AccessDep,

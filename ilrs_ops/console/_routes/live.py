@@ -2,9 +2,11 @@
 
 Token: ``?token=...`` or the ``Sec-WebSocket-Protocol`` header as ``bearer, <token>`` (browsers
 cannot set Authorization on a WebSocket). The first message is a snapshot of the tiles; then
-``{"type": "status", ...}`` and ``{"type": "event", ...}`` as they come. Refusals accept and
-then close with a code, so a browser can tell why: 4401 no/unknown token, 4403 not allowed,
-4404 unknown instrument, 4008 the client fell behind (its queue filled) and was dropped.
+``{"type": "status", ...}`` and ``{"type": "event", ...}`` as they come (and, for operators,
+``{"type": "replay", "replay": {...}}`` as replays progress). Refusals accept and then close
+with a code, so a browser can tell why: 4401 no/unknown token, 4403 not allowed, 4404 unknown
+instrument, 4429 too many failed authentications from this address (the reason ends in
+``retry-after: <s>``), 4008 the client fell behind (its queue filled) and was dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from ilrs_ops.console._data import Access, split_list
-from ilrs_ops.console._deps import ConsoleDep
+from ilrs_ops.console._deps import ConsoleDep, client_address
+from ilrs_ops.console._errors import TooManyRequestsError
 from ilrs_ops.console._state import Subscriber
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_MANY = 4429
 SEND_TIMEOUT_S = 10.0
 SUBPROTOCOL = "bearer"
 
@@ -50,7 +54,13 @@ async def live(
 ) -> None:
     header_token = _token_from_protocols(ws.headers.get("sec-websocket-protocol"))
     await ws.accept(subprotocol=SUBPROTOCOL if header_token else None)
-    principal = console.tokens.principal(token or header_token)
+    given = token or header_token
+    try:
+        principal = console.authenticate(given, client_address(ws)) if given else None
+    except TooManyRequestsError as exc:
+        reason = f"too many failed authentications; retry-after: {exc.retry_after}"
+        await ws.close(CLOSE_TOO_MANY, reason)  # a close reason holds 123 bytes at most
+        return
     if principal is None:
         await ws.close(CLOSE_UNAUTHORIZED, "no token or unknown token")
         return

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from ilrs_ops.console._deps import AccessDep
+from ilrs_ops.console._errors import responses
 from ilrs_ops.console._metrics import render
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], responses=responses(401, 403, 429))
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

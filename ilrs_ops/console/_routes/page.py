@@ -28,7 +28,11 @@ async def index() -> FileResponse:
 @router.get("/static/{path:path}")
 async def static(path: str) -> FileResponse:
     """A file of the page (scripts, styles, vendored libraries); nothing outside ``static/``."""
-    file = (STATIC / path).resolve()
-    if not file.is_relative_to(STATIC) or not file.is_file():
-        raise NotFoundError(f"no static file {path!r}", "path")
+    try:
+        file = (STATIC / path).resolve()
+        found = file.is_relative_to(STATIC) and file.is_file()
+    except (OSError, ValueError):  # a name too long for the system, a NUL byte
+        found = False
+    if not found:
+        raise NotFoundError(f"no static file {path[:200]!r}", "path")
     return FileResponse(file, headers=_NO_CACHE)

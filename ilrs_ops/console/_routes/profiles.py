@@ -24,21 +24,64 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    ScalarEvent,
+)
 
 from ilrs_ops._fs import write_atomic
 from ilrs_ops.console._audit import record
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._deps import Console, ConsoleDep, PrincipalDep
-from ilrs_ops.console._errors import BadRequestError, ForbiddenError, NotFoundError
+from ilrs_ops.console._errors import BadRequestError, ForbiddenError, NotFoundError, responses
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles import Catalog, load_catalog, load_profile
 from ilrs_ops.profiles._schema import ID, ID_HINT
 
-router = APIRouter(prefix="/api/profiles", tags=["profiles"])
+router = APIRouter(
+    prefix="/api/profiles",
+    tags=["profiles"],
+    responses=responses(400, 401, 403, 404, 413, 429, 503),
+)
 
 MAX_PROFILE_UPLOAD = 256 * 1024
+#: YAML nodes an upload may expand to (aliases counted in full: no "billion laughs") and how
+#: deep it may nest (the loader recurses); the station's largest profile has about 550 nodes.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
 _ID = re.compile(ID)
 _write_lock = threading.Lock()  # one upload at a time: the clash check and the write together
+
+
+class ProblemJson(BaseModel):
+    file: str
+    line: int | None
+    column: int | None
+    field: str | None
+    message: str
+    hint: str | None
+
+
+class ProblemsBody(BaseModel):
+    """422: the profile is refused; every problem with where and what."""
+
+    detail: str
+    problems: list[ProblemJson]
+
+
+_YAML_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": f"the profile's YAML text (docs/profiles.md), at most "
+        f"{MAX_PROFILE_UPLOAD // 1024} KiB",
+        "content": {"application/yaml": {"schema": {"type": "object"}}},
+    }
+}
 
 
 def _check_ids(partner: str, instrument: str) -> None:
@@ -75,6 +118,45 @@ def _problems(problems: list[Problem]) -> JSONResponse:
     )
 
 
+def _shape(shown: str, text: str) -> Problem | None:
+    """A problem when the YAML would expand past MAX_NODES or nest past MAX_DEPTH, found from
+    the parser's events alone (nothing is built). Syntax errors are left to the loader."""
+    sizes: dict[str, int] = {}  # anchor -> nodes it stands for
+    stack: list[list[Any]] = []  # open collections: [nodes so far, anchor]
+    total = 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                stack.append([1, event.anchor])
+                total += 1
+                if len(stack) > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else None
+                    return Problem(shown, line, None, f"nested deeper than {MAX_DEPTH} levels")
+                continue
+            if isinstance(event, CollectionEndEvent) and stack:
+                n, anchor = stack.pop()
+            elif isinstance(event, ScalarEvent):
+                n, anchor = 1, event.anchor
+                total += 1
+            elif isinstance(event, AliasEvent):
+                n, anchor = sizes.get(event.anchor, 1), None
+                total += n
+            else:
+                continue
+            if anchor:
+                sizes[anchor] = n
+            if stack:
+                stack[-1][0] += n
+            if total > MAX_NODES:
+                return Problem(
+                    shown, None, None, f"expands to more than {MAX_NODES} YAML nodes",
+                    hint="a profile needs no aliases (*name) of large parts",
+                )  # fmt: skip
+    except YAMLError:
+        return None  # load_profile says where
+    return None
+
+
 def _target(folder: Path, catalog: Catalog, partner: str, instrument: str) -> Path:
     """Where the profile goes: over the file already holding the instrument in this partner's
     folder, else ``{partner}/{instrument}.yaml``."""
@@ -93,6 +175,9 @@ def _upload(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _problems([Problem(shown, None, None, f"not UTF-8 text: {exc}")])
+    shape = _shape(shown, text)
+    if shape is not None:
+        return _problems([shape])
     try:
         profile = load_profile(shown, text)
     except ProfileError as exc:
@@ -145,7 +230,12 @@ def _upload(
             "bytes": len(data), "replaced": existed, "event": event}  # fmt: skip
 
 
-@router.put("/{partner}/{instrument}", response_model=None)
+@router.put(
+    "/{partner}/{instrument}",
+    response_model=None,
+    responses={422: {"model": ProblemsBody, "description": "the profile is refused"}},
+    openapi_extra=_YAML_BODY,
+)
 async def upload_profile(
     request: Request,
     console: ConsoleDep,
@@ -175,7 +265,11 @@ def _too_large() -> JSONResponse:
     )
 
 
-@router.get("/{partner}/{instrument}", response_class=PlainTextResponse)
+@router.get(
+    "/{partner}/{instrument}",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/yaml": {"schema": {"type": "object"}}}}},
+)
 def get_profile(
     console: ConsoleDep, principal: PrincipalDep, partner: str, instrument: str
 ) -> PlainTextResponse:

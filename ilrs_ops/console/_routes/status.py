@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from ilrs_ops.console._deps import AccessDep
+from ilrs_ops.console._errors import responses
 
-router = APIRouter(prefix="/api", tags=["status"])
+router = APIRouter(prefix="/api", tags=["status"], responses=responses(401, 429))
 
 
 @router.get("/status")
