@@ -234,7 +234,7 @@ def test_exports_are_the_intended_ones() -> None:
         "CHUNK_OCTETS", "ImportSummary", "Message", "Published", "Recorder", "Recording",
         "RecordingError", "ReplayControl", "Source", "StoreSource", "create_recording",
         "import_packets", "list_recordings", "publish", "read_recording", "recordings_dir",
-        "replay_direct", "replay_mqtt", "replay_root", "resolve_store",
+        "replay_direct", "replay_into", "replay_mqtt", "replay_root", "resolve_store",
     }  # fmt: skip
     for name in ilrs_ops.replay.__all__:
         assert hasattr(ilrs_ops.replay, name), name

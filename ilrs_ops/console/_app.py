@@ -9,15 +9,25 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ilrs_ops.console._alarms import ALARM_DAYS, AlarmBook, on_event, rebuild
-from ilrs_ops.console._auth import TokenEntry, Tokens, hash_token
-from ilrs_ops.console._deps import Console
-from ilrs_ops.console._errors import AccessError
+from ilrs_ops.console._auth import (
+    SERVER_LOGGERS,
+    FailedLogins,
+    RedactTokens,
+    TokenEntry,
+    Tokens,
+    hash_token,
+)
+from ilrs_ops.console._deps import Console, PrincipalDep
+from ilrs_ops.console._errors import AccessError, TooManyRequestsError
+from ilrs_ops.console._limits import BodyLimit
 from ilrs_ops.console._live import follow
+from ilrs_ops.console._replays import ReplayManager
 from ilrs_ops.console._routes import ROUTERS
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
@@ -33,22 +43,29 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     are wrong, before any server starts); follows the broker while the app runs.
 
     In dev mode without a tokens file an operator token is made: ``app.state.dev_token``,
-    logged once at start."""
+    logged once at start. Anonymous callers get ``/healthz`` and the page (login box) only:
+    ``/openapi.json`` takes a token too, and there is no ``/docs`` (it would load Swagger UI
+    from a CDN, and could not send the token)."""
     catalog = load_catalog([settings.profiles])
     dev_token: str | None = None
     if settings.tokens is not None:
-        tokens = Tokens.load(settings.tokens)
+        tokens = Tokens.load(settings.tokens, dev=settings.dev)
     else:
         dev_token = secrets.token_urlsafe(32)
         tokens = Tokens([TokenEntry(name="dev", role="operator", sha256=hash_token(dev_token))])
     state = StationState(settings.root, settings.ws_queue, settings.events_kept)
     store = Store(settings.data, catalog)
-    console = Console(settings, catalog, store, state, tokens)
+    logins = FailedLogins(settings.auth_failures, settings.auth_window_s)
+    console = Console(settings, catalog, store, state, tokens, logins)
     alarms = AlarmBook()
     state.listeners.append(functools.partial(on_event, alarms, console))
+    replays = ReplayManager(settings, catalog, state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redact = RedactTokens()
+        for name in SERVER_LOGGERS:  # the server logs paths with their query: ?token=
+            logging.getLogger(name).addFilter(redact)
         if dev_token is not None:
             log.warning("dev mode: operator token (shown once): %s", dev_token)
         try:
@@ -58,26 +75,41 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             log.info("alarm state rebuilt from %d events of the store", n)
         except StoreError as exc:
             log.error("alarm state not rebuilt, the store cannot be read: %s", exc)
-        task = asyncio.create_task(follow(state, settings.broker_host, settings.broker_port))
+        task = asyncio.create_task(
+            follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
+        )
         try:
             yield
         finally:
+            await replays.close()  # stopped replays seal what they took
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             store.close()
+            for name in SERVER_LOGGERS:
+                logging.getLogger(name).removeFilter(redact)
 
     app = FastAPI(
         title="ilrs-ops console",
         description="Operations console of the ILRS ground segment. Windows are [start, stop).",
         lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.console = console
     app.state.dev_token = dev_token
     app.state.alarms = alarms
+    app.state.replays = replays
     app.add_exception_handler(AccessError, _access_error)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit)
     for router in ROUTERS:
         app.include_router(router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(principal: PrincipalDep) -> dict[str, Any]:
+        return app.openapi()
+
     return app
 
 
@@ -86,4 +118,6 @@ async def _access_error(request: Request, exc: AccessError) -> JSONResponse:
     if exc.parameter is not None:
         body["parameter"] = exc.parameter
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequestsError):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(body, status_code=exc.status, headers=headers)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ilrs_ops.settings import broker_login
 
 
 class ConsoleSettings(BaseSettings):
     """Where the console reads from and who may use it.
 
     Outside dev mode a tokens file is required: without one, construction fails with a
-    ValidationError that says so. In dev mode without a tokens file an operator token is made
+    ValidationError that says so (and the app refuses a file without tokens, or with an obvious
+    default token). In dev mode without a tokens file an operator token is made
     at start and logged once.
     """
 
@@ -20,6 +23,8 @@ class ConsoleSettings(BaseSettings):
 
     broker_host: str = Field("127.0.0.1", description="MQTT broker the ingestors publish to")
     broker_port: int = Field(1883, ge=1, le=65535)
+    broker_user: str | None = Field(None, description="MQTT user name; none = anonymous")
+    broker_password: SecretStr | None = Field(None, description="the MQTT user's password")
     root: str = Field("ilrs", description="topic root: {root}/status/{partner}/{instrument}")
     data: Path = Field(Path("ilrs-data"), description="folder of the telemetry store")
     profiles: Path = Field(Path("hardware_profiles"), description="folder of instrument profiles")
@@ -32,6 +37,17 @@ class ConsoleSettings(BaseSettings):
     max_rows: int = Field(
         200_000, ge=1, description="rows a telemetry query may return without max_points"
     )
+    auth_failures: int = Field(
+        10, ge=1, description="failed authentications a client address may make at once (429 after)"
+    )
+    auth_window_s: float = Field(
+        60.0, gt=0, description="seconds in which a client address gets its auth_failures back"
+    )
+
+    @property
+    def broker_login(self) -> dict[str, str | None]:
+        """``username`` and ``password`` keywords for the console's MQTT clients."""
+        return broker_login(self.broker_user, self.broker_password)
 
     @model_validator(mode="after")
     def _tokens_outside_dev(self) -> ConsoleSettings:

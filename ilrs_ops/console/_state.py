@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Update:
-    """One change to fan out: the new status of an instrument, or one of its events."""
+    """One change to fan out: the new status of an instrument, or one of its events; or the
+    progress of a replay (``instrument`` and ``partner`` empty, operators only)."""
 
-    kind: Literal["status", "event"]
+    kind: Literal["status", "event", "replay"]
     instrument: str
     partner: str
     data: dict[str, Any]

@@ -16,6 +16,7 @@ from ilrs_ops.replay._replay import (
     ReplayControl,
     publish,
     replay_direct,
+    replay_into,
     replay_mqtt,
     replay_root,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "read_recording",
     "recordings_dir",
     "replay_direct",
+    "replay_into",
     "replay_mqtt",
     "replay_root",
     "resolve_store",

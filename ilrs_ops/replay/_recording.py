@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,18 @@ class Recording:
         doc.pop("path")
         doc["window"] = list(self.window)
         return doc
+
+    def finish(
+        self,
+        instruments: list[str],
+        packets: Mapping[str, int],
+        rejects: Mapping[str, Mapping[str, int]],
+    ) -> None:
+        """Record what went in (instruments, accepted packets, rejects by reason) and save."""
+        self.instruments = list(instruments)
+        self.packets = {k: int(v) for k, v in sorted(packets.items()) if v}
+        self.rejects = {k: dict(sorted(v.items())) for k, v in sorted(rejects.items()) if v}
+        self.save()
 
     def save(self) -> None:
         """Write recording.json atomically enough for a single writer (temp file, rename)."""

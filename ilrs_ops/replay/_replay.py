@@ -17,7 +17,8 @@ from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.ingest._mqtt import Protocol
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.replay._recorder import Recorder
-from ilrs_ops.replay._source import Source
+from ilrs_ops.replay._recording import Recording
+from ilrs_ops.replay._source import Source, StoreSource
 from ilrs_ops.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ReplayControl:
         self._running = asyncio.Event()
         self._running.set()
         self._stopped = False
+        self._stop = asyncio.Event()  # for waits that a stop must cut short
 
     @property
     def state(self) -> str:
@@ -69,6 +71,7 @@ class ReplayControl:
 
     def stop(self) -> None:
         self._stopped = True
+        self._stop.set()
         self._running.set()
 
     async def _hold(self) -> float:
@@ -89,6 +92,8 @@ async def publish(
     progress: Callable[[int], None] | None = None,
     client_id: str | None = None,
     control: ReplayControl | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> Published:
     """Publish the source's messages at QoS 1 on their topics, in order, keeping their relative
     timing divided by ``speed`` (None: as fast as possible); ``control`` pauses or stops it."""
@@ -109,7 +114,9 @@ async def publish(
     t0 = time.monotonic()
     first: int | None = None
     try:
-        async with aiomqtt.Client(host, port, identifier=client_id) as client:
+        async with aiomqtt.Client(
+            host, port, identifier=client_id, username=username, password=password
+        ) as client:
             client.pending_calls_threshold = PUBLISH_WINDOW + 100
             async with asyncio.TaskGroup() as tg:
                 if control is not None:
@@ -162,26 +169,42 @@ async def replay_mqtt(
     protocol: Protocol = "v5",
     progress: Callable[[int], None] | None = None,
     control: ReplayControl | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> Ingestor:
     """Publish ``source`` (whose topics are under ``root``) and ingest ``root`` into ``store``
     with an in-process Ingestor; returns once every message published has been committed and
     the ingestor has sealed (its ``status`` and ``rejects`` count what it took)."""
     session = "ilrs-replay-" + root.replace("/", "-")
     config = IngestConfig(
-        host=host, port=port, root=root, protocol=protocol, client_id=session + "-ingest"
+        host=host,
+        port=port,
+        root=root,
+        protocol=protocol,
+        client_id=session + "-ingest",
+        username=username,
+        password=password,
     )
     ingestor = Ingestor(catalog, store, config)
     task = asyncio.create_task(ingestor.run())
     try:
         ready = asyncio.create_task(ingestor.ready())
-        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        waits = {ready, task}
+        if control is not None:  # a stop while the ingestor (re)connects, the broker down
+            waits.add(asyncio.create_task(control._stop.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        is_ready = ready.done()
+        for t in waits - {task}:
+            t.cancel()
         if task.done():
-            ready.cancel()
             task.result()  # raises what stopped it
-        sent = await publish(
-            source, host=host, port=port, speed=speed, progress=progress, client_id=session,
-            control=control,
-        )  # fmt: skip
+        if is_ready:
+            sent = await publish(
+                source, host=host, port=port, speed=speed, progress=progress, client_id=session,
+                control=control, username=username, password=password,
+            )  # fmt: skip
+        else:
+            sent = Published(stopped=True)  # stopped before anything was sent
 
         def committed() -> int:
             return sum(lane.metrics.messages for lane in ingestor.lanes.values())
@@ -206,19 +229,58 @@ async def replay_mqtt(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await ingestor.close()
-    await _clear_retained(host, port, root, catalog)
+    await _clear_retained(host, port, root, catalog, username, password)
     return ingestor
 
 
-async def _clear_retained(host: str, port: int, root: str, catalog: Catalog) -> None:
+async def _clear_retained(
+    host: str, port: int, root: str, catalog: Catalog, username: str | None, password: str | None
+) -> None:
     """The replay's ingestor left retained status and metrics under its root: remove them, a
     finished replay has no live status."""
     with contextlib.suppress(aiomqtt.MqttError):
-        async with aiomqtt.Client(host, port) as client:
+        async with aiomqtt.Client(host, port, username=username, password=password) as client:
             for inst in catalog:
                 topic = f"{root}/status/{inst.profile.partner}/{inst.id}"
                 await client.publish(topic, b"", qos=1, retain=True)
             await client.publish(f"{root}/metrics/ingest/0", b"", qos=1, retain=True)
+
+
+async def replay_into(
+    source: StoreSource,
+    rec: Recording,
+    catalog: Catalog,
+    *,
+    host: str,
+    port: int,
+    speed: float | None,
+    direct: bool = False,
+    protocol: Protocol = "v5",
+    progress: Callable[[int], None] | None = None,
+    control: ReplayControl | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> Recording:
+    """What ``ilrs-ops replay`` and the console run: ``source`` (whose topics are under its
+    ``root``, a ``replay_root``) into the fresh recording ``rec``, over MQTT with
+    ``replay_mqtt`` or ``direct``; then ``rec`` records the packets taken and is saved."""
+    with Store(rec.path, catalog) as store:
+        if direct:
+            recorder = Recorder(store, catalog)
+            await replay_direct(source, recorder, progress)
+            packets, rejects = dict(recorder.packets), dict(recorder.rejects)
+        else:
+            ing = await replay_mqtt(
+                source, store, catalog, host=host, port=port, root=source.root, speed=speed,
+                protocol=protocol, progress=progress, control=control, username=username,
+                password=password,
+            )  # fmt: skip
+            packets = {i: st.packets for i, st in ing.status.items() if st.packets}
+            rejects = {i: dict(st.rejects) for i, st in ing.status.items() if st.rejects}
+    if control is not None and control.state == "stopped":
+        rec.extra = {**rec.extra, "stopped": True}
+    rec.finish(source.instruments, packets, rejects)
+    return rec
 
 
 async def replay_direct(

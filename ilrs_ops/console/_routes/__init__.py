@@ -9,6 +9,7 @@ from ilrs_ops.console._routes import (
     metrics,
     page,
     profiles,
+    replays,
     status,
 )
 
@@ -22,5 +23,6 @@ ROUTERS = [
     alarms.router,
     alarms.audit_router,
     profiles.router,
+    replays.router,
     page.router,
 ]

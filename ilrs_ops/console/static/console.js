@@ -60,6 +60,7 @@
     alarms.clear();
     renderAlarms();
     if ($("#shelve-dialog").open) $("#shelve-dialog").close();
+    clearReplays();
     closeDetail();
     setConn(false, "not connected");
     showLogin(message);
@@ -71,6 +72,11 @@
     if (!candidate) return;
     const r = await fetch("/api/status", { headers: { Authorization: `Bearer ${candidate}` } });
     if (r.status === 401) { $("#login-error").textContent = "Unknown token."; return; }
+    if (r.status === 429) {
+      const wait = r.headers.get("Retry-After") || "a few";
+      $("#login-error").textContent = `Too many unknown tokens from here: try again in ${wait} s.`;
+      return;
+    }
     if (!r.ok) { $("#login-error").textContent = `The console answered ${r.status}.`; return; }
     token = candidate;
     sessionStorage.setItem(KEY, token);
@@ -87,6 +93,7 @@
     for (const p of status.partners) for (const t of p.instruments) tiles.set(t.instrument, t);
     renderOverview();
     loadAlarms();
+    loadReplays();
     connect();
     route();
   }
@@ -168,6 +175,7 @@
       for (const t of msg.status) tiles.set(t.instrument, t);
       renderOverview();
       loadAlarms(); // (re)connected: what changed while the socket was down
+      if (replaysShown) loadReplays();
       if (detail) paintDetailStatus(tiles.get(detail.id));
     } else if (msg.type === "status") {
       const t = msg.status;
@@ -178,6 +186,8 @@
     } else if (msg.type === "event") {
       if (msg.event.alarm) liveAlarm(msg.event.alarm);
       if (detail && detail.id === msg.event.instrument) addEvent(msg.event, true);
+    } else if (msg.type === "replay") {
+      putReplay(msg.replay);
     }
   }
 
@@ -395,6 +405,174 @@
       if (res && res.ok) $("#shelve-dialog").close();
       else if (res) $("#shelve-error").textContent = refusal(res);
     } finally { $("#shelve-ok").disabled = false; }
+  });
+
+  // ------------------------------------------------------------------ replays
+
+  // Operators only: the panel shows when GET /api/replays answers 200 (403 for other roles).
+  // Progress comes over the WebSocket as {"type": "replay"}; rows are updated in place, so a
+  // focused Pause or Stop button keeps its focus while the progress bar moves.
+  const replays = new Map(); // id -> replay json
+  const replayRows = new Map(); // id -> tr
+  let replaysShown = false;
+  const replayBusy = new Set(); // recordings and replays with a request on the way
+  const DONE = new Set(["finished", "stopped", "failed"]);
+
+  function replayMsg(text, bad) {
+    const m = $("#replay-msg");
+    m.textContent = text;
+    m.classList.toggle("bad", Boolean(bad));
+  }
+
+  function clearReplays() {
+    replaysShown = false;
+    replays.clear();
+    replayRows.clear();
+    $("#replay-list").replaceChildren();
+    $("#recording-list").replaceChildren();
+    replayMsg("");
+    $("#replays").hidden = true;
+  }
+
+  async function loadReplays() {
+    let r;
+    try {
+      r = await fetch("/api/replays", { headers: { Authorization: `Bearer ${token}` } });
+    } catch (e) { return; }
+    if (r.status === 403 || r.status === 401 || !token) { $("#replays").hidden = true; return; }
+    if (!r.ok) { replayMsg(`Replays unavailable (${r.status})`, true); return; }
+    const doc = await r.json();
+    replaysShown = true;
+    $("#replays").hidden = false;
+    for (const rp of doc.replays.slice().reverse()) putReplay(rp);
+    loadRecordings();
+  }
+
+  async function loadRecordings() {
+    let r;
+    try { r = await api("/api/recordings"); } catch (e) {
+      if (token) replayMsg(`Recordings unavailable: ${e.message}`, true);
+      return;
+    }
+    const list = $("#recording-list");
+    const act = document.activeElement;
+    const had = list.contains(act) ? act.closest("tr").dataset.name : null;
+    const rows = r.recordings.map(recordingRow);
+    list.replaceChildren(...rows);
+    $("#recording-empty").hidden = rows.length > 0;
+    if (had) {
+      const row = rows.find((x) => x.dataset.name === had);
+      ((row && row.querySelector("button")) || $("#replays-title")).focus();
+    }
+  }
+
+  function recordingRow(rec) {
+    const acts = el("td", { class: "acts" });
+    if (!rec.error && !rec.writing && rec.packets > 0) {
+      acts.append(el("button", { type: "button", "data-act": "start", text: "Start",
+        "aria-label": `Start a replay of ${rec.name}` }));
+    }
+    const insts = (rec.instruments || []).join(", ");
+    const note = rec.error ? rec.error : rec.writing ? "being written by a replay"
+      : rec.stopped ? "stopped early" : "";
+    return el("tr", { "data-name": rec.name, "data-kind": rec.kind || "" },
+      el("td", { title: rec.source || "" }, rec.name, note ? el("span", { class: "sub", text: note }) : ""),
+      el("td", { text: rec.kind || "—" }),
+      el("td", { class: "num", text: insts || "—", title: insts }),
+      el("td", { class: "num", text: rec.packets === undefined ? "—" : String(rec.packets) }),
+      el("td", { class: "num", text: rec.created ? rec.created.replace("T", " ").replace("Z", "") : "—" }),
+      acts);
+  }
+
+  function replayActs(rp) {
+    if (rp.state === "running") return ["pause", "stop"];
+    if (rp.state === "paused") return ["resume", "stop"];
+    return [];
+  }
+
+  function putReplay(rp) {
+    if (!replaysShown) return;
+    const was = replays.get(rp.id);
+    if (was && was.seq > rp.seq) return; // older news (a WebSocket message and a POST raced)
+    replays.set(rp.id, rp);
+    let tr = replayRows.get(rp.id);
+    if (!tr) {
+      tr = el("tr", { "data-id": rp.id },
+        el("td", {}, el("span", { class: "name" }), el("span", { class: "sub info" })),
+        el("td", { class: "rstate" }),
+        el("td", {}, el("progress", { "aria-label": `Progress of the replay into ${rp.to}` }),
+          el("span", { class: "sub count" })),
+        el("td", { class: "num speed" }),
+        el("td", { class: "acts" }));
+      replayRows.set(rp.id, tr);
+      $("#replay-list").prepend(tr);
+    }
+    tr.dataset.state = rp.state;
+    tr.querySelector(".name").textContent = `${rp.recording} → ${rp.to}`;
+    tr.querySelector(".info").textContent = rp.error ? rp.error : `by ${rp.by} · ${hhmmssIso(rp.started)}`;
+    tr.querySelector(".rstate").textContent = rp.state;
+    const bar = tr.querySelector("progress");
+    bar.max = Math.max(1, rp.total);
+    bar.value = rp.sent;
+    tr.querySelector(".count").textContent = `${rp.sent} / ${rp.total} messages`;
+    tr.querySelector(".speed").textContent = rp.speed === "max" ? "max" : `${rp.speed}×`;
+    const acts = tr.querySelector(".acts");
+    const want = replayActs(rp).join(" ");
+    if (acts.dataset.acts !== want) {
+      const focused = acts.contains(document.activeElement);
+      acts.dataset.acts = want;
+      const label = { pause: "Pause", resume: "Resume", stop: "Stop" };
+      acts.replaceChildren(...replayActs(rp).map((a) => el("button", { type: "button",
+        "data-act": a, text: label[a], "aria-label": `${label[a]} the replay into ${rp.to}` })));
+      if (focused) (acts.querySelector("button") || $("#replays-title")).focus();
+    }
+    $("#replay-empty").hidden = replays.size > 0;
+    if (DONE.has(rp.state) && (!was || !DONE.has(was.state))) loadRecordings();
+  }
+
+  function hhmmssIso(iso) { return iso ? iso.slice(11, 19) : "—"; }
+
+  $("#recording-list").addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-act=start]");
+    if (!b) return;
+    const name = b.closest("tr").dataset.name;
+    const sp = $("#replay-speed").value;
+    if (replayBusy.has(name)) return; // (not disabled: a disabled button loses the focus)
+    replayBusy.add(name);
+    let res;
+    try {
+      res = await post("/api/replays", { recording: name, speed: sp === "max" ? "max" : Number(sp) });
+    } catch (e) {
+      if (token) replayMsg(`Start failed: ${e.message}`, true);
+      return;
+    } finally { replayBusy.delete(name); }
+    if (res.ok) {
+      putReplay(res.doc);
+      replayMsg(`Replaying ${name} into ${res.doc.to} at ${sp === "max" ? "max speed" : `${sp}×`}.`);
+      loadRecordings();
+    } else {
+      replayMsg(refusal(res), true);
+    }
+  });
+
+  $("#replay-list").addEventListener("click", async (ev) => {
+    const b = ev.target.closest("button[data-act]");
+    if (!b) return;
+    const id = b.closest("tr").dataset.id;
+    const act = b.dataset.act;
+    if (replayBusy.has(id)) return;
+    replayBusy.add(id);
+    let res;
+    try { res = await post(`/api/replays/${encodeURIComponent(id)}/${act}`, {}); } catch (e) {
+      if (token) replayMsg(`${act} failed: ${e.message}`, true);
+      return;
+    } finally { replayBusy.delete(id); }
+    if (res.ok) {
+      putReplay(res.doc);
+      replayMsg(`Replay into ${res.doc.to}: ${res.doc.state}.`);
+    } else {
+      replayMsg(refusal(res), true);
+    }
   });
 
   // ------------------------------------------------------------------ routing
