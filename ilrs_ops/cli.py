@@ -9,7 +9,6 @@ import logging
 import re
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -32,12 +31,10 @@ from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import (
     CHUNK_OCTETS,
     Recorder,
-    Recording,
     StoreSource,
     create_recording,
     import_packets,
-    replay_direct,
-    replay_mqtt,
+    replay_into,
     replay_root,
     resolve_store,
 )
@@ -159,10 +156,15 @@ def simulate(
             bundle=bundle,
             faults=faults,
             instruments=instrument,
+            **s.broker_login,
         )
         err.print(f"simulating {len(sim.modules)} instruments -> {host}:{port}")
         await sim.run(duration)
-        err.print(f"published {sum(sim.published.values())} packets")
+        lost = ", ".join(f"{i}={n}" for i, n in sorted(sim.lost.items()) if n) or "none"
+        err.print(
+            f"published {sum(sim.published.values())} packets; lost {sum(sim.lost.values())} "
+            f"(broker unreachable or no PUBACK): {lost}"
+        )
 
     _run(main())
 
@@ -177,6 +179,9 @@ def ingest(
     protocol: Annotated[
         str, typer.Option(help="MQTT protocol: v5, or v311 (embedded broker)")
     ] = "v5",
+    segment_messages: Annotated[
+        int, typer.Option(help="seal a lane's WAL segment to Parquet at this many messages", min=1)
+    ] = IngestConfig.segment_messages,
 ) -> None:
     """Ingest telemetry: MQTT -> durable WAL -> ack -> pipelines -> Parquet, status, events."""
     s = Settings()
@@ -191,6 +196,8 @@ def ingest(
             shard=i,
             shards=n,
             protocol=_protocol(protocol),
+            segment_messages=segment_messages,
+            **s.broker_login,
         )
     except ValueError as exc:
         raise typer.BadParameter(
@@ -221,7 +228,7 @@ def monitor(
     host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
 
     async def main() -> None:
-        async with _mqtt(host, port) as client:
+        async with _mqtt(host, port, s.broker_login) as client:
             await _watch(Monitor(catalog, root=root or s.root), client)
 
     _run(main())
@@ -247,6 +254,7 @@ def up(
 
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
+            login = s.broker_login if address else {}  # the embedded broker takes anyone
             if address:
                 host, port = _broker_address(address)
             else:
@@ -255,7 +263,7 @@ def up(
                 err.print(f"embedded MQTT broker on {host}:{port}")
             store = stack.enter_context(Store(data or s.data, catalog))
             config = IngestConfig(
-                host=host, port=port, root=s.root, protocol="v5" if address else "v311"
+                host=host, port=port, root=s.root, protocol="v5" if address else "v311", **login
             )
             ingestor = Ingestor(catalog, store, config, profiles=folder)
             stack.push_async_callback(ingestor.close)
@@ -267,6 +275,7 @@ def up(
                 seed=seed,
                 time_scale=time_scale,
                 faults=faults,
+                **login,
             )
             err.print(
                 f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
@@ -283,6 +292,8 @@ def up(
                 profiles=folder,
                 tokens=tokens,
                 http_port=http_port,
+                broker_user=login.get("username"),
+                broker_password=login.get("password"),
             )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(ingestor.run())
@@ -314,7 +325,9 @@ def console_(
     """Serve the operations console (API, live WebSocket) over the broker and the store."""
     s = Settings()
     host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
-    given = {"tokens": tokens} if tokens else {}
+    given: dict[str, object] = {"tokens": tokens} if tokens else {}
+    if s.broker_user:  # else ILRS_CONSOLE_BROKER_USER/_PASSWORD, when set, stay in force
+        given |= {"broker_user": s.broker_user, "broker_password": s.broker_password}
     try:
         settings = ConsoleSettings(
             broker_host=host,
@@ -422,7 +435,7 @@ def import_(
             "by_apid": {str(k): v for k, v in summary.by_apid.items()},
         }
         seen = sorted({*recorder.packets, *recorder.rejects} - {"_unknown"})
-        _finish(rec, seen, recorder.packets, recorder.rejects)
+        rec.finish(seen, recorder.packets, recorder.rejects)
         t = Table(title=f"imported {file.name} into recording {name!r}")
         for col in ("APID", "instrument", "packets", "decoded"):
             t.add_column(col, no_wrap=True)
@@ -495,19 +508,12 @@ def replay(
         rec = create_recording(folder, name, "replayed", str(src))
         rec.window = window
         rec.extra = {"speed": speed, "direct": direct, "bundle": bundle, "topic_root": topic_root}
-        with Store(rec.path, catalog) as store, _progress("replaying", source.total) as bar:
-            if direct:
-                recorder = Recorder(store, catalog)
-                await replay_direct(source, recorder, bar)
-                packets, rejects = recorder.packets, recorder.rejects
-            else:
-                ing = await replay_mqtt(
-                    source, store, catalog, host=host, port=port, root=topic_root,
-                    speed=factor, protocol=_protocol(protocol), progress=bar,
-                )  # fmt: skip
-                packets = {i: st.packets for i, st in ing.status.items() if st.packets}
-                rejects = {i: dict(st.rejects) for i, st in ing.status.items() if st.rejects}
-        _finish(rec, source.instruments, packets, rejects)
+        with _progress("replaying", source.total) as bar:
+            await replay_into(
+                source, rec, catalog, host=host, port=port, speed=factor, direct=direct,
+                protocol=_protocol(protocol), progress=bar, **s.broker_login,
+            )  # fmt: skip
+        packets = rec.packets
         how = "directly" if direct else f"over MQTT ({topic_root}, speed {speed})"
         out.print(
             f"replayed {sum(packets.values())} packets of {len(source.instruments)} instrument(s)"
@@ -515,18 +521,6 @@ def replay(
         )
 
     _run(main())
-
-
-def _finish(
-    rec: Recording,
-    instruments: list[str],
-    packets: dict[str, int],
-    rejects: dict[str, Counter[str]] | dict[str, dict[str, int]],
-) -> None:
-    rec.instruments = list(instruments)
-    rec.packets = {k: int(v) for k, v in sorted(packets.items()) if v}
-    rec.rejects = {k: dict(sorted(v.items())) for k, v in sorted(rejects.items()) if v}
-    rec.save()
 
 
 @contextlib.contextmanager
@@ -629,9 +623,11 @@ async def _watch(mon: Monitor, client: aiomqtt.Client) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _mqtt(host: str, port: int) -> AsyncIterator[aiomqtt.Client]:
+async def _mqtt(
+    host: str, port: int, login: dict[str, str | None]
+) -> AsyncIterator[aiomqtt.Client]:
     try:
-        async with aiomqtt.Client(host, port) as client:
+        async with aiomqtt.Client(host, port, **login) as client:
             yield client
     except aiomqtt.MqttError as exc:
         raise IlrsError(f"MQTT broker {host}:{port}: {exc}") from exc

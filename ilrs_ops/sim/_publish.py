@@ -44,6 +44,8 @@ class Simulator:
         faults: Faults | None = None,
         instruments: Iterable[str] | None = None,
         client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         if bundle < 1:
             raise ValueError(f"bundle must be >= 1 packet per message, not {bundle}")
@@ -52,6 +54,7 @@ class Simulator:
         if unknown:
             raise ValueError(f"unknown instrument(s) {unknown}; see `ilrs-ops profiles list`")
         self.host, self.port, self.root = host, port, root
+        self._login = {"username": username, "password": password}
         self.bundle = bundle
         self.client_id = client_id or f"ilrs-sim-{seed}-{int(time.time())}"
         self.start_ns = start_ns if start_ns is not None else time.time_ns()
@@ -90,6 +93,7 @@ class Simulator:
                     self.port,
                     identifier=self.client_id,
                     max_queued_outgoing_messages=100_000,
+                    **self._login,
                 ) as client:
                     # Every module publishes concurrently by design; aiomqtt's default warns at 10.
                     client.pending_calls_threshold = 10 * len(self.modules) + 100
@@ -104,6 +108,9 @@ class Simulator:
                 await backoff.wait(log, f"simulator: broker {self.host}:{self.port}: {exc}")
 
     async def _run_module(self, m: Module, duration_s: float | None) -> None:
+        # The clock starts with the first connection: a packet lost before the first one that
+        # arrives leaves no sequence gap on the ground, so nothing could account for it.
+        await self._connected.wait()
         wall0 = time.monotonic()
         period_s = m.period_ns / NS
         total = None if duration_s is None else max(1, round(duration_s / period_s))
@@ -119,6 +126,11 @@ class Simulator:
                     skip = behind if total is None else min(behind, total - m.index)
                     m.index += skip
                     self.lost[m.instrument.id] += skip
+                    log.warning(
+                        "simulator: %s: %d packets fell due while the broker was away: lost",
+                        m.instrument.id,
+                        skip,
+                    )
                     continue
             batch = m.next_batch(n)
             await self._publish(topic, batch.packets, m.instrument.id)
@@ -132,6 +144,7 @@ class Simulator:
             client = self._client
             if client is None:
                 self.lost[instrument] += len(packets)
+                log.warning("simulator: %s: %d packets lost: no broker", instrument, len(packets))
                 return
             try:
                 await client.publish(topic, frame, qos=1)

@@ -1,0 +1,140 @@
+"""Crash test of sealing through the ingest process: ``ilrs-ops ingest --segment-messages 5``
+seals a WAL segment to Parquet every few messages while a QoS 1 stream comes in, and is killed
+with SIGKILL again and again, half of the kills aimed at a seal (the moment a temp Parquet file
+appears). After every kill every visible Parquet file opens; in the end recovery has restored
+every acknowledged packet, exactly once. (tests/test_store_recovery.py does the same to a store
+writer without MQTT.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import watchfiles
+
+from ilrs_ops._fs import is_temp
+from ilrs_ops.profiles import Catalog
+from ilrs_ops.sim import Environment, Module
+from ilrs_ops.store import Store
+from tests.conftest import DATA
+from tests.test_ingest_crash import (
+    ROVER,
+    Ingest,
+    check_parquet_opens,
+    committed_since,
+    duplicates,
+    interrupted,
+    last_segment,
+    publish_paced,
+    stored_packets,
+    stored_raw,
+    wait_stored,
+)
+
+N_PACKETS = 20_000
+PER_MESSAGE = 10
+KILLS = 20
+SEGMENT_MESSAGES = 5  # a seal every 50 packets: the seal thread is hardly ever idle
+STREAM_S = 50.0
+T0 = 1_790_000_000 * 10**9
+
+
+async def kill_in_a_seal(ingest: Ingest, data: Path, timeout: float) -> bool:
+    """SIGKILL ``ingest`` as soon as a seal writes a temp file (or after ``timeout``); whether
+    a seal was caught."""
+    stop = asyncio.Event()
+    caught = False
+
+    async def watch() -> None:
+        nonlocal caught
+        async for changes in watchfiles.awatch(
+            data, watch_filter=None, debounce=1, step=1, stop_event=stop
+        ):
+            if any(is_temp(Path(p)) and p.endswith(".parquet.tmp") for _, p in changes):
+                caught = True
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(watch(), timeout)
+    stop.set()
+    await ingest.stop(signal.SIGKILL)
+    return caught
+
+
+@pytest.mark.slow
+async def test_sigkill_while_sealing_keeps_every_parquet_file_readable_and_every_ack(
+    rover: Catalog, private_broker: tuple[str, int], tmp_path: Path
+) -> None:
+    t_start = time.monotonic()
+    root = "sealcrash"
+    inst = rover.instruments[ROVER]
+    m = Module(inst, Environment(epoch_ns=0), seed=2, start_ns=T0)
+    packets = m.next_batch(N_PACKETS).packets
+    frames = [b"".join(packets[i : i + PER_MESSAGE]) for i in range(0, N_PACKETS, PER_MESSAGE)]
+    data = tmp_path / "store"
+    args = (private_broker, data, root, DATA / "good_profiles")
+    extra = ("--segment-messages", str(SEGMENT_MESSAGES))
+
+    ingest = await Ingest.start(*args, *extra)
+    await asyncio.sleep(1.5)
+    done = [0]
+    publisher = asyncio.create_task(
+        publish_paced(private_broker, inst.topic(root), frames, STREAM_S, done)
+    )
+    rng = random.Random(11)
+    seen: dict[Path, tuple[int, int]] = {}
+    kinds: Counter[str] = Counter()
+    aimed = caught = 0
+    durable: list[int] = []
+    segment = -1
+    try:
+        for k in range(KILLS):
+            if k % 2:  # once the run has committed a batch, in the next seal
+                await committed_since(data, ROVER, segment, 30)
+                await asyncio.sleep(rng.uniform(0.0, 0.5))
+                aimed += 1
+                caught += await kill_in_a_seal(ingest, data, 3.0)
+            else:  # any time after start: in the recovery's seals, or running
+                await asyncio.sleep(rng.uniform(0.2, 1.5))
+                await ingest.stop(signal.SIGKILL)
+            check_parquet_opens(data, seen)
+            kinds.update(interrupted(data, ROVER))
+            durable.append(await stored_packets(data, rover, ROVER))
+            segment = last_segment(data, ROVER)
+            ingest = await Ingest.start(*args, *extra)
+        await publisher
+        got = await wait_stored(data, rover, ROVER, N_PACKETS, 90)
+        code = await ingest.stop(signal.SIGINT)
+        assert code in (0, -signal.SIGINT, 130), (code, ingest.lines)
+    finally:
+        publisher.cancel()
+        await ingest.stop(signal.SIGKILL)  # when the test failed half-way; else a no-op
+
+    every: dict[Path, tuple[int, int]] = {}
+    files = check_parquet_opens(data, every)  # all of them once more, after the last run
+    raw = stored_raw(data, rover, ROVER)
+    dup = duplicates(raw)
+    with Store(data, rover) as store:
+        tm = store.query(ROVER, None, T0, T0 + N_PACKETS * 10**9)
+    t = tm.column("time").cast("int64").to_numpy()
+    print(
+        f"\n{KILLS} SIGKILLs with a seal every {SEGMENT_MESSAGES} messages; {aimed} aimed at a "
+        f"seal, {caught} caught one; kills that cut: {dict(kinds)}; stored at each kill "
+        f"{durable}; {files} Parquet files in the end, all open; acknowledged {done[0]} "
+        f"messages = {done[0] * PER_MESSAGE} packets, stored {raw.num_rows} (live count {got}), "
+        f"lost {N_PACKETS - raw.num_rows}, duplicates {dup}; "
+        f"wall {time.monotonic() - t_start:.1f} s"
+    )
+    assert done[0] * PER_MESSAGE == N_PACKETS  # every packet was acknowledged by the broker
+    assert dup == 0, "a packet was stored twice"
+    assert raw.num_rows == N_PACKETS, f"{N_PACKETS - raw.num_rows} packets lost"
+    assert sorted(raw.column("data").to_pylist()) == sorted(packets)
+    assert tm.num_rows == N_PACKETS and (np.diff(t) > 0).all()  # telemetry too, in order
+    assert kinds["seal"] >= 3, f"too few kills landed in a seal: {dict(kinds)}"
