@@ -11,9 +11,10 @@
 
 Users: one per instrument (its id), which may only write its own ``{root}/tm/{partner}/{id}``;
 ``ingest`` reads ``{root}/tm/#`` and writes ``{root}/status/#``, ``{root}/events/#`` and
-``{root}/metrics/#``; ``console`` reads those three; ``replay`` reads and writes
-``{root}-replay/#``. Passwords already in ``credentials.env`` are kept for users that remain,
-so regenerating after a profile change does not lock running clients out.
+``{root}/metrics/#``; ``console`` reads those three and, since operators start replays in it,
+reads and writes ``{root}-replay/#``, as ``replay`` (``ilrs-ops replay``) does. Passwords
+already in ``credentials.env`` are kept for users that remain, so regenerating after a profile
+change does not lock running clients out.
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ def broker_users(catalog: Catalog, root: str = "ilrs") -> list[BrokerUser]:
     """The users of a station: the service users, then one per instrument (sorted by id)."""
     if not _ROOT.match(root):
         raise IlrsError(f"topic root {root!r}: use letters, digits, '_', '.', '-' and '/'")
+    replays = f"{root}-replay/#"
     out = [
         BrokerUser(INGEST, read=(f"{root}/tm/#",), write=_outputs(root)),
-        BrokerUser(CONSOLE, read=_outputs(root)),
-        BrokerUser(REPLAY, read=(f"{root}-replay/#",), write=(f"{root}-replay/#",)),
+        BrokerUser(CONSOLE, read=(*_outputs(root), replays), write=(replays,)),
+        BrokerUser(REPLAY, read=(replays,), write=(replays,)),
     ]
     for inst in sorted(catalog, key=lambda i: i.id):
         if inst.id in SERVICE_USERS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,11 +15,23 @@ class Settings(BaseSettings):
 
     profiles: Path = Field(Path("hardware_profiles"), description="folder of instrument profiles")
     broker: str | None = Field(None, description="host:port of an MQTT broker; none = embedded")
+    broker_user: str | None = Field(None, description="MQTT user name; none = anonymous")
+    broker_password: SecretStr | None = Field(None, description="the MQTT user's password")
     embedded_port: int = Field(
         1884, description="port of the embedded broker (1883 is often taken)"
     )
     root: str = Field("ilrs", description="topic root: {root}/tm/{partner}/{instrument}")
     data: Path = Field(Path("ilrs-data"), description="folder of the telemetry store")
+
+    @property
+    def broker_login(self) -> dict[str, str | None]:
+        return broker_login(self.broker_user, self.broker_password)
+
+
+def broker_login(user: str | None, password: SecretStr | None) -> dict[str, str | None]:
+    """``username`` and ``password`` keywords for an MQTT client (the secret revealed here
+    only, where it is handed to the client)."""
+    return {"username": user, "password": password.get_secret_value() if password else None}
 
 
 def parse_broker(text: str) -> tuple[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -27,6 +28,9 @@ from ilrs_ops.broker_config import (
     write_broker_config,
 )
 from ilrs_ops.cli import app
+from ilrs_ops.console._live import follow
+from ilrs_ops.console._settings import ConsoleSettings
+from ilrs_ops.console._state import StationState
 from ilrs_ops.errors import IlrsError
 from ilrs_ops.profiles import Catalog
 
@@ -51,7 +55,8 @@ def test_users_and_acl_follow_the_profiles(station: Catalog) -> None:
         assert u.write == (f"{ROOT}/tm/{inst.profile.partner}/{inst.id}",)
     assert users[INGEST].read == ("ilrs/tm/#",)
     assert set(users[INGEST].write) == {"ilrs/status/#", "ilrs/events/#", "ilrs/metrics/#"}
-    assert set(users[CONSOLE].read) == set(users[INGEST].write) and users[CONSOLE].write == ()
+    assert set(users[CONSOLE].read) == {*users[INGEST].write, "ilrs-replay/#"}
+    assert users[CONSOLE].write == ("ilrs-replay/#",)  # replays started in the console
     assert users[REPLAY].read == users[REPLAY].write == ("ilrs-replay/#",)
     text = acl_text(users.values())
     assert "pattern" not in text and "\ntopic" not in text.split("user ", 1)[0]  # no anon grants
@@ -285,3 +290,42 @@ async def test_replay_user_stays_under_the_replay_root(acl_broker) -> None:
         await replay.publish(f"{ROOT}/tm/cnsa/cnsa-eps", b"live", qos=1)
         assert [m.payload for m in await _received(replay)] == [b"r"]
         assert await _received(ingest, 0.2) == []
+
+
+@needs_mosquitto
+async def test_console_logs_in_follows_status_and_may_run_replays(acl_broker) -> None:
+    """The console's own login (ILRS_CONSOLE_BROKER_USER/PASSWORD): its live follower gets the
+    retained status, and it may publish and read under the replay root (console replays)."""
+    port, creds = acl_broker
+    settings = ConsoleSettings(
+        broker_host="127.0.0.1",
+        broker_port=port,
+        root=ROOT,
+        dev=True,
+        broker_user=CONSOLE,
+        broker_password=creds[CONSOLE],
+    )
+    assert creds[CONSOLE] not in repr(settings)
+    state = StationState(ROOT)
+    follower = asyncio.create_task(
+        follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
+    )
+    try:
+        async with _client(port, creds, INGEST) as ingest:
+            doc = {"instrument": "cnsa-eps", "health": "nominal"}
+            await ingest.publish(
+                f"{ROOT}/status/cnsa/cnsa-eps", json.dumps(doc).encode(), qos=1, retain=True
+            )
+            async with asyncio.timeout(5):
+                while "cnsa-eps" not in state.status:
+                    await asyncio.sleep(0.05)
+            assert state.connected and state.status["cnsa-eps"]["health"] == "nominal"
+        login = settings.broker_login
+        async with aiomqtt.Client("127.0.0.1", port, **login) as console:
+            await console.subscribe(f"{ROOT}-replay/#", qos=1)
+            await console.publish(f"{ROOT}-replay/r1/tm/cnsa/cnsa-eps", b"r", qos=1)
+            assert [m.payload for m in await _received(console)] == [b"r"]
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower

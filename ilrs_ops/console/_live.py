@@ -18,12 +18,18 @@ log = logging.getLogger(__name__)
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
-async def follow(state: StationState, host: str, port: int) -> None:
+async def follow(
+    state: StationState,
+    host: str,
+    port: int,
+    username: str | None = None,
+    password: str | None = None,
+) -> None:
     """Feed ``state`` from the broker until cancelled, reconnecting with backoff."""
     failures = 0
     while True:
         try:
-            async with aiomqtt.Client(host, port) as client:
+            async with aiomqtt.Client(host, port, username=username, password=password) as client:
                 for topic in state.topics:
                     await client.subscribe(topic, qos=1)
                 state.connected = True
