@@ -38,7 +38,7 @@ from tests.conftest import DATA, ROOT
 ROVER = "acme-rover-1"
 N_PACKETS = 100_000
 PER_MESSAGE = 20  # packets per MQTT message, as `ilrs-ops simulate --bundle 20` sends them
-KILLS = 24
+KILLS = 21
 SEGMENT_MESSAGES = 100  # a seal every 2000 packets, so that kills land in seals as well
 STREAM_S = 60.0  # the publisher spreads the stream over this long, so kills land all along it
 WINDOW = 64  # QoS 1 publishes in flight at once

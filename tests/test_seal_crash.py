@@ -38,11 +38,11 @@ from tests.test_ingest_crash import (
     wait_stored,
 )
 
-N_PACKETS = 20_000
+N_PACKETS = 12_000
 PER_MESSAGE = 10
-KILLS = 20
+KILLS = 12
 SEGMENT_MESSAGES = 5  # a seal every 50 packets: the seal thread is hardly ever idle
-STREAM_S = 50.0
+STREAM_S = 30.0
 T0 = 1_790_000_000 * 10**9
 
 
