@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from ilrs_ops.profiles import Catalog, Profile, load_catalog
 ROOT = Path(__file__).parents[1]
 DATA = Path(__file__).parent / "data"
 MOSQUITTO = ("127.0.0.1", 1883)
+MOSQUITTO_EXE = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 @pytest.fixture(scope="session")
@@ -71,31 +75,33 @@ def reference_fields(profile: Profile) -> list[tuple]:
     return out
 
 
+def start_mosquitto(conf: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Run the machine's Mosquitto binary with ``conf`` (its output appended to ``log``) and
+    return once ``port`` takes connections; RuntimeError with the log when it does not."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([MOSQUITTO_EXE, "-c", str(conf)], stdout=out, stderr=out)
+    for _ in range(200):
+        if proc.poll() is not None:
+            break
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"mosquitto did not start: {log.read_text()}")
+
+
 @pytest.fixture
 def private_broker(tmp_path: Path, free_port: int):
     """A Mosquitto of this test's own on a free port: queues without limit for offline
     persistent sessions (the machine's broker keeps only 1000), so a test can kill clients."""
-    import shutil
-    import subprocess
-    import time
-
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(
         f"listener {free_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         "max_queued_messages 0\nmax_inflight_messages 0\n"
     )
-    log = tmp_path / "mosquitto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=out, stderr=out)
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", free_port)) == 0:
-                break
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError(f"private mosquitto did not start: {log.read_text()}")
+    proc = start_mosquitto(conf, free_port, tmp_path / "mosquitto.log")
     yield ("127.0.0.1", free_port)
     proc.terminate()
     proc.wait(5)

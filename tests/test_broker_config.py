@@ -6,11 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import socket
 import stat
-import subprocess
-import time
 from pathlib import Path
 
 import aiomqtt
@@ -33,13 +29,13 @@ from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
 from ilrs_ops.errors import IlrsError
 from ilrs_ops.profiles import Catalog
+from tests.conftest import MOSQUITTO_EXE, start_mosquitto
 
 ROOT = "ilrs"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 QUIET_S = 0.7  # how long a subscriber waits to show that nothing arrives
 
 needs_mosquitto = pytest.mark.skipif(
-    not os.access(MOSQUITTO, os.X_OK), reason="mosquitto is not installed on this machine"
+    not os.access(MOSQUITTO_EXE, os.X_OK), reason="mosquitto is not installed on this machine"
 )
 
 
@@ -120,16 +116,8 @@ def _mosquitto(station: Catalog, folder: Path, port: int, **kw):
         station, folder, root=ROOT, port=port, bind="127.0.0.1", run_as="root", **kw
     )
     log = folder / "mosquitto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(cfg.conf)], stdout=out, stderr=out)
+    proc = start_mosquitto(cfg.conf, port, log)
     try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError(f"mosquitto did not start: {log.read_text()}")
         yield cfg
     finally:
         proc.terminate()

@@ -11,9 +11,7 @@ import json
 import os
 import pwd
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +24,7 @@ import pytest
 
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.store import Store
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, start_mosquitto
 from tests.test_ingest_crash import Ingest, check_parquet_opens, duplicates, stored_raw
 
 MODULUS = 1 << 14
@@ -56,16 +54,7 @@ class PersistentBroker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=out, stderr=out)
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+        self.proc = start_mosquitto(self.conf, self.port, self.log)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,15 @@ from ilrs_ops.broker_config import CONSOLE, INGEST, SERVICE_USERS, write_broker_
 from ilrs_ops.ingest._mqtt import ack, make_client
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.settings import Settings
+from tests.conftest import MOSQUITTO_EXE, start_mosquitto
 
 ROOT = Path(__file__).parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 QUIET_S = 0.7
 
 needs_mosquitto = pytest.mark.skipif(
-    not os.access(MOSQUITTO, os.X_OK), reason="mosquitto is not installed on this machine"
+    not os.access(MOSQUITTO_EXE, os.X_OK), reason="mosquitto is not installed on this machine"
 )
 
 
@@ -491,17 +490,8 @@ def _deploy_broker(station: Catalog, tmp_path: Path, port: int, sim_port: int):
     conf += "user root\n"
     path = tmp_path / "mosquitto.conf"
     path.write_text(conf)
-    log = tmp_path / "mosquitto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(path)], stdout=out, stderr=out)
+    proc = start_mosquitto(path, sim_port, tmp_path / "mosquitto.log")
     try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", sim_port)) == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError(f"mosquitto did not start: {log.read_text()}")
         yield cfg
     finally:
         proc.terminate()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,22 +16,13 @@ import aiomqtt
 from ilrs_ops.console import StationState
 from ilrs_ops.console._data import _health
 from ilrs_ops.console._live import follow
+from tests.conftest import start_mosquitto
 
 
-def start_mosquitto(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+def start_plain_mosquitto(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen(
-        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("private mosquitto did not start")
+    return start_mosquitto(conf, port, tmp / "mosquitto.log")
 
 
 async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
@@ -50,7 +39,7 @@ async def retain(port: int, topic: str, doc: dict) -> None:
 
 async def test_follower_reconnects_and_refills_from_retained(tmp_path: Path, free_port: int):
     state = StationState("t")
-    proc = start_mosquitto(tmp_path, free_port)
+    proc = start_plain_mosquitto(tmp_path, free_port)
     task = asyncio.create_task(follow(state, "127.0.0.1", free_port))
     try:
         await retain(free_port, "t/status/p/i", {"health": "nominal"})
@@ -59,7 +48,7 @@ async def test_follower_reconnects_and_refills_from_retained(tmp_path: Path, fre
         proc.terminate()
         proc.wait(5)
         await until(lambda: not state.connected)
-        proc = start_mosquitto(tmp_path, free_port)  # a fresh broker: no retained messages
+        proc = start_plain_mosquitto(tmp_path, free_port)  # a fresh broker: no retained messages
         await until(lambda: state.connected)
         await retain(free_port, "t/status/p/i", {"health": "critical"})
         await until(lambda: state.status["i"]["health"] == "critical")
