@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,62 +192,97 @@ async def publish_paced(
             done[0] += 1
 
 
-@pytest.mark.slow
-async def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
-    rover: Catalog, private_broker: tuple[str, int], tmp_path: Path
-) -> None:
-    t_start = time.monotonic()
-    root = "crash"
-    inst = rover.instruments[ROVER]
-    m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=1_790_000_000 * 10**9)
-    packets = m.next_batch(N_PACKETS).packets
-    frames = [b"".join(packets[i : i + PER_MESSAGE]) for i in range(0, N_PACKETS, PER_MESSAGE)]
-    data = tmp_path / "store"
-    args = (private_broker, data, root, DATA / "good_profiles")
-    extra = ("--segment-messages", str(SEGMENT_MESSAGES))
+@dataclass
+class KillRun:
+    """What a stream with kills left: the store, the messages the broker acknowledged
+    (``done[0]``), every Parquet file opened (as (mtime, size)), what the kills cut, packets
+    acknowledged and stored at each kill, and the live count at the end."""
 
+    data: Path
+    done: list[int] = field(default_factory=lambda: [0])
+    seen: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    kinds: Counter[str] = field(default_factory=Counter)
+    at: list[int] = field(default_factory=list)
+    durable: list[int] = field(default_factory=list)
+    got: int = 0
+
+
+async def stream_with_kills(
+    broker: tuple[str, int],
+    catalog: Catalog,
+    data: Path,
+    root: str,
+    packets: list[bytes],
+    *,
+    per_message: int,
+    segment_messages: int,
+    stream_s: float,
+    kills: int,
+    kill: Callable[[int, Ingest], Awaitable[None]],
+) -> KillRun:
+    """Publish ``packets`` of the rover, ``per_message`` to a message, over ``stream_s`` while
+    ``kill(k, ingest)`` ends the ingest run ``kills`` times (odd k only once the run has
+    committed a batch); after each kill every visible Parquet file must open, then a new run
+    starts. Returns once the last run has stored everything and stopped cleanly."""
+    frames = [b"".join(packets[i : i + per_message]) for i in range(0, len(packets), per_message)]
+    topic = catalog.instruments[ROVER].topic(root)
+    args = (broker, data, root, DATA / "good_profiles", "--segment-messages", str(segment_messages))
+    run = KillRun(data)
     segment = -1
-    ingest = await Ingest.start(*args, *extra)  # creates the persistent session
+    ingest = await Ingest.start(*args)  # creates the persistent session
     await asyncio.sleep(1.5)
-    done = [0]
-    publisher = asyncio.create_task(
-        publish_paced(private_broker, inst.topic(root), frames, STREAM_S, done)
-    )
-    rng = random.Random(7)
-    seen: dict[Path, tuple[int, int]] = {}
-    kinds: Counter[str] = Counter()
-    at: list[int] = []  # packets acknowledged by the broker at each kill
-    durable: list[int] = []  # packets in the store (sealed or in the WAL) at each kill
+    publisher = asyncio.create_task(publish_paced(broker, topic, frames, stream_s, run.done))
     try:
-        for k in range(KILLS):
+        for k in range(kills):
             if k % 2:  # after the run has committed something: mid-stream, mid-batch, mid-seal
                 await committed_since(data, ROVER, segment, 30)
-                await asyncio.sleep(rng.uniform(0.0, 1.0))
-            else:  # any time after start: in the recovery, or running
-                await asyncio.sleep(rng.uniform(0.1, 1.6))
-            await ingest.stop(signal.SIGKILL)
-            at.append(done[0] * PER_MESSAGE)
-            check_parquet_opens(data, seen)
-            kinds.update(interrupted(data, ROVER))
-            durable.append(await stored_packets(data, rover, ROVER))
+            await kill(k, ingest)
+            run.at.append(run.done[0] * per_message)
+            check_parquet_opens(data, run.seen)
+            run.kinds.update(interrupted(data, ROVER))
+            run.durable.append(await stored_packets(data, catalog, ROVER))
             segment = last_segment(data, ROVER)
-            ingest = await Ingest.start(*args, *extra)
+            ingest = await Ingest.start(*args)
         await publisher
-        got = await wait_stored(data, rover, ROVER, N_PACKETS, 90)
+        run.got = await wait_stored(data, catalog, ROVER, len(packets), 90)
         code = await ingest.stop(signal.SIGINT)
         assert code in (0, -signal.SIGINT, 130), (code, ingest.lines)
     finally:
         publisher.cancel()
         await ingest.stop(signal.SIGKILL)  # when the test failed half-way; else a no-op
-    check_parquet_opens(data, seen)
+    return run
 
-    raw = stored_raw(data, rover, ROVER)
+
+@pytest.mark.slow
+async def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
+    rover: Catalog, private_broker: tuple[str, int], tmp_path: Path
+) -> None:
+    t_start = time.monotonic()
+    inst = rover.instruments[ROVER]
+    m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=1_790_000_000 * 10**9)
+    packets = m.next_batch(N_PACKETS).packets
+    rng = random.Random(7)
+
+    async def kill(k: int, ingest: Ingest) -> None:
+        # odd k: after a commit; even k: any time after start, in the recovery or running
+        await asyncio.sleep(rng.uniform(0.0, 1.0) if k % 2 else rng.uniform(0.1, 1.6))
+        await ingest.stop(signal.SIGKILL)
+
+    run = await stream_with_kills(
+        private_broker, rover, tmp_path / "store", "crash", packets,
+        per_message=PER_MESSAGE, segment_messages=SEGMENT_MESSAGES, stream_s=STREAM_S,
+        kills=KILLS, kill=kill,
+    )  # fmt: skip
+    check_parquet_opens(run.data, run.seen)
+
+    raw = stored_raw(run.data, rover, ROVER)
     dup = duplicates(raw)
+    durable = run.durable
     print(
-        f"\n{KILLS} SIGKILLs; packets published {at}, stored {durable} at each kill "
-        f"(of {N_PACKETS}, {PER_MESSAGE} per message); kills that cut: {dict(kinds)}; "
-        f"{len(seen)} Parquet files opened; "
-        f"stored {raw.num_rows} (live count {got}), lost {N_PACKETS - raw.num_rows}, "
+        f"\n{KILLS} SIGKILLs; packets published {run.at}, stored {durable} at each kill "
+        f"(of {N_PACKETS}, {PER_MESSAGE} per message); kills that cut: {dict(run.kinds)}; "
+        f"{len(run.seen)} Parquet files opened; "
+        f"stored {raw.num_rows} (live count {run.got}), lost {N_PACKETS - raw.num_rows}, "
         f"duplicates {dup}; wall {time.monotonic() - t_start:.1f} s"
     )
     assert dup == 0, "a packet was stored twice"

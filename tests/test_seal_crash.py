@@ -12,7 +12,6 @@ import contextlib
 import random
 import signal
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +22,13 @@ from ilrs_ops._fs import is_temp
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
 from ilrs_ops.store import Store
-from tests.conftest import DATA
 from tests.test_ingest_crash import (
     ROVER,
     Ingest,
     check_parquet_opens,
-    committed_since,
     duplicates,
-    interrupted,
-    last_segment,
-    publish_paced,
-    stored_packets,
     stored_raw,
-    wait_stored,
+    stream_with_kills,
 )
 
 N_PACKETS = 12_000
@@ -73,49 +66,29 @@ async def test_sigkill_while_sealing_keeps_every_parquet_file_readable_and_every
     rover: Catalog, private_broker: tuple[str, int], tmp_path: Path
 ) -> None:
     t_start = time.monotonic()
-    root = "sealcrash"
     inst = rover.instruments[ROVER]
     m = Module(inst, Environment(epoch_ns=0), seed=2, start_ns=T0)
     packets = m.next_batch(N_PACKETS).packets
-    frames = [b"".join(packets[i : i + PER_MESSAGE]) for i in range(0, N_PACKETS, PER_MESSAGE)]
     data = tmp_path / "store"
-    args = (private_broker, data, root, DATA / "good_profiles")
-    extra = ("--segment-messages", str(SEGMENT_MESSAGES))
-
-    ingest = await Ingest.start(*args, *extra)
-    await asyncio.sleep(1.5)
-    done = [0]
-    publisher = asyncio.create_task(
-        publish_paced(private_broker, inst.topic(root), frames, STREAM_S, done)
-    )
     rng = random.Random(11)
-    seen: dict[Path, tuple[int, int]] = {}
-    kinds: Counter[str] = Counter()
     aimed = caught = 0
-    durable: list[int] = []
-    segment = -1
-    try:
-        for k in range(KILLS):
-            if k % 2:  # once the run has committed a batch, in the next seal
-                await committed_since(data, ROVER, segment, 30)
-                await asyncio.sleep(rng.uniform(0.0, 0.5))
-                aimed += 1
-                caught += await kill_in_a_seal(ingest, data, 3.0)
-            else:  # any time after start: in the recovery's seals, or running
-                await asyncio.sleep(rng.uniform(0.2, 1.5))
-                await ingest.stop(signal.SIGKILL)
-            check_parquet_opens(data, seen)
-            kinds.update(interrupted(data, ROVER))
-            durable.append(await stored_packets(data, rover, ROVER))
-            segment = last_segment(data, ROVER)
-            ingest = await Ingest.start(*args, *extra)
-        await publisher
-        got = await wait_stored(data, rover, ROVER, N_PACKETS, 90)
-        code = await ingest.stop(signal.SIGINT)
-        assert code in (0, -signal.SIGINT, 130), (code, ingest.lines)
-    finally:
-        publisher.cancel()
-        await ingest.stop(signal.SIGKILL)  # when the test failed half-way; else a no-op
+
+    async def kill(k: int, ingest: Ingest) -> None:
+        nonlocal aimed, caught
+        if k % 2:  # once the run has committed a batch, in the next seal
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            aimed += 1
+            caught += await kill_in_a_seal(ingest, data, 3.0)
+        else:  # any time after start: in the recovery's seals, or running
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            await ingest.stop(signal.SIGKILL)
+
+    run = await stream_with_kills(
+        private_broker, rover, data, "sealcrash", packets,
+        per_message=PER_MESSAGE, segment_messages=SEGMENT_MESSAGES, stream_s=STREAM_S,
+        kills=KILLS, kill=kill,
+    )  # fmt: skip
+    done, kinds = run.done, run.kinds
 
     every: dict[Path, tuple[int, int]] = {}
     files = check_parquet_opens(data, every)  # all of them once more, after the last run
@@ -127,8 +100,9 @@ async def test_sigkill_while_sealing_keeps_every_parquet_file_readable_and_every
     print(
         f"\n{KILLS} SIGKILLs with a seal every {SEGMENT_MESSAGES} messages; {aimed} aimed at a "
         f"seal, {caught} caught one; kills that cut: {dict(kinds)}; stored at each kill "
-        f"{durable}; {files} Parquet files in the end, all open; acknowledged {done[0]} "
-        f"messages = {done[0] * PER_MESSAGE} packets, stored {raw.num_rows} (live count {got}), "
+        f"{run.durable}; {files} Parquet files in the end, all open; acknowledged {done[0]} "
+        f"messages = {done[0] * PER_MESSAGE} packets, stored {raw.num_rows} "
+        f"(live count {run.got}), "
         f"lost {N_PACKETS - raw.num_rows}, duplicates {dup}; "
         f"wall {time.monotonic() - t_start:.1f} s"
     )
