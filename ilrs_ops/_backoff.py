@@ -9,7 +9,9 @@ STEPS_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 class Backoff:
-    """``await backoff.wait(log, what)`` after a failure; ``reset()`` after a success."""
+    """``await backoff.wait(log, what)`` after a failure; ``reset()`` after a success.
+    ``attempt`` counts the failures since. Without a logger the wait is silent, for callers
+    that log an episode once rather than every retry."""
 
     def __init__(self) -> None:
         self.attempt = 0
@@ -17,8 +19,9 @@ class Backoff:
     def reset(self) -> None:
         self.attempt = 0
 
-    async def wait(self, log: logging.Logger, what: str) -> None:
+    async def wait(self, log: logging.Logger | None = None, what: str = "") -> None:
         delay = STEPS_S[min(self.attempt, len(STEPS_S) - 1)]
         self.attempt += 1
-        log.warning("%s; retry in %.1fs", what, delay)
+        if log is not None:
+            log.warning("%s; retry in %.1fs", what, delay)
         await asyncio.sleep(delay)

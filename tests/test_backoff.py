@@ -24,3 +24,17 @@ async def test_delays_grow_cap_and_reset(monkeypatch: pytest.MonkeyPatch) -> Non
     b.reset()
     await b.wait(log, "down again")
     assert slept == [*STEPS_S, STEPS_S[-1], STEPS_S[-1], STEPS_S[0]]
+
+
+async def test_silent_wait_logs_nothing_and_counts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fake_sleep(s: float) -> None:
+        pass
+
+    monkeypatch.setattr(_backoff.asyncio, "sleep", fake_sleep)
+    b = Backoff()
+    with caplog.at_level(logging.DEBUG):
+        await b.wait()
+        await b.wait()
+    assert b.attempt == 2 and caplog.records == []

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import watchfiles
 
-from ilrs_ops._backoff import STEPS_S, Backoff
+from ilrs_ops._backoff import Backoff
 from ilrs_ops.errors import ProfileError, StoreError
 from ilrs_ops.ingest._mqtt import RECEIVE_MAXIMUM, Protocol, ReadGate, ack, make_client
 from ilrs_ops.ingest._status import InstrumentStatus
@@ -350,7 +350,7 @@ class Ingestor:
         and once when the store takes writes again; the retries in between only count."""
         m = lane.metrics
         failing_since: float | None = None
-        attempt = 0
+        backoff = Backoff()
         while True:
             try:
                 wal = self.store.wal(lane.id)
@@ -369,8 +369,7 @@ class Ingestor:
                         _os_error(exc),
                         exc,
                     )
-                await asyncio.sleep(STEPS_S[min(attempt, len(STEPS_S) - 1)])
-                attempt += 1
+                await backoff.wait()  # silent: the episode is logged once
         if failing_since is not None:
             m.store_failing = False
             log.warning(
@@ -379,7 +378,7 @@ class Ingestor:
                 lane.id,
                 self.store.root,
                 time.monotonic() - failing_since,
-                attempt,
+                backoff.attempt,
             )
 
     async def _seal(self, lane: _Lane) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -55,28 +55,22 @@ def make_client(
         props = Properties(PacketTypes.CONNECT)
         props.ReceiveMaximum = receive_maximum
         props.SessionExpiryInterval = SESSION_EXPIRY_S
-        client = aiomqtt.Client(
-            host,
-            port,
-            identifier=client_id,
-            username=username,
-            password=password,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
-            socket_options=nodelay,
-        )
+        session: dict[str, Any] = {
+            "protocol": aiomqtt.ProtocolVersion.V5,
+            "clean_start": False,
+            "properties": props,
+        }
     else:
-        client = aiomqtt.Client(
-            host,
-            port,
-            identifier=client_id,
-            username=username,
-            password=password,
-            protocol=aiomqtt.ProtocolVersion.V311,
-            clean_session=False,
-            socket_options=nodelay,
-        )
+        session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
+    client = aiomqtt.Client(
+        host,
+        port,
+        identifier=client_id,
+        username=username,
+        password=password,
+        socket_options=nodelay,
+        **session,
+    )
     client._client.manual_ack_set(True)  # private: see the module docstring
     return client
 
