@@ -157,7 +157,7 @@ def _client(port: int, creds: dict[str, str], user: str | None, **kw) -> aiomqtt
     )
 
 
-async def _received(sub: aiomqtt.Client, wait_s: float = QUIET_S) -> list[aiomqtt.Message]:
+async def received(sub: aiomqtt.Client, wait_s: float = QUIET_S) -> list[aiomqtt.Message]:
     got: list[aiomqtt.Message] = []
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(wait_s):
@@ -198,7 +198,7 @@ async def test_instrument_publishes_only_to_its_own_topic(acl_broker, station: C
         assert [int(getattr(g, "value", g)) for g in granted] == [1]
         acks = _puback_reasons(pub)
         await pub.publish(a.topic(ROOT), b"own", qos=1)
-        got = await _received(ingest)
+        got = await received(ingest)
         assert [(str(m.topic), m.payload) for m in got] == [(a.topic(ROOT), b"own")]
 
         # B's topic, and any other topic: dropped by Mosquitto (MQTT 5 QoS 1: PUBACK says so).
@@ -207,7 +207,7 @@ async def test_instrument_publishes_only_to_its_own_topic(acl_broker, station: C
         await pub.publish(b.topic(ROOT), b"forged0", qos=0)
         await pub.publish(f"{ROOT}/tm/{a.profile.partner}/{a.id}/sub", b"x", qos=1)
         await pub.publish(f"{ROOT}/status/{a.profile.partner}/{a.id}", b"x", qos=1)
-        assert await _received(ingest) == []
+        assert await received(ingest) == []
 
 
 @needs_mosquitto
@@ -228,7 +228,7 @@ async def test_instrument_cannot_read_anything(acl_broker, station: Catalog) -> 
         await other.publish(b.topic(ROOT), b"b-data", qos=1)
         await ingest.publish(f"{ROOT}/status/x/y", b"status", qos=1)
         await spy.publish(a.topic(ROOT), b"own", qos=1)  # not even its own topic comes back
-        assert await _received(spy) == []
+        assert await received(spy) == []
 
 
 @needs_mosquitto
@@ -259,10 +259,10 @@ async def test_console_reads_status_but_cannot_publish_it(acl_broker) -> None:
     ):
         await console.subscribe(f"{ROOT}/status/#", qos=1)
         await ingest.publish(topic, b"from-ingest", qos=1)
-        assert [m.payload for m in await _received(console)] == [b"from-ingest"]
+        assert [m.payload for m in await received(console)] == [b"from-ingest"]
         await console.publish(topic, b"forged", qos=1)
         await console.publish(f"{ROOT}/tm/cnsa/cnsa-eps", b"forged", qos=1)
-        assert await _received(console) == []
+        assert await received(console) == []
 
 
 @needs_mosquitto
@@ -276,8 +276,8 @@ async def test_replay_user_stays_under_the_replay_root(acl_broker) -> None:
         await ingest.subscribe(f"{ROOT}/tm/#", qos=1)
         await replay.publish(f"{ROOT}-replay/run1/tm/cnsa/cnsa-eps", b"r", qos=1)
         await replay.publish(f"{ROOT}/tm/cnsa/cnsa-eps", b"live", qos=1)
-        assert [m.payload for m in await _received(replay)] == [b"r"]
-        assert await _received(ingest, 0.2) == []
+        assert [m.payload for m in await received(replay)] == [b"r"]
+        assert await received(ingest, 0.2) == []
 
 
 @needs_mosquitto
@@ -312,7 +312,7 @@ async def test_console_logs_in_follows_status_and_may_run_replays(acl_broker) ->
         async with aiomqtt.Client("127.0.0.1", port, **login) as console:
             await console.subscribe(f"{ROOT}-replay/#", qos=1)
             await console.publish(f"{ROOT}-replay/r1/tm/cnsa/cnsa-eps", b"r", qos=1)
-            assert [m.payload for m in await _received(console)] == [b"r"]
+            assert [m.payload for m in await received(console)] == [b"r"]
     finally:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -4,7 +4,6 @@ for real against a private Mosquitto."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import importlib.resources
@@ -29,11 +28,11 @@ from ilrs_ops.ingest._mqtt import ack, make_client
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.settings import Settings
 from tests.conftest import MOSQUITTO_EXE, start_mosquitto
+from tests.test_broker_config import received
 
 ROOT = Path(__file__).parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
-QUIET_S = 0.7
 
 needs_mosquitto = pytest.mark.skipif(
     not os.access(MOSQUITTO_EXE, os.X_OK), reason="mosquitto is not installed on this machine"
@@ -566,21 +565,12 @@ async def test_deploy_broker_config_works_with_real_mosquitto(
             await sim.subscribe("ilrs/#", qos=1)
             # The simulator's listener carries telemetry to ingest...
             await sim.publish(inst.topic("ilrs"), b"\x00" * 8, qos=1)
-            got = await _received(ingest)
+            got = await received(ingest)
             assert [str(m.topic) for m in got] == [inst.topic("ilrs")]
             for m in got:
                 ack(ingest, m)
             # ...but may neither forge status nor read anything.
             await sim.publish(f"ilrs/status/{inst.profile.partner}/{inst.id}", b"forged", qos=1)
             await ingest.publish(f"ilrs/status/{inst.profile.partner}/{inst.id}", b"ok", qos=1)
-            assert [m.payload for m in await _received(console)] == [b"ok"]
-            assert await _received(sim) == []
-
-
-async def _received(sub: aiomqtt.Client, wait_s: float = QUIET_S) -> list[aiomqtt.Message]:
-    got: list[aiomqtt.Message] = []
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(wait_s):
-            async for msg in sub.messages:
-                got.append(msg)
-    return got
+            assert [m.payload for m in await received(console)] == [b"ok"]
+            assert await received(sim) == []

@@ -73,6 +73,17 @@ class Running:
         return self.url.replace("http", "ws", 1) + "/api/live?" + "&".join(params)
 
 
+def role_tokens(tokens_file: Path) -> dict[str, str | None]:
+    """One token per role the access tests walk (made in ``tokens_file``), and no token."""
+    return {
+        "anonymous": None,
+        "viewer": create_token(tokens_file, "wall", "viewer"),
+        "partner_a": create_token(tokens_file, "suparco-ops", "partner", "suparco"),
+        "partner_b": create_token(tokens_file, "cnsa-ops", "partner", "cnsa"),
+        "operator": create_token(tokens_file, "desk", "operator"),
+    }
+
+
 def publish(messages: list[tuple[str, bytes, bool]]) -> None:
     async def go() -> None:
         async with aiomqtt.Client(*MOSQUITTO) as client:
@@ -111,13 +122,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             )  # fmt: skip
             ingest(store, catalog.instruments[iid], batches, seal_every=4)  # 2 batches in WAL
     tokens_file = tmp / "tokens.yaml"
-    tokens: dict[str, str | None] = {
-        "anonymous": None,
-        "viewer": create_token(tokens_file, "wall", "viewer"),
-        "partner_a": create_token(tokens_file, "suparco-ops", "partner", "suparco"),
-        "partner_b": create_token(tokens_file, "cnsa-ops", "partner", "cnsa"),
-        "operator": create_token(tokens_file, "desk", "operator"),
-    }
+    tokens = role_tokens(tokens_file)
     metrics = {"shard": "0/1", "connected": True, "rejects": {"duplicate": 4},
                "lanes": {A: {"queue": 3, "lag_s": 0.02, "commit_s": 0.001, "messages": 10,
                              "batches": 2, "seals": 1, "store_errors": 0}}}  # fmt: skip

@@ -22,14 +22,14 @@ import pytest
 import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
-from ilrs_ops.console import ConsoleSettings, create_app, create_token
+from ilrs_ops.console import ConsoleSettings, create_app
 from ilrs_ops.console._alarms import AlarmBook
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.schemas import EVENTS
 from ilrs_ops.sim import Faults
 from ilrs_ops.store import Store
 from tests.conftest import MOSQUITTO, ROOT
-from tests.test_console import publish
+from tests.test_console import publish, role_tokens
 from tests.test_store import ingest, make_batches
 
 NS = 1_000_000_000
@@ -71,13 +71,7 @@ def make_site(tmp: Path, name: str, excursions: bool = True) -> Site:
             )  # fmt: skip
             ingest(store, catalog.instruments[iid], batches, seal_every=4)  # 2 batches in WAL
     tokens_file = tmp / "tokens.yaml"
-    tokens: dict[str, str | None] = {
-        "anonymous": None,
-        "viewer": create_token(tokens_file, "wall", "viewer"),
-        "partner_a": create_token(tokens_file, "suparco-ops", "partner", "suparco"),
-        "partner_b": create_token(tokens_file, "cnsa-ops", "partner", "cnsa"),
-        "operator": create_token(tokens_file, "desk", "operator"),
-    }
+    tokens = role_tokens(tokens_file)
     return Site(tmp, f"test/{name}-{os.getpid()}", catalog, tokens)
 
 

@@ -29,7 +29,8 @@ from ilrs_ops.replay import Recorder, create_recording, import_packets, read_rec
 from ilrs_ops.sim import Environment, Module
 from ilrs_ops.store import Store
 from tests.conftest import MOSQUITTO, ROOT
-from tests.test_console_live import start_mosquitto
+from tests.test_console import role_tokens
+from tests.test_console_live import start_plain_mosquitto
 
 NS = 1_000_000_000
 A, B = "sup-rover-1", "cnsa-eps"  # partners suparco and cnsa, one packet a second each
@@ -113,13 +114,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     import_recording(data, catalog, "both", [a, b])  # 200 s of two partners' packets
     import_recording(data, catalog, "rover", [a[:50]])  # 49 s of suparco's rover only
     tokens_file = tmp / "tokens.yaml"
-    tokens: dict[str, str | None] = {
-        "anonymous": None,
-        "viewer": create_token(tokens_file, "wall", "viewer"),
-        "partner_a": create_token(tokens_file, "suparco-ops", "partner", "suparco"),
-        "partner_b": create_token(tokens_file, "cnsa-ops", "partner", "cnsa"),
-        "operator": create_token(tokens_file, "desk", "operator"),
-    }
+    tokens = role_tokens(tokens_file)
     with serving(data, tokens_file, root) as (url, app):
         yield Running(url, root, data, catalog, tokens, app)
 
@@ -410,7 +405,7 @@ def test_a_replay_whose_broker_is_gone_can_still_be_stopped(
     shutil.copytree(console.data / "recordings" / "rover", data / "recordings" / "rover")
     tokens_file = tmp_path / "tokens.yaml"
     h = {"Authorization": f"Bearer {create_token(tokens_file, 'desk', 'operator')}"}
-    broker = start_mosquitto(tmp_path, free_port)
+    broker = start_plain_mosquitto(tmp_path, free_port)
     try:
         with serving(data, tokens_file, "gone", ("127.0.0.1", free_port)) as (url, _):
             broker.terminate()
