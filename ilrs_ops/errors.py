@@ -5,6 +5,8 @@ IlrsError
 ├── ExpressionError   a derived-channel expression that is not in the safe language
 ├── BrokerError       the MQTT broker cannot be reached or refused us
 ├── StoreError        the store cannot read or write: disk full, not writable, corrupt files
+├── InputError        a bad argument or value (a window, a channel name, a speed); also a
+│                     ValueError, so argument checks read the Python way
 └── ConsoleError      (ilrs_ops.console) bad console settings or tokens; its AccessError
                       subclasses map to HTTP 400/401/403/404/503
 """
@@ -69,3 +71,8 @@ class StoreError(IlrsError):
     def __init__(self, message: str, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class InputError(IlrsError, ValueError):
+    """A bad argument or value handed to ilrs-ops (a query window, a channel name, a replay
+    speed...); the message says which one and what to give instead."""
