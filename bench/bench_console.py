@@ -71,7 +71,7 @@ from bench_ingest import HOST, Split, free_port, patched, private_mosquitto, spl
 
 from ilrs_ops.console import ConsoleSettings, StationState, Update, create_token, serve
 from ilrs_ops.ingest import IngestConfig, Ingestor
-from ilrs_ops.process import Processor
+from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Catalog, Instrument, load_catalog
 from ilrs_ops.sim import Environment, Faults, Module, Simulator
 from ilrs_ops.store import Store

@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.ingest._mqtt import RECEIVE_MAXIMUM, make_client
-from ilrs_ops.process import Processor
+from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Catalog, Instrument, load_profile
 from ilrs_ops.sim import Environment, Module
 from ilrs_ops.store import Store

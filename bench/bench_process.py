@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ilrs_ops.process import Processor
+from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Instrument, load_profile
 from ilrs_ops.sim import Environment, Module
 

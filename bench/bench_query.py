@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb
 
-from ilrs_ops.process import Processor
+from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import load_catalog
 from ilrs_ops.sim import Environment, Module
 from ilrs_ops.store import Store

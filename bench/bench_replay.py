@@ -108,7 +108,7 @@ async def amain(args: argparse.Namespace, broker: Broker, tmp: Path) -> None:
     data = tmp / "data"
     rec = create_recording(data, "campaign", "imported", str(path))
     t0 = time.perf_counter()
-    with Store(rec.path, sub) as store:
+    with Store(rec.path) as store:
         summary = import_packets(path, Recorder(store, sub), sub.by_apid, recv_ns=START)
     import_s = time.perf_counter() - t0
     imported = summary.items
@@ -124,7 +124,7 @@ async def amain(args: argparse.Namespace, broker: Broker, tmp: Path) -> None:
     published: list[float] = []
     out = create_recording(data, name, "replayed", str(rec.path))
     t0 = time.perf_counter()
-    with Store(out.path, sub) as store:
+    with Store(out.path) as store:
         ing = await replay_mqtt(
             source, store, sub, host="127.0.0.1", port=broker.port, root=root, speed=None,
             progress=lambda n: published.append(time.perf_counter()),
@@ -142,7 +142,7 @@ async def amain(args: argparse.Namespace, broker: Broker, tmp: Path) -> None:
     )  # fmt: skip
     out10 = create_recording(data, "again10", "replayed", str(rec.path))
     t0 = time.perf_counter()
-    with Store(out10.path, sub) as store:
+    with Store(out10.path) as store:
         ing = await replay_mqtt(
             source10, store, sub, host="127.0.0.1", port=broker.port, root=root10, speed=None
         )
@@ -151,7 +151,7 @@ async def amain(args: argparse.Namespace, broker: Broker, tmp: Path) -> None:
 
     direct = create_recording(data, "direct", "replayed", str(rec.path))
     t0 = time.perf_counter()
-    with Store(direct.path, sub) as store:
+    with Store(direct.path) as store:
         await replay_direct(StoreSource(rec.path, sub, bundle=100), Recorder(store, sub))
     direct_s = time.perf_counter() - t0
 

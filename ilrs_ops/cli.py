@@ -205,13 +205,13 @@ def ingest(
         ) from None
 
     async def main() -> None:
-        with Store(data or s.data, catalog) as store:
+        with Store(data or s.data) as store:
             err.print(f"ingesting shard {i}/{n} from {host}:{port} into {store.root}")
-            ingestor = Ingestor(catalog, store, config, profiles=profiles or s.profiles)
-            try:
-                await ingestor.run()
-            finally:
-                await ingestor.close()
+            folder = profiles or s.profiles
+            async with Ingestor(
+                catalog=catalog, store=store, config=config, profiles=folder
+            ) as ing:
+                await ing.wait()
 
     _run(main())
 
@@ -261,12 +261,10 @@ def up(
                 host, port = "127.0.0.1", s.embedded_port
                 await stack.enter_async_context(EmbeddedBroker(host=host, port=port))
                 err.print(f"embedded MQTT broker on {host}:{port}")
-            store = stack.enter_context(Store(data or s.data, catalog))
+            store = stack.enter_context(Store(data or s.data))
             config = IngestConfig(
                 host=host, port=port, root=s.root, protocol="v5" if address else "v311", **login
             )
-            ingestor = Ingestor(catalog, store, config, profiles=folder)
-            stack.push_async_callback(ingestor.close)
             sim = Simulator(
                 catalog,
                 host=host,
@@ -295,8 +293,11 @@ def up(
                 broker_user=login.get("username"),
                 broker_password=login.get("password"),
             )
+            ingestor = await stack.enter_async_context(
+                Ingestor(catalog=catalog, store=store, config=config, profiles=folder)
+            )
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(ingestor.run())
+                tg.create_task(ingestor.wait())
                 await ingestor.ready()
                 tg.create_task(sim.run())
                 started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -425,7 +426,7 @@ def import_(
 
     async def main() -> None:
         rec = create_recording(data or s.data, name, "imported", str(file.resolve()))
-        with Store(rec.path, catalog) as store, _progress("importing", file.stat().st_size) as bar:
+        with Store(rec.path) as store, _progress("importing", file.stat().st_size) as bar:
             recorder = Recorder(store, catalog)
             summary = await asyncio.to_thread(
                 import_packets, file, recorder, routes, chunk_octets=chunk_size, progress=bar

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, load_catalog
-from ilrs_ops.store import Store
 from tests.conftest import DATA, ROOT, start_mosquitto
 from tests.test_ingest_crash import Ingest, check_parquet_opens, duplicates, stored_raw
 
@@ -144,7 +144,7 @@ async def test_broker_restarts_mid_stream_and_the_gap_events_account_for_every_l
         # Outage 2: ingest crashes; the broker queues for its session, then restarts.
         await at(OUTAGE_2 - 3.0)
         await ingest.stop(signal.SIGKILL)
-        with Store(data, catalog) as store:
+        with History.at(data, catalog) as store:
             stored_at_crash = int(store.counters(fast)["packets"])  # type: ignore[call-overload]
         await at(OUTAGE_2)
         broker.stop()
@@ -165,7 +165,7 @@ async def test_broker_restarts_mid_stream_and_the_gap_events_account_for_every_l
         generated = {i.id: max(1, round(DURATION_S / i.profile.expected_period_s)) for i in catalog}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with Store(data, catalog) as store:
+            with History.at(data, catalog) as store:
                 last = {i: store.latest(i).column("seq").to_pylist() for i in generated}
             if all(last[i] == [(n - 1) % MODULUS] for i, n in generated.items()):
                 break
@@ -189,7 +189,7 @@ async def test_broker_restarts_mid_stream_and_the_gap_events_account_for_every_l
     for inst_id, n in generated.items():
         raw = stored_raw(data, catalog, inst_id).sort_by("time")
         seq = raw.column("seq").to_numpy()
-        with Store(data, catalog) as store:
+        with History.at(data, catalog) as store:
             gaps = store.events(inst_id, 0, 2**62, kinds=["gap"])
         missing = int(pc.sum(gaps.column("value")).as_py() or 0)
         holes = sequence_holes(seq)

@@ -40,10 +40,10 @@ from ilrs_ops.console import (
     create_app,
     create_token,
 )
-from ilrs_ops.ingest import InstrumentStatus
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.sim import Faults
-from ilrs_ops.store import Store
+from ilrs_ops.wire import InstrumentStatus
 from tests.conftest import MOSQUITTO, ROOT
 from tests.test_store import ingest, make_batches
 
@@ -114,7 +114,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = f"test/test_console-{os.getpid()}"
     catalog = load_catalog([ROOT / "hardware_profiles"])
     start_ns = (time.time_ns() // NS - 1200) // 60 * 60 * NS
-    with Store(tmp / "data", catalog) as store:
+    with History.at(tmp / "data", catalog) as store:
         for k, iid in enumerate((A, B)):
             batches = make_batches(
                 catalog.instruments[iid], 10, per_batch=40, start_ns=start_ns, seed=k + 3,
@@ -343,7 +343,7 @@ def test_telemetry_columns_and_buckets_match_the_store(console: Running, http: h
                  params={**window, "channels": "batt_v,wheel_temp"})  # fmt: skip
     assert r.status_code == 200, r.text
     doc = r.json()
-    with Store(console.data, console.catalog) as store:
+    with History.at(console.data, console.catalog) as store:
         table = store.query(A, ["batt_v", "wheel_temp"], console.start_ns, console.stop_ns)
         buckets = store.query(A, ["batt_v"], console.start_ns, console.stop_ns, 40)
     assert doc["columns"]["time"] == table.column("time").cast(pa.int64()).to_pylist()
@@ -410,7 +410,7 @@ def test_export_streams_slices_equal_to_the_query(console, http, monkeypatch, fm
             body += chunk
             chunks += 1
     assert chunks > 1
-    with Store(console.data, console.catalog) as store:
+    with History.at(console.data, console.catalog) as store:
         want = store.query(A, ["batt_v", "wheel_temp"], console.start_ns, console.stop_ns)
     if fmt == "parquet":
         got = pq.read_table(io.BytesIO(body))
@@ -501,7 +501,7 @@ def test_store_errors_are_503_with_the_message(console: Running, tmp_path: Path)
     shutil.copytree(console.data, tmp_path / "data")
     for f in (tmp_path / "data" / "telemetry").rglob("*.parquet"):
         f.write_bytes(b"PAR1 this is no parquet file")
-    with Store(tmp_path / "data", console.catalog) as store:
+    with History.at(tmp_path / "data", console.catalog) as store:
         access = Access(Principal("desk", "operator"), console.catalog, store,
                         StationState("r"))  # fmt: skip
         with pytest.raises(UnavailableError, match="store unavailable") as err:

@@ -24,10 +24,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from ilrs_ops.console import ConsoleSettings, create_app
 from ilrs_ops.console._alarms import AlarmBook
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.schemas import EVENTS
 from ilrs_ops.sim import Faults
-from ilrs_ops.store import Store
 from tests.conftest import MOSQUITTO, ROOT
 from tests.test_console import publish, role_tokens
 from tests.test_store import ingest, make_batches
@@ -63,7 +63,7 @@ def make_site(tmp: Path, name: str, excursions: bool = True) -> Site:
     shutil.copytree(ROOT / "hardware_profiles", tmp / "profiles")
     catalog = load_catalog([tmp / "profiles"])
     start_ns = (time.time_ns() // NS - 1200) // 60 * 60 * NS
-    with Store(tmp / "data", catalog) as store:
+    with History.at(tmp / "data", catalog) as store:
         for k, iid in enumerate((A, B)):
             batches = make_batches(
                 catalog.instruments[iid], 10, per_batch=40, start_ns=start_ns, seed=k + 3,
@@ -118,8 +118,8 @@ def limits(site: Site, instrument: str, channel: str, *states: int) -> None:
         for k, (frm, to) in enumerate(itertools.pairwise(states))
     ]  # fmt: skip
     rows = [{**{k: v for k, v in d.items() if k != "time_ns"}, "time": d["time_ns"]} for d in docs]
-    with Store(site.tmp / "data", site.catalog) as store:
-        store.append_events(instrument, pa.Table.from_pylist(rows, schema=EVENTS))
+    with History.at(site.tmp / "data", site.catalog) as store:
+        store.store.append_events(instrument, pa.Table.from_pylist(rows, schema=EVENTS))
     topic = f"{site.root}/events/{partner}/{instrument}"
     publish([(topic, json.dumps({**d, "instrument": instrument}).encode(), False) for d in docs])
 
@@ -154,7 +154,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
 def test_rebuilt_from_the_stores_excursions(site: Site):
     """The simulated excursions' limit events fold into alarms at start, like a direct fold."""
     expected = AlarmBook()
-    with Store(site.tmp / "data", site.catalog) as store:
+    with History.at(site.tmp / "data", site.catalog) as store:
         from ilrs_ops.console._alarms import rebuild
 
         n = rebuild(expected, store, site.catalog, 7, time.time_ns())

@@ -14,8 +14,8 @@ from pathlib import Path
 import aiomqtt
 
 from ilrs_ops.console import StationState
-from ilrs_ops.console._data import _health
 from ilrs_ops.console._live import follow
+from ilrs_ops.wire import aged_health
 from tests.conftest import start_mosquitto
 
 
@@ -65,10 +65,10 @@ async def test_follower_reconnects_and_refills_from_retained(tmp_path: Path, fre
 
 def test_health_ages_when_the_ingestor_goes_quiet() -> None:
     # A retained "nominal" from a dead ingestor must not stay green.
-    assert _health("nominal", 100.0, 1.0, 100.5) == "nominal"
-    assert _health("critical", 100.0, 1.0, 104.0) == "stale"
-    assert _health("nominal", 100.0, 1.0, 131.0) == "offline"
-    assert _health(None, None, 1.0, 100.0) == "offline"
+    assert aged_health("nominal", 100.0, 1.0, 100.5) == "nominal"
+    assert aged_health("critical", 100.0, 1.0, 104.0) == "stale"
+    assert aged_health("nominal", 100.0, 1.0, 131.0) == "offline"
+    assert aged_health(None, None, 1.0, 100.0) == "offline"
 
 
 async def test_serve_in_the_loop_and_stop_gracefully(tmp_path: Path) -> None:

@@ -24,10 +24,10 @@ import uvicorn
 from websockets.sync.client import connect
 
 from ilrs_ops.console import ConsoleSettings, create_app, create_token
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import Recorder, create_recording, import_packets, read_recording
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
 from tests.conftest import MOSQUITTO, ROOT
 from tests.test_console import role_tokens
 from tests.test_console_live import start_plain_mosquitto
@@ -67,8 +67,8 @@ def import_recording(data: Path, catalog: Catalog, name: str, streams: list[list
     longest = max(len(s) for s in streams)
     file.write_bytes(b"".join(s[k] for k in range(longest) for s in streams if k < len(s)))
     rec = create_recording(data, name, "imported", str(file))
-    with Store(rec.path, catalog) as store:
-        recorder = Recorder(store, catalog)
+    with History.at(rec.path, catalog) as store:
+        recorder = Recorder(store.store, catalog)
         import_packets(file, recorder, catalog.by_apid)
     rec.finish(sorted(recorder.packets), recorder.packets, recorder.rejects)
 
@@ -147,7 +147,7 @@ def poll(
 def raw_packets(path: Path, catalog: Catalog) -> dict[str, list[tuple[int, bytes]]]:
     """(packet time, bytes) of every sealed raw packet, per instrument, in stored order."""
     out = {}
-    with Store(path, catalog) as store:
+    with History.at(path, catalog) as store:
         for iid in (A, B):
             rows = []
             for batch in store.raw_batches(iid, *ALL):

@@ -14,6 +14,7 @@ PUBLIC = {
         "HEADER_FIELDS",
         "Calibration",
         "Catalog",
+        "CatalogOwner",
         "Derived",
         "Detector",
         "Expression",

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ilrs_ops.errors import ProfileError
-from ilrs_ops.process import Processor
+from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Catalog, load_catalog, load_profile
 from ilrs_ops.sim import Environment, Faults, Module
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ilrs_ops.cli import app
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import (
     Recorder,
@@ -20,7 +21,6 @@ from ilrs_ops.replay import (
     list_recordings,
     read_recording,
 )
-from ilrs_ops.store import Store
 from tests.conftest import DATA
 
 UNIX = 1_795_000_000  # 2026-11-18 UTC, packet k of a stream at UNIX + k/2 s
@@ -141,10 +141,10 @@ def campaign_file(path: Path) -> dict[str, bytes]:
 
 def run_import(tmp_path: Path, catalog: Catalog, name: str, chunk: int) -> dict[str, pa.Table]:
     rec = create_recording(tmp_path / "data", name, "imported", "campaign.bin")
-    with Store(rec.path, catalog) as store:
+    with History.at(rec.path, catalog) as store:
         summary = import_packets(
             tmp_path / "campaign.bin",
-            Recorder(store, catalog),
+            Recorder(store.store, catalog),
             catalog.by_apid,
             chunk_octets=chunk,
             recv_ns=RECV,
@@ -223,8 +223,8 @@ def test_one_instrument_sends_other_apids_to_unknown(tmp_path: Path, two: Catalo
     campaign_file(tmp_path / "campaign.bin")
     rec = create_recording(tmp_path / "data", "rover-only", "imported", "campaign.bin")
     rover_only = {ROVER_APID: two.instruments["acme-rover-1"]}
-    with Store(rec.path, two) as store:
-        s = import_packets(tmp_path / "campaign.bin", Recorder(store, two), rover_only)
+    with History.at(rec.path, two) as store:
+        s = import_packets(tmp_path / "campaign.bin", Recorder(store.store, two), rover_only)
         assert store.query("acme-rover-1", None, 0, 2**62).num_rows == 3
         assert store.quarantine("_unknown", 0, 2**62).num_rows == 5
     assert s.quarantined["unknown_apid"] == 3  # two probe packets and the stray one

@@ -20,11 +20,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from ilrs_ops.ingest import IngestConfig, Ingestor, InstrumentStatus, shard_of
+from ilrs_ops.ingest import IngestConfig, Ingestor, shard_of
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW
 from ilrs_ops.sim import Environment, Faults, Module, Simulator
 from ilrs_ops.store import Store
+from ilrs_ops.wire import InstrumentStatus
 from tests.conftest import MOSQUITTO
 from tests.test_process import reference_engineering
 
@@ -41,18 +43,13 @@ def table(root: Path, name: str, instrument: str) -> pa.Table:
 async def run_ingest(store: Store, catalog: Catalog, config: IngestConfig, work) -> Ingestor:
     """Start an ingestor, run ``work`` while it ingests, then wait until it is idle, stop it
     and seal what is left."""
-    ingestor = Ingestor(catalog, store, config)
-    task = asyncio.create_task(ingestor.run())
-    await asyncio.wait_for(ingestor.ready(), 30)
-    await work()
-    seen = -1
-    while seen != sum(lane.metrics.messages for lane in ingestor.lanes.values()):
-        seen = sum(lane.metrics.messages for lane in ingestor.lanes.values())
-        await asyncio.sleep(1.0)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await ingestor.close()
+    async with Ingestor(catalog=catalog, store=store, config=config) as ingestor:
+        await asyncio.wait_for(ingestor.ready(), 30)
+        await work()
+        seen = -1
+        while seen != sum(lane.metrics.messages for lane in ingestor.lanes.values()):
+            seen = sum(lane.metrics.messages for lane in ingestor.lanes.values())
+            await asyncio.sleep(1.0)
     return ingestor
 
 
@@ -99,8 +96,8 @@ async def test_station_with_every_fault_lands_exactly_once(
     config = IngestConfig(
         root=topic_root, segment_s=3.0, client_id=f"{topic_root}-ingest".replace("/", "-")
     )
-    with Store(tmp_path, station) as store:
-        await run_ingest(store, station, config, lambda: sim.run(12.0))
+    with History.at(tmp_path, station) as store:
+        await run_ingest(store.store, station, config, lambda: sim.run(12.0))
 
     totals: Counter[str] = Counter()
     for m in sim.modules:
@@ -182,8 +179,8 @@ async def test_status_is_retained_per_instrument(
     config = IngestConfig(
         root=topic_root, client_id=f"{topic_root}-ingest".replace("/", "-"), status_interval_s=0.2
     )
-    with Store(tmp_path, station) as store:
-        await run_ingest(store, station, config, lambda: sim.run(3.0))
+    with History.at(tmp_path, station) as store:
+        await run_ingest(store.store, station, config, lambda: sim.run(3.0))
     status: dict[str, dict] = {}
     async with aiomqtt.Client(*MOSQUITTO) as client:
         await client.subscribe(f"{topic_root}/status/#", qos=1)
@@ -220,8 +217,8 @@ async def test_two_shards_share_the_station_each_instrument_in_one(
 ) -> None:
     sim = Simulator(station, host=MOSQUITTO[0], port=MOSQUITTO[1], root=topic_root, seed=4)
     ingestors: list[Ingestor] = []
-    with Store(tmp_path, station) as store:
-        tasks = []
+    with History.at(tmp_path, station) as store:
+        stack = contextlib.AsyncExitStack()
         for shard in range(2):
             cfg = IngestConfig(
                 root=topic_root,
@@ -229,19 +226,13 @@ async def test_two_shards_share_the_station_each_instrument_in_one(
                 shards=2,
                 client_id=f"{topic_root}-ingest-{shard}".replace("/", "-"),
             )
-            ing = Ingestor(station, store, cfg)
-            ingestors.append(ing)
-            tasks.append(asyncio.create_task(ing.run()))
+            ing = Ingestor(catalog=station, store=store.store, config=cfg)
+            ingestors.append(await stack.enter_async_context(ing))
         for ing in ingestors:
             await asyncio.wait_for(ing.ready(), 30)
         await sim.run(3.0)
         await asyncio.sleep(2.0)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for ing in ingestors:
-            await ing.close()
+        await stack.aclose()
     owners = [set(ing.status) for ing in ingestors]
     assert owners[0].isdisjoint(owners[1]) and owners[0] | owners[1] == set(station.instruments)
     for inst in station:
@@ -260,8 +251,8 @@ async def test_unknown_instrument_is_quarantined_not_lost(
             for i in range(3):
                 await pub.publish(f"{topic_root}/tm/nowhere/ghost-1", bytes([i]) * 20, qos=1)
 
-    with Store(tmp_path, station) as store:
-        await run_ingest(store, station, config, publish)
+    with History.at(tmp_path, station) as store:
+        await run_ingest(store.store, station, config, publish)
         q = store.quarantine("_unknown", 0, 2**62)
     assert q.num_rows == 3
     assert set(q.column("reason").to_pylist()) == {"unknown_instrument"}
@@ -298,21 +289,16 @@ async def test_slow_store_means_backpressure_not_loss(
         batch_messages=5,
     )
     depth: list[int] = []
-    with Store(tmp_path, rover) as store:
-        ingestor = Ingestor(rover, store, config)
-        task = asyncio.create_task(ingestor.run())
-        await asyncio.wait_for(ingestor.ready(), 30)
-        lane = ingestor.lanes["acme-rover-1"]
-        async with aiomqtt.Client(*MOSQUITTO) as pub:
-            for p in packets:
-                await pub.publish(inst.topic(topic_root), p, qos=1)
+    with History.at(tmp_path, rover) as store:
+        async with Ingestor(catalog=rover, store=store.store, config=config) as ingestor:
+            await asyncio.wait_for(ingestor.ready(), 30)
+            lane = ingestor.lanes["acme-rover-1"]
+            async with aiomqtt.Client(*MOSQUITTO) as pub:
+                for p in packets:
+                    await pub.publish(inst.topic(topic_root), p, qos=1)
+                    depth.append(lane.queue.qsize())
+            while lane.metrics.messages < len(packets):
                 depth.append(lane.queue.qsize())
-        while lane.metrics.messages < len(packets):
-            depth.append(lane.queue.qsize())
-            await asyncio.sleep(0.05)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await ingestor.close()
+                await asyncio.sleep(0.05)
     assert max(depth) <= 10 and max(depth) >= 5  # the queue filled up to its bound, no further
     assert table(tmp_path, "raw", "acme-rover-1").num_rows == len(packets)

@@ -29,11 +29,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ilrs_ops._fs import is_temp
+from ilrs_ops.processing import History, recover
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
-from ilrs_ops.store._seal import TABLES, read_checkpoint
-from ilrs_ops.store._wal import list_segments, read_segment
+from ilrs_ops.store import TABLES, Store, list_segments, read_segment
 from tests.conftest import DATA, ROOT
 
 ROVER = "acme-rover-1"
@@ -109,7 +108,8 @@ def interrupted(data: Path, lane: str) -> set[str]:
     segments = list_segments(data / "wal" / lane)
     if segments and read_segment(segments[-1][1]).discarded_bytes:
         found.add("torn")
-    checkpoint = read_checkpoint(data, lane)[0]
+    with Store(data) as store:
+        checkpoint = store.checkpoint(lane)[0]
     temps = [p for p in data.rglob("*") if is_temp(p)]
     mine = [p for p in parquet_files(data) if f"instrument={lane}" in p.parts[-3]]
     above = [p for p in mine if int(p.stem.split("-")[-1]) > checkpoint]
@@ -122,8 +122,8 @@ def interrupted(data: Path, lane: str) -> set[str]:
 
 def stored_raw(data: Path, catalog: Catalog, lane: str) -> pa.Table:
     """The raw packets of ``lane`` after a final recovery, as the sealed Parquet has them."""
-    with Store(data, catalog) as store:
-        store.recover()
+    with History.at(data, catalog) as store:
+        recover(store.store, store.catalog)
     raw = ds.dataset(data / "raw", format="parquet", partitioning="hive").to_table()
     return raw.filter(pc.equal(raw.column("instrument"), lane))
 
@@ -139,7 +139,7 @@ async def stored_packets(data: Path, catalog: Catalog, lane: str) -> int:
     """Packets of ``lane`` accepted so far (sealed and live WAL), read as another process would."""
 
     def count() -> int:
-        with Store(data, catalog) as store:
+        with History.at(data, catalog) as store:
             return int(store.counters(lane)["packets"])  # type: ignore[call-overload]
 
     return await asyncio.to_thread(count)

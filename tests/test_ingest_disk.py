@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from ilrs_ops.processing import History, recover
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
 from tests.conftest import DATA, ROOT
 from tests.test_ingest_overload import Watch, follow_metrics, until
 
@@ -111,8 +111,8 @@ def fill(path: Path) -> int:
 
 
 def assert_stored_exactly_once(data: Path, rover: Catalog, sent: list[bytes]) -> None:
-    with Store(data, rover) as store:
-        store.recover()
+    with History.at(data, rover) as store:
+        recover(store.store, store.catalog)
     raw = ds.dataset(data / "raw" / f"instrument={LANE}", format="parquet").to_table()
     times = raw.column("time").cast(pa.int64()).to_pylist()
     keys = set(zip(raw.column("seq").to_pylist(), times, strict=True))

@@ -30,10 +30,9 @@ import pyarrow.dataset as ds
 import pytest
 
 from ilrs_ops.ingest._mqtt import HOLD_HIGH, RECEIVE_MAXIMUM
-from ilrs_ops.process import Processor
+from ilrs_ops.processing import History, Processor, recover
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
 from tests.conftest import ROOT
 
 PROFILES = ROOT / "hardware_profiles"
@@ -350,8 +349,8 @@ async def test_overload_bounded_memory_visible_lag_catch_up_exactly_once(
     assert "Traceback" not in log, log
 
     # (b) + (d): every packet stored exactly once, nothing quarantined.
-    with Store(data, catalog) as store:
-        store.recover()
+    with History.at(data, catalog) as store:
+        recover(store.store, store.catalog)
     for iid in ids:
         raw = ds.dataset(
             data / "raw" / f"instrument={iid}", format="parquet", partitioning="hive"

@@ -4,7 +4,6 @@ one is refused with its ProfileError and the version in force stays."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from ilrs_ops.ingest import IngestConfig, Ingestor
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import load_catalog
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
 from tests.conftest import DATA, MOSQUITTO
 
 
@@ -33,49 +32,47 @@ async def test_changed_new_and_invalid_profiles(topic_root: str, tmp_path: Path)
     config = IngestConfig(
         root=topic_root, client_id=f"{topic_root}-ingest".replace("/", "-"), batch_delay_s=0.01
     )
-    with Store(tmp_path / "store", catalog) as store:
-        ingestor = Ingestor(catalog, store, config, profiles=profiles)
-        task = asyncio.create_task(ingestor.run())
-        await asyncio.wait_for(ingestor.ready(), 30)
-        await asyncio.sleep(0.5)  # the file watcher starts with the task group
+    with History.at(tmp_path / "store", catalog) as store:
+        async with Ingestor(
+            catalog=catalog, store=store.store, config=config, profiles=profiles
+        ) as ingestor:
+            await asyncio.wait_for(ingestor.ready(), 30)
+            await asyncio.sleep(0.5)  # the file watcher starts with the task group
 
-        rover = catalog.instruments["acme-rover-1"]
-        module = Module(rover, Environment(epoch_ns=0), seed=1, start_ns=1_790_000_000 * 10**9)
-        async with aiomqtt.Client(*MOSQUITTO) as pub:
-            for p in module.next_batch(5).packets:
-                await pub.publish(rover.topic(topic_root), p, qos=1)
-            await until(lambda: ingestor.lanes["acme-rover-1"].metrics.messages == 5)
+            rover = catalog.instruments["acme-rover-1"]
+            module = Module(rover, Environment(epoch_ns=0), seed=1, start_ns=1_790_000_000 * 10**9)
+            async with aiomqtt.Client(*MOSQUITTO) as pub:
+                for p in module.next_batch(5).packets:
+                    await pub.publish(rover.topic(topic_root), p, qos=1)
+                await until(lambda: ingestor.lanes["acme-rover-1"].metrics.messages == 5)
 
-            # A changed calibration: batt_v counts now read 0.02 V each instead of 0.01 V.
-            rover_file.write_text(
-                rover_file.read_text().replace("poly: [0.0, 0.01]", "poly: [0.0, 0.02]")
-            )
-            await until(lambda: ingestor.profile_reloads == 1)
-            for p in module.next_batch(5).packets:
-                await pub.publish(rover.topic(topic_root), p, qos=1)
-            await until(lambda: ingestor.lanes["acme-rover-1"].metrics.messages == 10)
+                # A changed calibration: batt_v counts now read 0.02 V each instead of 0.01 V.
+                rover_file.write_text(
+                    rover_file.read_text().replace("poly: [0.0, 0.01]", "poly: [0.0, 0.02]")
+                )
+                await until(lambda: ingestor.profile_reloads == 1)
+                for p in module.next_batch(5).packets:
+                    await pub.publish(rover.topic(topic_root), p, qos=1)
+                await until(lambda: ingestor.lanes["acme-rover-1"].metrics.messages == 10)
 
-            # An invalid edit is refused; the version in force stays.
-            good_text = rover_file.read_text()
-            rover_file.write_text(good_text.replace("type: u12", "type: u65"))
-            await until(lambda: bool(ingestor.profile_errors))
-            assert any("u65" in e and "rover.yaml" in e for e in ingestor.profile_errors)
-            assert ingestor.profile_reloads == 1
-            rover_file.write_text(good_text)
+                # An invalid edit is refused; the version in force stays.
+                good_text = rover_file.read_text()
+                rover_file.write_text(good_text.replace("type: u12", "type: u65"))
+                await until(lambda: bool(ingestor.profile_errors))
+                assert any("u65" in e and "rover.yaml" in e for e in ingestor.profile_errors)
+                assert ingestor.profile_reloads == 1
+                rover_file.write_text(good_text)
 
-            # A new instrument goes live: a copy of the rover under another id and APID.
-            new_text = good_text.replace("acme-rover-1", "acme-rover-2").replace("0x2A1", "0x2A2")
-            (profiles / "acme" / "rover2.yaml").write_text(new_text)
-            await until(lambda: "acme-rover-2" in ingestor.lanes)
-            rover2 = ingestor.catalog.instruments["acme-rover-2"]
-            m2 = Module(rover2, Environment(epoch_ns=0), seed=2, start_ns=1_790_000_000 * 10**9)
-            for p in m2.next_batch(3).packets:
-                await pub.publish(rover2.topic(topic_root), p, qos=1)
-            await until(lambda: ingestor.lanes["acme-rover-2"].metrics.messages == 3)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await ingestor.close()
+                # A new instrument goes live: a copy of the rover under another id and APID.
+                new_text = good_text.replace("acme-rover-1", "acme-rover-2")
+                new_text = new_text.replace("0x2A1", "0x2A2")
+                (profiles / "acme" / "rover2.yaml").write_text(new_text)
+                await until(lambda: "acme-rover-2" in ingestor.lanes)
+                rover2 = ingestor.catalog.instruments["acme-rover-2"]
+                m2 = Module(rover2, Environment(epoch_ns=0), seed=2, start_ns=1_790_000_000 * 10**9)
+                for p in m2.next_batch(3).packets:
+                    await pub.publish(rover2.topic(topic_root), p, qos=1)
+                await until(lambda: ingestor.lanes["acme-rover-2"].metrics.messages == 3)
 
     tm = (
         ds.dataset(

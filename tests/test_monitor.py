@@ -17,7 +17,7 @@ def test_monitor_counts_packets_and_rejects(rover: Catalog) -> None:
     )
     mon = Monitor(rover)
     for pkt in m.next_batch(200).packets:
-        mon.feed(pkt)
+        mon.feed(rover.instruments["acme-rover-1"].topic(), pkt)
     seen = mon.seen["acme-rover-1"]
     assert seen.packets == 200 - m.injected["corrupt"]
     assert mon.rejected["bad_version"] == m.injected["corrupt"] > 0

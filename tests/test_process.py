@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ilrs_ops.ccsds import decode_cuc
-from ilrs_ops.process import DEDUPE_WINDOW, Processed, Processor, ProcessState
+from ilrs_ops.processing import DEDUPE_WINDOW, Processed, Processor, ProcessState
 from ilrs_ops.profiles import Catalog, Instrument
 from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW, ROLLUPS, telemetry_schema
 from ilrs_ops.sim import STRAY_APID, Environment, Faults, Module

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from ilrs_ops.cli import app
 from ilrs_ops.errors import BrokerError
 from ilrs_ops.ingest import IngestConfig
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import (
     Message,
@@ -86,7 +87,7 @@ def tables(root: Path, catalog: Catalog) -> dict[str, dict[str, object]]:
     the receive time, telemetry, events (sorted), rollups combined per bucket, quarantine."""
     out: dict[str, dict[str, object]] = {}
     by_time = [("time", "ascending"), ("seq", "ascending")]
-    with Store(root, catalog) as store:
+    with History.at(root, catalog) as store:
         for inst in catalog:
             raw = pa.Table.from_batches(list(store.raw_batches(inst.id, *ALL)), schema=RAW)
             ev = store.events(inst.id, *ALL)
@@ -144,8 +145,8 @@ async def test_replay_reproduces_the_live_run(
     config = IngestConfig(
         root=topic_root, segment_s=2.0, client_id=f"{topic_root}-ingest".replace("/", "-")
     )
-    with Store(live, station) as store:
-        await run_ingest(store, station, config, lambda: sim.run(6.0))
+    with History.at(live, station) as store:
+        await run_ingest(store.store, station, config, lambda: sim.run(6.0))
     assert sum(sim.injected().values()) > 0
 
     data = tmp_path / "data"
@@ -156,7 +157,7 @@ async def test_replay_reproduces_the_live_run(
     name_root = replay_root(topic_root, "again")
     source = StoreSource(live, station, root=name_root, bundle=1)
     assert isinstance(source, Source)
-    with Store(rec.path, station) as store:
+    with Store(rec.path) as store:
         ingestor = await replay_mqtt(
             source, store, station, host=MOSQUITTO[0], port=MOSQUITTO[1], root=name_root,
             speed=None,
@@ -169,7 +170,7 @@ async def test_replay_reproduces_the_live_run(
     assert sum(st.packets for st in ingestor.status.values()) == source.total
 
     direct = create_recording(data, "direct", "replayed", str(live))
-    with Store(direct.path, station) as store:
+    with Store(direct.path) as store:
         await replay_direct(StoreSource(live, station, bundle=7), Recorder(store, station))
 
     a, b, c = tables(live, station), tables(rec.path, station), tables(direct.path, station)
@@ -221,7 +222,7 @@ def test_cli_replays_an_imported_recording(
     for inst in ("acme-rover-1", "acme-probe-1"):
         got = []
         for name in ("tvac-1", "re-direct", "re-mqtt"):
-            with Store(recs[name].path, two) as store:
+            with History.at(recs[name].path, two) as store:
                 got.append(store.query(inst, None, *ALL))
         assert got[0].num_rows > 0
         assert got[1].equals(got[0]) and got[2].equals(got[0]), inst
@@ -247,7 +248,7 @@ async def test_store_source_merges_instruments_in_time_order(
     campaign_file(tmp_path / "campaign.bin")
     data = tmp_path / "data"
     rec = create_recording(data, "tvac", "imported", "campaign.bin")
-    with Store(rec.path, two) as store:
+    with Store(rec.path) as store:
         import_packets(tmp_path / "campaign.bin", Recorder(store, two), two.by_apid)
     source = StoreSource(rec.path, two, root="r")
     got = [m async for batch in source for m in batch]

@@ -19,9 +19,9 @@ import pytest
 import watchfiles
 
 from ilrs_ops._fs import is_temp
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
 from tests.test_ingest_crash import (
     ROVER,
     Ingest,
@@ -94,7 +94,7 @@ async def test_sigkill_while_sealing_keeps_every_parquet_file_readable_and_every
     files = check_parquet_opens(data, every)  # all of them once more, after the last run
     raw = stored_raw(data, rover, ROVER)
     dup = duplicates(raw)
-    with Store(data, rover) as store:
+    with History.at(data, rover) as store:
         tm = store.query(ROVER, None, T0, T0 + N_PACKETS * 10**9)
     t = tm.column("time").cast("int64").to_numpy()
     print(

@@ -20,7 +20,7 @@ import pytest
 from ilrs_ops.broker import EmbeddedBroker
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Simulator
-from ilrs_ops.telemetry import decode_frames
+from tests.by_apid import decode_frames
 from tests.conftest import MOSQUITTO, ROOT
 
 

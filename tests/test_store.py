@@ -14,7 +14,16 @@ import pytest
 
 import ilrs_ops.store
 from ilrs_ops.errors import IlrsError, StoreError
-from ilrs_ops.process import Processed, Processor
+from ilrs_ops.processing import (
+    History,
+    Lane,
+    Processed,
+    Processor,
+    ProcessState,
+    recover,
+    seal,
+    seal_by_replay,
+)
 from ilrs_ops.profiles import Catalog, Instrument
 from ilrs_ops.schemas import QUARANTINE
 from ilrs_ops.sim import Environment, Faults, Module
@@ -55,24 +64,51 @@ def make_batches(
 
 
 def ingest(
-    store: Store,
+    store: History,
     inst: Instrument,
     batches: list[tuple[np.ndarray, list[bytes]]],
     *,
     seal_every: int | None = None,
-    processor: Processor | None = None,
-) -> Processor:
-    """What the ingestor does: append (durable), process, seal every ``seal_every`` batches."""
-    proc = processor or Processor(inst)
-    pending: list[Processed] = []
-    wal = store.wal(inst.id)
+    lane: Lane | None = None,
+) -> Lane:
+    """What the ingestor does: append (durable), feed the lane, seal every ``seal_every``
+    batches."""
+    lane = lane or Lane(inst.id, inst)
+    wal = store.store.wal(inst.id)
     for k, (recv, frames) in enumerate(batches, 1):
         wal.append(recv, inst.topic(), frames)
-        pending.append(proc.process(frames, recv, inst.topic()))
+        lane.feed(recv, [inst.topic()] * len(frames), frames)
         if seal_every and k % seal_every == 0:
-            store.seal_current(inst.id, pending, proc.state)
-            pending = []
-    return proc
+            closed = wal.rotate()
+            assert closed is not None
+            seal(store.store, inst.id, inst, closed, *lane.take())
+    return lane
+
+
+def seal_current(
+    store: History,
+    lane: str,
+    processed: list[Processed] | None = None,
+    state: ProcessState | None = None,
+) -> None:
+    """Rotate the lane's WAL and seal the segment just closed: from ``processed`` (with the
+    state the lane's processor has after them), or re-run from the WAL when None."""
+    closed = store.store.wal(lane).rotate()
+    if closed is None:
+        return
+    inst = store.catalog.instruments.get(lane)
+    if processed is None:
+        seal_by_replay(store.store, lane, inst, closed)
+        return
+    seal(store.store, lane, inst, closed, tables_of(lane, inst, processed), state)
+
+
+def tables_of(lane: str, inst: Instrument | None, processed: list[Processed]) -> dict:
+    """Processed batches as one segment's tables, as a Lane's ``take`` gives them."""
+    holder = Lane(lane, inst)
+    for p in processed:
+        holder.keep(p)
+    return holder.take()[0]
 
 
 def reference(inst: Instrument, batches: list[tuple[np.ndarray, list[bytes]]]) -> Processed:
@@ -104,13 +140,18 @@ def inst(rover: Catalog) -> Instrument:
 
 def test_exports_are_the_intended_ones() -> None:
     assert set(ilrs_ops.store.__all__) == {
+        "SCHEMAS",
         "TABLES",
         "UNKNOWN",
         "WAL_SCHEMA",
         "Store",
+        "Unsealed",
         "WalSegment",
         "WalWriter",
+        "list_segments",
         "read_segment",
+        "translate",
+        "window",
     }
     assert issubclass(StoreError, IlrsError)
 
@@ -119,9 +160,9 @@ def test_exports_are_the_intended_ones() -> None:
 
 
 def test_wal_round_trip(tmp_path: Path, rover: Catalog) -> None:
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
-        assert store.wal(ROVER) is wal
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
+        assert store.store.wal(ROVER) is wal
         assert wal.append(np.array([1, 2], np.int64), "t/a", [b"x", b"yy"]) == 1
         assert wal.append(np.array([3], np.int64), ["t/b"], [b""]) == 1
         assert wal.append(np.array([], np.int64), "t/a", []) == 1
@@ -143,8 +184,8 @@ def test_wal_round_trip(tmp_path: Path, rover: Catalog) -> None:
 
 
 def test_wal_torn_tail_at_every_offset(tmp_path: Path, rover: Catalog) -> None:
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
         sizes = []
         for k in range(3):
             wal.append(np.arange(5) + 10 * k, "t", [bytes([k]) * (k + 7)] * 5)
@@ -209,8 +250,8 @@ def test_wal_disk_errors_lose_no_acknowledged_data(
     code: int,
     words: str,
 ) -> None:
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
         wal.append(np.array([1]), "t", [b"acked-1"])
         _fail(monkeypatch, name, code)
         with pytest.raises(StoreError, match=words) as info:
@@ -225,8 +266,8 @@ def test_wal_disk_errors_lose_no_acknowledged_data(
 def test_wal_short_write_then_full_disk(
     tmp_path: Path, rover: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
         wal.append(np.array([1]), "t", [b"acked"])
         real = os.pwrite
         calls = []
@@ -250,8 +291,8 @@ def test_wal_short_write_then_full_disk(
 def test_wal_stays_refusing_while_it_cannot_repair(
     tmp_path: Path, rover: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
         wal.append(np.array([1]), "t", [b"acked"])
         _fail(monkeypatch, "fsync", errno.EIO)
         left = _fail(monkeypatch, "ftruncate", errno.EIO, times=2)
@@ -267,8 +308,8 @@ def test_wal_stays_refusing_while_it_cannot_repair(
 def test_wal_cannot_create_segment(
     tmp_path: Path, rover: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
         real = os.open
 
         def no_access(path: object, flags: int, *args: object) -> int:
@@ -287,8 +328,8 @@ def test_wal_cannot_create_segment(
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_wal_read_only_directory(tmp_path: Path, rover: Catalog) -> None:
     (tmp_path / "wal" / ROVER).mkdir(parents=True)
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
         (tmp_path / "wal" / ROVER).chmod(0o555)
         try:
             with pytest.raises(StoreError, match="permission denied"):
@@ -302,7 +343,7 @@ def test_wal_read_only_directory(tmp_path: Path, rover: Catalog) -> None:
 
 def test_seal_layout_and_contents(tmp_path: Path, rover: Catalog, inst: Instrument) -> None:
     batches = make_batches(inst, 4, faults=Faults(duplicate=0.05, corrupt=0.05, gap=0.05))
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         proc = ingest(store, inst, batches, seal_every=2)
         assert not list((tmp_path / "wal" / ROVER).glob("*.arrows"))
     ref = reference(inst, batches)
@@ -319,7 +360,8 @@ def test_seal_layout_and_contents(tmp_path: Path, rover: Catalog, inst: Instrume
     assert meta.row_group(0).column(0).compression == "ZSTD"
     checkpoint = (tmp_path / "state" / f"{ROVER}.json").read_text()
     assert '"segment":2' in checkpoint
-    assert Store(tmp_path, rover).recover()[ROVER].to_json() == proc.state.to_json()
+    with Store(tmp_path) as fresh:
+        assert recover(fresh, rover)[ROVER].to_json() == proc.state.to_json()
 
 
 def test_seal_splits_by_utc_date_and_unknown_instruments(
@@ -327,12 +369,12 @@ def test_seal_splits_by_utc_date_and_unknown_instruments(
 ) -> None:
     midnight = (T0 // DAY + 1) * DAY
     batches = make_batches(inst, 3, start_ns=midnight - 20 * NS)  # 60 s around midnight
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         ingest(store, inst, batches)
-        unknown = store.wal("_unknown")
+        unknown = store.store.wal("_unknown")
         unknown.append(np.array([midnight - 1, midnight]), "ilrs/tm/x/ghost", [b"\x01", b"\x02"])
-        store.seal_current(ROVER, None)  # replayed from the WAL
-        store.seal_current("_unknown")
+        seal_current(store, ROVER)  # replayed from the WAL
+        seal_current(store, "_unknown")
         tm = store.query(ROVER, None, midnight - DAY, midnight + DAY)
         q = store.quarantine("_unknown", midnight - DAY, midnight + DAY)
     days = sorted(p.name for p in (tmp_path / "telemetry" / f"instrument={ROVER}").iterdir())
@@ -349,27 +391,28 @@ def test_seal_splits_by_utc_date_and_unknown_instruments(
 
 def test_reseal_is_idempotent(tmp_path: Path, rover: Catalog, inst: Instrument) -> None:
     batches = make_batches(inst, 2)
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         proc = Processor(inst)
-        wal = store.wal(ROVER)
+        wal = store.store.wal(ROVER)
         pending = []
         for recv, frames in batches:
             wal.append(recv, inst.topic(), frames)
             pending.append(proc.process(frames, recv, inst.topic()))
         segment = wal.rotate()
         assert segment == 1
-        store.seal_segment(ROVER, segment, pending, proc.state)
+        tables = tables_of(ROVER, inst, pending)
+        seal(store.store, ROVER, inst, segment, tables, proc.state)
         first = {p: pq.read_table(p) for p in parquet_files(tmp_path)}
-        store.seal_segment(ROVER, segment, pending, proc.state)  # again: same names, same rows
+        seal(store.store, ROVER, inst, segment, tables, proc.state)  # again: same names, rows
         again = {p: pq.read_table(p) for p in parquet_files(tmp_path)}
         assert first.keys() == again.keys()
         assert all(first[p].equals(again[p]) for p in first)
         assert store.query(ROVER, ["batt_v"], T0, T0 + DAY).num_rows == 80
         with pytest.raises(ValueError, match="state after it"):
-            store.seal_segment(ROVER, segment, pending, None)
+            seal(store.store, ROVER, inst, segment, tables_of(ROVER, inst, pending), None)
         wal.append(batches[0][0], inst.topic(), batches[0][1])
         with pytest.raises(StoreError, match="still open"):
-            store.seal_segment(ROVER, wal.segment, [], proc.state)
+            seal(store.store, ROVER, inst, wal.segment, tables_of(ROVER, inst, []), proc.state)
 
 
 # ---------------------------------------------------------------------- queries
@@ -379,9 +422,9 @@ def test_reseal_is_idempotent(tmp_path: Path, rover: Catalog, inst: Instrument) 
 def filled(tmp_path: Path, rover: Catalog, inst: Instrument):
     """Six batches of 40 packets (0.5 s apart) from T0: four sealed, two live in the WAL."""
     batches = make_batches(inst, 6)
-    store = Store(tmp_path, rover)
+    store = History.at(tmp_path, rover)
     proc = ingest(store, inst, batches[:4], seal_every=2)
-    ingest(store, inst, batches[4:], processor=proc)
+    ingest(store, inst, batches[4:], lane=proc)
     yield store, reference(inst, batches), proc
     store.close()
 
@@ -401,7 +444,7 @@ def test_query_channels_sealed_and_live(filled) -> None:
     store, ref, _ = filled
     full = store.query(ROVER, None, T0, T0 + DAY)
     assert full.equals(ref.telemetry)  # 160 sealed rows + 80 replayed from the live WAL
-    assert list((store.root / "wal" / ROVER).glob("*.arrows"))
+    assert list((store.store.root / "wal" / ROVER).glob("*.arrows"))
     got = store.query(ROVER, ["wheel_temp", "mode"], T0, T0 + DAY)
     assert got.column_names == ["time", "seq", "wheel_temp", "mode", "wheel_temp__state"]
     assert got.column("wheel_temp").equals(ref.telemetry.column("wheel_temp"))
@@ -411,12 +454,12 @@ def test_query_sees_live_data_from_another_process_view(
     filled, rover: Catalog, inst: Instrument
 ) -> None:
     store, _, proc = filled
-    reader = Store(store.root, rover)  # a console: no WAL writer, no lock
+    reader = History.at(store.store.root, rover)  # a console: no WAL writer, no lock
     assert reader.query(ROVER, ["batt_v"], T0, T0 + DAY).num_rows == 240
     more = make_batches(inst, 7)[6:]
-    ingest(store, inst, more, processor=proc)
+    ingest(store, inst, more, lane=proc)
     assert reader.query(ROVER, ["batt_v"], T0, T0 + DAY).num_rows == 280  # the WAL grew
-    store.seal_current(ROVER, None)
+    seal_current(store, ROVER)
     assert reader.query(ROVER, ["batt_v"], T0, T0 + DAY).num_rows == 280  # sealed meanwhile
     c = reader.counters(ROVER)
     assert c["packets"] == 280 and c["sealed_segment"] == 3 and c["live_segments"] == 0
@@ -448,7 +491,7 @@ def test_query_validates_input(filled) -> None:
 
 def test_query_translates_corrupt_files(filled) -> None:
     store, _, _ = filled
-    victim = next((store.root / "telemetry").rglob("*.parquet"))
+    victim = next((store.store.root / "telemetry").rglob("*.parquet"))
     victim.write_bytes(victim.read_bytes()[:100])
     with pytest.raises(StoreError, match="corrupt") as info:
         store.query(ROVER, None, T0, T0 + DAY)
@@ -538,9 +581,9 @@ def test_events_quarantine_latest_counters(
     faults = Faults(limit=0.02, gap=0.03, duplicate=0.03, corrupt=0.03, wrong_apid=0.03)
     batches = make_batches(inst, 6, seed=3, faults=faults)
     ref = reference(inst, batches)
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         proc = ingest(store, inst, batches[:3], seal_every=3)
-        ingest(store, inst, batches[3:], processor=proc)
+        ingest(store, inst, batches[3:], lane=proc)
         ev = store.events(ROVER, T0 - DAY, T0 + DAY)
         assert ev.num_rows == ref.events.num_rows > 0
         assert sorted(ev.to_pylist(), key=str) == sorted(ref.events.to_pylist(), key=str)
@@ -557,9 +600,9 @@ def test_events_quarantine_latest_counters(
         c = store.counters(ROVER)
         assert c["packets"] == ref.telemetry.num_rows and c["live_batches"] == 3
         assert sum(c["rejects"].values()) == ref.quarantine.num_rows
-        store.seal_current(ROVER, None)
+        seal_current(store, ROVER)
         assert store.latest(ROVER).equals(last)  # now from Parquet
-    with Store(tmp_path / "empty", rover) as store:
+    with History.at(tmp_path / "empty", rover) as store:
         assert store.latest(ROVER).num_rows == 0
         assert store.query(ROVER, None, T0, T0 + 1).num_rows == 0
         empty = store.query(ROVER, ["batt_v"], T0, T0 + 60 * NS, 2)
@@ -573,9 +616,9 @@ def test_duckdb_and_polars_read_the_tree(filled) -> None:
     duckdb = pytest.importorskip("duckdb")
     pl = pytest.importorskip("polars")
     store, _, _ = filled
-    store.seal_current(ROVER, None)
+    seal_current(store, ROVER)
     ours = store.query(ROVER, None, T0, T0 + DAY)
-    glob = f"{store.root}/telemetry/instrument={ROVER}/**/*.parquet"
+    glob = f"{store.store.root}/telemetry/instrument={ROVER}/**/*.parquet"
     row = duckdb.sql(
         "select count(*), epoch_ns(min(time)), epoch_ns(max(time)), sum(batt_v), "
         f"any_value(instrument), any_value(date) from read_parquet('{glob}', "
@@ -585,13 +628,13 @@ def test_duckdb_and_polars_read_the_tree(filled) -> None:
     assert [row[1], row[2]] == [times(ours)[0], times(ours)[-1]]
     assert row[3] == pytest.approx(float(np.sum(ours.column("batt_v").to_numpy())))
     assert row[4] == ROVER and str(row[5]) == "2025-06-15"
-    frame = pl.scan_parquet(f"{store.root}/telemetry/**/*.parquet", hive_partitioning=True)
+    frame = pl.scan_parquet(f"{store.store.root}/telemetry/**/*.parquet", hive_partitioning=True)
     got = frame.filter(pl.col("instrument") == ROVER).sort("time").collect()
     assert got.height == 240
     assert got["time"].cast(pl.Int64).to_list() == times(ours).tolist()
     assert got["wheel_temp"].to_list() == ours.column("wheel_temp").to_pylist()
     rollups = duckdb.sql(
-        f"select count(*) from read_parquet('{store.root}/rollups/**/*.parquet', "
+        f"select count(*) from read_parquet('{store.store.root}/rollups/**/*.parquet', "
         "hive_partitioning=true) where width_s = 60"
     ).fetchall()[0]
     assert rollups[0] > 0
@@ -614,9 +657,9 @@ def test_unknown_instrument_rows_of_a_lane_go_to_the_unknown_partition(
     ((recv, frames),) = make_batches(inst, 1)
     out = proc.process(frames, recv, inst.topic())
     mixed = Processed(out.raw, out.telemetry, out.events, out.rollups, row, out.latest)
-    with Store(tmp_path, rover) as store:
-        store.wal(ROVER).append(recv, inst.topic(), frames)
-        store.seal_current(ROVER, [mixed], proc.state)
+    with History.at(tmp_path, rover) as store:
+        store.store.wal(ROVER).append(recv, inst.topic(), frames)
+        seal_current(store, ROVER, [mixed], proc.state)
         files = sorted(p.name for p in (tmp_path / "quarantine").rglob("*.parquet"))
         assert files == [f"{ROVER}-000000000001.parquet"]
         assert store.quarantine("_unknown", T0, T0 + 1).column("detail").to_pylist() == [

@@ -18,10 +18,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from ilrs_ops.errors import StoreError
-from ilrs_ops.process import Processor
+from ilrs_ops.processing import History, Processor, recover, seal
 from ilrs_ops.profiles import Catalog, Instrument, load_catalog
 from ilrs_ops.store import Store, _seal
-from tests.test_store import DAY, ROVER, T0, ingest, make_batches, parquet_files, reference, times
+from tests.test_store import (
+    DAY,
+    ROVER,
+    T0,
+    ingest,
+    make_batches,
+    parquet_files,
+    reference,
+    seal_current,
+    tables_of,
+    times,
+)
 
 ROOT = Path(__file__).parents[1]
 DATA = Path(__file__).parent / "data"
@@ -42,31 +53,32 @@ def wal_segments(root: Path) -> list[Path]:
 
 def test_recover_seals_what_a_crash_left(tmp_path: Path, rover: Catalog, inst: Instrument) -> None:
     batches = make_batches(inst, 5)
-    store = Store(tmp_path, rover)
+    store = History.at(tmp_path, rover)
     proc = ingest(store, inst, batches, seal_every=2)  # the fifth batch stays in the WAL
     store.close()  # as a crash leaves it: the lock goes with the process
     assert len(wal_segments(tmp_path)) == 1
-    with Store(tmp_path, rover) as store:
-        states = store.recover()
+    with History.at(tmp_path, rover) as store:
+        states = recover(store.store, store.catalog)
         assert states[ROVER].to_json() == proc.state.to_json()
         assert all_telemetry(store).equals(reference(inst, batches).telemetry)
         assert not wal_segments(tmp_path)
-        assert store.wal(ROVER).segment == 4  # numbering continues after the sealed ones
-        assert Store(tmp_path / "fresh", rover).recover()[ROVER].packets == 0
+        assert store.store.wal(ROVER).segment == 4  # numbering continues after the sealed ones
+        with Store(tmp_path / "fresh") as fresh:
+            assert recover(fresh, rover)[ROVER].packets == 0
 
 
 def test_recover_drops_a_torn_tail(tmp_path: Path, rover: Catalog, inst: Instrument) -> None:
     batches = make_batches(inst, 3)
-    with Store(tmp_path, rover) as store:
-        wal = store.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        wal = store.store.wal(ROVER)
         ingest(store, inst, batches[:2])
         whole = wal.size
         ingest(store, inst, batches[2:])
     (segment,) = wal_segments(tmp_path)
     with open(segment, "r+b") as f:
         f.truncate(whole + (segment.stat().st_size - whole) // 2)  # the third batch torn
-    with Store(tmp_path, rover) as store:
-        assert store.recover()[ROVER].packets == 80
+    with History.at(tmp_path, rover) as store:
+        assert recover(store.store, store.catalog)[ROVER].packets == 80
         assert all_telemetry(store).equals(reference(inst, batches[:2]).telemetry)
 
 
@@ -74,15 +86,15 @@ def test_recover_after_crash_between_checkpoint_and_wal_delete(
     tmp_path: Path, rover: Catalog, inst: Instrument
 ) -> None:
     batches = make_batches(inst, 2)
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         ingest(store, inst, batches)
         (segment,) = wal_segments(tmp_path)
         shutil.copy(segment, tmp_path / "copy")
-        store.seal_current(ROVER, None)
+        seal_current(store, ROVER)
     shutil.copy(tmp_path / "copy", segment)  # as if the deletion never happened
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         assert all_telemetry(store).num_rows == 80  # readers ignore sealed WAL segments
-        assert store.recover()[ROVER].packets == 80
+        assert recover(store.store, store.catalog)[ROVER].packets == 80
         assert all_telemetry(store).num_rows == 80 and not wal_segments(tmp_path)
 
 
@@ -90,7 +102,7 @@ def test_recover_after_crash_mid_seal(
     tmp_path: Path, rover: Catalog, inst: Instrument, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batches = make_batches(inst, 4)
-    store = Store(tmp_path, rover)
+    store = History.at(tmp_path, rover)
     ingest(store, inst, batches[:2], seal_every=2)
     ingest(store, inst, batches[2:])
 
@@ -99,7 +111,7 @@ def test_recover_after_crash_mid_seal(
 
     monkeypatch.setattr(_seal, "write_checkpoint", crash)
     with pytest.raises(KeyboardInterrupt):
-        store.seal_current(ROVER, None)
+        seal_current(store, ROVER)
     monkeypatch.undo()
     store.close()
     folder = tmp_path / "telemetry" / f"instrument={ROVER}" / "date=2025-06-15"
@@ -108,10 +120,10 @@ def test_recover_after_crash_mid_seal(
     for path in leftovers:
         path.write_bytes(b"half a file")
     expected = reference(inst, batches).telemetry
-    with Store(tmp_path, rover) as reader:
+    with History.at(tmp_path, rover) as reader:
         assert all_telemetry(reader).equals(expected)  # segment 2 from the WAL, not twice
-    with Store(tmp_path, rover) as store:
-        store.recover()
+    with History.at(tmp_path, rover) as store:
+        recover(store.store, store.catalog)
         assert not any(p.exists() for p in leftovers)
         assert all_telemetry(store).equals(expected)
         assert not wal_segments(tmp_path)
@@ -121,7 +133,7 @@ def test_a_failed_seal_is_done_by_the_next(
     tmp_path: Path, rover: Catalog, inst: Instrument, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     batches = make_batches(inst, 4)
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         proc = ingest(store, inst, batches[:2])
         real = os.fsync
 
@@ -130,11 +142,11 @@ def test_a_failed_seal_is_done_by_the_next(
 
         monkeypatch.setattr(os, "fsync", full)
         with pytest.raises(StoreError, match="disk is full"):
-            store.seal_current(ROVER, None)
+            seal_current(store, ROVER)
         monkeypatch.setattr(os, "fsync", real)
         assert all_telemetry(store).num_rows == 80  # still served from the WAL
-        ingest(store, inst, batches[2:], processor=proc)
-        store.seal_current(ROVER, None)  # seals segment 1 (replayed) before segment 2
+        ingest(store, inst, batches[2:], lane=proc)
+        seal_current(store, ROVER)  # seals segment 1 (replayed) before segment 2
         assert not wal_segments(tmp_path)
         assert all_telemetry(store).equals(reference(inst, batches).telemetry)
     assert not [p for p in tmp_path.rglob("*.tmp")]
@@ -143,19 +155,19 @@ def test_a_failed_seal_is_done_by_the_next(
 def test_wal_needs_recovery_first_and_one_writer(
     tmp_path: Path, rover: Catalog, inst: Instrument
 ) -> None:
-    with Store(tmp_path, rover) as store:
+    with History.at(tmp_path, rover) as store:
         ingest(store, inst, make_batches(inst, 1))
-    with Store(tmp_path, rover) as store:
-        with pytest.raises(StoreError, match=r"call Store\.recover\(\) first"):
-            store.wal(ROVER)
-        store.recover()
-        store.wal(ROVER)
-        with Store(tmp_path, rover) as other, pytest.raises(StoreError, match="locked"):
-            other.wal(ROVER)
+    with History.at(tmp_path, rover) as store:
+        with pytest.raises(StoreError, match="recover them first"):
+            store.store.wal(ROVER)
+        recover(store.store, store.catalog)
+        store.store.wal(ROVER)
+        with History.at(tmp_path, rover) as other, pytest.raises(StoreError, match="locked"):
+            other.store.wal(ROVER)
         with pytest.raises(StoreError, match="recover first"):
-            store.recover()
+            recover(store.store, store.catalog)
         with pytest.raises(StoreError, match="older than the last sealed"):
-            store.seal_segment(ROVER, 0, [], Processor(inst).state)
+            seal(store.store, ROVER, inst, 0, tables_of(ROVER, inst, []), Processor(inst).state)
 
 
 # ---------------------------------------------------------------------- real crashes
@@ -169,15 +181,15 @@ def crash_child(root: str, seed: int, mode: str) -> None:
     catalog = load_catalog([DATA / "good_profiles"])
     inst = catalog.instruments[ROVER]
     batches = make_batches(inst, CHILD_BATCHES, 200, per_frame=20, seed=seed)
-    with Store(Path(root), catalog) as store:
+    with History.at(Path(root), catalog) as store:
         if mode == "recover":
             print("ready", flush=True)
-            store.recover()
+            recover(store.store, store.catalog)
             print("done", flush=True)
             time.sleep(60)
-        states = store.recover()
+        states = recover(store.store, store.catalog)
         proc = Processor(inst, states[ROVER])
-        wal = store.wal(ROVER)
+        wal = store.store.wal(ROVER)
         print("ready", flush=True)
         pending = []
         for k, (recv, frames) in enumerate(batches):
@@ -185,7 +197,7 @@ def crash_child(root: str, seed: int, mode: str) -> None:
             print(f"ack {k}", flush=True)
             pending.append(proc.process(frames, recv, inst.topic()))
             if k % 2 == 1:
-                store.seal_current(ROVER, pending, proc.state)
+                seal_current(store, ROVER, pending, proc.state)
                 pending = []
         print("done", flush=True)
         time.sleep(60)
@@ -222,8 +234,8 @@ def check_after_crash(root: Path, inst: Instrument, acked: int, seed: int) -> No
     for path in parquet_files(root):
         pq.read_table(path)
     batches = make_batches(inst, CHILD_BATCHES, 200, per_frame=20, seed=seed)
-    with Store(root, inst_catalog(inst)) as store:
-        state = store.recover()[ROVER]
+    with History.at(root, inst_catalog(inst)) as store:
+        state = recover(store.store, store.catalog)[ROVER]
         got = all_telemetry(store)
     assert not wal_segments(root)
     assert (np.diff(times(got)) > 0).all()  # in order, nothing twice

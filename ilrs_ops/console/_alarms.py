@@ -36,8 +36,8 @@ import pyarrow as pa
 from ilrs_ops.console._data import NS, iso
 from ilrs_ops.console._errors import AccessError
 from ilrs_ops.console._state import Update
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog
-from ilrs_ops.store import Store
 
 NOMINAL = 0
 STATE_NAMES = {-1: "invalid", 0: "nominal", 1: "yellow", 2: "red"}
@@ -242,13 +242,13 @@ class ConflictError(AccessError):
     status = 409
 
 
-def rebuild(book: AlarmBook, store: Store, catalog: Catalog, days: float, now_ns: int) -> int:
+def rebuild(book: AlarmBook, history: History, catalog: Catalog, days: float, now_ns: int) -> int:
     """Fold the alarm events of the last ``days`` of every instrument; returns how many."""
     start = now_ns - int(days * 86_400 * NS)
     stop = now_ns + 86_400 * NS  # packet clocks a little ahead still count
     events: list[tuple[str, dict[str, Any]]] = []
     for inst in catalog:
-        table = store.events(inst.id, start, stop, ALARM_KINDS)
+        table = history.events(inst.id, start, stop, ALARM_KINDS)
         if table.num_rows == 0:
             continue
         cols = {name: table.column(name) for name in ("kind", "channel", "to_state", "value")}

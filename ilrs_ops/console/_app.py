@@ -32,7 +32,8 @@ from ilrs_ops.console._routes import ROUTERS
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
 from ilrs_ops.errors import StoreError
-from ilrs_ops.profiles import load_catalog
+from ilrs_ops.processing import History
+from ilrs_ops.profiles import CatalogOwner, load_catalog
 from ilrs_ops.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     logged once at start. Anonymous callers get ``/healthz`` and the page (login box) only:
     ``/openapi.json`` takes a token too, and there is no ``/docs`` (it would load Swagger UI
     from a CDN, and could not send the token)."""
-    catalog = load_catalog([settings.profiles])
+    catalogs = CatalogOwner(load_catalog([settings.profiles]))
     dev_token: str | None = None
     if settings.tokens is not None:
         tokens = Tokens.load(settings.tokens, dev=settings.dev)
@@ -54,12 +55,13 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         dev_token = secrets.token_urlsafe(32)
         tokens = Tokens([TokenEntry(name="dev", role="operator", sha256=hash_token(dev_token))])
     state = StationState(settings.root, settings.ws_queue, settings.events_kept)
-    store = Store(settings.data, catalog)
+    store = Store(settings.data)
+    history = History(store, catalogs)
     logins = FailedLogins(settings.auth_failures, settings.auth_window_s)
-    console = Console(settings, catalog, store, state, tokens, logins)
+    console = Console(settings, catalogs, store, history, state, tokens, logins)
     alarms = AlarmBook()
     state.listeners.append(functools.partial(on_event, alarms, console))
-    replays = ReplayManager(settings, catalog, state)
+    replays = ReplayManager(settings, catalogs, state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +72,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             log.warning("dev mode: operator token (shown once): %s", dev_token)
         try:
             n = await asyncio.to_thread(
-                rebuild, alarms, store, console.catalog, ALARM_DAYS, time.time_ns()
+                rebuild, alarms, history, console.catalog, ALARM_DAYS, time.time_ns()
             )
             log.info("alarm state rebuilt from %d events of the store", n)
         except StoreError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ilrs_ops import wire
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._errors import (
     BadRequestError,
@@ -29,14 +30,12 @@ from ilrs_ops.console._errors import (
 )
 from ilrs_ops.console._state import StationState, Update
 from ilrs_ops.errors import StoreError
-from ilrs_ops.ingest._status import OFFLINE_PERIODS, STALE_PERIODS
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, Instrument
-from ilrs_ops.store import Store
 
-NS = 1_000_000_000
+NS = wire.NS
 MAX_POINTS = 10_000
 DEFAULT_WINDOW_NS = 3600 * NS
-EVENT_KINDS = ("limit", "gap", "reject", "detector", "ack", "shelve", "unshelve", "profile")
 _INT = re.compile(r"^-?\d+$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -135,7 +134,7 @@ class Access:
 
     principal: Principal
     catalog: Catalog
-    store: Store
+    history: History
     state: StationState
     max_rows: int = 200_000
 
@@ -179,7 +178,7 @@ class Access:
         now_s = time.time() if now_s is None else now_s
         doc = self.state.status.get(inst.id) or {}
         last_recv = doc.get("last_recv")
-        health = _health(doc.get("health"), last_recv, p.expected_period_s, now_s)
+        health = wire.aged_health(doc.get("health"), last_recv, p.expected_period_s, now_s)
         tile: dict[str, Any] = {
             "instrument": inst.id,
             "partner": p.partner,
@@ -246,8 +245,8 @@ class Access:
         p = inst.profile
         stop = time.time_ns()
         with reading(f"counters of {inst.id}"):
-            counters = self.store.counters(inst.id)
-            events = self.store.events(inst.id, stop - 86_400 * NS, stop)
+            counters = self.history.counters(inst.id)
+            events = self.history.events(inst.id, stop - 86_400 * NS, stop)
         return {
             "instrument": inst.id,
             "partner": p.partner,
@@ -296,7 +295,7 @@ class Access:
                 "max_points",
             )
         with reading(f"telemetry of {inst.id}"):
-            table = self.store.query(inst.id, names, start_ns, stop_ns, max_points)
+            table = self.history.query(inst.id, names, start_ns, stop_ns, max_points)
         if max_points is None and table.num_rows > self.max_rows:
             raise BadRequestError(
                 f"{table.num_rows} rows in [start, stop), more than {self.max_rows}: "
@@ -327,10 +326,10 @@ class Access:
     ) -> dict[str, Any]:
         kinds = split_list(kind)
         if kinds is not None:
-            bad = [k for k in kinds if k not in EVENT_KINDS]
+            bad = [k for k in kinds if k not in wire.EVENT_KINDS]
             if bad:
                 raise BadRequestError(
-                    f"kind: unknown {bad}; use some of {list(EVENT_KINDS)}", "kind"
+                    f"kind: unknown {bad}; use some of {list(wire.EVENT_KINDS)}", "kind"
                 )
         start_ns, stop_ns = window(start, stop)
         ids = split_list(instrument)
@@ -340,7 +339,7 @@ class Access:
         rows: list[dict[str, Any]] = []
         for inst in insts:
             with reading(f"events of {inst.id}"):
-                table = self.store.events(inst.id, start_ns, stop_ns, kinds)
+                table = self.history.events(inst.id, start_ns, stop_ns, kinds)
             rows += _events_rows(table, inst)
         rows.sort(key=lambda r: r["time_ns"])
         return {
@@ -361,19 +360,6 @@ class Access:
 
 def jsonable_dict(d: dict[str, Any]) -> dict[str, Any]:
     return {k: jsonable_dict(v) if isinstance(v, dict) else jsonable(v) for k, v in d.items()}
-
-
-def _health(reported: str | None, last_recv: float | None, period: float, now_s: float) -> str:
-    """Health as ingest reported it, aged here too: a dead ingestor leaves its last retained
-    status behind, which must not stay green."""
-    if reported is None or last_recv is None:
-        return "offline"
-    silent = now_s - float(last_recv)
-    if silent > OFFLINE_PERIODS * period:
-        return "offline"
-    if silent > STALE_PERIODS * period:
-        return "stale" if reported in ("nominal", "warning", "critical", "stale") else reported
-    return reported
 
 
 def _units(inst: Instrument) -> dict[str, str | None]:

@@ -14,7 +14,8 @@ from ilrs_ops.console._data import Access
 from ilrs_ops.console._errors import TooManyRequestsError, UnauthorizedError
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
-from ilrs_ops.profiles import Catalog
+from ilrs_ops.processing import History
+from ilrs_ops.profiles import Catalog, CatalogOwner
 from ilrs_ops.store import Store
 
 
@@ -23,11 +24,16 @@ class Console:
     """Everything one app instance holds; ``app.state.console``."""
 
     settings: ConsoleSettings
-    catalog: Catalog
-    store: Store
+    catalogs: CatalogOwner  # the one owner: an upload replaces the catalog through it
+    store: Store  # where the console's own events go (acks, shelves, uploads)
+    history: History  # every read of telemetry, events and counters
     state: StationState
     tokens: Tokens
     logins: FailedLogins
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.catalogs.current
 
     def authenticate(self, token: str, client: str) -> Principal | None:
         """The principal of ``token``, or None for an unknown one (counted against ``client``,
@@ -44,7 +50,7 @@ class Console:
         return principal
 
     def access(self, principal: Principal) -> Access:
-        return Access(principal, self.catalog, self.store, self.state, self.settings.max_rows)
+        return Access(principal, self.catalog, self.history, self.state, self.settings.max_rows)
 
 
 def get_console(conn: HTTPConnection) -> Console:

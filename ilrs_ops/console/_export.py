@@ -17,8 +17,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from ilrs_ops.console._data import NS, reading
+from ilrs_ops.processing import History
 from ilrs_ops.profiles import Instrument
-from ilrs_ops.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def flatten_arrays(table: pa.Table) -> pa.Table:
 
 
 def export(
-    store: Store,
+    history: History,
     inst: Instrument,
     channels: list[str],
     start_ns: int,
@@ -113,7 +113,7 @@ def export(
                 table = first
             else:
                 with reading(f"export of {inst.id}"):
-                    table = store.query(inst.id, channels, lo, hi)
+                    table = history.query(inst.id, channels, lo, hi)
             if fmt == "csv":
                 table = flatten_arrays(table)
             with reading(f"export of {inst.id}"):
@@ -125,7 +125,7 @@ def export(
                 yield chunk
         with reading(f"export of {inst.id}"):
             if writer is None:  # empty window: a valid empty file with the columns
-                schema = store.query(inst.id, channels, start_ns, stop_ns).schema
+                schema = history.query(inst.id, channels, start_ns, stop_ns).schema
                 if fmt == "csv":
                     schema = flatten_arrays(schema.empty_table()).schema
                 writer = _writer(fmt, sink, schema)

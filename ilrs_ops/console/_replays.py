@@ -25,7 +25,7 @@ from ilrs_ops.console._errors import AccessError, NotFoundError
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState, Update
 from ilrs_ops.errors import IlrsError
-from ilrs_ops.profiles import Catalog
+from ilrs_ops.profiles import CatalogOwner
 from ilrs_ops.replay import (
     Recording,
     RecordingError,
@@ -120,9 +120,11 @@ class Replay:
 class ReplayManager:
     """The replays of one console app (``app.state.replays``)."""
 
-    def __init__(self, settings: ConsoleSettings, catalog: Catalog, state: StationState) -> None:
+    def __init__(
+        self, settings: ConsoleSettings, catalogs: CatalogOwner, state: StationState
+    ) -> None:
         self.settings = settings
-        self.catalog = catalog
+        self.catalogs = catalogs  # read at each start: a replay uses the profiles in force
         self.state = state
         self.replays: dict[str, Replay] = {}
         self._targets: set[str] = set()  # names being created, so two starts cannot share one
@@ -155,7 +157,7 @@ class ReplayManager:
     def _may_see(self, principal: Principal, rec: Recording) -> bool:
         if principal.is_operator:
             return True
-        insts = [self.catalog.instruments.get(i) for i in rec.instruments]
+        insts = [self.catalogs.current.instruments.get(i) for i in rec.instruments]
         return bool(insts) and all(i is not None and principal.can_read(i) for i in insts)
 
     def _recording_json(self, principal: Principal, rec: Recording, writing: bool) -> dict:
@@ -203,7 +205,7 @@ class ReplayManager:
         try:
             root = replay_root(self.settings.root, name)
             try:
-                source = await asyncio.to_thread(StoreSource, src, self.catalog, root=root)
+                source = await asyncio.to_thread(StoreSource, src, self.catalogs.current, root=root)
             except IlrsError as exc:
                 raise ReplayInputError(f"recording {recording!r}: {exc}", "recording") from None
             if source.total == 0:
@@ -248,7 +250,7 @@ class ReplayManager:
         ticker = asyncio.create_task(self._tick(replay))
         try:
             await replay_into(
-                source, rec, self.catalog, host=self.settings.broker_host,
+                source, rec, self.catalogs.current, host=self.settings.broker_host,
                 port=self.settings.broker_port, speed=replay.speed, control=replay.control,
                 **self.settings.broker_login,
             )  # fmt: skip

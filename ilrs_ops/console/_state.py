@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ilrs_ops import wire
+
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +66,7 @@ class StationState:
 
     @property
     def topics(self) -> list[str]:
-        return [f"{self.root}/{kind}/#" for kind in ("status", "events", "metrics")]
+        return [wire.all_of(self.root, kind) for kind in (wire.STATUS, wire.EVENTS, wire.METRICS)]
 
     # ------------------------------------------------------------------ input
 
@@ -76,7 +78,7 @@ class StationState:
         if len(parts) < 2:
             return self._bad(topic, "not under the topic root")
         kind = parts[0]
-        if kind == "metrics":
+        if kind == wire.METRICS:
             if not payload:
                 self.metrics.pop(parts[-1], None)
                 return None
@@ -84,17 +86,17 @@ class StationState:
             if doc is not None:
                 self.metrics[parts[-1]] = doc
             return None
-        if len(parts) != 3 or kind not in ("status", "events"):
+        if len(parts) != 3 or kind not in (wire.STATUS, wire.EVENTS):
             return self._bad(topic, "expected {root}/{status|events}/{partner}/{instrument}")
         _, partner, instrument = parts
-        if kind == "status" and not payload:  # a retained status cleared
+        if kind == wire.STATUS and not payload:  # a retained status cleared
             self.status.pop(instrument, None)
             self.status_seen.pop(instrument, None)
             return None
         doc = self._json(topic, payload)
         if doc is None:
             return None
-        if kind == "status":
+        if kind == wire.STATUS:
             self.status[instrument] = doc
             self.status_seen[instrument] = time.time()
             update = Update("status", instrument, partner, doc)

@@ -36,23 +36,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import watchfiles
 
+from ilrs_ops import wire
 from ilrs_ops._backoff import Backoff
-from ilrs_ops.errors import ProfileError, StoreError
+from ilrs_ops.errors import InputError, ProfileError, StoreError
 from ilrs_ops.ingest._mqtt import RECEIVE_MAXIMUM, Protocol, ReadGate, ack, make_client
-from ilrs_ops.ingest._status import InstrumentStatus
-from ilrs_ops.process import Processed, Processor, ProcessState
-from ilrs_ops.profiles import Catalog, Instrument, load_catalog
-from ilrs_ops.store import Store
+from ilrs_ops.processing import Lane, Processed, recover, recover_lane, seal
+from ilrs_ops.profiles import Catalog, CatalogOwner, Instrument, load_catalog
+from ilrs_ops.store import UNKNOWN, Store
+from ilrs_ops.wire import InstrumentStatus
 
 log = logging.getLogger(__name__)
 
-UNKNOWN = "_unknown"
 METRICS_INTERVAL_S = 2.0
-#: A lane merges each run of this many processed batches of its open segment into one. Each
-#: batch's tables carry some 50 KB of Python and Arrow objects whatever their rows (measured:
-#: 2000 batches of 10 cnsa-eps packets held 95 MB of RSS for 5 MB of table data; merged, 12 MB),
-#: and under overload with many lanes batches are small and many until segment_s seals them.
-MERGE_BATCHES = 64
 
 
 def shard_of(instrument_id: str, shards: int) -> int:
@@ -85,7 +80,7 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.shard < self.shards:
-            raise ValueError(f"shard {self.shard}/{self.shards}: use i/N with 0 <= i < N")
+            raise InputError(f"shard {self.shard}/{self.shards}: use i/N with 0 <= i < N")
         for name in (
             "batch_messages",
             "batch_bytes",
@@ -94,7 +89,7 @@ class IngestConfig:
             "segment_bytes",
         ):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise InputError(f"{name} must be >= 1")
 
     @property
     def session_id(self) -> str:
@@ -118,51 +113,80 @@ class LaneMetrics:
     store_failing: bool = False  # the store refuses this lane's writes right now: no acks
 
 
-@dataclass
-class _Lane:
-    """The queue, processor and open segment of one instrument."""
+@dataclass(eq=False)
+class _Feed:
+    """One instrument's way through ingest: its queue, its Lane and its WAL segment's seal."""
 
-    id: str
+    lane: Lane
     topic: str
-    instrument: Instrument | None
-    processor: Processor | None
     queue: asyncio.Queue[tuple[aiomqtt.Client, aiomqtt.Message, int]]
     metrics: LaneMetrics = field(default_factory=LaneMetrics)
-    pending: list[Processed] = field(default_factory=list)  # processed, not yet sealed
-    pending_bytes: int = 0  # memory those tables hold: bounds a lane's memory in a catch-up
-    merged: int = 0  # leading entries of ``pending`` that are merges of MERGE_BATCHES batches
-    segment_messages: int = 0
     segment_started: float = field(default_factory=time.monotonic)
     sealing: asyncio.Task[None] | None = None  # the background seal of the previous segment
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # commits vs seals and reloads
 
+    @property
+    def id(self) -> str:
+        return self.lane.id
+
+
+class Committed:
+    """A count that only grows, and waits for it to reach a value (on the event loop)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+
+    def add(self, n: int) -> None:
+        self.value += n
+        for target, fut in list(self._waiting):
+            if self.value >= target and not fut.done():
+                fut.set_result(None)
+
+    async def reach(self, target: int) -> None:
+        if self.value >= target:
+            return
+        entry = (target, asyncio.get_running_loop().create_future())
+        self._waiting.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self._waiting.remove(entry)
+
 
 class Ingestor:
-    """Runs until cancelled: ``await Ingestor(catalog, store, config).run()``.
+    """MQTT in, durable WAL, acks, lanes, status and events out; an async context manager.
 
-    With ``profiles`` (the folder the catalog came from), profile files are watched: a new or
-    changed valid profile goes live without a restart; an invalid one is refused with its
-    ProfileError and the version in force stays.
+    ``async with Ingestor(catalog=..., store=..., config=...) as ingestor:`` recovers what an
+    earlier run left in the WAL, then runs in the background until the block ends, when every
+    lane's open segment is sealed. ``ready()`` waits for the subscription, ``wait()`` for the
+    end (raising what stopped it), ``committed`` counts the messages made durable and processed.
+
+    ``catalog`` is a Catalog or the process's CatalogOwner. With ``profiles`` (the folder the
+    catalog came from), profile files are watched: a new or changed valid profile goes live
+    without a restart (through the owner); an invalid one is refused with its ProfileError and
+    the version in force stays.
     """
 
     def __init__(
         self,
-        catalog: Catalog,
+        *,
+        catalog: Catalog | CatalogOwner,
         store: Store,
         config: IngestConfig | None = None,
-        *,
         profiles: Path | None = None,
     ) -> None:
-        self.catalog = catalog
+        self.catalogs = CatalogOwner.of(catalog)
         self.store = store
         self.config = config or IngestConfig()
         self.profiles = profiles
         self.profile_reloads = 0
         self.profile_errors: list[str] = []
-        self.lanes: dict[str, _Lane] = {}
+        self.lanes: dict[str, _Feed] = {}
         self.status: dict[str, InstrumentStatus] = {}
         self.rejects: Counter[str] = Counter()
         self.events_published = 0
+        self.committed = Committed()
         self.unacked = 0  # messages taken from the broker and not yet acknowledged
         self._client: aiomqtt.Client | None = None
         self._gate: ReadGate | None = None
@@ -170,45 +194,71 @@ class Ingestor:
         self._dirty: set[str] = set()
         self._ready = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.catalogs.current
 
     def mine(self, inst: Instrument) -> bool:
         return shard_of(inst.id, self.config.shards) == self.config.shard
 
-    async def ready(self) -> None:
-        """Returns once recovery is done and the subscription is in place."""
-        await self._ready.wait()
-
-    async def run(self) -> None:
-        states = await asyncio.to_thread(self.store.recover)
+    async def __aenter__(self) -> Ingestor:
+        states = await asyncio.to_thread(recover, self.store, self.catalog)
         for inst in self.catalog:
             if self.mine(inst):
                 self._add_lane(inst.id, inst.topic(self.config.root), inst, states.get(inst.id))
         if self.config.shards == 1:
-            self._add_lane(UNKNOWN, f"{self.config.root}/tm/#", None, None)
+            self._add_lane(UNKNOWN, wire.all_of(self.config.root, wire.TM), None, None)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close()
+
+    async def ready(self) -> None:
+        """Returns once the subscription is in place (raises what stopped the ingestor, if
+        it stopped before)."""
+        assert self._task is not None, "use the Ingestor in `async with`"
+        waiter = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            waiter.cancel()
+            self._task.result()
+
+    async def wait(self) -> None:
+        """Run until cancelled; raises what stopped the ingestor."""
+        assert self._task is not None, "use the Ingestor in `async with`"
+        await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
-            for lane in self.lanes.values():
-                tg.create_task(self._run_lane(lane))
+            for feed in self.lanes.values():
+                tg.create_task(self._run_lane(feed))
             tg.create_task(self._publish_status())
             tg.create_task(self._publish_metrics())
             tg.create_task(self._read())
             if self.profiles is not None:
                 tg.create_task(self._watch_profiles(self.profiles))
 
-    def _add_lane(self, lane_id: str, topic: str, inst: Instrument | None, state: object) -> None:
-        processor = Processor(inst, state) if inst is not None else None  # type: ignore[arg-type]
+    def _add_lane(self, lane_id: str, topic: str, inst: Instrument | None, state: object) -> _Feed:
         queue: asyncio.Queue = asyncio.Queue(self.config.lane_queue)
-        self.lanes[lane_id] = _Lane(lane_id, topic, inst, processor, queue)
+        feed = self.lanes[lane_id] = _Feed(Lane(lane_id, inst, state), topic, queue)  # type: ignore[arg-type]
         if inst is not None:
             self.status[lane_id] = InstrumentStatus(inst)
             self._dirty.add(lane_id)
+        return feed
 
     # -- MQTT in ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
         """Take messages from the broker into their lanes; reconnect with backoff."""
         cfg = self.config
-        prefix = f"{cfg.root}/tm/"
         backoff = Backoff()
         while True:
             try:
@@ -228,7 +278,7 @@ class Ingestor:
                     backoff.reset()
                     # One subscription per message: overlapping ones would deliver copies.
                     if cfg.shards == 1:
-                        await client.subscribe(f"{cfg.root}/tm/#", qos=1)
+                        await client.subscribe(wire.all_of(cfg.root, wire.TM), qos=1)
                     else:
                         for lane in self.lanes.values():
                             await client.subscribe(lane.topic, qos=1)
@@ -239,11 +289,7 @@ class Ingestor:
                     async for message in client.messages:
                         recv_ns = time.time_ns()
                         topic = str(message.topic)
-                        lane_id = (
-                            topic[len(prefix) :].rpartition("/")[2]
-                            if topic.startswith(prefix)
-                            else ""
-                        )
+                        lane_id = wire.instrument_of(cfg.root, wire.TM, topic) or ""
                         lane = self.lanes.get(lane_id) or self.lanes.get(UNKNOWN)
                         if lane is None:  # another shard's instrument: not subscribed, not ours
                             continue
@@ -258,33 +304,35 @@ class Ingestor:
 
     # -- lanes -----------------------------------------------------------------------------
 
-    async def _run_lane(self, lane: _Lane) -> None:
-        while True:
-            batch = await self._gather(lane)
-            async with lane.lock:  # a segment's WAL rows and processed tables stay together
-                await self._commit(lane, batch)
-                if (
-                    lane.segment_messages >= self.config.segment_messages
-                    or lane.pending_bytes >= self.config.segment_bytes
-                    or time.monotonic() - lane.segment_started >= self.config.segment_s
-                ):
-                    await self._seal(lane)
-
-    async def _gather(self, lane: _Lane) -> list[tuple[aiomqtt.Client, aiomqtt.Message, int]]:
+    async def _run_lane(self, feed: _Feed) -> None:
         cfg = self.config
-        first = await lane.queue.get()
+        while True:
+            batch = await self._gather(feed)
+            async with feed.lock:  # a segment's WAL rows and processed tables stay together
+                await self._commit(feed, batch)
+                lane = feed.lane
+                if (
+                    lane.segment_messages >= cfg.segment_messages
+                    or lane.segment_bytes >= cfg.segment_bytes
+                    or time.monotonic() - feed.segment_started >= cfg.segment_s
+                ):
+                    await self._seal(feed)
+
+    async def _gather(self, feed: _Feed) -> list[tuple[aiomqtt.Client, aiomqtt.Message, int]]:
+        cfg = self.config
+        first = await feed.queue.get()
         batch = [first]
         size = len(first[1].payload)  # type: ignore[arg-type]
         deadline = time.monotonic() + cfg.batch_delay_s
         while len(batch) < cfg.batch_messages and size < cfg.batch_bytes:
             try:
-                item = lane.queue.get_nowait()
+                item = feed.queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(lane.queue.get(), left)
+                    item = await asyncio.wait_for(feed.queue.get(), left)
                 except TimeoutError:
                     break
             batch.append(item)
@@ -292,15 +340,15 @@ class Ingestor:
         return batch
 
     async def _commit(
-        self, lane: _Lane, batch: list[tuple[aiomqtt.Client, aiomqtt.Message, int]]
+        self, feed: _Feed, batch: list[tuple[aiomqtt.Client, aiomqtt.Message, int]]
     ) -> None:
-        """WAL append with one fsync, then the acks, then the pipelines."""
+        """WAL append with one fsync, then the acks, then the lane."""
         recv = np.fromiter((r for _, _, r in batch), dtype=np.int64, count=len(batch))
         topics = [str(m.topic) for _, m, _ in batch]
         payloads = [bytes(m.payload) for _, m, _ in batch]  # type: ignore[arg-type]
         t0 = time.monotonic()
-        await self._durable(lane, recv, topics, payloads)
-        m = lane.metrics
+        await self._durable(feed, recv, topics, payloads)
+        m = feed.metrics
         m.commit_s = time.monotonic() - t0
         m.lag_s = time.time_ns() / 1e9 - recv[0] / 1e9
         for client, message, _ in batch:
@@ -312,48 +360,30 @@ class Ingestor:
         m.messages += len(batch)
         m.batches += 1
         m.last_batch = len(batch)
-        lane.segment_messages += len(batch)
-        if lane.processor is None:
-            self.rejects["unknown_instrument"] += len(batch)
-            return
-        processed = await asyncio.to_thread(lane.processor.process, payloads, recv, lane.topic)
-        lane.pending.append(processed)
-        if len(lane.pending) - lane.merged >= MERGE_BATCHES:
-            tail = lane.pending[lane.merged :]
-            try:
-                lane.pending[lane.merged :] = [await asyncio.to_thread(_merge, tail)]
-                lane.merged += 1
-            except pa.ArrowException as exc:  # not expected: the seal concatenates them anyway
-                log.warning("ingest %s: cannot merge processed batches: %s", lane.id, exc)
-                lane.merged = len(lane.pending)
-        lane.pending_bytes += sum(
-            t.nbytes
-            for t in (
-                processed.raw,
-                processed.telemetry,
-                processed.events,
-                processed.rollups,
-                processed.quarantine,
-            )
-        )
-        if processed.raw.num_rows:
-            m.behind_s = time.time() - int(processed.latest["time_ns"]) / 1e9  # type: ignore[call-overload]
-        self._update_status(lane, processed, recv)
-        await self._publish_events(lane, processed)
+        processed = await asyncio.to_thread(feed.lane.feed, recv, topics, payloads)
+        if feed.lane.instrument is None:
+            self.rejects[wire.UNKNOWN_INSTRUMENT] += len(batch)
+        else:
+            if processed.raw.num_rows:
+                latest = int(processed.latest["time_ns"])  # type: ignore[call-overload]
+                m.behind_s = time.time() - latest / 1e9
+            self._update_status(feed, processed, recv)
+            await self._publish_events(feed, processed)
+        self.committed.add(len(batch))
 
     async def _durable(
-        self, lane: _Lane, recv: np.ndarray, topics: list[str], payloads: list[bytes]
+        self, feed: _Feed, recv: np.ndarray, topics: list[str], payloads: list[bytes]
     ) -> None:
         """Append to the WAL; while the store refuses (disk full, read-only, file too large),
         acknowledge nothing, so the broker keeps the data, and retry with backoff. An episode
         is logged once when it starts (an error naming the store, the file and the OS error)
         and once when the store takes writes again; the retries in between only count."""
-        m = lane.metrics
+        m = feed.metrics
         failing_since: float | None = None
         backoff = Backoff()
         while True:
             try:
-                wal = self.store.wal(lane.id)
+                wal = self.store.wal(feed.id)
                 await asyncio.to_thread(wal.append, recv, topics, payloads)
                 break
             except StoreError as exc:
@@ -364,7 +394,7 @@ class Ingestor:
                     log.error(
                         "ingest %s: store %s refuses writes%s: %s; not acknowledging (the broker "
                         "keeps the messages), retrying",
-                        lane.id,
+                        feed.id,
                         self.store.root,
                         _os_error(exc),
                         exc,
@@ -375,46 +405,59 @@ class Ingestor:
             log.warning(
                 "ingest %s: store %s takes writes again after %.1f s and %d failed attempts; "
                 "acknowledging",
-                lane.id,
+                feed.id,
                 self.store.root,
                 time.monotonic() - failing_since,
                 backoff.attempt,
             )
 
-    async def _seal(self, lane: _Lane) -> None:
+    async def _seal(self, feed: _Feed) -> None:
         """Close the lane's WAL segment now and write it as Parquet in the background, one
         seal at a time per lane, so ingest goes on while Parquet is written."""
-        if lane.sealing is not None:
-            await lane.sealing  # the previous seal first: the checkpoint only moves forward
-        closed = self.store.wal(lane.id).rotate()
-        pending, lane.pending, lane.pending_bytes, lane.merged = lane.pending, [], 0, 0
-        lane.segment_messages = 0
-        lane.segment_started = time.monotonic()
+        if feed.sealing is not None:
+            await feed.sealing  # the previous seal first: the checkpoint only moves forward
+        closed = self.store.wal(feed.id).rotate()
+        tables, state = feed.lane.take()
+        feed.segment_started = time.monotonic()
         if closed is None:
             return
-        # A copy of the state as it is at the end of the closed segment.
-        state = ProcessState.from_json(lane.processor.state.to_json()) if lane.processor else None
-        lane.sealing = asyncio.create_task(self._seal_segment(lane, closed, pending, state))
+        feed.sealing = asyncio.create_task(
+            self._seal_segment(feed, closed, feed.lane.instrument, tables, state)
+        )
 
     async def _seal_segment(
-        self, lane: _Lane, segment: int, pending: list[Processed], state: ProcessState | None
+        self,
+        feed: _Feed,
+        segment: int,
+        instrument: Instrument | None,
+        tables: dict[str, pa.Table],
+        state: object,
     ) -> None:
         try:
-            await asyncio.to_thread(self.store.seal_segment, lane.id, segment, pending, state)
-            lane.metrics.seals += 1
+            await asyncio.to_thread(
+                seal,
+                self.store,
+                feed.id,
+                instrument,
+                segment,
+                tables,
+                state,  # type: ignore[arg-type]
+            )
+            feed.metrics.seals += 1
         except StoreError as exc:
-            # The segment stays in the WAL; the next run's recovery seals it by replay.
-            lane.metrics.store_errors += 1
-            log.error("ingest %s: sealing segment %d failed: %s", lane.id, segment, exc)
+            # The segment stays in the WAL; the next seal or recovery seals it by replay.
+            feed.metrics.store_errors += 1
+            log.error("ingest %s: sealing segment %d failed: %s", feed.id, segment, exc)
 
-    async def close(self) -> None:
-        """After ``run`` has stopped: seal every lane's open segment. Sealing replays the WAL
+    async def _close(self) -> None:
+        """After the run has stopped: seal every lane's open segment. Sealing re-runs the WAL
         from the checkpoint rather than trusting what a cancelled lane had processed."""
-        for lane in self.lanes.values():
-            if lane.sealing is not None:
+        for feed in self.lanes.values():
+            if feed.sealing is not None:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await lane.sealing
-            await asyncio.to_thread(self.store.seal_current, lane.id)
+                    await feed.sealing
+            self.store.close_wal(feed.id)
+            await asyncio.to_thread(recover_lane, self.store, feed.id, feed.lane.instrument)
 
     # -- profiles, hot ------------------------------------------------------------------------
 
@@ -436,23 +479,18 @@ class Ingestor:
             old = self.catalog.instruments.get(inst.id)
             if not self.mine(inst) or (old is not None and old.profile == inst.profile):
                 continue
-            lane = self.lanes.get(inst.id)
-            if lane is not None:
-                async with lane.lock:
-                    await self._seal(lane)  # the closed segment keeps the old profile's schema
-                    if lane.sealing is not None:
-                        await lane.sealing  # sealed with the old profile before it changes
-                    self.catalog = Catalog({**self.catalog.instruments, inst.id: inst})
-                    self.store.catalog = self.catalog
-                    state = lane.processor.state if lane.processor else None
-                    lane.instrument, lane.processor = inst, Processor(inst, state)
+            feed = self.lanes.get(inst.id)
+            if feed is not None:
+                async with feed.lock:
+                    await self._seal(feed)  # the closed segment keeps the old profile's schema
+                    if feed.sealing is not None:
+                        await feed.sealing  # sealed with the old profile before it changes
+                    self.catalogs.replace(Catalog({**self.catalog.instruments, inst.id: inst}))
+                    feed.lane.reprofile(inst)
                     self.status[inst.id].instrument = inst
             else:
-                self.catalog = Catalog({**self.catalog.instruments, inst.id: inst})
-                self.store.catalog = self.catalog
-            if lane is None:
-                self._add_lane(inst.id, inst.topic(self.config.root), inst, None)
-                new = self.lanes[inst.id]
+                self.catalogs.replace(Catalog({**self.catalog.instruments, inst.id: inst}))
+                new = self._add_lane(inst.id, inst.topic(self.config.root), inst, None)
                 if self._tg is not None:
                     self._tg.create_task(self._run_lane(new))
                 if self._client is not None and self.config.shards > 1:
@@ -484,8 +522,8 @@ class Ingestor:
             "read_paused": bool(self._gate and self._gate.paused),
             "read_pauses": self.read_pauses + (self._gate.pauses if self._gate else 0),
             "lanes": {
-                lane.id: {"queue": lane.queue.qsize(), **dataclasses.asdict(lane.metrics)}
-                for lane in self.lanes.values()
+                feed.id: {"queue": feed.queue.qsize(), **dataclasses.asdict(feed.metrics)}
+                for feed in self.lanes.values()
             },
             "rejects": dict(self.rejects),
             "events_published": self.events_published,
@@ -494,7 +532,7 @@ class Ingestor:
         }
 
     async def _publish_metrics(self) -> None:
-        topic = f"{self.config.root}/metrics/ingest/{self.config.shard}"
+        topic = wire.metrics_topic(self.config.root, self.config.shard)
         while True:
             await asyncio.sleep(METRICS_INTERVAL_S)
             if self._client is not None:
@@ -503,8 +541,8 @@ class Ingestor:
                         topic, json.dumps(self.metrics()), qos=0, retain=True
                     )
 
-    def _update_status(self, lane: _Lane, processed: Processed, recv: np.ndarray) -> None:
-        st = self.status[lane.id]
+    def _update_status(self, feed: _Feed, processed: Processed, recv: np.ndarray) -> None:
+        st = self.status[feed.id]
         n = processed.raw.num_rows
         if n:
             st.last_recv_s = float(recv[-1]) / 1e9
@@ -517,20 +555,19 @@ class Ingestor:
             self.rejects[reason] += 1
         st.latest.update(processed.latest.get("values", {}))
         st.states.update(processed.latest.get("states", {}))
-        self._dirty.add(lane.id)
+        self._dirty.add(feed.id)
 
-    async def _publish_events(self, lane: _Lane, processed: Processed) -> None:
-        client, inst = self._client, lane.instrument
+    async def _publish_events(self, feed: _Feed, processed: Processed) -> None:
+        client, inst = self._client, feed.lane.instrument
         if client is None or inst is None or not processed.events.num_rows:
             return
-        topic = f"{self.config.root}/events/{inst.profile.partner}/{inst.id}"
+        topic = wire.topic(self.config.root, wire.EVENTS, inst.profile.partner, inst.id)
         events = processed.events
         # ns timestamps as integers: pyarrow cannot make datetimes of sub-microsecond times.
         events = events.set_column(0, "time_ns", events.column("time").cast(pa.int64()))
         for row in events.to_pylist():
-            row["instrument"] = inst.id
             with contextlib.suppress(aiomqtt.MqttError):
-                await client.publish(topic, json.dumps(row, default=str), qos=1)
+                await client.publish(topic, wire.event_json(row, inst.id), qos=1)
                 self.events_published += 1
 
     async def _publish_status(self) -> None:
@@ -550,21 +587,9 @@ class Ingestor:
                 health[lane_id] = h
                 self._dirty.discard(lane_id)
                 p = st.instrument.profile
-                topic = f"{self.config.root}/status/{p.partner}/{p.instrument}"
+                topic = wire.topic(self.config.root, wire.STATUS, p.partner, p.instrument)
                 with contextlib.suppress(aiomqtt.MqttError):
                     await client.publish(topic, st.to_json(now), qos=1, retain=True)
-
-
-def _merge(parts: list[Processed]) -> Processed:
-    """Consecutive batches of one lane as one, each table in one chunk (what sealing would
-    concatenate anyway); the batches' tables have the schemas of one profile."""
-    return Processed(
-        *(
-            pa.concat_tables([getattr(p, name) for p in parts]).combine_chunks()
-            for name in ("raw", "telemetry", "events", "rollups", "quarantine")
-        ),
-        latest=parts[-1].latest,
-    )
 
 
 def _os_error(exc: BaseException) -> str:

@@ -2,7 +2,7 @@
 
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles._calibrate import calibrate
-from ilrs_ops.profiles._catalog import Catalog, Instrument, load_catalog
+from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
 from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._load import load_profile
@@ -23,6 +23,7 @@ __all__ = [
     "HEADER_FIELDS",
     "Calibration",
     "Catalog",
+    "CatalogOwner",
     "Derived",
     "Detector",
     "Expression",

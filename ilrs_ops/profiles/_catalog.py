@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +29,7 @@ class Instrument:
 
     def topic(self, root: str = "ilrs") -> str:
         """The MQTT topic its telemetry travels on, under ``root`` (tests use their own root)."""
-        return f"{root}/tm/{self.profile.partner}/{self.profile.instrument}"
+        return f"{root}/tm/{self.profile.partner}/{self.profile.instrument}"  # wire.topic
 
     @cached_property
     def layout(self) -> Layout:
@@ -55,6 +57,48 @@ class Catalog:
 
     def __iter__(self):  # noqa: ANN204 - Iterator[Instrument]
         return iter(self.instruments.values())
+
+
+class CatalogOwner:
+    """The catalog in force in one process, and the one place that changes it.
+
+    A reload or an upload makes a new (immutable) Catalog and hands it to ``replace``; every
+    reader (lanes, history, the console, replays) reads ``current`` when it needs it, and
+    ``subscribe`` tells those that must act on a change (an ingestor adding a lane).
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._current = catalog
+        self._subscribers: list[Callable[[Catalog], None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Catalog:
+        return self._current
+
+    def replace(self, catalog: Catalog) -> None:
+        """Put ``catalog`` in force and tell every subscriber, in the order they subscribed."""
+        with self._lock:
+            self._current = catalog
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(catalog)
+
+    def subscribe(self, callback: Callable[[Catalog], None]) -> Callable[[], None]:
+        """Call ``callback(new)`` after each ``replace``; returns the function that stops it."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    @classmethod
+    def of(cls, catalog: Catalog | CatalogOwner) -> CatalogOwner:
+        """``catalog`` itself when it is an owner, else a new owner of it."""
+        return catalog if isinstance(catalog, CatalogOwner) else cls(catalog)
 
 
 def load_catalog(paths: Iterable[str | Path]) -> Catalog:

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ilrs_ops.errors import IlrsError
+from ilrs_ops import wire
+from ilrs_ops.errors import IlrsError, InputError
+from ilrs_ops.processing import reject_detail
 from ilrs_ops.profiles import Instrument
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.schemas import QUARANTINE
-from ilrs_ops.telemetry import UNKNOWN_APID, reject_detail
 from pipelines.frames import OK, STATUS_NAMES, split_frames
 
 CHUNK_OCTETS = 8 << 20
@@ -59,7 +60,7 @@ def import_packets(
     with. ``recv_ns`` (default: now) is the receive time of every packet (a file has none of
     its own); ``progress`` is called with the octets read after each chunk. Seals at the end."""
     if chunk_octets < 1:
-        raise ValueError(f"chunk_octets must be >= 1, not {chunk_octets}")
+        raise InputError(f"chunk_octets must be >= 1, not {chunk_octets}")
     path = Path(path)
     recv = np.array([time.time_ns() if recv_ns is None else recv_ns], np.int64)
     topic = f"file:{path.name}"
@@ -132,7 +133,7 @@ def _chunk(
         for i in bad.tolist():
             s, k = int(start[i]), int(length[i])
             item = data[s : s + k]
-            reason = UNKNOWN_APID if status[i] == OK else STATUS_NAMES[int(status[i])]
+            reason = wire.UNKNOWN_APID if status[i] == OK else STATUS_NAMES[int(status[i])]
             reasons.append(reason)
             details.append(_detail(reason, item, base + s, eof and i == n - 1))
             packets.append(item)

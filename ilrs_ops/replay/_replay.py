@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from ilrs_ops.errors import BrokerError
+from ilrs_ops import wire
+from ilrs_ops.errors import BrokerError, InputError
 from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.ingest._mqtt import Protocol
 from ilrs_ops.profiles import Catalog
@@ -23,7 +24,7 @@ from ilrs_ops.store import Store
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
+NS = wire.NS
 #: QoS 1 publishes in flight at once: enough to keep the broker busy, bounded in memory.
 PUBLISH_WINDOW = 1000
 #: Seconds without a message more reaching the ingestor before a replay gives up.
@@ -98,7 +99,7 @@ async def publish(
     """Publish the source's messages at QoS 1 on their topics, in order, keeping their relative
     timing divided by ``speed`` (None: as fast as possible); ``control`` pauses or stops it."""
     if speed is not None and not speed > 0:
-        raise ValueError(f"speed must be > 0 (or None for max), not {speed}")
+        raise InputError(f"speed must be > 0 (or None for max), not {speed}")
     stats = Published()
     window = asyncio.Semaphore(PUBLISH_WINDOW)
     failures: list[BaseException] = []
@@ -185,50 +186,43 @@ async def replay_mqtt(
         username=username,
         password=password,
     )
-    ingestor = Ingestor(catalog, store, config)
-    task = asyncio.create_task(ingestor.run())
-    try:
-        ready = asyncio.create_task(ingestor.ready())
-        waits = {ready, task}
-        if control is not None:  # a stop while the ingestor (re)connects, the broker down
-            waits.add(asyncio.create_task(control._stop.wait()))
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        is_ready = ready.done()
-        for t in waits - {task}:
-            t.cancel()
-        if task.done():
-            task.result()  # raises what stopped it
-        if is_ready:
-            sent = await publish(
-                source, host=host, port=port, speed=speed, progress=progress, client_id=session,
-                control=control, username=username, password=password,
-            )  # fmt: skip
-        else:
-            sent = Published(stopped=True)  # stopped before anything was sent
-
-        def committed() -> int:
-            return sum(lane.metrics.messages for lane in ingestor.lanes.values())
-
-        def busy() -> bool:  # a lane holds its lock from commit to the end of processing
-            return any(lane.lock.locked() for lane in ingestor.lanes.values())
-
-        last, still = committed(), time.monotonic()
-        while committed() < sent.messages or busy():
-            if task.done():
-                task.result()
-            if committed() != last:
-                last, still = committed(), time.monotonic()
-            elif time.monotonic() - still > STALL_S:
-                raise BrokerError(
-                    f"replay: {last} of {sent.messages} messages reached the ingestor and "
-                    f"nothing more for {STALL_S:g} s; is the broker dropping messages?"
+    async with Ingestor(catalog=catalog, store=store, config=config) as ingestor:
+        running = asyncio.ensure_future(ingestor.wait())
+        try:
+            ready = asyncio.ensure_future(ingestor.ready())
+            waits = {ready, running}
+            if control is not None:  # a stop while the ingestor (re)connects, the broker down
+                waits.add(asyncio.ensure_future(control._stop.wait()))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            is_ready = ready.done()
+            for t in waits - {running}:
+                t.cancel()
+            if running.done():
+                running.result()  # raises what stopped it
+            if is_ready:
+                sent = await publish(
+                    source, host=host, port=port, speed=speed, progress=progress,
+                    client_id=session, control=control, username=username, password=password,
+                )  # fmt: skip
+            else:
+                sent = Published(stopped=True)  # stopped before anything was sent
+            committed = ingestor.committed
+            while committed.value < sent.messages:
+                last = committed.value
+                more = asyncio.ensure_future(committed.reach(last + 1))
+                done, _ = await asyncio.wait(
+                    {more, running}, timeout=STALL_S, return_when=asyncio.FIRST_COMPLETED
                 )
-            await asyncio.sleep(0.01)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await ingestor.close()
+                if running in done:
+                    running.result()
+                if not done:
+                    more.cancel()
+                    raise BrokerError(
+                        f"replay: {last} of {sent.messages} messages reached the ingestor and "
+                        f"nothing more for {STALL_S:g} s; is the broker dropping messages?"
+                    )
+        finally:
+            running.cancel()
     await _clear_retained(host, port, root, catalog, username, password)
     return ingestor
 
@@ -241,9 +235,9 @@ async def _clear_retained(
     with contextlib.suppress(aiomqtt.MqttError):
         async with aiomqtt.Client(host, port, username=username, password=password) as client:
             for inst in catalog:
-                topic = f"{root}/status/{inst.profile.partner}/{inst.id}"
+                topic = wire.topic(root, wire.STATUS, inst.profile.partner, inst.id)
                 await client.publish(topic, b"", qos=1, retain=True)
-            await client.publish(f"{root}/metrics/ingest/0", b"", qos=1, retain=True)
+            await client.publish(wire.metrics_topic(root, 0), b"", qos=1, retain=True)
 
 
 async def replay_into(
@@ -264,7 +258,7 @@ async def replay_into(
     """What ``ilrs-ops replay`` and the console run: ``source`` (whose topics are under its
     ``root``, a ``replay_root``) into the fresh recording ``rec``, over MQTT with
     ``replay_mqtt`` or ``direct``; then ``rec`` records the packets taken and is saved."""
-    with Store(rec.path, catalog) as store:
+    with Store(rec.path) as store:
         if direct:
             recorder = Recorder(store, catalog)
             await replay_direct(source, recorder, progress)

@@ -117,7 +117,7 @@ class StoreSource:
 
     def messages(self) -> Iterator[Message]:
         """The messages, synchronously (a generator; reads the store as it goes)."""
-        with Store(self.path, self.catalog) as store:
+        with Store(self.path) as store:
             streams = {
                 inst: store.raw_batches(inst, self.start_ns, self.stop_ns)
                 for inst in self.instruments

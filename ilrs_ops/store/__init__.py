@@ -1,7 +1,21 @@
-"""The telemetry store: WAL of raw messages, Hive-partitioned Parquet, recovery and queries."""
+"""The telemetry store: passive persistence of the WAL, sealed Parquet tables and checkpoints."""
 
-from ilrs_ops.store._seal import TABLES, UNKNOWN
-from ilrs_ops.store._store import Store
-from ilrs_ops.store._wal import WAL_SCHEMA, WalSegment, WalWriter, read_segment
+from ilrs_ops.store._fs import translate
+from ilrs_ops.store._seal import SCHEMAS, TABLES, UNKNOWN
+from ilrs_ops.store._store import Store, Unsealed, window
+from ilrs_ops.store._wal import WAL_SCHEMA, WalSegment, WalWriter, list_segments, read_segment
 
-__all__ = ["TABLES", "UNKNOWN", "WAL_SCHEMA", "Store", "WalSegment", "WalWriter", "read_segment"]
+__all__ = [
+    "SCHEMAS",
+    "TABLES",
+    "UNKNOWN",
+    "WAL_SCHEMA",
+    "Store",
+    "Unsealed",
+    "WalSegment",
+    "WalWriter",
+    "list_segments",
+    "read_segment",
+    "translate",
+    "window",
+]

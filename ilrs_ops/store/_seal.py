@@ -22,16 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ilrs_ops.errors import StoreError
-from ilrs_ops.process import Processed, ProcessState
-from ilrs_ops.profiles import Instrument
-from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW, ROLLUPS, telemetry_schema
+from ilrs_ops import wire
+from ilrs_ops.errors import InputError, StoreError
+from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW, ROLLUPS
 from ilrs_ops.store._fs import fsync_dir, make_dirs, translate, write_atomic
 
 #: The lane and partition of messages whose topic names no known instrument.
 UNKNOWN = "_unknown"
-UNKNOWN_REASON = "unknown_instrument"
 TABLES = ("raw", "telemetry", "events", "rollups", "quarantine")
+#: The schemas of every table but telemetry (whose schema is the instrument's).
+SCHEMAS = {"raw": RAW, "events": EVENTS, "rollups": ROLLUPS, "quarantine": QUARANTINE}
 #: The column whose UTC day decides a row's ``date`` partition.
 TIME_COLUMN = {
     "raw": "time",
@@ -44,14 +44,6 @@ DAY_NS = 86_400 * 1_000_000_000
 COMPRESSION = "zstd"
 CHECKPOINT_FORMAT = 1
 _FILE_RE = re.compile(r"^(?:(?P<source>[a-z0-9_][a-z0-9_-]*)-)?(?P<segment>\d{12})\.parquet$")
-
-
-def schema_of(table: str, inst: Instrument | None) -> pa.Schema:
-    if table == "telemetry":
-        if inst is None:
-            raise ValueError("telemetry needs an instrument")
-        return telemetry_schema(inst)
-    return {"raw": RAW, "events": EVENTS, "rollups": ROLLUPS, "quarantine": QUARANTINE}[table]
 
 
 def file_name(segment: int, source: str | None = None) -> str:
@@ -95,36 +87,6 @@ def concat(tables: Sequence[pa.Table], schema: pa.Schema, what: str) -> pa.Table
         raise StoreError(f"processed {what} rows do not match the {what} schema: {exc}") from exc
 
 
-def unknown_quarantine(wal: pa.Table) -> pa.Table:
-    """Messages of the unknown lane as quarantine rows: their topic names no instrument."""
-    topic = wal.column("topic")
-    detail = pc.binary_join_element_wise("no instrument profile for topic ", topic, "")
-    return pa.Table.from_arrays(
-        [
-            wal.column("recv"),
-            topic,
-            pa.repeat(pa.scalar(UNKNOWN_REASON), wal.num_rows),
-            detail,
-            wal.column("payload"),
-        ],
-        schema=QUARANTINE,
-    )
-
-
-def gather(
-    lane: str, inst: Instrument | None, processed: Sequence[Processed]
-) -> dict[str, pa.Table]:
-    """The processed batches of one segment as one table per kind."""
-    out = {}
-    for name in TABLES:
-        if name == "telemetry" and inst is None:
-            continue
-        out[name] = concat(
-            [getattr(p, name) for p in processed], schema_of(name, inst), f"{lane} {name}"
-        )
-    return out
-
-
 def write_segment(root: Path, lane: str, segment: int, tables: dict[str, pa.Table]) -> list[Path]:
     """Write every table of one segment, split by date; returns the files written."""
     files: list[tuple[Path, pa.Table]] = []
@@ -133,7 +95,7 @@ def write_segment(root: Path, lane: str, segment: int, tables: dict[str, pa.Tabl
             continue
         parts = [(lane, None, table)]
         if name == "quarantine":
-            unknown = pc.equal(table.column("reason"), UNKNOWN_REASON)
+            unknown = pc.equal(table.column("reason"), wire.UNKNOWN_INSTRUMENT)
             if lane != UNKNOWN and pc.any(unknown).as_py():
                 parts = [
                     (lane, None, table.filter(pc.invert(unknown))),
@@ -164,14 +126,15 @@ def checkpoint_path(root: Path, lane: str) -> Path:
     return root / "state" / f"{lane}.json"
 
 
-def write_checkpoint(root: Path, lane: str, segment: int, state: ProcessState | None) -> None:
-    """Atomically record that ``segment`` is sealed and the processing state after it."""
+def write_checkpoint(root: Path, lane: str, segment: int, state: dict[str, Any] | None) -> None:
+    """Atomically record that ``segment`` is sealed and the processing state after it (a JSON
+    document the store keeps as it is)."""
     path = checkpoint_path(root, lane)
     doc = {
         "format": CHECKPOINT_FORMAT,
         "instrument": lane,
         "segment": segment,
-        "state": None if state is None else state.to_json(),
+        "state": state,
     }
     data = json.dumps(doc, separators=(",", ":")).encode()
     with translate("write checkpoint", path):
@@ -179,7 +142,7 @@ def write_checkpoint(root: Path, lane: str, segment: int, state: ProcessState | 
         write_atomic(path, lambda f: f.write(data))
 
 
-def read_checkpoint(root: Path, lane: str) -> tuple[int, ProcessState | None]:
+def read_checkpoint(root: Path, lane: str) -> tuple[int, dict[str, Any] | None]:
     """(last sealed segment, state after it); (0, None) before the first seal."""
     path = checkpoint_path(root, lane)
     try:
@@ -192,9 +155,11 @@ def read_checkpoint(root: Path, lane: str) -> tuple[int, ProcessState | None]:
     try:
         doc: dict[str, Any] = json.loads(text)
         if doc.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"format {doc.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+            raise InputError(f"format {doc.get('format')!r}, expected {CHECKPOINT_FORMAT}")
         segment = int(doc["segment"])
-        state = None if doc["state"] is None else ProcessState.from_json(doc["state"])
+        state = doc["state"]
+        if state is not None and not isinstance(state, dict):
+            raise InputError(f"state is a {type(state).__name__}, not an object")
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(
             f"checkpoint {path} is corrupt ({exc}); restore it from a backup, or delete it to "

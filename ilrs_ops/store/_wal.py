@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ilrs_ops.errors import StoreError
+from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.schemas import TIME
 from ilrs_ops.store._fs import describe, fsync_dir, translate
 
@@ -47,12 +47,14 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
 
 @dataclass(frozen=True, eq=False)
 class WalSegment:
-    """The complete batches of one segment, and how many bytes after them were discarded."""
+    """The complete batches of one segment (from an offset), and how many bytes after them
+    were discarded."""
 
     path: Path
     batches: tuple[pa.RecordBatch, ...]
     discarded_bytes: int  # a torn tail (crash mid-write, or a batch being written right now)
-    size: int  # bytes read
+    size: int  # bytes in the file when it was read
+    end: int  # offset just after the last complete batch: where a later read goes on
 
     @property
     def table(self) -> pa.Table:
@@ -63,17 +65,19 @@ class WalSegment:
         return sum(b.num_rows for b in self.batches)
 
 
-def read_segment(path: Path | str) -> WalSegment:
-    """Read every complete record batch of a segment. A truncated or torn last batch is not an
-    error: it is left out and counted in ``discarded_bytes``. Raises StoreError when the file
-    cannot be read or is not a WAL segment (a complete schema of another shape)."""
+def read_segment(path: Path | str, offset: int = 0) -> WalSegment:
+    """Read every complete record batch of a segment, from ``offset`` (0, or the ``end`` of
+    an earlier read of the same segment: only what was appended since is read). A truncated
+    or torn last batch is not an error: it is left out and counted in ``discarded_bytes``.
+    Raises StoreError when the file cannot be read or is not a WAL segment."""
     path = Path(path)
-    with translate("read WAL segment", path):
-        data = path.read_bytes()
+    with translate("read WAL segment", path), path.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
     reader = pa.BufferReader(pa.py_buffer(data))
     batches: list[pa.RecordBatch] = []
     good = 0
-    schema: pa.Schema | None = None
+    schema: pa.Schema | None = WAL_SCHEMA if offset else None
     try:
         messages = pa.ipc.MessageReader.open_stream(reader)
         while True:
@@ -94,7 +98,7 @@ def read_segment(path: Path | str) -> WalSegment:
         pass
     except (pa.ArrowException, OSError, EOFError):
         pass  # the torn tail: everything from ``good`` on
-    return WalSegment(path, tuple(batches), len(data) - good, len(data))
+    return WalSegment(path, tuple(batches), len(data) - good, offset + len(data), offset + good)
 
 
 def _batch(
@@ -103,12 +107,12 @@ def _batch(
     recv = np.asarray(recv_ns)
     n = len(payloads)
     if recv.ndim != 1 or recv.shape[0] != n or (n and recv.dtype.kind not in "iu"):
-        raise ValueError("recv_ns must be a 1-D integer array with one time per payload")
+        raise InputError("recv_ns must be a 1-D integer array with one time per payload")
     if isinstance(topics, str):
         topic = pa.repeat(pa.scalar(topics, pa.string()), n)
     else:
         if len(topics) != n:
-            raise ValueError(f"{len(topics)} topics for {n} payloads: give one topic per payload")
+            raise InputError(f"{len(topics)} topics for {n} payloads: give one topic per payload")
         topic = pa.array(topics, pa.string())
     return pa.record_batch(
         [pa.array(recv.astype(np.int64, copy=False), TIME), topic, pa.array(payloads, pa.binary())],
@@ -145,7 +149,7 @@ class WalWriter:
         """Write one batch (one row per message) with one fsync; returns its segment number.
 
         ``topics`` is one topic for all payloads or one per payload. Raises StoreError when the
-        batch is not durable (nothing of it counts; acknowledge nothing), ValueError for bad input.
+        batch is not durable (nothing of it counts; acknowledge nothing), InputError for bad input.
         """
         batch = _batch(recv_ns, topics, payloads)
         with self._lock:

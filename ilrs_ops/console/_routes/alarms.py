@@ -230,7 +230,7 @@ def audit(
         if ids is not None and inst.id not in ids:
             continue
         with reading(f"audit of {inst.id}"):
-            table = console.store.events(inst.id, start_ns, stop_ns, AUDIT_KINDS)
+            table = console.history.events(inst.id, start_ns, stop_ns, AUDIT_KINDS)
         times = table.column("time").cast(pa.int64()).to_pylist()
         kinds = table.column("kind").to_pylist()
         channels = table.column("channel").to_pylist()

@@ -88,10 +88,10 @@ def export_telemetry(
         )
     lo, hi = next(slices(inst, start_ns, stop_ns))
     with reading(f"export of {inst.id}"):  # the first slice now: a store error is a 503
-        first = access.store.query(inst.id, names, lo, hi)
+        first = access.history.query(inst.id, names, lo, hi)
     filename = f"{inst.id}_{start_ns}_{stop_ns}.{SUFFIXES[format]}"
     return StreamingResponse(
-        export(access.store, inst, names, start_ns, stop_ns, format, first),
+        export(access.history, inst, names, start_ns, stop_ns, format, first),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

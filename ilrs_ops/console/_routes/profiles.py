@@ -218,8 +218,7 @@ def _upload(
         write_atomic(path, lambda f: f.write(data), mode=0o644)
         with contextlib.suppress(ProfileError):
             catalog = load_catalog([folder])
-            console.catalog = catalog
-            console.store.catalog = catalog
+            console.catalogs.replace(catalog)
     digest = hashlib.sha256(data).hexdigest()
     detail = {"partner": partner, "path": shown, "sha256": digest, "bytes": len(data),
               "apid": profile.apid, "replaced": existed}  # fmt: skip

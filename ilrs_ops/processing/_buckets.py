@@ -1,6 +1,6 @@
-"""Downsampling arithmetic: N equal time buckets over [start, stop), filled from samples or from
-rollup rows, combined the way ``ilrs_ops.schemas.ROLLUPS`` says (sum counts and sums, min of
-mins, max of maxes)."""
+"""Downsampling arithmetic of History: N equal time buckets over [start, stop), filled from
+samples or from rollup rows, combined the way ``ilrs_ops.schemas.ROLLUPS`` says (sum counts and
+sums, min of mins, max of maxes)."""
 
 from __future__ import annotations
 

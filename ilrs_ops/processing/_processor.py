@@ -7,7 +7,7 @@ the stream was cut into batches (rollup rows aside, which readers combine per bu
 recovery is re-running the WAL from a saved state.
 
 Each packet ends in exactly one place: ``raw`` and ``telemetry`` (accepted), or ``quarantine``
-with one reason, in this order of precedence:
+with one reason (``ilrs_ops.wire``), in this order of precedence:
 
 1. the frame-level reasons of ``pipelines.frames`` (``truncated``, ``length_past_end``,
    ``bad_version``);
@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from ilrs_ops import wire
+from ilrs_ops.ccsds import cds_to_utc_ns, cuc_to_utc_ns
+from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import Expression, Instrument, compile_plans, parse
 from ilrs_ops.schemas import (
     EVENTS,
@@ -47,11 +50,10 @@ from ilrs_ops.schemas import (
     rollup_widths,
     telemetry_schema,
 )
-from ilrs_ops.telemetry import BAD_LENGTH, packet_time_ns, reject_detail, split_batch
 from pipelines.calibrate import CalPlan, calibrate
 from pipelines.decode import decode
 from pipelines.detectors import StaLtaState, sta_lta
-from pipelines.frames import OK, STATUS_NAMES, Packets
+from pipelines.frames import HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
 from pipelines.limits import (
     NOMINAL,
     STATE_NAMES,
@@ -63,33 +65,17 @@ from pipelines.limits import (
 from pipelines.rollups import rollup_many
 from pipelines.sequence import MODULUS, check_sequence
 
-__all__ = [
-    "BAD_TIME",
-    "DEDUPE_WINDOW",
-    "DUPLICATE",
-    "OUT_OF_ORDER",
-    "WRONG_APID",
-    "ProcessState",
-    "Processed",
-    "Processor",
-]
-
 #: Accepted packets remembered for dropping duplicates across batches.
 DEDUPE_WINDOW = 4096
-#: Reject reasons added here (beyond ``pipelines.frames`` and ``telemetry.BAD_LENGTH``).
-WRONG_APID = "wrong_apid"
-BAD_TIME = "bad_time"
-DUPLICATE = "duplicate"
-OUT_OF_ORDER = "out_of_order"
 #: Reason codes inside a batch: 0 accepted, then one per reason.
 _REASONS = (
     "",
     *(STATUS_NAMES[k] for k in sorted(STATUS_NAMES) if k != OK),
-    WRONG_APID,
-    BAD_LENGTH,
-    BAD_TIME,
-    DUPLICATE,
-    OUT_OF_ORDER,
+    wire.WRONG_APID,
+    wire.BAD_LENGTH,
+    wire.BAD_TIME,
+    wire.DUPLICATE,
+    wire.OUT_OF_ORDER,
 )
 _CODE = {name: k for k, name in enumerate(_REASONS)}
 _STATUS_CODE = np.zeros(max(STATUS_NAMES) + 1, np.int8)
@@ -97,8 +83,7 @@ for _status, _name in STATUS_NAMES.items():
     _STATUS_CODE[_status] = _CODE.get(_name, 0)
 
 _STATE_VERSION = 1
-_NS = 1_000_000_000
-_KIND_RANK = {"gap": 0, "limit": 1, "detector": 2}
+_KIND_RANK = {wire.GAP: 0, wire.LIMIT: 1, wire.DETECTOR: 2}
 
 
 @dataclass
@@ -148,17 +133,17 @@ class ProcessState:
 
     @classmethod
     def from_json(cls, d: dict) -> ProcessState:
-        """The state ``to_json`` wrote; ValueError saying what is wrong for anything else."""
+        """The state ``to_json`` wrote; InputError saying what is wrong for anything else."""
         try:
             if d.get("version") != _STATE_VERSION:
-                raise ValueError(f"state version {d.get('version')!r}, expected {_STATE_VERSION}")
+                raise InputError(f"state version {d.get('version')!r}, expected {_STATE_VERSION}")
             last = d["last"]
             if last is not None and (len(last) != 2 or not 0 <= int(last[0]) < MODULUS):
-                raise ValueError(f"last {last!r} is not [seq 0..{MODULUS - 1}, time_ns]")
+                raise InputError(f"last {last!r} is not [seq 0..{MODULUS - 1}, time_ns]")
             limit_states = {str(k): int(v) for k, v in d["limit_states"].items()}
             bad = {k: v for k, v in limit_states.items() if v not in STATE_NAMES}
             if bad:
-                raise ValueError(f"limit states {bad} are not in {sorted(STATE_NAMES)}")
+                raise InputError(f"limit states {bad} are not in {sorted(STATE_NAMES)}")
             detectors = {
                 str(k): StaLtaState(
                     float(v["sta"]), float(v["lta"]), bool(v["triggered"]), int(v["seen"])
@@ -168,7 +153,7 @@ class ProcessState:
             t = np.array(d["dedupe"]["time_ns"], np.int64).reshape(-1)
             s = np.array(d["dedupe"]["seq"], np.int64).reshape(-1)
             if t.shape != s.shape or t.shape[0] > DEDUPE_WINDOW:
-                raise ValueError("dedupe: time_ns and seq must be lists of the same length")
+                raise InputError("dedupe: time_ns and seq must be lists of the same length")
             c = d["counters"]
             return cls(
                 last_seq=None if last is None else int(last[0]),
@@ -183,7 +168,7 @@ class ProcessState:
                 rejects={str(k): int(v) for k, v in c["rejects"].items()},
             )
         except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a processing state (ProcessState.to_json): {exc!r}") from exc
+            raise InputError(f"not a processing state (ProcessState.to_json): {exc!r}") from exc
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,7 +217,7 @@ class Processor:
             if not f.ignore
         ]
         self._derived: list[tuple[str, Expression]] = [(d.name, parse(d.expr)) for d in p.derived]
-        self._schema = telemetry_schema(instrument)
+        self.schema = telemetry_schema(instrument)
         self._widths_s = rollup_widths(instrument)
         self._channel_index = {name: k for k, name in enumerate(instrument.channels)}
         self._rolled = [f.name for f in self._fields if f.enum is None] + [
@@ -244,7 +229,7 @@ class Processor:
         self._sample_offsets = {}
         for det in plan.detectors:
             count = next((f.count for f in self._fields if f.name == det.channel), None) or 1
-            step = _NS / det.sta_lta.sample_rate_hz
+            step = wire.NS / det.sta_lta.sample_rate_hz
             self._sample_offsets[det.channel] = np.round(np.arange(count) * step).astype(np.int64)
 
     def process(self, frames: Sequence[bytes], recv_ns: np.ndarray, topic: str) -> Processed:
@@ -252,7 +237,7 @@ class Processor:
         ``recv_ns`` is when each arrived (int64 UTC ns). Updates ``self.state``."""
         recv = np.asarray(recv_ns)
         if recv.shape != (len(frames),) or not (recv.dtype.kind in "iu" or recv.size == 0):
-            raise ValueError(
+            raise InputError(
                 f"recv_ns must be one integer time per frame ({len(frames)}), not {recv.shape}"
             )
         recv = recv.astype(np.int64, copy=False)
@@ -262,16 +247,16 @@ class Processor:
         # Route: one reason code per item, 0 for a packet that may be accepted.
         code = _STATUS_CODE[items.status]
         ok = code == 0
-        code[ok & (items.apid != self._apid)] = _CODE[WRONG_APID]
+        code[ok & (items.apid != self._apid)] = _CODE[wire.WRONG_APID]
         ok = code == 0
-        code[ok & (items.length != self._length)] = _CODE[BAD_LENGTH]
+        code[ok & (items.length != self._length)] = _CODE[wire.BAD_LENGTH]
         cand = np.flatnonzero(code == 0)
 
         raw = decode(buf, items.start[cand], self._layout)
         t, bad_time = _packet_times(self.instrument, raw)
         if bad_time:
             at = np.fromiter(bad_time, np.int64, len(bad_time))
-            code[cand[at]] = _CODE[BAD_TIME]
+            code[cand[at]] = _CODE[wire.BAD_TIME]
             keep = np.ones(cand.shape[0], bool)
             keep[at] = False
             raw = {k: v[keep] for k, v in raw.items()}
@@ -287,7 +272,7 @@ class Processor:
                 what = f"seq {seq[k]} at {_iso(int(t[k]))}"
                 notes[int(cand[k])] = (
                     f"{what} was already accepted"
-                    if flag[k] == _CODE[DUPLICATE]
+                    if flag[k] == _CODE[wire.DUPLICATE]
                     else f"{what} is before the latest accepted time {_iso(int(top[k]))}"
                 )
             code[cand[~accepted]] = flag[~accepted]
@@ -378,7 +363,7 @@ class Processor:
                         packet=tr.index,
                         sub=np.zeros(k, np.int64),
                         time=t[tr.index],
-                        kind="limit",
+                        kind=wire.LIMIT,
                         channel=np.full(k, self._channel_index[name]),
                         from_state=tr.from_state,
                         to_state=tr.to_state,
@@ -413,7 +398,7 @@ class Processor:
                         packet=packet,
                         sub=sample,
                         time=t[packet] + offsets[sample],
-                        kind="detector",
+                        kind=wire.DETECTOR,
                         channel=np.full(k, self._channel_index.get(det.channel, -1)),
                         from_state=None,
                         to_state=None,
@@ -430,7 +415,7 @@ class Processor:
     ) -> pa.Table:
         n, size = starts.shape[0], self._length
         if n * size > np.iinfo(np.int32).max:
-            raise ValueError(
+            raise InputError(
                 f"{n} packets of {size} octets: more than 2 GiB in one batch; split it"
             )
         # Every accepted packet has the profile's length: view the buffer as overlapping
@@ -461,7 +446,7 @@ class Processor:
         self, t: np.ndarray, seq: np.ndarray, eng: dict[str, np.ndarray], states: dict
     ) -> pa.Table:
         columns: list[pa.Array] = []
-        for f in self._schema:
+        for f in self.schema:
             if f.name == "time":
                 columns.append(_times(t))
             elif f.name == "seq":
@@ -475,14 +460,14 @@ class Processor:
                     columns.append(pa.FixedSizeListArray.from_arrays(flat, type=f.type))
                 else:
                     columns.append(pa.array(v, type=f.type))
-        return pa.Table.from_arrays(columns, schema=self._schema)
+        return pa.Table.from_arrays(columns, schema=self.schema)
 
     def _rollups(self, eng: dict[str, np.ndarray], t: np.ndarray) -> pa.Table:
         names = self._rolled
         if not t.size or not names or not self._widths_s:
             return ROLLUPS.empty_table()
         values = [_row_mean(eng[name]) for name in names]
-        widths = [w * _NS for w in self._widths_s]
+        widths = [w * wire.NS for w in self._widths_s]
         bucket, count, lo, hi, total, first, last, sizes = rollup_many(t, values, widths)
         return pa.Table.from_arrays(
             [
@@ -551,7 +536,7 @@ class Processor:
         framing = reject_detail(reason, item, f"at octet {offset} of its frame")
         if framing is not None:
             return framing
-        if reason == WRONG_APID:
+        if reason == wire.WRONG_APID:
             apid = (item[0] & 7) << 8 | item[1]
             return f"APID {apid:#05x} on the topic of {self.instrument.id} (APID {self._apid:#05x})"
         return f"{len(item)} octets, a {self.instrument.id} packet has {self._length}"
@@ -618,7 +603,7 @@ def _classify(
         (int(window_seq[j]), int(window_t[j])): int(j) for j in w_sel
     }  # key -> its ordinal among accepted packets (later ones win)
     rejected = 0
-    dup, ooo = _CODE[DUPLICATE], _CODE[OUT_OF_ORDER]
+    dup, ooo = _CODE[wire.DUPLICATE], _CODE[wire.OUT_OF_ORDER]
     for i in np.flatnonzero(suspect | np.isin(t, times)).tolist():
         ordinal = n_window + i - rejected  # accepted packets before this one
         key = (int(seq[i]), int(t[i]))
@@ -662,7 +647,7 @@ def _gap_events(
         packet=index,
         sub=np.zeros(k, np.int64),
         time=t[index],
-        kind="gap",
+        kind=wire.GAP,
         channel=np.full(k, -1),
         from_state=None,
         to_state=None,
@@ -778,3 +763,39 @@ def _packet_times(
     if n:
         solve(0, n)
     return t, bad
+
+
+def split_batch(frames: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, Packets]:
+    """Join a batch of frames (MQTT payloads) into one buffer and split it into items.
+
+    Returns the buffer (uint8), where each frame starts in it, and the items
+    (``pipelines.frames.split_frames``).
+    """
+    sizes = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
+    ends = np.cumsum(sizes)
+    buf = np.frombuffer(b"".join(frames), dtype=np.uint8)
+    return buf, ends - sizes, split_frames(buf, ends - sizes, ends)
+
+
+def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
+    """UTC ns of each packet from its secondary-header time code."""
+    t = inst.profile.time
+    n = raw["_seq_count"].shape[0]
+    zeros = np.zeros(n, dtype=np.uint64)
+    if t.code == "cuc":
+        return cuc_to_utc_ns(raw["_time_coarse"], raw.get("_time_fine", zeros), t.fine)
+    return cds_to_utc_ns(raw["_time_days"], raw["_time_ms"], raw.get("_time_subms", zeros), t.subms)
+
+
+def reject_detail(reason: str, item: bytes, where: str) -> str | None:
+    """Why a frame-level item (``pipelines.frames`` status) was rejected, read from its bytes;
+    ``where`` says where it sat. None for reasons decided after the split."""
+    if reason == wire.TRUNCATED:
+        return f"{len(item)} octets {where}, fewer than a {HEADER_OCTETS}-octet header"
+    apid = (item[0] & 7) << 8 | item[1]
+    if reason == wire.LENGTH_PAST_END:
+        total = (item[4] << 8 | item[5]) + 7
+        return f"length field says {total} octets, only {len(item)} left ({where})"
+    if reason == wire.BAD_VERSION:
+        return f"version {item[0] >> 5}, not 0 ({where}; APID field {apid:#05x})"
+    return None
