@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ilrs_ops.errors import StoreError
+from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.schemas import TIME
 from ilrs_ops.store._fs import describe, fsync_dir, translate
 
@@ -103,12 +103,12 @@ def _batch(
     recv = np.asarray(recv_ns)
     n = len(payloads)
     if recv.ndim != 1 or recv.shape[0] != n or (n and recv.dtype.kind not in "iu"):
-        raise ValueError("recv_ns must be a 1-D integer array with one time per payload")
+        raise InputError("recv_ns must be a 1-D integer array with one time per payload")
     if isinstance(topics, str):
         topic = pa.repeat(pa.scalar(topics, pa.string()), n)
     else:
         if len(topics) != n:
-            raise ValueError(f"{len(topics)} topics for {n} payloads: give one topic per payload")
+            raise InputError(f"{len(topics)} topics for {n} payloads: give one topic per payload")
         topic = pa.array(topics, pa.string())
     return pa.record_batch(
         [pa.array(recv.astype(np.int64, copy=False), TIME), topic, pa.array(payloads, pa.binary())],
@@ -145,7 +145,7 @@ class WalWriter:
         """Write one batch (one row per message) with one fsync; returns its segment number.
 
         ``topics`` is one topic for all payloads or one per payload. Raises StoreError when the
-        batch is not durable (nothing of it counts; acknowledge nothing), ValueError for bad input.
+        batch is not durable (nothing of it counts; acknowledge nothing), InputError for bad input.
         """
         batch = _batch(recv_ns, topics, payloads)
         with self._lock:
