@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ilrs_ops.errors import IlrsError
+from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import Instrument
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.schemas import QUARANTINE
@@ -59,7 +59,7 @@ def import_packets(
     with. ``recv_ns`` (default: now) is the receive time of every packet (a file has none of
     its own); ``progress`` is called with the octets read after each chunk. Seals at the end."""
     if chunk_octets < 1:
-        raise ValueError(f"chunk_octets must be >= 1, not {chunk_octets}")
+        raise InputError(f"chunk_octets must be >= 1, not {chunk_octets}")
     path = Path(path)
     recv = np.array([time.time_ns() if recv_ns is None else recv_ns], np.int64)
     topic = f"file:{path.name}"
@@ -69,13 +69,13 @@ def import_packets(
     try:
         f = path.open("rb")
     except OSError as exc:
-        raise IlrsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with f:
         while True:
             try:
                 fresh = f.read(chunk_octets)
             except OSError as exc:
-                raise IlrsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
             eof = not fresh
             data = carry + fresh
             if not data:

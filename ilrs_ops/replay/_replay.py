@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from ilrs_ops.errors import BrokerError
+from ilrs_ops.errors import BrokerError, InputError
 from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.ingest._mqtt import Protocol
 from ilrs_ops.profiles import Catalog
@@ -98,7 +98,7 @@ async def publish(
     """Publish the source's messages at QoS 1 on their topics, in order, keeping their relative
     timing divided by ``speed`` (None: as fast as possible); ``control`` pauses or stops it."""
     if speed is not None and not speed > 0:
-        raise ValueError(f"speed must be > 0 (or None for max), not {speed}")
+        raise InputError(f"speed must be > 0 (or None for max), not {speed}")
     stats = Published()
     window = asyncio.Semaphore(PUBLISH_WINDOW)
     failures: list[BaseException] = []
