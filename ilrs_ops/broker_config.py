@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ilrs_ops.errors import IlrsError
+from ilrs_ops.errors import InputError, Problem, ProfileError, ToolError
 from ilrs_ops.profiles import Catalog
 
 __all__ = [
@@ -97,7 +97,7 @@ class BrokerConfig:
 def broker_users(catalog: Catalog, root: str = "ilrs") -> list[BrokerUser]:
     """The users of a station: the service users, then one per instrument (sorted by id)."""
     if not _ROOT.match(root):
-        raise IlrsError(f"topic root {root!r}: use letters, digits, '_', '.', '-' and '/'")
+        raise InputError(f"topic root {root!r}: use letters, digits, '_', '.', '-' and '/'")
     replays = f"{root}-replay/#"
     out = [
         BrokerUser(INGEST, read=(f"{root}/tm/#",), write=_outputs(root)),
@@ -106,16 +106,16 @@ def broker_users(catalog: Catalog, root: str = "ilrs") -> list[BrokerUser]:
     ]
     for inst in sorted(catalog, key=lambda i: i.id):
         if inst.id in SERVICE_USERS:
-            raise IlrsError(
-                f"{inst.path}: instrument id {inst.id!r} is reserved for a service user"
-            )
+            why = f"instrument id {inst.id!r} is reserved for a service user"
+            hint = f"use an id other than {', '.join(SERVICE_USERS)}"
+            raise ProfileError([Problem(str(inst.path), None, None, why, "instrument", hint)])
         out.append(BrokerUser(inst.id, write=(inst.topic(root),)))
     for u in out:
         if not _USER.match(u.name):
-            raise IlrsError(f"user name {u.name!r}: use letters, digits, '_' and '-'")
+            raise InputError(f"user name {u.name!r}: use letters, digits, '_' and '-'")
     names = [_env_name(u.name) for u in out]
     if len(set(names)) != len(names):
-        raise IlrsError("two user names map to the same credentials variable")
+        raise InputError("two user names map to the same credentials variable")
     return out
 
 
@@ -149,14 +149,14 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
 
 
 def read_credentials(path: str | Path) -> dict[str, str]:
-    """The passwords of a ``credentials.env`` by user name (IlrsError on a malformed line)."""
+    """The passwords of a ``credentials.env`` by user name (InputError on a malformed line)."""
     out: dict[str, str] = {}
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _LINE.match(line.strip())
         if not m:
-            raise IlrsError(f"{path}:{n}: not ILRS_MQTT_NAME=user:password")
+            raise InputError(f"{path}:{n}: not ILRS_MQTT_NAME=user:password")
         out[m[1]] = m[2]
     return out
 
@@ -188,11 +188,11 @@ def write_broker_config(
     given = dict(passwords or {})
     unknown = sorted(given.keys() - set(names))
     if unknown:
-        raise IlrsError(f"passwords given for unknown users {unknown}")
+        raise InputError(f"passwords given for unknown users {unknown}")
     chosen = {n: given.get(n) or known.get(n) or secrets.token_urlsafe(24) for n in names}
     bad = [n for n, p in chosen.items() if not re.fullmatch(r"\S+", p)]
     if bad:
-        raise IlrsError(f"passwords of {bad} are empty or contain white space")
+        raise InputError(f"passwords of {bad} are empty or contain white space")
 
     _write_secret(
         folder / CREDENTIALS,
@@ -210,7 +210,7 @@ def write_broker_config(
         hashed = pw_file.read_text()
         if done.returncode != 0 or any(":$" not in ln for ln in hashed.splitlines()):
             pw_file.unlink(missing_ok=True)
-            raise IlrsError(
+            raise ToolError(
                 f"{exe} -U failed (exit {done.returncode}): {done.stderr.strip()[:200]}"
             )
     else:

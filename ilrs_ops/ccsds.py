@@ -13,6 +13,8 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
+from ilrs_ops.errors import InputError
+
 __all__ = [
     "MAX_APID",
     "PRIMARY_HEADER_OCTETS",
@@ -65,13 +67,13 @@ class PrimaryHeader:
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    """Return `value` as an int, or raise ValueError naming `name` and the range lo..hi."""
+    """Return `value` as an int, or raise InputError naming `name` and the range lo..hi."""
     try:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}") from None
+        raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}") from None
     if not lo <= number <= hi:
-        raise ValueError(f"{name} = {number} is out of range; allowed {lo}..{hi}")
+        raise InputError(f"{name} = {number} is out of range; allowed {lo}..{hi}")
     return number
 
 
@@ -93,10 +95,10 @@ def decode_primary_header(data: bytes | memoryview, offset: int = 0) -> PrimaryH
     """Decode the header at `offset`; fields are returned as found (callers judge the version)."""
     view = memoryview(data).cast("B")
     if offset < 0:
-        raise ValueError(f"offset = {offset} is negative; allowed 0..{len(view)}")
+        raise InputError(f"offset = {offset} is negative; allowed 0..{len(view)}")
     available = len(view) - offset
     if available < PRIMARY_HEADER_OCTETS:
-        raise ValueError(
+        raise InputError(
             f"primary header needs {PRIMARY_HEADER_OCTETS} octets at offset {offset}, "
             f"only {max(available, 0)} available"
         )
@@ -136,7 +138,7 @@ def build_packet(
     """Assemble an unsegmented packet: header (length field filled in) + secondary header + data."""
     total = PRIMARY_HEADER_OCTETS + len(secondary_header) + len(user_data)
     if not _MIN_PACKET_OCTETS <= total <= _MAX_PACKET_OCTETS:
-        raise ValueError(
+        raise InputError(
             f"packet length = {total} octets is out of range; allowed "
             f"{_MIN_PACKET_OCTETS}..{_MAX_PACKET_OCTETS} (header + at least one data octet)"
         )
@@ -235,17 +237,17 @@ def _index_text(arr: np.ndarray, flat_index: int) -> str:
 
 
 def _raise_first(name: str, arr: np.ndarray, bad: np.ndarray, problem: str) -> None:
-    """Raise ValueError for the first element of `arr` flagged in `bad`, if any."""
+    """Raise InputError for the first element of `arr` flagged in `bad`, if any."""
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}{_index_text(arr, i)} = {int(arr.flat[i])} {problem}")
+        raise InputError(f"{name}{_index_text(arr, i)} = {int(arr.flat[i])} {problem}")
 
 
 def _int_array(name: str, values: npt.ArrayLike, lo: int, hi: int) -> npt.NDArray[np.int64]:
     """`values` as int64 after checking dtype and range, so later arithmetic cannot overflow."""
     arr = np.asarray(values)
     if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be an integer array, got dtype {arr.dtype}")
+        raise InputError(f"{name} must be an integer array, got dtype {arr.dtype}")
     _raise_first(name, arr, (arr < lo) | (arr > hi), f"is out of range; allowed {lo}..{hi}")
     return arr.astype(np.int64)
 
@@ -258,7 +260,7 @@ def _div_round(a: npt.NDArray[np.int64], b: int) -> npt.NDArray[np.int64]:
 
 def _check_octets(name: str, value: int, allowed: tuple[int, ...]) -> int:
     if value not in allowed:
-        raise ValueError(f"{name} = {value!r} octets is not supported; allowed {allowed}")
+        raise InputError(f"{name} = {value!r} octets is not supported; allowed {allowed}")
     return value
 
 
@@ -323,7 +325,7 @@ def encode_cuc(utc_ns: int, coarse: int = 4, fine: int = 2) -> bytes:
     c, f = utc_ns_to_cuc(np.int64(utc), fine)
     coarse_value = int(c)
     if coarse_value >= 1 << (8 * coarse):
-        raise ValueError(
+        raise InputError(
             f"utc_ns = {utc} ({_iso(utc)}) is {coarse_value} TAI seconds after 1958-01-01, "
             f"which does not fit coarse = {coarse} octet(s); allowed 0..{(1 << (8 * coarse)) - 1}"
         )
@@ -336,7 +338,7 @@ def decode_cuc(data: bytes | memoryview, coarse: int = 4, fine: int = 2) -> int:
     _check_octets("fine", fine, (0, 1, 2, 3))
     raw = bytes(data)
     if len(raw) != coarse + fine:
-        raise ValueError(
+        raise InputError(
             f"CUC data is {len(raw)} octets; expected coarse + fine = {coarse} + {fine} = "
             f"{coarse + fine}"
         )
@@ -412,7 +414,7 @@ def encode_cds(utc_ns: int, day_octets: int = 2, subms_octets: int = 0) -> bytes
     days, ms, sub = utc_ns_to_cds(np.int64(utc), subms_octets)
     day_value = int(days)
     if day_value >= 1 << (8 * day_octets):
-        raise ValueError(
+        raise InputError(
             f"utc_ns = {utc} ({_iso(utc)}) is day {day_value} since 1958-01-01, which does not "
             f"fit day_octets = {day_octets}; allowed days 0..{(1 << (8 * day_octets)) - 1}"
         )
@@ -430,7 +432,7 @@ def decode_cds(data: bytes | memoryview, day_octets: int = 2, subms_octets: int 
     raw = bytes(data)
     expected = day_octets + 4 + subms_octets
     if len(raw) != expected:
-        raise ValueError(
+        raise InputError(
             f"CDS data is {len(raw)} octets; expected day + ms + subms = "
             f"{day_octets} + 4 + {subms_octets} = {expected}"
         )

@@ -24,7 +24,7 @@ from rich.table import Table
 from ilrs_ops.broker import EmbeddedBroker
 from ilrs_ops.broker_config import write_broker_config
 from ilrs_ops.console import ConsoleSettings, create_token, serve
-from ilrs_ops.errors import IlrsError, ProfileError
+from ilrs_ops.errors import BrokerError, IlrsError, InputError, ProfileError
 from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
 from ilrs_ops.monitor import Monitor
 from ilrs_ops.profiles import Catalog, load_catalog
@@ -504,7 +504,7 @@ def replay(
                 src, catalog, root=topic_root, instruments=instrument,
                 start_ns=window[0], stop_ns=window[1], bundle=bundle,
             )  # fmt: skip
-        except ValueError as exc:
+        except InputError as exc:
             raise typer.BadParameter(str(exc), param_hint="--instrument") from None
         rec = create_recording(folder, name, "replayed", str(src))
         rec.window = window
@@ -631,13 +631,13 @@ async def _mqtt(
         async with aiomqtt.Client(host, port, **login) as client:
             yield client
     except aiomqtt.MqttError as exc:
-        raise IlrsError(f"MQTT broker {host}:{port}: {exc}") from exc
+        raise BrokerError(f"MQTT broker {host}:{port}: {exc}") from exc
 
 
 def _broker_address(text: str) -> tuple[str, int]:
     try:
         return parse_broker(text)
-    except ValueError as exc:
+    except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--broker") from None
 
 
@@ -650,5 +650,5 @@ def _protocol(text: str) -> Protocol:
 def _faults(text: str) -> Faults:
     try:
         return Faults.parse(text)
-    except ValueError as exc:
+    except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault") from None

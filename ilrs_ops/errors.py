@@ -7,8 +7,12 @@ IlrsError
 ├── StoreError        the store cannot read or write: disk full, not writable, corrupt files
 ├── InputError        a bad argument or value (a window, a channel name, a speed); also a
 │                     ValueError, so argument checks read the Python way
+├── ToolError         an external program ilrs-ops runs (mosquitto_passwd) failed
+├── RecordingError    (ilrs_ops.replay) a recording that cannot be made or read
 └── ConsoleError      (ilrs_ops.console) bad console settings or tokens; its AccessError
-                      subclasses map to HTTP 400/401/403/404/503
+                      subclasses map to HTTP 400/401/403/404/409/413/422/429/503
+
+Anything else raised is a bug: the console answers it with a logged 500, not a 4xx.
 """
 
 from __future__ import annotations
@@ -76,3 +80,7 @@ class StoreError(IlrsError):
 class InputError(IlrsError, ValueError):
     """A bad argument or value handed to ilrs-ops (a query window, a channel name, a replay
     speed...); the message says which one and what to give instead."""
+
+
+class ToolError(IlrsError):
+    """An external program ilrs-ops runs failed; the message has its exit status and output."""

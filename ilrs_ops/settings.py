@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ilrs_ops.errors import InputError
+
 
 class Settings(BaseSettings):
     """Where things are. Command-line options override these; these override the defaults."""
@@ -35,10 +37,10 @@ def broker_login(user: str | None, password: SecretStr | None) -> dict[str, str 
 
 
 def parse_broker(text: str) -> tuple[str, int]:
-    """``host:port`` (or ``host``, port 1883) -> (host, port); ValueError says what is wrong."""
+    """``host:port`` (or ``host``, port 1883) -> (host, port); InputError says what is wrong."""
     host, sep, port = text.rpartition(":")
     if not sep:
         return text, 1883
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"broker {text!r} is not host:port (e.g. 127.0.0.1:1883)")
+        raise InputError(f"broker {text!r} is not host:port (e.g. 127.0.0.1:1883)")
     return host, int(port)

@@ -19,7 +19,8 @@ resets it to the present state. An acknowledged alarm that gets worse (yellow ->
 unacknowledged again: it is a new, worse condition. A shelf belongs to the channel, not to one
 excursion: it lasts until its time even across clears (shelving is for nuisance channels).
 Live limit events at or before the last one folded for their channel are duplicates of what the
-store already gave (the WAL is read too) and are skipped.
+store already gave (the WAL is read too) and are skipped. An action that does not fit the state
+(ack of nothing, unshelve of no shelf) raises ``ConflictError``, a 409.
 """
 
 from __future__ import annotations

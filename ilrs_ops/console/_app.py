@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ilrs_ops.console._alarms import ALARM_DAYS, AlarmBook, on_event, rebuild
 from ilrs_ops.console._auth import (
@@ -46,7 +47,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     In dev mode without a tokens file an operator token is made: ``app.state.dev_token``,
     logged once at start. Anonymous callers get ``/healthz`` and the page (login box) only:
     ``/openapi.json`` takes a token too, and there is no ``/docs`` (it would load Swagger UI
-    from a CDN, and could not send the token)."""
+    from a CDN, and could not send the token). Refusals (AccessError) get their status; any
+    other exception is a bug: a logged 500 ``internal error``."""
     catalogs = CatalogOwner(load_catalog([settings.profiles]))
     dev_token: str | None = None
     if settings.tokens is not None:
@@ -105,6 +107,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app.state.replays = replays
     app.add_exception_handler(AccessError, _access_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)
+    app.add_middleware(InternalErrors)  # outermost of ours: it sees what no handler took
     for router in ROUTERS:
         app.include_router(router)
 
@@ -123,3 +126,35 @@ async def _access_error(request: Request, exc: AccessError) -> JSONResponse:
     if isinstance(exc, TooManyRequestsError):
         headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+class InternalErrors:
+    """ASGI middleware: an exception no handler took is a bug, answered with a 500
+    ``{"detail": "internal error"}`` (nothing of the inside told) and logged once with its
+    traceback. Unlike an ``Exception`` handler it does not raise again, so the server neither
+    logs it twice nor drops the keep-alive connection. Once a response has started (a streamed
+    export) no answer can be given: the exception goes on, and the server logs it and cuts the
+    connection (the client must not take a cut-off file for a whole one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:
+                raise
+            log.exception("internal error on %s %s", scope["method"], scope["path"])
+            response = JSONResponse({"detail": "internal error"}, status_code=500)
+            await response(scope, receive, send)

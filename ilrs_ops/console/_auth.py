@@ -39,6 +39,7 @@ from ruamel.yaml import YAML, YAMLError
 
 from ilrs_ops._fs import write_atomic
 from ilrs_ops.console._errors import ConsoleError
+from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import Instrument
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,9 @@ class TokenEntry(BaseModel):
     @model_validator(mode="after")
     def _partner_iff_partner_role(self) -> TokenEntry:
         if self.role == "partner" and not self.partner:
-            raise ValueError("role partner needs a partner id (partner: suparco)")
+            raise InputError("role partner needs a partner id (partner: suparco)")
         if self.role != "partner" and self.partner:
-            raise ValueError(f"role {self.role} takes no partner; drop 'partner'")
+            raise InputError(f"role {self.role} takes no partner; drop 'partner'")
         return self
 
 
@@ -164,7 +165,7 @@ class FailedLogins:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if limit < 1 or window_s <= 0 or max_clients < 1:
-            raise ValueError("limit and max_clients must be >= 1, window_s > 0")
+            raise InputError("limit and max_clients must be >= 1, window_s > 0")
         self.limit = limit
         self.window_s = window_s
         self.max_clients = max_clients

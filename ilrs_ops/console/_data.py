@@ -2,8 +2,8 @@
 
 Partner scoping lives here, not in route decorators: each helper asks ``Principal.can_read``
 (or ``can_see_tile``) for every instrument it touches, so a new route cannot forget it.
-Store and pyarrow errors are translated here: bad arguments -> BadRequestError (400), disk ->
-UnavailableError (503).
+Store and pyarrow errors are translated here: bad arguments (InputError) -> BadRequestError
+(400), disk -> UnavailableError (503); any other exception is a bug and stays one (a 500).
 Time windows are [start, stop): start inclusive, stop exclusive, UTC ns since 1970.
 """
 
@@ -29,7 +29,7 @@ from ilrs_ops.console._errors import (
     UnavailableError,
 )
 from ilrs_ops.console._state import StationState, Update
-from ilrs_ops.errors import StoreError
+from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, Instrument
 
@@ -42,10 +42,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @contextlib.contextmanager
 def reading(what: str) -> Iterator[None]:
-    """Store and pyarrow errors as the console's: ValueError -> 400, the rest -> 503."""
+    """Store and pyarrow errors as the console's: InputError -> 400, the rest -> 503. A plain
+    ValueError is not the caller's fault (the routes check what they pass): it goes on, a 500."""
     try:
         yield
-    except ValueError as exc:
+    except InputError as exc:
         raise BadRequestError(f"{what}: {exc}") from exc
     except StoreError as exc:
         raise UnavailableError(f"{what}: store unavailable: {exc}") from exc

@@ -9,7 +9,13 @@ IlrsError
         ├── BadRequestError     400: a query parameter that cannot be served (named)
         ├── TooLargeError       413: a request body over the route's limit
         ├── TooManyRequestsError 429: too many failed authentications from this client
-        └── UnavailableError    503: the store cannot read (StoreError), message kept
+        ├── UnavailableError    503: the store cannot read (StoreError), message kept
+        ├── ConflictError       409: (``_alarms``) an alarm action that does not fit its state
+        ├── ReplayConflictError 409: (``_replays``) a taken target, a replay state against it
+        └── ReplayInputError    422: (``_replays``) a bad recording name, nothing to replay
+
+Bad input from the store and the rest of ilrs-ops is an InputError, which ``_data.reading``
+makes a BadRequestError; any other exception is a bug: a 500 ``internal error``, logged.
 
 ``responses(...)`` documents these answers in the OpenAPI (body ``ErrorBody``), so clients and
 schema-driven tests know every status a route may give.

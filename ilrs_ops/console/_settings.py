@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ilrs_ops.errors import InputError
 from ilrs_ops.settings import broker_login
 
 
@@ -52,7 +53,7 @@ class ConsoleSettings(BaseSettings):
     @model_validator(mode="after")
     def _tokens_outside_dev(self) -> ConsoleSettings:
         if not self.dev and self.tokens is None:
-            raise ValueError(
+            raise InputError(  # a ValueError: pydantic makes it a ValidationError
                 "no tokens file: set ILRS_CONSOLE_TOKENS (or tokens=) to a tokens file made "
                 "with ilrs_ops.console.create_token, or run in dev mode (ILRS_CONSOLE_DEV=1), "
                 "which makes a one-off operator token"

@@ -17,6 +17,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ilrs_ops.errors import InputError
+
 #: Unacknowledged QoS 1 messages the broker may send us (MQTT 5 Receive Maximum): the window
 #: for group commit, and the bound on messages held in memory.
 RECEIVE_MAXIMUM = 5000
@@ -97,7 +99,7 @@ class ReadGate:
         self, client: aiomqtt.Client, *, high: int = HOLD_HIGH, low: int = HOLD_LOW
     ) -> None:
         if not 0 <= low < high:
-            raise ValueError(f"need 0 <= low < high, not low={low}, high={high}")
+            raise InputError(f"need 0 <= low < high, not low={low}, high={high}")
         self.client, self.high, self.low = client, high, low
         self.paused = False
         self.pauses = 0

@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ilrs_ops.errors import Problem, ProfileError
+from ilrs_ops.errors import InputError, Problem, ProfileError
 from ilrs_ops.profiles._schema import Calibration, FieldSpec, Limits, Profile, Range
 from pipelines.calibrate import CalPlan
 from pipelines.detectors import StaLtaPlan
@@ -68,7 +68,7 @@ def compile_plans(profile: Profile) -> ProcessingPlan:
         if lim is not None:
             try:
                 limits[name] = limit_plan(lim, fields)
-            except ValueError as exc:
+            except InputError as exc:  # a bad context; anything else is a bug, not a problem
                 fail(name, str(exc))
     detectors = []
     for det in profile.detectors:
@@ -134,10 +134,10 @@ def _range(r: Range | None) -> tuple[float, float]:
 def _context_value(channel: str, equals: float | str, fields: Mapping[str, FieldSpec]) -> float:
     src = fields.get(channel)
     if src is None or src.count is not None or src.ignore:
-        raise ValueError(f"limit context '{channel}' is not a scalar field of this profile")
+        raise InputError(f"limit context '{channel}' is not a scalar field of this profile")
     if isinstance(equals, str):
         codes = {label: code for code, label in (src.enum or {}).items()}
         if equals not in codes:
-            raise ValueError(f"limit context: '{equals}' is not a state of '{channel}'")
+            raise InputError(f"limit context: '{equals}' is not a state of '{channel}'")
         return float(codes[equals])
     return float(equals)

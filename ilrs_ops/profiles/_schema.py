@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ilrs_ops.errors import InputError
+
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_HINT = "use lower-case letters, digits and '_', starting with a letter (e.g. batt_v)"
 ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -117,7 +119,7 @@ class FieldSpec(_Model):
     @classmethod
     def _type_known(cls, v: str) -> str:
         if not TYPE_RE.match(v):
-            raise ValueError(f"type '{v}' is not a type; {TYPE_HINT}")
+            raise InputError(f"type '{v}' is not a type; {TYPE_HINT}")  # pydantic needs ValueError
         return v
 
     @property

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ilrs_ops import wire
-from ilrs_ops.errors import IlrsError, InputError
+from ilrs_ops.errors import InputError
 from ilrs_ops.processing import reject_detail
 from ilrs_ops.profiles import Instrument
 from ilrs_ops.replay._recorder import Recorder
@@ -70,13 +70,13 @@ def import_packets(
     try:
         f = path.open("rb")
     except OSError as exc:
-        raise IlrsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with f:
         while True:
             try:
                 fresh = f.read(chunk_octets)
             except OSError as exc:
-                raise IlrsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+                raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
             eof = not fresh
             data = carry + fresh
             if not data:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ilrs_ops.errors import IlrsError, StoreError
+from ilrs_ops.errors import IlrsError, InputError, StoreError
 
 Origin = Literal["imported", "recorded", "replayed"]
 ORIGINS = ("imported", "recorded", "replayed")
@@ -86,7 +86,7 @@ def create_recording(data: Path | str, name: str, origin: Origin, source: str) -
     """A new, empty recording (its folder and recording.json); refuses a name already taken."""
     check_name(name)
     if origin not in ORIGINS:
-        raise ValueError(f"origin {origin!r}: use one of {ORIGINS}")
+        raise InputError(f"origin {origin!r}: use one of {ORIGINS}")
     path = recordings_dir(data) / name
     if path.exists():
         raise RecordingError(

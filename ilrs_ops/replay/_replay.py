@@ -14,8 +14,7 @@ import aiomqtt
 
 from ilrs_ops import wire
 from ilrs_ops.errors import BrokerError, InputError
-from ilrs_ops.ingest import IngestConfig, Ingestor
-from ilrs_ops.ingest._mqtt import Protocol
+from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.replay._recording import Recording

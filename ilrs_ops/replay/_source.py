@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from ilrs_ops.errors import StoreError
+from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.schemas import TIME
 from ilrs_ops.store import Store
@@ -61,7 +61,7 @@ class StoreSource:
         batch: int = 4096,
     ) -> None:
         if bundle < 1:
-            raise ValueError(f"bundle must be >= 1 packet per message, not {bundle}")
+            raise InputError(f"bundle must be >= 1 packet per message, not {bundle}")
         self.path = Path(path)
         if not (self.path / "raw").is_dir():
             raise StoreError(f"{self.path} holds no sealed raw packets (no raw/ folder)")
@@ -80,7 +80,7 @@ class StoreSource:
             self.instruments = list(dict.fromkeys(instruments))
             unknown = [i for i in self.instruments if i not in catalog.instruments]
             if unknown:
-                raise ValueError(
+                raise InputError(
                     f"unknown instrument(s) {unknown}; known: {sorted(catalog.instruments)}"
                 )
         self.total = self._count()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ilrs_ops.errors import InputError
+
 #: Synodic month: one lunar day plus one lunar night, each about 14.77 Earth days.
 SYNODIC_S = 29.530589 * 86400.0
 #: Lowest battery state of charge at the end of the night (RTG and heaters keep the base alive).
@@ -24,7 +26,7 @@ class Environment:
 
     def __init__(self, *, epoch_ns: int, time_scale: float = 1.0, phase0: float = 0.1) -> None:
         if time_scale <= 0:
-            raise ValueError(f"time_scale must be > 0, not {time_scale}")
+            raise InputError(f"time_scale must be > 0, not {time_scale}")
         self.epoch_ns = epoch_ns
         self.time_scale = time_scale
         self.phase0 = phase0

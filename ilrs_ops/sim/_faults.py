@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, fields
 
+from ilrs_ops.errors import InputError
+
 KINDS = ("limit", "dropout", "gap", "duplicate", "reorder", "corrupt", "truncate", "wrong_apid")
 
 
@@ -31,9 +33,9 @@ class Faults:
         for k in KINDS:
             v = getattr(self, k)
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"fault rate {k}={v} is not a probability; use 0..1")
+                raise InputError(f"fault rate {k}={v} is not a probability; use 0..1")
         if self.limit_s <= 0 or self.dropout_s <= 0:
-            raise ValueError("limit_s and dropout_s must be > 0 seconds")
+            raise InputError("limit_s and dropout_s must be > 0 seconds")
 
     @property
     def any(self) -> bool:
@@ -48,14 +50,14 @@ class Faults:
             key, sep, val = part.partition("=")
             key = key.strip()
             if not sep or (key not in known and key != "all"):
-                raise ValueError(
+                raise InputError(
                     f"bad fault {part!r}; write kind=rate with kinds {', '.join(KINDS)} or all, "
                     "e.g. limit=0.01,gap=0.005"
                 )
             try:
                 rate = float(val)
             except ValueError:
-                raise ValueError(f"bad fault rate in {part!r}: {val!r} is not a number") from None
+                raise InputError(f"bad fault rate in {part!r}: {val!r} is not a number") from None
             for k in KINDS if key == "all" else (key,):
                 values[k] = rate
         return cls(**values)

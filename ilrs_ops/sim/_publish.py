@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import aiomqtt
 
 from ilrs_ops._backoff import Backoff
+from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
@@ -48,11 +49,11 @@ class Simulator:
         password: str | None = None,
     ) -> None:
         if bundle < 1:
-            raise ValueError(f"bundle must be >= 1 packet per message, not {bundle}")
+            raise InputError(f"bundle must be >= 1 packet per message, not {bundle}")
         chosen = set(instruments) if instruments is not None else None
         unknown = sorted((chosen or set()) - catalog.instruments.keys())
         if unknown:
-            raise ValueError(f"unknown instrument(s) {unknown}; see `ilrs-ops profiles list`")
+            raise InputError(f"unknown instrument(s) {unknown}; see `ilrs-ops profiles list`")
         self.host, self.port, self.root = host, port, root
         self._login = {"username": username, "password": password}
         self.bundle = bundle
