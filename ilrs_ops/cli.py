@@ -18,13 +18,14 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from ilrs_ops.broker import EmbeddedBroker
 from ilrs_ops.broker_config import write_broker_config
 from ilrs_ops.console import ConsoleSettings, create_token, serve
-from ilrs_ops.errors import IlrsError, ProfileError
+from ilrs_ops.errors import IlrsError, InputError, ProfileError
 from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
 from ilrs_ops.monitor import Monitor
 from ilrs_ops.profiles import Catalog, load_catalog
@@ -38,7 +39,7 @@ from ilrs_ops.replay import (
     replay_root,
     resolve_store,
 )
-from ilrs_ops.settings import Settings, parse_broker
+from ilrs_ops.settings import Settings, load_settings, parse_broker
 from ilrs_ops.sim import Faults, Simulator
 from ilrs_ops.store import Store
 
@@ -66,10 +67,23 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="random seed: same seed, sa
 ScaleOpt = Annotated[
     float, typer.Option("--time-scale", help="lunar cycle speed-up (10000: a day+night in ~4 min)")
 ]
+# Where a command needs a broker and none is given (`up` embeds one instead).
+LOCAL_BROKER = "127.0.0.1:1883"
+
 FaultOpt = Annotated[
     str,
     typer.Option("--fault", help="fault rates per packet, e.g. limit=0.01,gap=0.005 or all=0.01"),
 ]
+
+
+def _settings(**options: object) -> Settings:
+    """The settings with the command line's options in force; a bad value exits 2 saying which
+    setting and what is wrong."""
+    try:
+        return load_settings(**options)
+    except InputError as exc:
+        err.print(f"[red]error[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _catalog(paths: list[Path]) -> Catalog:
@@ -99,7 +113,7 @@ def profiles_check(
     paths: Annotated[list[Path] | None, typer.Argument(help="profile files or folders")] = None,
 ) -> None:
     """Validate profiles; list every problem with file:line:column (exit 1 if any)."""
-    catalog = _catalog(paths or [Settings().profiles])
+    catalog = _catalog(paths or [_settings().profiles])
     out.print(f"{len(catalog)} profile(s) OK")
 
 
@@ -108,7 +122,7 @@ def profiles_list(
     paths: Annotated[list[Path] | None, typer.Argument(help="profile files or folders")] = None,
 ) -> None:
     """A table of the station's instruments."""
-    catalog = _catalog(paths or [Settings().profiles])
+    catalog = _catalog(paths or [_settings().profiles])
     t = Table()
     for name in ("partner", "instrument", "kind", "APID", "channels", "rate", "packet"):
         t.add_column(name, no_wrap=True)
@@ -140,9 +154,9 @@ def simulate(
     instrument: Annotated[list[str] | None, typer.Option(help="only these instruments")] = None,
 ) -> None:
     """Run the simulated station: every profile publishes CCSDS packets at its rate, QoS 1."""
-    s = Settings()
-    catalog = _catalog([profiles or s.profiles])
-    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
+    s = _settings(broker=broker, profiles=profiles, root=root)
+    catalog = _catalog([s.profiles])
+    host, port = _broker(s)
     faults = _faults(fault)
 
     async def main() -> None:
@@ -150,7 +164,7 @@ def simulate(
             catalog,
             host=host,
             port=port,
-            root=root or s.root,
+            root=s.root,
             seed=seed,
             time_scale=time_scale,
             bundle=bundle,
@@ -184,15 +198,15 @@ def ingest(
     ] = IngestConfig.segment_messages,
 ) -> None:
     """Ingest telemetry: MQTT -> durable WAL -> ack -> pipelines -> Parquet, status, events."""
-    s = Settings()
-    catalog = _catalog([profiles or s.profiles])
-    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
+    s = _settings(broker=broker, profiles=profiles, root=root, data=data)
+    catalog = _catalog([s.profiles])
+    host, port = _broker(s)
     try:
         i, n = (int(x) for x in shard.split("/"))
         config = IngestConfig(
             host=host,
             port=port,
-            root=root or s.root,
+            root=s.root,
             shard=i,
             shards=n,
             protocol=_protocol(protocol),
@@ -205,9 +219,9 @@ def ingest(
         ) from None
 
     async def main() -> None:
-        with Store(data or s.data, catalog) as store:
+        with Store(s.data, catalog) as store:
             err.print(f"ingesting shard {i}/{n} from {host}:{port} into {store.root}")
-            ingestor = Ingestor(catalog, store, config, profiles=profiles or s.profiles)
+            ingestor = Ingestor(catalog, store, config, profiles=s.profiles)
             try:
                 await ingestor.run()
             finally:
@@ -223,13 +237,13 @@ def monitor(
     root: RootOpt = None,
 ) -> None:
     """Subscribe to the station's telemetry and show what arrives, decoded, per instrument."""
-    s = Settings()
-    catalog = _catalog([profiles or s.profiles])
-    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
+    s = _settings(broker=broker, profiles=profiles, root=root)
+    catalog = _catalog([s.profiles])
+    host, port = _broker(s)
 
     async def main() -> None:
         async with _mqtt(host, port, s.broker_login) as client:
-            await _watch(Monitor(catalog, root=root or s.root), client)
+            await _watch(Monitor(catalog, root=s.root), client)
 
     _run(main())
 
@@ -246,11 +260,11 @@ def up(
 ) -> None:
     """Run the station on one machine: broker (embedded unless --broker), simulator, ingest
     into the store, the operations console, and a live status table."""
-    s = Settings()
-    folder = profiles or s.profiles
+    s = _settings(broker=broker, profiles=profiles, data=data)
+    folder = s.profiles
     catalog = _catalog([folder])
     faults = _faults(fault)
-    address = broker or s.broker
+    address = s.broker
 
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -261,7 +275,7 @@ def up(
                 host, port = "127.0.0.1", s.embedded_port
                 await stack.enter_async_context(EmbeddedBroker(host=host, port=port))
                 err.print(f"embedded MQTT broker on {host}:{port}")
-            store = stack.enter_context(Store(data or s.data, catalog))
+            store = stack.enter_context(Store(s.data, catalog))
             config = IngestConfig(
                 host=host, port=port, root=s.root, protocol="v5" if address else "v311", **login
             )
@@ -323,8 +337,8 @@ def console_(
     ] = False,
 ) -> None:
     """Serve the operations console (API, live WebSocket) over the broker and the store."""
-    s = Settings()
-    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
+    s = _settings(broker=broker, profiles=profiles, root=root, data=data)
+    host, port = _broker(s)
     given: dict[str, object] = {"tokens": tokens} if tokens else {}
     if s.broker_user:  # else ILRS_CONSOLE_BROKER_USER/_PASSWORD, when set, stay in force
         given |= {"broker_user": s.broker_user, "broker_password": s.broker_password}
@@ -332,9 +346,9 @@ def console_(
         settings = ConsoleSettings(
             broker_host=host,
             broker_port=port,
-            root=root or s.root,
-            data=data or s.data,
-            profiles=profiles or s.profiles,
+            root=s.root,
+            data=s.data,
+            profiles=s.profiles,
             http_port=http_port,
             dev=dev,
             **given,
@@ -372,10 +386,10 @@ def broker_config(
 ) -> None:
     """Generate Mosquitto passwords, ACLs (from the profiles) and a config: each instrument may
     only publish its own telemetry topic; passwords go to credentials.env (mode 0600)."""
-    s = Settings()
-    catalog = _catalog([profiles or s.profiles])
+    s = _settings(profiles=profiles, root=root)
+    catalog = _catalog([s.profiles])
     try:
-        cfg = write_broker_config(catalog, out_dir, root=root or s.root, port=port, run_as=run_as)
+        cfg = write_broker_config(catalog, out_dir, root=s.root, port=port, run_as=run_as)
     except (IlrsError, OSError) as exc:
         err.print(f"[red]error[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -403,8 +417,8 @@ def import_(
     (all of the catalog when none is), decoded, or quarantined with its reason."""
     if instrument and profile:
         raise typer.BadParameter("give --instrument or --profile, not both", param_hint="--profile")
-    s = Settings()
-    catalog = _catalog([profiles or s.profiles])
+    s = _settings(profiles=profiles, data=data)
+    catalog = _catalog([s.profiles])
     if profile is not None:
         chosen = _catalog([profile])
         catalog = Catalog({**catalog.instruments, **chosen.instruments})
@@ -424,7 +438,7 @@ def import_(
     name = name or re.sub(r"[^a-z0-9_.-]+", "-", file.stem.lower()).strip("-.") or "import"
 
     async def main() -> None:
-        rec = create_recording(data or s.data, name, "imported", str(file.resolve()))
+        rec = create_recording(s.data, name, "imported", str(file.resolve()))
         with Store(rec.path, catalog) as store, _progress("importing", file.stat().st_size) as bar:
             recorder = Recorder(store, catalog)
             summary = await asyncio.to_thread(
@@ -481,8 +495,8 @@ def replay(
 ) -> None:
     """Replay a store or recording in packet-time order into a new recording: over MQTT under
     {root}-replay/{name} (never the live root) at a speed factor, or --direct."""
-    s = Settings()
-    catalog = _catalog([profiles or s.profiles])
+    s = _settings(broker=broker, profiles=profiles, root=root, data=data)
+    catalog = _catalog([s.profiles])
     if not from_:
         raise typer.BadParameter("say what to replay: a recording name or a store folder",
                                  param_hint="--from")  # fmt: skip
@@ -491,10 +505,10 @@ def replay(
     if window[0] is not None and window[1] is not None and window[0] >= window[1]:
         raise typer.BadParameter(f"{start} is not before {stop}: the window is [start, stop)",
                                  param_hint="--stop")  # fmt: skip
-    folder = data or s.data
+    folder = s.data
     name = to or "replay-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ").lower()
-    host, port = _broker_address(broker or s.broker or "127.0.0.1:1883")
-    topic_root = replay_root(root or s.root, name)
+    host, port = _broker(s)
+    topic_root = replay_root(s.root, name)
 
     async def main() -> None:
         src = resolve_store(folder, from_)
@@ -631,6 +645,11 @@ async def _mqtt(
             yield client
     except aiomqtt.MqttError as exc:
         raise IlrsError(f"MQTT broker {host}:{port}: {exc}") from exc
+
+
+def _broker(s: Settings) -> tuple[str, int]:
+    """The broker a command talks to: --broker, else ILRS_BROKER, else the local one."""
+    return _broker_address(s.broker or LOCAL_BROKER)
 
 
 def _broker_address(text: str) -> tuple[str, int]:
