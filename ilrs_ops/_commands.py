@@ -469,6 +469,7 @@ def _catalog(paths: list[Path]) -> Catalog:
 
 
 def _faults(text: str) -> Faults:
+    """--fault parsed; a bad one is a usage error (exit 2) that says how to write it."""
     from ilrs_ops.sim import Faults
 
     try:
@@ -497,6 +498,7 @@ HEALTH_STYLE = {
 
 
 def _status_table(ingestor: Ingestor) -> Table:
+    """`up`'s live view: one row per lane, its health coloured, its latest values."""
     from rich.table import Table
 
     now = time.time()
@@ -520,6 +522,7 @@ def _status_table(ingestor: Ingestor) -> Table:
 
 
 def _short(v: object) -> str:
+    """A value short enough for a table cell."""
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, list):
@@ -554,6 +557,7 @@ async def _watch(mon: Monitor, client: aiomqtt.Client) -> None:
 async def _mqtt(
     host: str, port: int, login: dict[str, str | None]
 ) -> AsyncIterator[aiomqtt.Client]:
+    """An MQTT client; aiomqtt's errors become IlrsError (exit 2 with the broker's address)."""
     import aiomqtt
 
     try:

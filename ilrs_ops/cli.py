@@ -295,6 +295,7 @@ def _broker(s: Settings) -> tuple[str, int]:
 
 
 def _broker_address(text: str) -> tuple[str, int]:
+    """``host:port`` parsed; a bad one is a usage error of --broker."""
     from ilrs_ops.settings import parse_broker
 
     try:
@@ -304,12 +305,14 @@ def _broker_address(text: str) -> tuple[str, int]:
 
 
 def _protocol(text: str) -> Protocol:
+    """--protocol checked: v5 or v311."""
     if text not in ("v5", "v311"):
         raise typer.BadParameter(f"{text!r}: use v5 or v311", param_hint="--protocol")
     return text  # type: ignore[return-value]
 
 
 def _speed(text: str) -> float | None:
+    """--speed as a factor of real time; None for max (as fast as it goes)."""
     if text == "max":
         return None
     try:

@@ -44,6 +44,7 @@ def load_settings(**given: object) -> Settings:
 
 
 def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    """One validation error as the setting and the variable an operator would fix."""
     if not loc:
         return f"settings: {msg}"
     field = str(loc[0])
