@@ -29,3 +29,4 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/bench_decode.py
+	$(BIN)/python bench/bench_cli.py

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ilrs_ops.errors import InputError
@@ -28,6 +28,27 @@ class Settings(BaseSettings):
     @property
     def broker_login(self) -> dict[str, str | None]:
         return broker_login(self.broker_user, self.broker_password)
+
+
+def load_settings(**given: object) -> Settings:
+    """The settings: ``ILRS_*`` from the environment, with ``given`` (the command line's values)
+    in force over them; None counts as not given. This is the one place the two are merged.
+
+    A bad value is an InputError that names the setting, its variable and what is wrong.
+    """
+    try:
+        # Init arguments beat the environment in pydantic-settings.
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise InputError("; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())) from exc
+
+
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    """One validation error as the setting and the variable an operator would fix."""
+    if not loc:
+        return f"settings: {msg}"
+    field = str(loc[0])
+    return f"setting {field} ({Settings.model_config['env_prefix']}{field.upper()}): {msg}"
 
 
 def broker_login(user: str | None, password: SecretStr | None) -> dict[str, str | None]:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import typer.main
 from typer.testing import CliRunner
 
+from ilrs_ops import cli
 from ilrs_ops.cli import app
+from ilrs_ops.ingest import IngestConfig
+from ilrs_ops.replay import CHUNK_OCTETS
+from ilrs_ops.settings import load_settings
 from tests.conftest import DATA, ROOT
 
 runner = CliRunner()
@@ -47,3 +56,67 @@ def test_unreachable_broker_is_a_clear_error() -> None:
     )
     assert result.exit_code == 2
     assert "MQTT broker 127.0.0.1:1" in result.output
+
+
+def test_an_option_beats_the_environment_which_beats_the_default() -> None:
+    env = {"ILRS_BROKER": "127.0.0.1:2"}
+    args = ["monitor", "--profiles", str(DATA / "good_profiles")]
+    from_env = runner.invoke(app, args, env=env)
+    assert from_env.exit_code == 2 and "MQTT broker 127.0.0.1:2" in from_env.output
+    given = runner.invoke(app, [*args, "--broker", "127.0.0.1:1"], env=env)
+    assert given.exit_code == 2 and "MQTT broker 127.0.0.1:1" in given.output
+
+
+def test_load_settings_merges_given_values_over_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("ILRS_ROOT", "from-env")
+    assert load_settings(root="given").root == "given"
+    assert load_settings(root=None).root == "from-env"
+    assert load_settings().broker is None  # none given: `up` embeds one, the others use 1883
+
+
+def test_a_bad_setting_is_a_clear_error_not_a_traceback() -> None:
+    args = ["up", "--profiles", str(DATA / "good_profiles")]
+    result = runner.invoke(app, args, env={"ILRS_EMBEDDED_PORT": "abc"})
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    assert "setting embedded_port (ILRS_EMBEDDED_PORT): Input should be a valid integer" in (
+        result.output
+    )
+
+
+def test_defaults_shown_in_help_are_the_frameworks() -> None:
+    assert IngestConfig.segment_messages == cli.SEGMENT_MESSAGES
+    assert CHUNK_OCTETS == cli.CHUNK_OCTETS
+
+
+def help_argvs(command: object, path: list[str]) -> list[list[str]]:
+    """``[*path, "--help"]`` for ``command`` and every command under it (a group has
+    ``commands``; typer has its own copy of click, so no isinstance check against click's)."""
+    found = [[*path, "--help"]]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += help_argvs(sub, [*path, name])
+    return found
+
+
+def test_help_loads_none_of_the_framework() -> None:
+    """`ilrs-ops --help` and every command's --help answer at once: in a fresh interpreter they
+    load only the CLI's own modules, not numpy, pyarrow, MQTT, the console or the settings."""
+    argvs = help_argvs(typer.main.get_command(app), [])
+    assert ["up", "--help"] in argvs and ["profiles", "check", "--help"] in argvs
+    code = (
+        "import json, sys\n"
+        "from ilrs_ops.cli import app\n"
+        f"for argv in {argvs!r}:\n"
+        "    assert app(argv, prog_name='ilrs-ops', standalone_mode=False) == 0, argv\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(json.loads(run.stderr.splitlines()[-1]))
+    assert "Usage: ilrs-ops replay" in run.stdout
+    heavy = {"numpy", "numba", "pyarrow", "aiomqtt", "paho", "fastapi", "uvicorn", "amqtt"}
+    heavy |= {"pydantic_settings", "ruamel"}
+    assert loaded & heavy == set()
+    ours = {m for m in loaded if m == "ilrs_ops" or m.startswith("ilrs_ops.")}
+    assert ours == {"ilrs_ops", "ilrs_ops.cli", "ilrs_ops._commands", "ilrs_ops.errors"}

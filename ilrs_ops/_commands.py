@@ -1,0 +1,567 @@
+"""What each `ilrs-ops` command does, once ilrs_ops.cli has parsed its options.
+
+Each function imports the framework when it runs, not this module: the command line starts
+without numpy, pyarrow, the MQTT clients or the console, so `ilrs-ops --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+from ilrs_ops.errors import BrokerError, IlrsError, InputError, ProfileError
+
+if TYPE_CHECKING:
+    import aiomqtt
+    from rich.console import Console
+    from rich.table import Table
+
+    from ilrs_ops.ingest import Ingestor, Protocol
+    from ilrs_ops.monitor import Monitor
+    from ilrs_ops.profiles import Catalog
+    from ilrs_ops.settings import Settings
+    from ilrs_ops.sim import Faults
+
+
+@functools.cache
+def out() -> Console:
+    """Results, on stdout; made at first use, not at import. Wide when piped, so that tables are
+    never cut short for scripts and logs."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+@functools.cache
+def err() -> Console:
+    """Progress and errors, on stderr (wide when piped, as ``out``)."""
+    from rich.console import Console
+
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error <message>`` on stderr and exit 2."""
+    from rich.markup import escape
+
+    err().print(f"[red]error[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(2)
+
+
+def check_profiles(paths: list[Path]) -> None:
+    """`profiles check`: validate the profiles; every problem listed, exit 1 if any."""
+    catalog = _catalog(paths)
+    out().print(f"{len(catalog)} profile(s) OK")
+
+
+def list_profiles(paths: list[Path]) -> None:
+    """`profiles list`: a table of the station's instruments."""
+    from rich.table import Table
+
+    catalog = _catalog(paths)
+    t = Table()
+    for name in ("partner", "instrument", "kind", "APID", "channels", "rate", "packet"):
+        t.add_column(name, no_wrap=True)
+    for inst in sorted(catalog, key=lambda i: (i.profile.partner, i.id)):
+        p = inst.profile
+        rate = 1.0 / p.expected_period_s
+        t.add_row(
+            p.partner,
+            p.instrument,
+            p.kind,
+            f"{p.apid:#05x}",
+            str(len(inst.channels)),
+            f"{rate:g} Hz",
+            f"{p.packet_length} B",
+        )
+    out().print(t)
+
+
+def simulate(
+    s: Settings,
+    broker: tuple[str, int],
+    *,
+    seed: int,
+    time_scale: float,
+    bundle: int,
+    fault: str,
+    duration: float | None,
+    instruments: list[str] | None,
+) -> None:
+    """`simulate`: the simulated station publishes to ``broker`` for ``duration`` s (or until
+    Ctrl-C), then says what it published and lost."""
+    from ilrs_ops.sim import Simulator
+
+    catalog = _catalog([s.profiles])
+    faults = _faults(fault)
+    host, port = broker
+
+    async def main() -> None:
+        sim = Simulator(
+            catalog,
+            host=host,
+            port=port,
+            root=s.root,
+            seed=seed,
+            time_scale=time_scale,
+            bundle=bundle,
+            faults=faults,
+            instruments=instruments,
+            **s.broker_login,
+        )
+        err().print(f"simulating {len(sim.modules)} instruments -> {host}:{port}")
+        await sim.run(duration)
+        lost = ", ".join(f"{i}={n}" for i, n in sorted(sim.lost.items()) if n) or "none"
+        err().print(
+            f"published {sum(sim.published.values())} packets; lost {sum(sim.lost.values())} "
+            f"(broker unreachable or no PUBACK): {lost}"
+        )
+
+    _run(main())
+
+
+def ingest(
+    s: Settings,
+    broker: tuple[str, int],
+    *,
+    shard: str,
+    protocol: Protocol,
+    segment_messages: int,
+) -> None:
+    """`ingest`: this process's ``shard`` (text ``i/N``) of the instruments from ``broker`` into
+    the store, until Ctrl-C."""
+    from ilrs_ops.ingest import IngestConfig, Ingestor
+    from ilrs_ops.store import Store
+
+    catalog = _catalog([s.profiles])
+    host, port = broker
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+        config = IngestConfig(
+            host=host,
+            port=port,
+            root=s.root,
+            shard=i,
+            shards=n,
+            protocol=protocol,
+            segment_messages=segment_messages,
+            **s.broker_login,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{shard!r}: {exc}; write i/N, e.g. 0/2", param_hint="--shard"
+        ) from None
+
+    async def main() -> None:
+        with Store(s.data) as store:
+            err().print(f"ingesting shard {i}/{n} from {host}:{port} into {store.root}")
+            async with Ingestor(
+                catalog=catalog, store=store, config=config, profiles=s.profiles
+            ) as ingestor:
+                await ingestor.wait()
+
+    _run(main())
+
+
+def monitor(s: Settings, broker: tuple[str, int]) -> None:
+    """`monitor`: the decoded traffic from ``broker``, per instrument, until the connection
+    ends."""
+    from ilrs_ops.monitor import Monitor
+
+    catalog = _catalog([s.profiles])
+    host, port = broker
+
+    async def main() -> None:
+        async with _mqtt(host, port, s.broker_login) as client:
+            await _watch(Monitor(catalog, root=s.root), client)
+
+    _run(main())
+
+
+def up(
+    s: Settings,
+    broker: tuple[str, int] | None,
+    *,
+    seed: int,
+    time_scale: float,
+    fault: str,
+    http_port: int,
+) -> None:
+    """`up`: the station on one machine, over ``broker`` or, when None, an embedded one:
+    simulator, ingest into the store, the console and a live status table, until Ctrl-C."""
+    from ilrs_ops.broker import EmbeddedBroker
+    from ilrs_ops.console import ConsoleSettings, create_token, serve
+    from ilrs_ops.ingest import IngestConfig, Ingestor
+    from ilrs_ops.sim import Simulator
+    from ilrs_ops.store import Store
+
+    folder = s.profiles
+    catalog = _catalog([folder])
+    faults = _faults(fault)
+
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            login = s.broker_login if broker else {}  # the embedded broker takes anyone
+            if broker:
+                host, port = broker
+            else:
+                host, port = "127.0.0.1", s.embedded_port
+                await stack.enter_async_context(EmbeddedBroker(host=host, port=port))
+                err().print(f"embedded MQTT broker on {host}:{port}")
+            store = stack.enter_context(Store(s.data))
+            config = IngestConfig(
+                host=host, port=port, root=s.root, protocol="v5" if broker else "v311", **login
+            )
+            sim = Simulator(
+                catalog,
+                host=host,
+                port=port,
+                root=s.root,
+                seed=seed,
+                time_scale=time_scale,
+                faults=faults,
+                **login,
+            )
+            err().print(
+                f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
+            )
+            # A fresh operator token for this run, kept (hashed) beside the store.
+            tokens = store.root / "up-tokens.yaml"
+            tokens.unlink(missing_ok=True)
+            token = create_token(tokens, "operator", "operator")
+            console = ConsoleSettings(
+                broker_host=host,
+                broker_port=port,
+                root=s.root,
+                data=store.root,
+                profiles=folder,
+                tokens=tokens,
+                http_port=http_port,
+                broker_user=login.get("username"),
+                broker_password=login.get("password"),
+            )
+            ingestor = await stack.enter_async_context(
+                Ingestor(catalog=catalog, store=store, config=config, profiles=folder)
+            )
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(ingestor.wait())
+                await ingestor.ready()
+                tg.create_task(sim.run())
+                started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                tg.create_task(serve(console, started))
+                url = await started
+                err().print(f"console: {url}/  operator token: {token}")
+                tg.create_task(_show(lambda: _status_table(ingestor)))
+
+    _run(main())
+
+
+def console(
+    s: Settings, broker: tuple[str, int], *, http_port: int, tokens: Path | None, dev: bool
+) -> None:
+    """`console`: serve the operations console over ``broker`` and the store, until a signal.
+    Settings the command line does not give stay with ``ILRS_CONSOLE_*``."""
+    from pydantic import ValidationError
+
+    from ilrs_ops.console import ConsoleSettings, serve
+
+    host, port = broker
+    given: dict[str, object] = {"tokens": tokens} if tokens else {}
+    if s.broker_user:  # else ILRS_CONSOLE_BROKER_USER/_PASSWORD, when set, stay in force
+        given |= {"broker_user": s.broker_user, "broker_password": s.broker_password}
+    try:
+        settings = ConsoleSettings(
+            broker_host=host,
+            broker_port=port,
+            root=s.root,
+            data=s.data,
+            profiles=s.profiles,
+            http_port=http_port,
+            dev=dev,
+            **given,
+        )
+    except ValidationError as exc:
+        fail(exc.errors()[0]["msg"])
+    _run(serve(settings, capture_signals=True))
+
+
+def make_token(tokens: Path, name: str, role: str, partner: str | None) -> None:
+    """`token`: add a token for ``name`` to ``tokens`` and print it (its only appearance)."""
+    from ilrs_ops.console import create_token
+
+    try:
+        out().print(create_token(tokens, name, role, partner))  # type: ignore[arg-type]
+    except IlrsError as exc:
+        fail(str(exc))
+
+
+def broker_config(s: Settings, folder: Path, *, port: int, run_as: str | None) -> None:
+    """`broker-config`: Mosquitto passwords, ACLs and config for the profiles into ``folder``."""
+    from ilrs_ops.broker_config import write_broker_config
+
+    catalog = _catalog([s.profiles])
+    try:
+        cfg = write_broker_config(catalog, folder, root=s.root, port=port, run_as=run_as)
+    except (IlrsError, OSError) as exc:
+        fail(str(exc))
+    out().print(
+        f"{len(cfg.users)} MQTT users ({len(catalog)} instruments) in {cfg.folder}: passwords, "
+        f"acl, mosquitto.conf; credentials in {cfg.credentials} (mode 0600, keep it secret)"
+    )
+
+
+def import_file(
+    s: Settings,
+    file: Path,
+    *,
+    name: str,
+    instruments: list[str] | None,
+    profile: Path | None,
+    chunk_size: int,
+) -> None:
+    """`import`: ``file`` into recording ``name``, each packet routed by APID to ``profile``'s
+    instruments, the ``instruments`` named, or else the whole catalog; then a summary table."""
+    from rich.table import Table
+
+    from ilrs_ops.profiles import Catalog
+    from ilrs_ops.replay import Recorder, create_recording, import_packets
+    from ilrs_ops.store import Store
+
+    catalog = _catalog([s.profiles])
+    if profile is not None:
+        chosen = _catalog([profile])
+        catalog = Catalog({**catalog.instruments, **chosen.instruments})
+        routes = chosen.by_apid
+    elif instruments:
+        unknown = sorted(set(instruments) - catalog.instruments.keys())
+        if unknown:
+            raise typer.BadParameter(
+                f"unknown instrument(s) {unknown}; see `ilrs-ops profiles list`",
+                param_hint="--instrument",
+            )
+        routes = {catalog.instruments[i].profile.apid: catalog.instruments[i] for i in instruments}
+    else:
+        routes = catalog.by_apid
+
+    async def main() -> None:
+        rec = create_recording(s.data, name, "imported", str(file.resolve()))
+        with Store(rec.path) as store, _progress("importing", file.stat().st_size) as bar:
+            recorder = Recorder(store, catalog)
+            summary = await asyncio.to_thread(
+                import_packets, file, recorder, routes, chunk_octets=chunk_size, progress=bar
+            )
+        rec.extra = {
+            "octets": summary.octets,
+            "by_apid": {str(k): v for k, v in summary.by_apid.items()},
+        }
+        seen = sorted({*recorder.packets, *recorder.rejects} - {"_unknown"})
+        rec.finish(seen, recorder.packets, recorder.rejects)
+        t = Table(title=f"imported {file.name} into recording {name!r}")
+        for col in ("APID", "instrument", "packets", "decoded"):
+            t.add_column(col, no_wrap=True)
+        by_apid = {a: i.id for a, i in routes.items()}
+        # Garbage reads as many APIDs of an item or two: the largest ten, then the rest summed.
+        ranked = sorted(summary.by_apid.items(), key=lambda kv: (kv[0] not in by_apid, -kv[1]))
+        for apid, count in sorted(ranked[:10]):
+            inst = by_apid.get(apid, "-" if apid >= 0 else "(no header)")
+            decoded = summary.decoded.get(inst, 0) if apid in by_apid else 0
+            t.add_row(f"{apid:#05x}" if apid >= 0 else "-", inst, str(count), str(decoded))
+        if len(ranked) > 10:
+            rest = sum(c for _, c in ranked[10:])
+            t.add_row(f"{len(ranked) - 10} more", "-", str(rest), "0")
+        out().print(t)
+        reasons = ", ".join(f"{r} {c}" for r, c in sorted(summary.quarantined.items())) or "none"
+        out().print(
+            f"{summary.octets} octets, {summary.items} packets: "
+            f"{sum(summary.decoded.values())} decoded, quarantined: {reasons}"
+        )
+
+    _run(main())
+
+
+def replay(
+    s: Settings,
+    broker: tuple[str, int],
+    *,
+    from_: str,
+    name: str,
+    instruments: list[str] | None,
+    window: tuple[int | None, int | None],
+    speed: str,
+    factor: float | None,
+    bundle: int,
+    direct: bool,
+    protocol: Protocol,
+) -> None:
+    """`replay`: the store or recording ``from_``, in packet-time order within ``window``
+    ([start, stop) ns), into recording ``name``: over MQTT at ``factor`` x real time (None: as
+    fast as it goes; ``speed`` is the text given) or, ``direct``, straight into the pipelines."""
+    from ilrs_ops.replay import (
+        StoreSource,
+        create_recording,
+        replay_into,
+        replay_root,
+        resolve_store,
+    )
+
+    catalog = _catalog([s.profiles])
+    host, port = broker
+    topic_root = replay_root(s.root, name)
+
+    async def main() -> None:
+        src = resolve_store(s.data, from_)
+        try:
+            source = StoreSource(
+                src, catalog, root=topic_root, instruments=instruments,
+                start_ns=window[0], stop_ns=window[1], bundle=bundle,
+            )  # fmt: skip
+        except InputError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--instrument") from None
+        rec = create_recording(s.data, name, "replayed", str(src))
+        rec.window = window
+        rec.extra = {"speed": speed, "direct": direct, "bundle": bundle, "topic_root": topic_root}
+        with _progress("replaying", source.total) as bar:
+            await replay_into(
+                source, rec, catalog, host=host, port=port, speed=factor, direct=direct,
+                protocol=protocol, progress=bar, **s.broker_login,
+            )  # fmt: skip
+        packets = rec.packets
+        how = "directly" if direct else f"over MQTT ({topic_root}, speed {speed})"
+        out().print(
+            f"replayed {sum(packets.values())} packets of {len(source.instruments)} instrument(s)"
+            f" from {src} {how} into recording {name!r} ({rec.path})"
+        )
+
+    _run(main())
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a command's coroutine; Ctrl-C stops cleanly, IlrsError prints its message and exits 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        err().print("stopped")
+    except IlrsError as exc:
+        fail(str(exc))
+
+
+def _catalog(paths: list[Path]) -> Catalog:
+    """The profiles of ``paths``; on mistakes, every problem printed and exit 1."""
+    from ilrs_ops.profiles import load_catalog
+
+    try:
+        return load_catalog(paths)
+    except ProfileError as exc:
+        for p in exc.problems:
+            err().print(f"[red]error[/red] {p}", highlight=False, soft_wrap=True)
+        err().print(f"{len(exc.problems)} problem(s) in the profiles")
+        raise typer.Exit(1) from None
+
+
+def _faults(text: str) -> Faults:
+    """--fault parsed; a bad one is a usage error (exit 2) that says how to write it."""
+    from ilrs_ops.sim import Faults
+
+    try:
+        return Faults.parse(text)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fault") from None
+
+
+@contextlib.contextmanager
+def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields the function to advance it (safe from threads)."""
+    from rich.progress import Progress
+
+    with Progress(console=err(), transient=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+HEALTH_STYLE = {
+    "nominal": "green",
+    "warning": "yellow",
+    "critical": "bold red",
+    "stale": "magenta",
+    "offline": "dim",
+}
+
+
+def _status_table(ingestor: Ingestor) -> Table:
+    """`up`'s live view: one row per lane, its health coloured, its latest values."""
+    from rich.table import Table
+
+    now = time.time()
+    t = Table(title="ILRS station — ingest status")
+    for col in ("partner", "instrument", "health", "packets", "rejects", "latest values"):
+        t.add_column(col, no_wrap=col != "latest values")
+    for lane_id, st in sorted(
+        ingestor.status.items(), key=lambda kv: (kv[1].instrument.profile.partner, kv[0])
+    ):
+        health = st.health(now)
+        values = ", ".join(f"{k}={_short(v)}" for k, v in list(st.latest.items())[:4])
+        t.add_row(
+            st.instrument.profile.partner,
+            lane_id,
+            f"[{HEALTH_STYLE[health]}]{health}[/]",
+            str(st.packets),
+            str(sum(st.rejects.values())),
+            values,
+        )
+    return t
+
+
+def _short(v: object) -> str:
+    """A value short enough for a table cell."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return f"[{len(v)} values]"
+    return str(v)
+
+
+async def _show(render: Callable[[], Table]) -> None:
+    """Redraw a table: live on a terminal, every 10 s otherwise (logs, CI)."""
+    from rich.live import Live
+
+    if sys.stdout.isatty():
+        with Live(render(), console=out(), refresh_per_second=2) as live:
+            while True:
+                await asyncio.sleep(0.5)
+                live.update(render())
+    while True:
+        await asyncio.sleep(10)
+        out().print(render())
+
+
+async def _watch(mon: Monitor, client: aiomqtt.Client) -> None:
+    """Feed the monitor and show its table until the connection ends."""
+    async with asyncio.TaskGroup() as tg:
+        reader = tg.create_task(mon.run(client))
+        view = tg.create_task(_show(mon.table))
+        await reader
+        view.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _mqtt(
+    host: str, port: int, login: dict[str, str | None]
+) -> AsyncIterator[aiomqtt.Client]:
+    """An MQTT client; aiomqtt's errors become IlrsError (exit 2 with the broker's address)."""
+    import aiomqtt
+
+    try:
+        async with aiomqtt.Client(host, port, **login) as client:
+            yield client
+    except aiomqtt.MqttError as exc:
+        raise BrokerError(f"MQTT broker {host}:{port}: {exc}") from exc
