@@ -400,7 +400,7 @@ async def amain(args: argparse.Namespace) -> None:
             private_mosquitto(
                 args.mosquitto, "set_tcp_nodelay true\n" if args.nodelay else ""
             ) as broker,
-            Store(tmp / "data", catalog) as store,
+            Store(tmp / "data") as store,
         ):
             print(
                 f"private mosquitto pid {broker.pid} on {HOST}:{broker.port}"
@@ -423,7 +423,8 @@ async def amain(args: argparse.Namespace) -> None:
             if args.client_nodelay:
                 stack.enter_context(patched(paho_nodelay_patch()))
             stack.enter_context(patched((StationState, "apply", console_recorder(console_seen))))
-            ingestor = Ingestor(catalog, store, config)
+            ingestor = Ingestor(catalog=catalog, store=store, config=config)
+            await ingestor.__aenter__()
             token = create_token(tmp / "tokens.yaml", "bench", "operator")
             settings = ConsoleSettings(
                 broker_host=HOST,
@@ -437,7 +438,7 @@ async def amain(args: argparse.Namespace) -> None:
                 ws_queue=4096,
             )
             async with asyncio.TaskGroup() as tg:
-                ing_task = tg.create_task(ingestor.run())
+                ing_task = tg.create_task(ingestor.wait())
                 await ingestor.ready()
                 started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
                 con_task = tg.create_task(serve(settings, started))
@@ -510,7 +511,7 @@ async def amain(args: argparse.Namespace) -> None:
                 ing_task.cancel()
                 con_task.cancel()
             stack.close()
-            await ingestor.close()
+            await ingestor.__aexit__(None, None, None)
             metrics = [la.metrics for la in ingestor.lanes.values()]
             store_errors = sum(m.store_errors for m in metrics)
     finally:

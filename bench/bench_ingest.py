@@ -360,9 +360,8 @@ class IngestRun:
 
 def held_bytes(ingestor: Ingestor) -> int:
     total = 0
-    for lane in ingestor.lanes.values():
-        for p in lane.pending:
-            total += sum(t.nbytes for t in (p.raw, p.telemetry, p.events, p.rollups, p.quarantine))
+    for feed in ingestor.lanes.values():
+        total += feed.lane.segment_bytes
     return total
 
 
@@ -381,15 +380,17 @@ async def ingest_receive(
     patches = split_patches(split) + ([threads.patch()] if profile else [])
     main_prof = cProfile.Profile() if profile else None
     try:
-        with Store(tmp, catalog) as store, patched(*patches):
+        with Store(tmp) as store, patched(*patches):
             config = IngestConfig(host=HOST, port=broker.port, root=root, client_id=client_id)
-            ingestor = Ingestor(catalog, store, config)
+            ingestor = Ingestor(catalog=catalog, store=store, config=config)
+            await ingestor.__aenter__()  # recovery of the empty store: before the clock
             cpu0, main0 = time.process_time(), time.thread_time()
             broker0, busy0 = broker.cpu_s(), busy_cpu_s()
             if main_prof is not None:
                 main_prof.enable()
             t0 = time.perf_counter()
-            task = asyncio.create_task(ingestor.run())
+            task = ingestor._task  # the ingestor's own run, cancelled below as a shutdown would
+            assert task is not None
             durable_s = processed_s = None
             while processed_s is None:
                 await asyncio.sleep(0.005)
@@ -432,7 +433,7 @@ async def ingest_receive(
             seal_s = time.perf_counter() - t1
             threads.active = False
             seal_stats = threads.stats()
-            await ingestor.close()  # nothing is left to seal
+            await ingestor.__aexit__(None, None, None)  # nothing is left to seal
             batches = sum(la.metrics.batches for la in ingestor.lanes.values())
             rejects = dict(ingestor.rejects)
             metrics = [la.metrics for la in ingestor.lanes.values()]
@@ -670,8 +671,7 @@ def profile_report(name: str, stats: pstats.Stats, wall_s: float, top: int) -> N
         ("asyncio", "asyncio"),
         ("ilrs_ops/ingest", "ilrs_ops.ingest"),
         ("ilrs_ops/store", "ilrs_ops.store"),
-        ("ilrs_ops/process", "ilrs_ops.process"),
-        ("ilrs_ops/telemetry", "ilrs_ops.telemetry"),
+        ("ilrs_ops/processing", "ilrs_ops.processing"),
         ("pipelines", "pipelines"),
         ("pyarrow", "pyarrow"),
         ("numpy", "numpy"),

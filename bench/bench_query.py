@@ -3,7 +3,7 @@ query against DuckDB on the same Parquet files.
 
 Run: .venv/bin/python bench/bench_query.py [hours] [buckets]
 A synthetic profile (12 calibrated i16 channels, 100 packets/s) is encoded, run through the real
-``Processor`` in one-minute batches and sealed hour by hour with ``Store.seal_segment``. Then, on
+a ``Lane`` in one-minute batches and sealed hour by hour with ``processing.seal``. Then, on
 the same files: the store's query (auto: served from the 1 s rollups; and exact, from telemetry)
 against DuckDB's GROUP BY (over raw telemetry, and over the rollups with the store's rule). Each
 pair is checked equal before timing; best of 3 runs, warm caches.
@@ -24,10 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb
 
-from ilrs_ops.processing import Processor
+from ilrs_ops.processing import History, Lane, recover, seal
 from ilrs_ops.profiles import load_catalog
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
 
 NS = 1_000_000_000
 START = 1_750_032_000 * NS  # 2025-06-16T00:00:00Z
@@ -47,7 +46,7 @@ fields:
 """
 
 
-def build(root: Path, hours: int) -> tuple[Store, float]:
+def build(root: Path, hours: int) -> tuple[History, float]:
     """Write the profile and the sealed day; returns the store and the seconds it took."""
     folder = root / "profiles" / "bench"
     folder.mkdir(parents=True)
@@ -59,16 +58,15 @@ def build(root: Path, hours: int) -> tuple[Store, float]:
     catalog = load_catalog([root / "profiles"])
     inst = catalog.instruments["bench-imu"]
     module = Module(inst, Environment(epoch_ns=START), seed=1, start_ns=START)
-    store = Store(root / "data", catalog)
-    store.recover()
-    proc = Processor(inst)
+    store = History.at(root / "data", catalog)
+    recover(store.store, catalog)
+    lane = Lane(inst.id, inst)
     rng = np.random.default_rng(4)
     topic = inst.topic()
     size = inst.profile.packet_length
     t_build = time.perf_counter()
     per_batch = 60 * RATE_HZ  # one minute
     for hour in range(hours):
-        pending = []
         for minute in range(60):
             k0 = (hour * 60 + minute) * per_batch
             t = START + (np.arange(k0, k0 + per_batch, dtype=np.int64) * NS) // RATE_HZ
@@ -81,8 +79,8 @@ def build(root: Path, hours: int) -> tuple[Store, float]:
             buf = module.encode(t, values).tobytes()
             frames = [buf[i : i + RATE_HZ * size] for i in range(0, len(buf), RATE_HZ * size)]
             recv = t[RATE_HZ - 1 :: RATE_HZ] + NS // 10
-            pending.append(proc.process(frames, recv, topic))
-        store.seal_segment(inst.id, hour + 1, pending, proc.state)
+            lane.feed(recv, [topic] * len(frames), frames)
+        seal(store.store, inst.id, inst, hour + 1, *lane.take())
     return store, time.perf_counter() - t_build
 
 

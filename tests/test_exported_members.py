@@ -12,6 +12,8 @@ import ilrs_ops.sim
 PUBLIC = {
     ilrs_ops.profiles: {
         "HEADER_FIELDS",
+        "ID",
+        "ID_HINT",
         "Calibration",
         "Catalog",
         "CatalogOwner",

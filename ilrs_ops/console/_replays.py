@@ -27,17 +27,18 @@ from ilrs_ops.console._state import StationState, Update
 from ilrs_ops.errors import IlrsError
 from ilrs_ops.profiles import CatalogOwner
 from ilrs_ops.replay import (
+    META,
     Recording,
     RecordingError,
     ReplayControl,
     StoreSource,
+    check_name,
     create_recording,
     read_recording,
     recordings_dir,
     replay_into,
     replay_root,
 )
-from ilrs_ops.replay._recording import META, check_name
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("ilrs_ops.console.audit")

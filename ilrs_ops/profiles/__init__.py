@@ -8,6 +8,8 @@ from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._load import load_profile
 from ilrs_ops.profiles._plan import ProcessingPlan, compile_plans
 from ilrs_ops.profiles._schema import (
+    ID,
+    ID_HINT,
     Calibration,
     Derived,
     Detector,
@@ -21,6 +23,8 @@ from ilrs_ops.profiles._schema import (
 
 __all__ = [
     "HEADER_FIELDS",
+    "ID",
+    "ID_HINT",
     "Calibration",
     "Catalog",
     "CatalogOwner",

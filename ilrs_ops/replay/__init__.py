@@ -3,8 +3,10 @@
 from ilrs_ops.replay._import import CHUNK_OCTETS, ImportSummary, import_packets
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.replay._recording import (
+    META,
     Recording,
     RecordingError,
+    check_name,
     create_recording,
     list_recordings,
     read_recording,
@@ -24,6 +26,7 @@ from ilrs_ops.replay._source import Message, Source, StoreSource
 
 __all__ = [
     "CHUNK_OCTETS",
+    "META",
     "ImportSummary",
     "Message",
     "Published",
@@ -33,6 +36,7 @@ __all__ = [
     "ReplayControl",
     "Source",
     "StoreSource",
+    "check_name",
     "create_recording",
     "import_packets",
     "list_recordings",

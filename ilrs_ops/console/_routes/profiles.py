@@ -40,8 +40,7 @@ from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._deps import Console, ConsoleDep, PrincipalDep
 from ilrs_ops.console._errors import BadRequestError, ForbiddenError, NotFoundError, responses
 from ilrs_ops.errors import Problem, ProfileError
-from ilrs_ops.profiles import Catalog, load_catalog, load_profile
-from ilrs_ops.profiles._schema import ID, ID_HINT
+from ilrs_ops.profiles import ID, ID_HINT, Catalog, load_catalog, load_profile
 
 router = APIRouter(
     prefix="/api/profiles",
