@@ -75,12 +75,16 @@ def import_recording(data: Path, catalog: Catalog, name: str, streams: list[list
 
 @contextlib.contextmanager
 def serving(
-    data: Path, tokens_file: Path, root: str, broker: tuple[str, int] = MOSQUITTO
+    data: Path,
+    tokens_file: Path,
+    root: str,
+    broker: tuple[str, int] = MOSQUITTO,
+    profiles: Path = ROOT / "hardware_profiles",
 ) -> Iterator[tuple[str, Any]]:
     """The console app on a real uvicorn in a thread: (URL, app); shut down on exit."""
     settings = ConsoleSettings(
         broker_host=broker[0], broker_port=broker[1], root=root, data=data,
-        profiles=ROOT / "hardware_profiles", tokens=tokens_file,
+        profiles=profiles, tokens=tokens_file,
     )  # fmt: skip
     app = create_app(settings)
     config = uvicorn.Config(

@@ -163,11 +163,13 @@ async def committed_since(data: Path, lane: str, segment: int, timeout: float) -
     """Wait until a run has recovered and committed a batch to a WAL segment after
     ``segment``, so that a run is not always killed before it gets anything done."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for n, path in list_segments(data / "wal" / lane):
-            if n > segment and read_segment(path).batches:
-                return
-        await asyncio.sleep(0.05)
+    with Store(data) as store:
+        while time.monotonic() < deadline:
+            for n, _ in list_segments(data / "wal" / lane):
+                wal = store.read_wal(lane, n) if n > segment else None  # None: sealed since
+                if wal is not None and wal.batches:
+                    return
+            await asyncio.sleep(0.05)
 
 
 async def publish_paced(
@@ -234,6 +236,10 @@ async def stream_with_kills(
     publisher = asyncio.create_task(publish_paced(broker, topic, frames, stream_s, run.done))
     try:
         for k in range(kills):
+            # Kill k not before k/kills of the stream is out, so the kills land all along it
+            # however fast a run restarts.
+            while run.done[0] < k * len(frames) // kills and not publisher.done():
+                await asyncio.sleep(0.05)
             if k % 2:  # after the run has committed something: mid-stream, mid-batch, mid-seal
                 await committed_since(data, ROVER, segment, 30)
             await kill(k, ingest)
