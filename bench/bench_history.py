@@ -1,11 +1,13 @@
-"""The live WAL tail a telemetry query sees: before (5a2cc74's Store, which re-reads every
-unsealed WAL segment on each query) and after (History, which reads only what was appended).
+"""The live WAL tail a console telemetry query sees: before (5a2cc74's Store, which re-reads
+every unsealed WAL segment on each query) and after (History, which reads only what was
+appended).
 
 `.venv/bin/python bench/bench_history.py [--packets 100000] [--before PATH]`: writes an
 unsealed WAL of ``--packets`` suparco rover packets (frames of 10, as ingest would), then in a
-fresh process per implementation opens a reader, makes one cold query (every packet decoded),
-and 20 warm ones over the last 5 minutes of packet time, each after one more 10-packet message
-is appended to the WAL (a live station). ``--before`` is a checkout of the old code
+fresh process per implementation starts the console app (in process, FastAPI's TestClient) and
+makes one cold ``GET /api/instruments/sup-rover-1/telemetry`` (every packet decoded) and 20 warm
+ones over a 5-minute window at the WAL's end, each after one more 10-packet message is appended
+to the WAL (a live station). ``--before`` is a checkout of the old code
 (``git worktree add /tmp/before 5a2cc74``); its Store reads the same WAL format. Baseline in the
 same run: reading the WAL segment files alone (``read_segment``), which both must do at least
 once.
@@ -33,31 +35,33 @@ import json, sys, time
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[1])
+from fastapi.testclient import TestClient
+from ilrs_ops.console import ConsoleSettings, create_app
 from ilrs_ops.profiles import load_catalog
 from ilrs_ops.store import WalWriter
 from ilrs_ops.sim import Environment, Module
-data, kind, start = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-catalog = load_catalog([Path(sys.argv[1]) / "hardware_profiles"])
-inst = catalog.instruments["sup-rover-1"]
-if kind == "before":
-    from ilrs_ops.store import Store
-    reader = Store(data, catalog)
-else:
-    from ilrs_ops.processing import History
-    from ilrs_ops.store import Store
-    reader = History(Store(data), catalog)
-def query():
-    last = reader.latest(inst.id).column("time").cast("int64").to_pylist()[0]
-    return reader.query(inst.id, ["batt_v"], last - 300 * 10**9, last + 1)
-t0 = time.perf_counter(); rows = query().num_rows; cold = time.perf_counter() - t0
+data, kind, start, packets = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+profiles = Path(sys.argv[1]) / "hardware_profiles"
+inst = load_catalog([profiles]).instruments["sup-rover-1"]
+settings = ConsoleSettings(data=data, profiles=profiles, dev=True, broker_port=9)
+app = create_app(settings)
+lo, hi = start + (packets - 300) * 10**9, start + (packets + 300) * 10**9  # 5 min of the tail
+url = f"/api/instruments/{inst.id}/telemetry?channels=batt_v&start={lo}&stop={hi}"
 module = Module(inst, Environment(epoch_ns=start), seed=9, start_ns=start)
-module.index = int(sys.argv[5])
+module.index = packets
 writer = WalWriter(data / "wal" / inst.id, 2)
-warm = []
-for k in range(20):
-    b = module.next_batch(10)
-    writer.append(np.array([b.times_ns[-1]]), inst.topic(), [b"".join(b.packets)])
-    t0 = time.perf_counter(); n = query().num_rows; warm.append(time.perf_counter() - t0)
+with TestClient(app) as client:
+    h = {"Authorization": f"Bearer {app.state.dev_token}"}
+    def query():
+        r = client.get(url, headers=h)
+        assert r.status_code == 200, r.text
+        return r.json()["rows"]
+    t0 = time.perf_counter(); rows = query(); cold = time.perf_counter() - t0
+    warm = []
+    for k in range(20):
+        b = module.next_batch(10)
+        writer.append(np.array([b.times_ns[-1]]), inst.topic(), [b"".join(b.packets)])
+        t0 = time.perf_counter(); n = query(); warm.append(time.perf_counter() - t0)
 print(json.dumps({"cold": cold, "warm": warm, "rows": rows, "rows_after": n}))
 """
 
@@ -111,7 +115,7 @@ def main() -> None:
             build(data, args.packets)
             base = min(wal_read_s(data) for _ in range(3))
             results[kind] = run(code, data, kind, args.packets) | {"wal_read_s": base}
-    print(f"{args.packets} unsealed packets of {INSTRUMENT}; query: batt_v, last 5 minutes")
+    print(f"{args.packets} unsealed packets of {INSTRUMENT}; GET telemetry of batt_v, 5 minutes")
     print("| code | WAL read alone | cold query | warm query (median of 20) | warm / WAL read |")
     print("| --- | --- | --- | --- | --- |")
     for kind, r in results.items():

@@ -55,12 +55,11 @@ from paho.mqtt.properties import Properties
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ilrs_ops.ingest import IngestConfig, Ingestor
-from ilrs_ops.ingest._mqtt import RECEIVE_MAXIMUM, make_client
 from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Catalog, Instrument, load_profile
 from ilrs_ops.sim import Environment, Module
-from ilrs_ops.store import Store
-from ilrs_ops.store._wal import WalWriter
+from ilrs_ops.sources import RECEIVE_MAXIMUM, make_client
+from ilrs_ops.store import Store, WalWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

@@ -17,9 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ilrs_ops.profiles import Calibration
+from ilrs_ops.profiles import Calibration, calibration_plan
 from ilrs_ops.profiles import calibrate as numpy_calibrate
-from ilrs_ops.profiles._plan import calibration_plan
 from pipelines.calibrate import calibrate
 from pipelines.detectors import StaLtaPlan, sta_lta
 from pipelines.limits import LimitPlan, limit_states, transitions

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb
 
-from ilrs_ops.processing import History, Lane, recover, seal
+from ilrs_ops.history import History
+from ilrs_ops.processing import Lane, recover, seal
 from ilrs_ops.profiles import load_catalog
 from ilrs_ops.sim import Environment, Module
 

@@ -39,13 +39,13 @@ from bench_ingest import START, Broker, make_packets, private_mosquitto, warm_up
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import (
     Recorder,
-    StoreSource,
     create_recording,
     import_packets,
     replay_direct,
     replay_mqtt,
     replay_root,
 )
+from ilrs_ops.sources import StoreSource
 from ilrs_ops.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

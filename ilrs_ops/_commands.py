@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from ilrs_ops.ingest import Ingestor, Protocol
+    from ilrs_ops.ingest import Ingestor
     from ilrs_ops.monitor import Monitor
     from ilrs_ops.profiles import Catalog
     from ilrs_ops.settings import Settings
     from ilrs_ops.sim import Faults
+    from ilrs_ops.sources import Protocol
 
 
 @functools.cache
@@ -406,12 +407,12 @@ def replay(
     ([start, stop) ns), into recording ``name``: over MQTT at ``factor`` x real time (None: as
     fast as it goes; ``speed`` is the text given) or, ``direct``, straight into the pipelines."""
     from ilrs_ops.replay import (
-        StoreSource,
         create_recording,
         replay_into,
         replay_root,
         resolve_store,
     )
+    from ilrs_ops.sources import StoreSource
 
     catalog = _catalog([s.profiles])
     host, port = broker

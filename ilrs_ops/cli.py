@@ -18,8 +18,8 @@ from ilrs_ops import _commands
 from ilrs_ops.errors import InputError
 
 if TYPE_CHECKING:
-    from ilrs_ops.ingest import Protocol
     from ilrs_ops.settings import Settings
+    from ilrs_ops.sources import Protocol
 
 app = typer.Typer(
     help="ILRS ground segment: telemetry ingest and operations.", no_args_is_help=True

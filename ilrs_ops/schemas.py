@@ -29,19 +29,18 @@ QUARANTINE = pa.schema(
     [
         ("recv", TIME),
         ("topic", pa.string()),
-        ("reason", pa.string()),  # truncated, length_past_end, bad_version, bad_length,
-        # unknown_instrument, wrong_apid, duplicate, out_of_order
+        ("reason", pa.string()),  # one of ilrs_ops.wire.REASONS
         ("detail", pa.string()),
         ("data", pa.binary()),
     ]
 )
 
-#: Things that happened: limit transitions, sequence gaps, rejects, detector triggers, and
-#: (from the console) alarm acks, shelves and profile changes.
+#: Things that happened: limit transitions, sequence gaps, detector triggers, and (from the
+#: console) alarm acks, shelves and profile changes. Rejects are not events: see QUARANTINE.
 EVENTS = pa.schema(
     [
         ("time", TIME),
-        ("kind", pa.string()),  # limit, gap, reject, detector, ack, shelve, profile
+        ("kind", pa.string()),  # one of ilrs_ops.wire.EVENT_KINDS
         ("channel", pa.string()),  # null when not about one channel
         ("from_state", pa.int8()),  # limit states: -1 invalid, 0 nominal, 1 yellow, 2 red
         ("to_state", pa.int8()),

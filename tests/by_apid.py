@@ -46,7 +46,6 @@ class Rejected:
 
     reasons: list[str] = field(default_factory=list)
     data: list[bytes] = field(default_factory=list)
-    frames: list[int] = field(default_factory=list)
 
     def counts(self) -> Counter[str]:
         return Counter(self.reasons)
@@ -62,7 +61,6 @@ def decode_frames(catalog: Catalog, frames: Sequence[bytes]) -> tuple[list[Decod
             s, n = int(items.start[i]), int(items.length[i])
             rejected.reasons.append(reason)
             rejected.data.append(buf[s : s + n].tobytes())
-            rejected.frames.append(int(items.frame[i]))
 
     for status in np.unique(items.status[items.status != OK]):
         reject(np.flatnonzero(items.status == status), STATUS_NAMES[int(status)])

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from ilrs_ops import _backoff
-from ilrs_ops._backoff import STEPS_S, Backoff
+from ilrs_ops import backoff
+from ilrs_ops.backoff import STEPS_S, Backoff
 
 
 async def test_delays_grow_cap_and_reset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,7 +16,7 @@ async def test_delays_grow_cap_and_reset(monkeypatch: pytest.MonkeyPatch) -> Non
     async def fake_sleep(s: float) -> None:
         slept.append(s)
 
-    monkeypatch.setattr(_backoff.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(backoff.asyncio, "sleep", fake_sleep)
     b = Backoff()
     log = logging.getLogger("test")
     for _ in range(len(STEPS_S) + 2):
@@ -32,7 +32,7 @@ async def test_silent_wait_logs_nothing_and_counts(
     async def fake_sleep(s: float) -> None:
         pass
 
-    monkeypatch.setattr(_backoff.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(backoff.asyncio, "sleep", fake_sleep)
     b = Backoff()
     with caplog.at_level(logging.DEBUG):
         await b.wait()

@@ -24,9 +24,7 @@ from ilrs_ops.broker_config import (
     write_broker_config,
 )
 from ilrs_ops.cli import app
-from ilrs_ops.console._live import follow
-from ilrs_ops.console._settings import ConsoleSettings
-from ilrs_ops.console._state import StationState
+from ilrs_ops.console import ConsoleSettings, StationState, follow
 from ilrs_ops.errors import IlrsError
 from ilrs_ops.profiles import Catalog
 from tests.conftest import MOSQUITTO_EXE, start_mosquitto

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from tests.conftest import DATA, ROOT, start_mosquitto
 from tests.test_ingest_crash import Ingest, check_parquet_opens, duplicates, stored_raw

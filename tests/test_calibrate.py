@@ -9,9 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ilrs_ops.profiles import Calibration, compile_layout, load_profile
+from ilrs_ops.profiles import (
+    Calibration,
+    calibration_plan,
+    compile_layout,
+    compile_plans,
+    load_profile,
+)
 from ilrs_ops.profiles import calibrate as _reference
-from ilrs_ops.profiles._plan import calibration_plan, compile_plans
 from pipelines.calibrate import NONE, POLY, SEGMENTS, TABLE, CalPlan, calibrate
 
 ROOT = Path(__file__).parents[1]

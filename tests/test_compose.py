@@ -24,9 +24,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from ilrs_ops.broker_config import CONSOLE, INGEST, SERVICE_USERS, write_broker_config
-from ilrs_ops.ingest._mqtt import ack, make_client
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.settings import Settings
+from ilrs_ops.sources import ack, make_client
 from tests.conftest import MOSQUITTO_EXE, start_mosquitto
 from tests.test_broker_config import received
 

@@ -40,7 +40,7 @@ from ilrs_ops.console import (
     create_app,
     create_token,
 )
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.sim import Faults
 from ilrs_ops.wire import InstrumentStatus

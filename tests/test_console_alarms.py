@@ -22,9 +22,8 @@ import pytest
 import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
-from ilrs_ops.console import ConsoleSettings, create_app
-from ilrs_ops.console._alarms import AlarmBook
-from ilrs_ops.processing import History
+from ilrs_ops.console import AlarmBook, ConsoleSettings, create_app
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.schemas import EVENTS
 from ilrs_ops.sim import Faults
@@ -155,7 +154,7 @@ def test_rebuilt_from_the_stores_excursions(site: Site):
     """The simulated excursions' limit events fold into alarms at start, like a direct fold."""
     expected = AlarmBook()
     with History.at(site.tmp / "data", site.catalog) as store:
-        from ilrs_ops.console._alarms import rebuild
+        from ilrs_ops.console import rebuild
 
         n = rebuild(expected, store, site.catalog, 7, time.time_ns())
     assert n > 0, "the simulated excursions made no limit events"

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import load_catalog
 from tests.conftest import ROOT
 from tests.test_console import role_tokens

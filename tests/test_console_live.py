@@ -13,8 +13,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from ilrs_ops.console import StationState
-from ilrs_ops.console._live import follow
+from ilrs_ops.console import StationState, follow
 from ilrs_ops.wire import aged_health
 from tests.conftest import start_mosquitto
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ilrs_ops.console._routes.profiles import MAX_PROFILE_UPLOAD
+from ilrs_ops.console import MAX_PROFILE_UPLOAD
 from ilrs_ops.profiles import load_catalog
 from tests.conftest import ROOT
 from tests.test_console_alarms import Site, make_site, serve

@@ -24,7 +24,7 @@ import uvicorn
 from websockets.sync.client import connect
 
 from ilrs_ops.console import ConsoleSettings, create_app, create_token
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import Recorder, create_recording, import_packets, read_recording
 from ilrs_ops.sim import Environment, Module

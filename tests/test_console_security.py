@@ -26,9 +26,17 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from ilrs_ops.console import ConsoleError, ConsoleSettings, create_app, create_token
-from ilrs_ops.console._auth import FailedLogins, RedactTokens
-from ilrs_ops.console._routes.profiles import MAX_DEPTH, MAX_NODES, MAX_PROFILE_UPLOAD
+from ilrs_ops.console import (
+    MAX_DEPTH,
+    MAX_NODES,
+    MAX_PROFILE_UPLOAD,
+    ConsoleError,
+    ConsoleSettings,
+    FailedLogins,
+    RedactTokens,
+    create_app,
+    create_token,
+)
 from tests.conftest import ROOT
 from tests.test_console_alarms import A, Site, make_site
 

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ilrs_ops.errors import ProfileError
-from ilrs_ops.profiles import load_profile
-from ilrs_ops.profiles._plan import compile_plans
+from ilrs_ops.profiles import compile_plans, load_profile
 from pipelines.detectors import StaLtaPlan, StaLtaState, sta_lta
 
 SEISMOMETER = Path(__file__).parents[1] / "hardware_profiles" / "cnsa" / "seismometer.yaml"

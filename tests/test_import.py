@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ilrs_ops.cli import app
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import (
     Recorder,

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from ilrs_ops.history import History
 from ilrs_ops.ingest import IngestConfig, Ingestor, shard_of
-from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW
 from ilrs_ops.sim import Environment, Faults, Module, Simulator

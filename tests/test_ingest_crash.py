@@ -28,8 +28,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from ilrs_ops._fs import is_temp
-from ilrs_ops.processing import History, recover
+from ilrs_ops.files import is_temp
+from ilrs_ops.history import History
+from ilrs_ops.processing import recover
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
 from ilrs_ops.store import TABLES, Store, list_segments, read_segment

@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from ilrs_ops.processing import History, recover
+from ilrs_ops.history import History
+from ilrs_ops.processing import recover
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
 from tests.conftest import DATA, ROOT

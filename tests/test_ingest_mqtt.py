@@ -12,7 +12,7 @@ import asyncio
 import aiomqtt
 import pytest
 
-from ilrs_ops.ingest._mqtt import ReadGate, ack, make_client
+from ilrs_ops.sources import ReadGate, ack, make_client
 from tests.conftest import MOSQUITTO
 
 

@@ -29,10 +29,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from ilrs_ops.ingest._mqtt import HOLD_HIGH, RECEIVE_MAXIMUM
-from ilrs_ops.processing import History, Processor, recover
+from ilrs_ops.history import History
+from ilrs_ops.processing import Processor, recover
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.sim import Environment, Module
+from ilrs_ops.sources import HOLD_HIGH, RECEIVE_MAXIMUM
 from tests.conftest import ROOT
 
 PROFILES = ROOT / "hardware_profiles"

@@ -11,8 +11,8 @@ import aiomqtt
 import numpy as np
 import pyarrow.dataset as ds
 
+from ilrs_ops.history import History
 from ilrs_ops.ingest import IngestConfig, Ingestor
-from ilrs_ops.processing import History
 from ilrs_ops.profiles import load_catalog
 from ilrs_ops.sim import Environment, Module
 from tests.conftest import DATA, MOSQUITTO

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ilrs_ops.errors import ProfileError
-from ilrs_ops.profiles import Limits, load_profile
-from ilrs_ops.profiles._plan import compile_plans, limit_plan
+from ilrs_ops.profiles import Limits, compile_plans, limit_plan, load_profile
 from pipelines.limits import (
     INVALID,
     NOMINAL,

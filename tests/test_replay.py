@@ -17,16 +17,13 @@ from typer.testing import CliRunner
 
 from ilrs_ops.cli import app
 from ilrs_ops.errors import BrokerError
+from ilrs_ops.history import History
 from ilrs_ops.ingest import IngestConfig
-from ilrs_ops.processing import History
 from ilrs_ops.profiles import Catalog, load_catalog
 from ilrs_ops.replay import (
-    Message,
     Recorder,
     RecordingError,
     ReplayControl,
-    Source,
-    StoreSource,
     create_recording,
     import_packets,
     list_recordings,
@@ -38,6 +35,7 @@ from ilrs_ops.replay import (
 )
 from ilrs_ops.schemas import RAW
 from ilrs_ops.sim import Faults, Simulator
+from ilrs_ops.sources import Message, Source, StoreSource
 from ilrs_ops.store import Store
 from tests.conftest import MOSQUITTO, ROOT
 from tests.test_import import UNIX, campaign_file, two  # noqa: F401 (a fixture)

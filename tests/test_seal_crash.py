@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import watchfiles
 
-from ilrs_ops._fs import is_temp
-from ilrs_ops.processing import History
+from ilrs_ops.files import is_temp
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
 from tests.test_ingest_crash import (

@@ -9,8 +9,7 @@ import pytest
 
 from ilrs_ops.ccsds import decode_cuc
 from ilrs_ops.profiles import Catalog, calibrate
-from ilrs_ops.sim import STRAY_APID, Environment, Faults, Module
-from ilrs_ops.sim._environment import SOC_DAWN, SYNODIC_S
+from ilrs_ops.sim import SOC_DAWN, STRAY_APID, SYNODIC_S, Environment, Faults, Module
 from tests.by_apid import decode_frames
 from tests.conftest import reference_fields
 from tests.reference import decode_packet

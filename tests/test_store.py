@@ -12,10 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import ilrs_ops.store
 from ilrs_ops.errors import IlrsError, StoreError
+from ilrs_ops.history import History
 from ilrs_ops.processing import (
-    History,
     Lane,
     Processed,
     Processor,
@@ -138,21 +137,7 @@ def inst(rover: Catalog) -> Instrument:
 # ---------------------------------------------------------------------- API
 
 
-def test_exports_are_the_intended_ones() -> None:
-    assert set(ilrs_ops.store.__all__) == {
-        "SCHEMAS",
-        "TABLES",
-        "UNKNOWN",
-        "WAL_SCHEMA",
-        "Store",
-        "Unsealed",
-        "WalSegment",
-        "WalWriter",
-        "list_segments",
-        "read_segment",
-        "translate",
-        "window",
-    }
+def test_store_errors_are_ilrs_errors() -> None:
     assert issubclass(StoreError, IlrsError)
 
 

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ilrs_ops.errors import StoreError
-from ilrs_ops.processing import History, Processor, recover, seal
+from ilrs_ops.history import History
+from ilrs_ops.processing import Processor, recover, seal
 from ilrs_ops.profiles import Catalog, Instrument, load_catalog
 from ilrs_ops.store import Store, _seal
 from tests.test_store import (

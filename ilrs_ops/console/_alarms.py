@@ -37,7 +37,7 @@ import pyarrow as pa
 from ilrs_ops.console._data import NS, iso
 from ilrs_ops.console._errors import AccessError
 from ilrs_ops.console._state import Update
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog
 
 NOMINAL = 0

@@ -33,7 +33,7 @@ from ilrs_ops.console._routes import ROUTERS
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
 from ilrs_ops.errors import StoreError
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import CatalogOwner, load_catalog
 from ilrs_ops.store import Store
 

@@ -37,9 +37,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML, YAMLError
 
-from ilrs_ops._fs import write_atomic
 from ilrs_ops.console._errors import ConsoleError
 from ilrs_ops.errors import InputError
+from ilrs_ops.files import write_atomic
 from ilrs_ops.profiles import Instrument
 
 log = logging.getLogger(__name__)

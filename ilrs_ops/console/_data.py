@@ -30,7 +30,7 @@ from ilrs_ops.console._errors import (
 )
 from ilrs_ops.console._state import StationState, Update
 from ilrs_ops.errors import InputError, StoreError
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, Instrument
 
 NS = wire.NS

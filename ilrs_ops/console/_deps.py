@@ -14,7 +14,7 @@ from ilrs_ops.console._data import Access
 from ilrs_ops.console._errors import TooManyRequestsError, UnauthorizedError
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
-from ilrs_ops.processing import History
+from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, CatalogOwner
 from ilrs_ops.store import Store
 

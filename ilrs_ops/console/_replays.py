@@ -31,7 +31,6 @@ from ilrs_ops.replay import (
     Recording,
     RecordingError,
     ReplayControl,
-    StoreSource,
     check_name,
     create_recording,
     read_recording,
@@ -39,6 +38,7 @@ from ilrs_ops.replay import (
     replay_into,
     replay_root,
 )
+from ilrs_ops.sources import StoreSource
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("ilrs_ops.console.audit")

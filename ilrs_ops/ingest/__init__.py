@@ -1,6 +1,5 @@
 """Ingest: MQTT telemetry to the durable store, acknowledged only once it is safe on disk."""
 
 from ilrs_ops.ingest._ingestor import Committed, IngestConfig, Ingestor, LaneMetrics, shard_of
-from ilrs_ops.ingest._mqtt import Protocol
 
-__all__ = ["Committed", "IngestConfig", "Ingestor", "LaneMetrics", "Protocol", "shard_of"]
+__all__ = ["Committed", "IngestConfig", "Ingestor", "LaneMetrics", "shard_of"]

@@ -37,11 +37,11 @@ import pyarrow.compute as pc
 import watchfiles
 
 from ilrs_ops import wire
-from ilrs_ops._backoff import Backoff
+from ilrs_ops.backoff import Backoff
 from ilrs_ops.errors import InputError, ProfileError, StoreError
-from ilrs_ops.ingest._mqtt import RECEIVE_MAXIMUM, Protocol, ReadGate, ack, make_client
 from ilrs_ops.processing import Lane, Processed, recover, recover_lane, seal
 from ilrs_ops.profiles import Catalog, CatalogOwner, Instrument, load_catalog
+from ilrs_ops.sources import RECEIVE_MAXIMUM, Protocol, ReadGate, ack, make_client
 from ilrs_ops.store import UNKNOWN, Store
 from ilrs_ops.wire import InstrumentStatus
 

@@ -1,7 +1,6 @@
 """Processing: one Lane per instrument drives the Processor (``pipelines`` kernels) for every way
-in; recovery re-runs the WAL through it, and History joins sealed reads with the live tail."""
+in; recovery re-runs the WAL through it."""
 
-from ilrs_ops.processing._history import ROLLUPS_PER_BUCKET, History, Source
 from ilrs_ops.processing._lane import MERGE_BATCHES, Lane, merge
 from ilrs_ops.processing._processor import (
     DEDUPE_WINDOW,
@@ -18,18 +17,16 @@ from ilrs_ops.processing._recover import (
     recover_lane,
     seal,
     seal_by_replay,
+    state_of,
 )
 
 __all__ = [
     "DEDUPE_WINDOW",
     "MERGE_BATCHES",
-    "ROLLUPS_PER_BUCKET",
-    "History",
     "Lane",
     "ProcessState",
     "Processed",
     "Processor",
-    "Source",
     "checkpoint_state",
     "merge",
     "packet_time_ns",
@@ -39,4 +36,5 @@ __all__ = [
     "seal",
     "seal_by_replay",
     "split_batch",
+    "state_of",
 ]

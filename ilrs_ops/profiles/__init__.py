@@ -6,7 +6,7 @@ from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_c
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
 from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._load import load_profile
-from ilrs_ops.profiles._plan import ProcessingPlan, compile_plans
+from ilrs_ops.profiles._plan import ProcessingPlan, calibration_plan, compile_plans, limit_plan
 from ilrs_ops.profiles._schema import (
     ID,
     ID_HINT,
@@ -42,8 +42,10 @@ __all__ = [
     "SimSpec",
     "TimeCode",
     "calibrate",
+    "calibration_plan",
     "compile_layout",
     "compile_plans",
+    "limit_plan",
     "load_catalog",
     "load_profile",
     "parse",

@@ -22,20 +22,16 @@ from ilrs_ops.replay._replay import (
     replay_mqtt,
     replay_root,
 )
-from ilrs_ops.replay._source import Message, Source, StoreSource
 
 __all__ = [
     "CHUNK_OCTETS",
     "META",
     "ImportSummary",
-    "Message",
     "Published",
     "Recorder",
     "Recording",
     "RecordingError",
     "ReplayControl",
-    "Source",
-    "StoreSource",
     "check_name",
     "create_recording",
     "import_packets",

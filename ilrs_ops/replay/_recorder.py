@@ -13,7 +13,7 @@ import pyarrow as pa
 from ilrs_ops.errors import InputError
 from ilrs_ops.processing import Lane, Processed, seal
 from ilrs_ops.profiles import Catalog
-from ilrs_ops.replay._source import Message
+from ilrs_ops.sources import Message
 from ilrs_ops.store import SCHEMAS, UNKNOWN, Store
 
 #: Processed tables held per store before a seal writes them out as one segment per lane.

@@ -14,11 +14,11 @@ import aiomqtt
 
 from ilrs_ops import wire
 from ilrs_ops.errors import BrokerError, InputError
-from ilrs_ops.ingest import IngestConfig, Ingestor, Protocol
+from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.replay._recording import Recording
-from ilrs_ops.replay._source import Source, StoreSource
+from ilrs_ops.sources import Protocol, Source, StoreSource
 from ilrs_ops.store import Store
 
 log = logging.getLogger(__name__)

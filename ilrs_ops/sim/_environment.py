@@ -40,9 +40,6 @@ class Environment:
         """Sine of the sun's elevation at the south-pole site, clipped to [0, 1] (0 at night)."""
         return np.clip(np.sin(2.0 * np.pi * self.phase(t_ns, lag_h)), 0.0, 1.0)
 
-    def is_day(self, t_ns: np.ndarray) -> np.ndarray:
-        return self.phase(t_ns) < 0.5
-
     def state_of_charge(self, t_ns: np.ndarray) -> np.ndarray:
         """Battery state of charge in [SOC_DAWN, 1]: quick recharge after dawn, slow night drain."""
         p = self.phase(t_ns)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import aiomqtt
 
-from ilrs_ops._backoff import Backoff
+from ilrs_ops.backoff import Backoff
 from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim._environment import Environment

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ilrs_ops._fs import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, is_temp, temp_path, write_atomic
 from ilrs_ops.errors import StoreError
+from ilrs_ops.files import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, is_temp, temp_path, write_atomic
 
 __all__ = [  # the atomic-write pieces are shared with the console; re-exported for the store
     "TEMP_PREFIX", "TEMP_SUFFIX", "describe", "fsync_dir", "is_temp", "make_dirs", "temp_path",

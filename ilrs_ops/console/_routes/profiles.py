@@ -34,12 +34,12 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
-from ilrs_ops._fs import write_atomic
 from ilrs_ops.console._audit import record
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._deps import Console, ConsoleDep, PrincipalDep
 from ilrs_ops.console._errors import BadRequestError, ForbiddenError, NotFoundError, responses
 from ilrs_ops.errors import Problem, ProfileError
+from ilrs_ops.files import write_atomic
 from ilrs_ops.profiles import ID, ID_HINT, Catalog, load_catalog, load_profile
 
 router = APIRouter(

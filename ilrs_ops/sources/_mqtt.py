@@ -1,4 +1,5 @@
-"""The MQTT side of ingest, and the one place that reaches inside aiomqtt.
+"""The live broker as a source: the MQTT client of ingest, and the one place that reaches
+inside aiomqtt.
 
 aiomqtt (2.5) has no public manual acknowledgement, and ingest must hold each PUBACK back until
 the message is durable in the WAL. The underlying paho client has one: ``manual_ack_set`` and

@@ -1,12 +1,11 @@
-"""Where replayed telemetry comes from: one ``Source`` interface, an async iterator of message
-batches, whatever is behind it (a store's sealed raw table here; a live broker elsewhere)."""
+"""A store (or recording) as a Source: its sealed raw packets in packet-time order, as the
+messages a replay publishes or feeds straight to its lanes."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -15,29 +14,11 @@ import pyarrow.dataset as ds
 from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.schemas import TIME
+from ilrs_ops.sources._source import Message
 from ilrs_ops.store import Store
 
 #: The widest window: all of a store.
 ALL = (-(2**63), 2**63 - 1)
-
-
-class Message(NamedTuple):
-    """One MQTT message as a source gives it: ``recv_ns`` is its time on the source's timeline
-    (for a store: the packet time of its last packet, the station's clock)."""
-
-    recv_ns: int
-    topic: str
-    payload: bytes
-
-
-@runtime_checkable
-class Source(Protocol):
-    """An async iterator of batches of messages, in the order they are to be delivered (per
-    topic in arrival order); ``total`` is the number of messages it will give, for progress."""
-
-    total: int
-
-    def __aiter__(self) -> AsyncIterator[list[Message]]: ...
 
 
 class StoreSource:

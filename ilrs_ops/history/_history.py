@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 
 from ilrs_ops import wire
 from ilrs_ops.errors import InputError, StoreError
-from ilrs_ops.processing._buckets import (
+from ilrs_ops.history._buckets import (
     Buckets,
     bucket_edges,
     bucket_index,
@@ -32,8 +32,7 @@ from ilrs_ops.processing._buckets import (
     from_samples,
     positions,
 )
-from ilrs_ops.processing._lane import Lane
-from ilrs_ops.processing._recover import state_of
+from ilrs_ops.processing import Lane, state_of
 from ilrs_ops.profiles import Catalog, CatalogOwner, Instrument
 from ilrs_ops.schemas import (
     EVENTS,
@@ -50,7 +49,7 @@ NS = wire.NS
 #: With bucket edges off the rollup boundaries, rollups serve buckets at least this many rollup
 #: widths wide (each inner edge then misplaces at most half a rollup width of samples).
 ROLLUPS_PER_BUCKET = 10
-Source = Literal["auto", "rollups", "telemetry"]
+QuerySource = Literal["auto", "rollups", "telemetry"]
 
 
 @dataclass(eq=False)
@@ -127,7 +126,7 @@ class History:
         stop_ns: int,
         buckets: int | None = None,
         *,
-        source: Source = "auto",
+        source: QuerySource = "auto",
     ) -> pa.Table:
         """Telemetry of ``instrument`` over [start_ns, stop_ns): start inclusive, stop exclusive
         (UTC ns since 1970), sealed Parquet and the live WAL together.
@@ -358,7 +357,7 @@ class History:
         return _in_order(pa.concat_tables([sealed, recent]), "time")
 
     def _downsample(
-        self, inst: Instrument, names: list[str], start: int, stop: int, n: int, source: Source
+        self, inst: Instrument, names: list[str], start: int, stop: int, n: int, source: QuerySource
     ) -> pa.Table:
         snap = self._snapshot(inst.id, ("telemetry", "rollups"))
         width = (stop - start) / n

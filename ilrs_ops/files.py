@@ -10,6 +10,8 @@ from pathlib import Path
 
 #: Temp files of an atomic write: hidden from readers (pyarrow, DuckDB and Polars skip dot files;
 #: the profile loader reads only .yaml/.yml) and removed by the store's recovery.
+__all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "fsync_dir", "is_temp", "temp_path", "write_atomic"]
+
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
 

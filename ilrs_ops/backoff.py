@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+__all__ = ["STEPS_S", "Backoff"]
+
 STEPS_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 

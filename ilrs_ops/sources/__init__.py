@@ -1,0 +1,27 @@
+"""Where packets come from: the live broker (the one aiomqtt adapter, with manual acks) and
+recorded stores, behind one Source interface of message batches."""
+
+from ilrs_ops.sources._mqtt import (
+    HOLD_HIGH,
+    HOLD_LOW,
+    RECEIVE_MAXIMUM,
+    Protocol,
+    ReadGate,
+    ack,
+    make_client,
+)
+from ilrs_ops.sources._source import Message, Source
+from ilrs_ops.sources._store import StoreSource
+
+__all__ = [
+    "HOLD_HIGH",
+    "HOLD_LOW",
+    "RECEIVE_MAXIMUM",
+    "Message",
+    "Protocol",
+    "ReadGate",
+    "Source",
+    "StoreSource",
+    "ack",
+    "make_client",
+]
