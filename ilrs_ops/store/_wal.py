@@ -216,7 +216,8 @@ class WalWriter:
         except FileExistsError as exc:
             raise StoreError(
                 f"WAL segment {path} already exists: another process writes this instrument's "
-                "WAL, or recovery was skipped; stop the other ingestor or run Store.recover()",
+                "WAL, or recovery was skipped; stop the other ingestor or recover first "
+                "(ilrs_ops.processing.recover)",
                 str(path),
             ) from exc
         except OSError as exc:
