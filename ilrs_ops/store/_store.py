@@ -281,12 +281,7 @@ class Store:
         """Sealed rows of ``partition`` with ``column`` in [start, stop), gated by the lane's
         ``checkpoint`` (pyarrow.dataset over the files pruned by folder, the time filter pushed
         down to the row groups). Rows come in file order, which is time order per lane."""
-        files = self._files(
-            table, partition, start // DAY_NS, (stop - 1) // DAY_NS, {partition: checkpoint}
-        )
-        where = (ds.field(column) >= pa.scalar(start, TIME)) & (
-            ds.field(column) < pa.scalar(stop, TIME)
-        )
+        files, where = self._pruned(table, partition, column, start, stop, checkpoint)
         if flt is not None:
             where = where & flt
         if not files:
@@ -309,14 +304,9 @@ class Store:
     ) -> Iterator[pa.RecordBatch]:
         """Record batches of the sealed files that may hold rows of [start, stop): files by
         folder, row groups by their statistics; rows are not filtered."""
-        files = self._files(
-            table, partition, start // DAY_NS, (stop - 1) // DAY_NS, {partition: checkpoint}
-        )
+        files, where = self._pruned(table, partition, column, start, stop, checkpoint)
         if not files:
             return
-        where = (ds.field(column) >= pa.scalar(start, TIME)) & (
-            ds.field(column) < pa.scalar(stop, TIME)
-        )
         with translate("read", self.root / table / f"instrument={partition}"):
             dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
             fragments = [f.subset(where) for f in dataset.get_fragments()]
@@ -325,6 +315,18 @@ class Store:
                 dataset.filesystem,
             )  # fmt: skip
             yield from pruned.to_batches(columns=columns)
+
+    def _pruned(
+        self, table: str, partition: str, column: str, start: int, stop: int, checkpoint: int
+    ) -> tuple[list[Path], ds.Expression]:
+        """The sealed files of the days [start, stop) touches, and the filter of the window."""
+        files = self._files(
+            table, partition, start // DAY_NS, (stop - 1) // DAY_NS, {partition: checkpoint}
+        )
+        where = (ds.field(column) >= pa.scalar(start, TIME)) & (
+            ds.field(column) < pa.scalar(stop, TIME)
+        )
+        return files, where
 
     def last_row(self, table: str, schema: pa.Schema, partition: str, checkpoint: int) -> pa.Table:
         """The last sealed row of ``partition`` (one row, or none)."""
