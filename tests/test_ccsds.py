@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ilrs_ops import ccsds
 from ilrs_ops.ccsds import (
     MAX_APID,
     PRIMARY_HEADER_OCTETS,
@@ -478,13 +477,3 @@ def test_vectorised_keeps_shape_and_handles_empty():
     assert cds_to_utc_ns(np.array([], np.uint16), np.array([], np.uint32), 0, 0).shape == (0,)
     with pytest.raises(ValueError, match=r"utc_ns\[1, 0\] = .* outside the CUC range"):
         utc_ns_to_cuc(np.array([[0, 0], [EPOCH58_NS - 11 * NS, 0]]), 0)
-
-
-def test_module_exports():
-    assert set(ccsds.__all__) == {
-        "MAX_APID", "PRIMARY_HEADER_OCTETS", "SEQ_COUNT_MODULO", "TAI_MINUS_UTC", "PrimaryHeader",
-        "build_packet", "cds_to_utc_ns", "cuc_to_utc_ns", "decode_cds", "decode_cuc",
-        "decode_primary_header", "encode_cds", "encode_cuc", "encode_primary_header",
-        "next_seq_count", "seq_count_diff", "utc_ns_to_cds", "utc_ns_to_cuc",
-    }  # fmt: skip
-    assert all(hasattr(ccsds, name) for name in ccsds.__all__)

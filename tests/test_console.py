@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-import ilrs_ops.console
 from ilrs_ops.console import (
     Access,
     ConsoleError,
@@ -446,15 +445,6 @@ def test_openapi_lists_the_routes(console: Running, http: httpx.Client) -> None:
 
 
 # ---------------------------------------------------------------------- units
-
-
-def test_exported_names() -> None:
-    assert set(ilrs_ops.console.__all__) == {
-        "Access", "AccessError", "BadRequestError", "ConsoleError", "ConsoleSettings",
-        "ForbiddenError", "NotFoundError", "Principal", "Role", "StationState", "Tokens",
-        "UnauthorizedError", "UnavailableError", "Update", "create_app", "create_token",
-        "hash_token", "serve",
-    }  # fmt: skip
 
 
 def test_settings_refuse_to_start_without_tokens_outside_dev(tmp_path: Path) -> None:

@@ -226,19 +226,6 @@ def test_cli_replays_an_imported_recording(
         assert got[1].equals(got[0]) and got[2].equals(got[0]), inst
 
 
-def test_exports_are_the_intended_ones() -> None:
-    import ilrs_ops.replay
-
-    assert set(ilrs_ops.replay.__all__) == {
-        "CHUNK_OCTETS", "ImportSummary", "Message", "Published", "Recorder", "Recording",
-        "RecordingError", "ReplayControl", "Source", "StoreSource", "create_recording",
-        "import_packets", "list_recordings", "publish", "read_recording", "recordings_dir",
-        "replay_direct", "replay_into", "replay_mqtt", "replay_root", "resolve_store",
-    }  # fmt: skip
-    for name in ilrs_ops.replay.__all__:
-        assert hasattr(ilrs_ops.replay, name), name
-
-
 async def test_store_source_merges_instruments_in_time_order(
     tmp_path: Path,
     two: Catalog,  # noqa: F811
