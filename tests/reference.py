@@ -58,8 +58,30 @@ def encode_packet(values: dict, fields: list[Field], packet_length: int) -> byte
     return packet.to_bytes(packet_length, "big")
 
 
-def split_reference(data: bytes, frames: list[tuple[int, int]]) -> list[tuple]:
-    """Items (start, length, frame, apid, status name) of the frames ``data[start:end]``."""
+def split_reference(
+    data: bytes, frames: list[tuple[int, int]], known: dict[int, int] | None = None
+) -> list[tuple]:
+    """Items (start, length, frame, apid, status name) of the frames ``data[start:end]``.
+
+    ``known`` (APID -> expected length, 0 for any) turns resync on: a bad item whose own
+    length does not end on the frame end or a plausible packet ends at the next plausible one.
+    """
+
+    def plausible(q: int, end: int) -> bool:
+        if known is None or end - q < 6:
+            return False
+        word, apid_word, _, length = struct.unpack(">BBHH", data[q : q + 6])
+        apid = ((word & 0x07) << 8) | apid_word
+        want = known.get(apid)
+        fits = length + 7 <= end - q and (not want or length + 7 == want)
+        return word >> 5 == 0 and want is not None and fits
+
+    def header_ok(q: int, end: int) -> bool:
+        if end - q < 6:
+            return False
+        word, _, _, length = struct.unpack(">BBHH", data[q : q + 6])
+        return word >> 5 == 0 and length + 7 <= end - q
+
     items = []
     for f, (start, end) in enumerate(frames):
         pos = start
@@ -77,7 +99,11 @@ def split_reference(data: bytes, frames: list[tuple[int, int]]) -> list[tuple]:
                 status = "length_past_end"
             else:
                 status = "ok"
+            lands = total <= rest and (pos + total == end or header_ok(pos + total, end))
             total = min(total, rest)
+            if known is not None and status != "ok" and not lands:
+                nxt = next((q for q in range(pos + 1, end) if plausible(q, end)), None)
+                total = total if nxt is None else nxt - pos
             items.append((pos, total, f, apid, status))
             pos += total
     return items

@@ -91,6 +91,7 @@ PUBLIC = {
         "ProcessState",
         "Processed",
         "Processor",
+        "apid_tables",
         "checkpoint_state",
         "merge",
         "packet_time_ns",

@@ -205,3 +205,77 @@ def test_matches_reference_and_covers_every_octet(frame_list, gap):
     assert rows(p) == split_reference(data, bounds)
     assert_covers(p, bounds)
     assert int(p.length.sum()) == sum(e - s for s, e in bounds)
+
+
+# ---------------------------------------------------------------------- resync
+
+APIDS_KNOWN = {0x2A1: 0, 0x123: 12}  # any length for 0x2A1; exactly 12 octets for 0x123
+
+
+def tables(known: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    k, n = np.zeros(2048, bool), np.zeros(2048, np.int64)
+    for apid, length in known.items():
+        k[apid], n[apid] = True, length
+    return k, n
+
+
+def split_resync(data: bytes, bounds: list[tuple[int, int]]) -> Packets:
+    buf = np.frombuffer(data, np.uint8)
+    start = np.array([b[0] for b in bounds], np.int64)
+    end = np.array([b[1] for b in bounds], np.int64)
+    return split_frames(buf, start, end, *tables(APIDS_KNOWN))
+
+
+def test_garbage_mid_frame_loses_only_its_own_octets() -> None:
+    good = [packet(0x2A1, bytes(range(k, k + 9)), seq=k) for k in range(4)]
+    garbage = b"\xff\x07\x12\x34\xff\xf0" + b"\xaa" * 7  # version 7, a length past the end
+    frame = good[0] + garbage + good[1] + good[2] + good[3]
+    p = split_resync(frame, [(0, len(frame))])
+    assert rows(p) == [
+        (0, 15, 0, 0x2A1, "ok"),
+        (15, len(garbage), 0, 0x707, "bad_version"),
+        *[(15 + len(garbage) + 15 * k, 15, 0, 0x2A1, "ok") for k in range(3)],
+    ]
+
+
+def test_a_huge_length_field_does_not_swallow_the_packets_behind_it() -> None:
+    good = [packet(0x123, bytes(6), seq=k) for k in range(3)]
+    bad = struct.pack(">HHH", 0x123, 3 << 14, 0xFFF0) + b"\x01\x02"  # 0x123, length past end
+    frame = bad + b"".join(good)
+    p = split_resync(frame, [(0, len(frame))])
+    assert rows(p)[0] == (0, len(bad), 0, 0x123, "length_past_end")
+    assert [r[4] for r in rows(p)[1:]] == ["ok"] * 3
+    # Without the tables nothing is resynced: the bad header takes the whole frame.
+    assert rows(split([frame])[2]) == [(0, len(frame), 0, 0x123, "length_past_end")]
+
+
+def test_a_bad_version_whose_length_is_right_still_skips_by_it() -> None:
+    # A flipped version bit in a real packet: its length lands on the next packet.
+    good = [packet(0x2A1, b"\x00" * 5, seq=k) for k in range(3)]
+    flipped = packet(0x2A1, b"\x00\x00\x2a\xa1\x00", version=1)  # plausible bytes inside
+    frame = good[0] + flipped + good[1] + good[2]
+    p = split_resync(frame, [(0, len(frame))])
+    assert [r[4] for r in rows(p)] == ["ok", "bad_version", "ok", "ok"]
+    assert rows(p)[1][1] == len(flipped)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(lambda n, s: packet(0x2A1, b"\x5a" * n, seq=s), st.integers(1, 20),
+                      st.integers(0, 16383)),
+            st.builds(lambda s: packet(0x123, b"\x00" * 6, seq=s), st.integers(0, 16383)),
+            st.binary(min_size=1, max_size=30),  # garbage
+        ),
+        max_size=12,
+    ),
+    st.integers(1, 4),
+)  # fmt: skip
+def test_resync_equals_the_reference_and_covers_every_octet(parts, n_frames) -> None:
+    data = b"".join(parts)
+    cut = [len(data) * k // n_frames for k in range(n_frames + 1)]
+    bounds = [(cut[k], cut[k + 1]) for k in range(n_frames)]
+    p = split_resync(data, bounds)
+    assert rows(p) == split_reference(data, bounds, APIDS_KNOWN)
+    assert_covers(p, bounds)

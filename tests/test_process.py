@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import struct
 from collections import Counter
 
 import numpy as np
@@ -584,3 +585,15 @@ def test_rollups_are_those_of_the_pipelines_kernel(rover: Catalog) -> None:
             np.testing.assert_array_equal(got.column("max").to_numpy(), want.max)
             np.testing.assert_array_equal(ns(got.column("first")), want.first_ns)
             np.testing.assert_array_equal(ns(got.column("last")), want.last_ns)
+
+
+def test_garbage_mid_frame_loses_no_good_packet_behind_it(rover: Catalog) -> None:
+    inst = rover.instruments["acme-rover-1"]
+    packets = module(inst).next_batch(8).packets
+    header = struct.pack(">HHH", 0x2A1, 3 << 14, 0xFFF0)  # our APID, a length past the end
+    garbage = [b"\xe0" + bytes(range(11)), header + b"\x00" * 4]
+    frame = b"".join([*packets[:2], garbage[0], *packets[2:5], garbage[1], *packets[5:]])
+    out = process(Processor(inst), [frame])
+    assert out.raw.column("data").to_pylist() == packets  # every good packet, in order
+    assert out.quarantine.column("data").to_pylist() == garbage  # only the garbage octets
+    assert out.quarantine.column("reason").to_pylist() == ["bad_version", "length_past_end"]

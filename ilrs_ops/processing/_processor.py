@@ -53,7 +53,7 @@ from ilrs_ops.schemas import (
 from pipelines.calibrate import CalPlan, calibrate
 from pipelines.decode import decode
 from pipelines.detectors import StaLtaState, sta_lta
-from pipelines.frames import HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
+from pipelines.frames import APIDS, HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
 from pipelines.limits import (
     NOMINAL,
     STATE_NAMES,
@@ -211,6 +211,7 @@ class Processor:
         self._layout = instrument.layout
         self._length = p.packet_length
         self._apid = p.apid
+        self._tables = apid_tables({p.apid: p.packet_length})
         self._fields = [
             _Field(f.name, plan.calibrations[f.name], f.enum, f.count)
             for f in p.fields
@@ -241,7 +242,7 @@ class Processor:
                 f"recv_ns must be one integer time per frame ({len(frames)}), not {recv.shape}"
             )
         recv = recv.astype(np.int64, copy=False)
-        buf, frame_start, items = split_batch(frames)
+        buf, frame_start, items = split_batch(frames, *self._tables)
         st = self.state
 
         # Route: one reason code per item, 0 for a packet that may be accepted.
@@ -765,16 +766,27 @@ def _packet_times(
     return t, bad
 
 
-def split_batch(frames: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, Packets]:
+def split_batch(
+    frames: Sequence[bytes], known: np.ndarray | None = None, lengths: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, Packets]:
     """Join a batch of frames (MQTT payloads) into one buffer and split it into items.
 
     Returns the buffer (uint8), where each frame starts in it, and the items
-    (``pipelines.frames.split_frames``).
+    (``pipelines.frames.split_frames``; ``known``/``lengths`` resync after a bad header).
     """
     sizes = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
     ends = np.cumsum(sizes)
     buf = np.frombuffer(b"".join(frames), dtype=np.uint8)
-    return buf, ends - sizes, split_frames(buf, ends - sizes, ends)
+    return buf, ends - sizes, split_frames(buf, ends - sizes, ends, known, lengths)
+
+
+def apid_tables(lengths: Mapping[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``known`` and ``lengths`` tables of ``pipelines.frames.split_frames`` for these
+    APIDs and their packet lengths: a bad header resyncs on the next packet of one of them."""
+    known, table = np.zeros(APIDS, np.bool_), np.zeros(APIDS, np.int64)
+    for apid, length in lengths.items():
+        known[apid], table[apid] = True, length
+    return known, table
 
 
 def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
@@ -792,10 +804,15 @@ def reject_detail(reason: str, item: bytes, where: str) -> str | None:
     ``where`` says where it sat. None for reasons decided after the split."""
     if reason == wire.TRUNCATED:
         return f"{len(item)} octets {where}, fewer than a {HEADER_OCTETS}-octet header"
+    if len(item) < HEADER_OCTETS:  # garbage cut short by a resync on the next packet
+        return f"{len(item)} octets {where} before the next packet: not a packet header"
     apid = (item[0] & 7) << 8 | item[1]
     if reason == wire.LENGTH_PAST_END:
         total = (item[4] << 8 | item[5]) + 7
-        return f"length field says {total} octets, only {len(item)} left ({where})"
+        return (
+            f"length field says {total} octets, {len(item)} up to the next packet or the end "
+            f"({where})"
+        )
     if reason == wire.BAD_VERSION:
         return f"version {item[0] >> 5}, not 0 ({where}; APID field {apid:#05x})"
     return None

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ilrs_ops import wire
 from ilrs_ops.errors import InputError
-from ilrs_ops.processing import reject_detail
+from ilrs_ops.processing import apid_tables, reject_detail
 from ilrs_ops.profiles import Instrument
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.schemas import QUARANTINE
@@ -104,7 +104,8 @@ def _chunk(
 ) -> int:
     """Process the whole items of ``data``; returns the octets used (the rest is carried)."""
     buf = np.frombuffer(data, np.uint8)
-    items = split_frames(buf, np.array([0]), np.array([buf.shape[0]]))
+    lengths = {a: inst.profile.packet_length for a, inst in routes.items()}
+    items = split_frames(buf, np.array([0]), np.array([buf.shape[0]]), *apid_tables(lengths))
     n = len(items)
     if n and not eof:
         # The last item may be a packet the chunk end cut: carry it over whole.
