@@ -45,7 +45,9 @@ def bundle(packets: list[bytes], per_frame: int) -> list[bytes]:
 
 
 def recv_times(frames: list[bytes]) -> np.ndarray:
-    return START + 10**6 * np.arange(len(frames), dtype=np.int64)
+    """Receive times 1 ms apart, a day after the first packet time: a ground station receives
+    after the packets were made (a packet time after its receive time is a clock fault)."""
+    return START + 86_400 * 10**9 + 10**6 * np.arange(len(frames), dtype=np.int64)
 
 
 def process(proc: Processor, frames: list[bytes], recv: np.ndarray | None = None) -> Processed:
@@ -597,3 +599,23 @@ def test_garbage_mid_frame_loses_no_good_packet_behind_it(rover: Catalog) -> Non
     assert out.raw.column("data").to_pylist() == packets  # every good packet, in order
     assert out.quarantine.column("data").to_pylist() == garbage  # only the garbage octets
     assert out.quarantine.column("reason").to_pylist() == ["bad_version", "length_past_end"]
+
+
+def test_one_future_time_does_not_put_the_good_packets_after_it_out_of_order(
+    rover: Catalog,
+) -> None:
+    inst = rover.instruments["acme-rover-1"]  # CUC, 4 octets of seconds right after the header
+    packets = module(inst).next_batch(10).packets
+    future = bytearray(packets[3])
+    future[6] ^= 0x10  # 2**28 s (8.5 years) ahead: a flipped bit in the clock
+    frames = [*packets[:3], bytes(future), *packets[4:]]
+    out = process(Processor(inst), frames)
+    assert out.raw.column("data").to_pylist() == packets[:3] + packets[4:]  # all later ones too
+    assert out.quarantine.column("reason").to_pylist() == ["bad_time"]
+    assert "future_tolerance_s" in out.quarantine.column("detail")[0].as_py()
+    # Without the tolerance the cascade is back: the future time becomes the latest accepted.
+    loose = inst.profile.model_copy(
+        update={"time": inst.profile.time.model_copy(update={"future_tolerance_s": None})}
+    )
+    out = process(Processor(Instrument(loose, inst.path)), frames)
+    assert out.quarantine.column("reason").to_pylist() == ["out_of_order"] * 6

@@ -13,7 +13,10 @@ with one reason (``ilrs_ops.wire``), in this order of precedence:
    ``bad_version``);
 2. ``wrong_apid``: a good packet of another APID on this instrument's topic;
 3. ``bad_length``: not the profile's packet length;
-4. ``bad_time``: a time code that is no time (a CDS millisecond of day past 86400999...);
+4. ``bad_time``: a time code that is no time (a CDS millisecond of day past 86400999...), or a
+   time more than the profile's ``time.future_tolerance_s`` after the packet was received (a
+   clock fault: such a packet must not become the latest accepted time, or every good packet
+   after it would be out of order);
 5. ``duplicate``: the same (sequence count, packet time) as one of the last ``DEDUPE_WINDOW``
    accepted packets (carried across batches, so a QoS 1 redelivery in the next batch is caught);
 6. ``out_of_order``: a packet time earlier than the latest accepted time (equal is in order).
@@ -212,6 +215,8 @@ class Processor:
         self._length = p.packet_length
         self._apid = p.apid
         self._tables = apid_tables({p.apid: p.packet_length})
+        tol = p.time.future_tolerance_s
+        self._future_ns = None if tol is None else int(tol * wire.NS)
         self._fields = [
             _Field(f.name, plan.calibrations[f.name], f.enum, f.count)
             for f in p.fields
@@ -255,13 +260,23 @@ class Processor:
 
         raw = decode(buf, items.start[cand], self._layout)
         t, bad_time = _packet_times(self.instrument, raw)
+        bad_time = {k: f"invalid time code: {msg}" for k, msg in bad_time.items()}
+        if self._future_ns is not None and t.size:
+            at_recv = recv[items.frame[cand]]
+            for k in np.flatnonzero(t - at_recv > self._future_ns).tolist():
+                if k not in bad_time:
+                    bad_time[k] = (
+                        f"packet time {_iso(int(t[k]))} is {(t[k] - at_recv[k]) / wire.NS:.6g} s "
+                        f"after it was received ({_iso(int(at_recv[k]))}), more than the "
+                        f"{self._future_ns / wire.NS:g} s of time.future_tolerance_s"
+                    )
         if bad_time:
             at = np.fromiter(bad_time, np.int64, len(bad_time))
             code[cand[at]] = _CODE[wire.BAD_TIME]
             keep = np.ones(cand.shape[0], bool)
             keep[at] = False
             raw = {k: v[keep] for k, v in raw.items()}
-            notes = {int(cand[k]): f"invalid time code: {msg}" for k, msg in bad_time.items()}
+            notes = {int(cand[k]): msg for k, msg in bad_time.items()}
             t, cand = t[keep], cand[keep]
         else:
             notes = {}

@@ -36,6 +36,13 @@ class TimeCode(_Model):
     fine: int = Field(2, ge=0, le=3, description="CUC: octets of binary fraction")
     days: Literal[2, 3] = Field(2, description="CDS: octets of day count")
     subms: Literal[0, 2, 4] = Field(0, description="CDS: octets below the millisecond")
+    future_tolerance_s: float | None = Field(
+        300.0,
+        gt=0,
+        description="a packet time more than this after its receive time is bad_time (a clock "
+        "or time-code fault), so one such packet cannot put the ones after it out of order; "
+        "null: no check",
+    )
 
     @property
     def octets(self) -> int:
