@@ -55,6 +55,7 @@ LENGTH_PAST_END = "length_past_end"  # the length field runs past the end of the
 BAD_VERSION = "bad_version"  # the version bits are not 0
 WRONG_APID = "wrong_apid"  # a good packet of another APID on an instrument's topic
 BAD_LENGTH = "bad_length"  # not the profile's packet length
+BAD_CRC = "bad_crc"  # the packet's CRC or checksum does not match its octets
 BAD_TIME = "bad_time"  # a time code that is no time
 DUPLICATE = "duplicate"  # the same (sequence count, time) as a recently accepted packet
 OUT_OF_ORDER = "out_of_order"  # earlier than the latest accepted packet time
@@ -66,6 +67,7 @@ REASONS = (
     BAD_VERSION,
     WRONG_APID,
     BAD_LENGTH,
+    BAD_CRC,
     BAD_TIME,
     DUPLICATE,
     OUT_OF_ORDER,

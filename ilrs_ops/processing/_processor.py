@@ -13,6 +13,7 @@ with one reason (``ilrs_ops.wire``), in this order of precedence:
    ``bad_version``);
 2. ``wrong_apid``: a good packet of another APID on this instrument's topic;
 3. ``bad_length``: not the profile's packet length;
+3b. ``bad_crc``: the check the profile's ``integrity`` names does not match the packet's octets;
 4. ``bad_time``: a time code that is no time (a CDS millisecond of day past 86400999...), or a
    time more than the profile's ``time.future_tolerance_s`` after the packet was received (a
    clock fault: such a packet must not become the latest accepted time, or every good packet
@@ -42,7 +43,7 @@ import pyarrow as pa
 from ilrs_ops import wire
 from ilrs_ops.ccsds import cds_to_utc_ns, cuc_to_utc_ns
 from ilrs_ops.errors import InputError
-from ilrs_ops.profiles import Expression, Instrument, compile_plans, parse
+from ilrs_ops.profiles import Expression, Instrument, compile_plans, field_bits, parse
 from ilrs_ops.schemas import (
     EVENTS,
     QUARANTINE,
@@ -57,6 +58,7 @@ from pipelines.calibrate import CalPlan, calibrate
 from pipelines.decode import decode
 from pipelines.detectors import StaLtaState, sta_lta
 from pipelines.frames import APIDS, HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
+from pipelines.integrity import WIDTH, checks
 from pipelines.limits import (
     NOMINAL,
     STATE_NAMES,
@@ -76,6 +78,7 @@ _REASONS = (
     *(STATUS_NAMES[k] for k in sorted(STATUS_NAMES) if k != OK),
     wire.WRONG_APID,
     wire.BAD_LENGTH,
+    wire.BAD_CRC,
     wire.BAD_TIME,
     wire.DUPLICATE,
     wire.OUT_OF_ORDER,
@@ -215,6 +218,10 @@ class Processor:
         self._length = p.packet_length
         self._apid = p.apid
         self._tables = apid_tables({p.apid: p.packet_length})
+        self._integrity = None
+        if p.integrity is not None:
+            bit, _ = field_bits(p)[p.integrity.field]
+            self._integrity = (p.integrity, bit // 8, WIDTH[p.integrity.check] // 8)
         tol = p.time.future_tolerance_s
         self._future_ns = None if tol is None else int(tol * wire.NS)
         self._fields = [
@@ -257,6 +264,9 @@ class Processor:
         ok = code == 0
         code[ok & (items.length != self._length)] = _CODE[wire.BAD_LENGTH]
         cand = np.flatnonzero(code == 0)
+        notes: dict[int, str] = {}
+        if self._integrity is not None and cand.size:
+            cand = self._check_integrity(buf, items.start, cand, code, notes)
 
         raw = decode(buf, items.start[cand], self._layout)
         t, bad_time = _packet_times(self.instrument, raw)
@@ -276,10 +286,8 @@ class Processor:
             keep = np.ones(cand.shape[0], bool)
             keep[at] = False
             raw = {k: v[keep] for k, v in raw.items()}
-            notes = {int(cand[k]): msg for k, msg in bad_time.items()}
+            notes |= {int(cand[k]): msg for k, msg in bad_time.items()}
             t, cand = t[keep], cand[keep]
-        else:
-            notes = {}
         seq = raw["_seq_count"].astype(np.int64)
         flag, top = _classify(seq, t, st.last_time_ns, st.dedupe_time_ns, st.dedupe_seq)
         accepted = flag == 0
@@ -334,6 +342,33 @@ class Processor:
             reason = _REASONS[int(k)]
             st.rejects[reason] = st.rejects.get(reason, 0) + int(c)
         return out
+
+    def _check_integrity(
+        self,
+        buf: np.ndarray,
+        starts: np.ndarray,
+        cand: np.ndarray,
+        code: np.ndarray,
+        notes: dict[int, str],
+    ) -> np.ndarray:
+        """Quarantine the candidates whose check does not match (``bad_crc``); the rest."""
+        assert self._integrity is not None
+        spec, at, octets = self._integrity
+        s = starts[cand]
+        computed = checks(buf, s, spec.start, at, spec.check)
+        stored = np.zeros(s.shape[0], np.uint64)
+        for j in range(octets):  # the check field, big endian
+            stored = (stored << np.uint64(8)) | buf[s + at + j].astype(np.uint64)
+        bad = np.flatnonzero(computed != stored)
+        for k in bad.tolist():
+            i = int(cand[k])
+            code[i] = _CODE[wire.BAD_CRC]
+            digits = 2 + 2 * octets
+            notes[i] = (
+                f"{spec.check} of octets [{spec.start}, {at}) is {int(computed[k]):#0{digits}x}, "
+                f"field {spec.field} says {int(stored[k]):#0{digits}x}"
+            )
+        return np.delete(cand, bad) if bad.size else cand
 
     # ------------------------------------------------------------------ channels
 

@@ -3,6 +3,7 @@
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles._calibrate import calibrate
 from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
+from ilrs_ops.profiles._checks import field_bits
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
 from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._load import load_profile
@@ -14,6 +15,7 @@ from ilrs_ops.profiles._schema import (
     Derived,
     Detector,
     FieldSpec,
+    Integrity,
     Limits,
     LimitSet,
     Profile,
@@ -33,6 +35,7 @@ __all__ = [
     "Expression",
     "FieldSpec",
     "Instrument",
+    "Integrity",
     "LimitSet",
     "Limits",
     "Problem",
@@ -45,6 +48,7 @@ __all__ = [
     "calibration_plan",
     "compile_layout",
     "compile_plans",
+    "field_bits",
     "limit_plan",
     "load_catalog",
     "load_profile",

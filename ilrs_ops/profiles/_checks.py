@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from ilrs_ops.errors import ExpressionError
 from ilrs_ops.profiles._expr import FUNCTIONS, parse
 from ilrs_ops.profiles._schema import Calibration, FieldSpec, Limits, LimitSet, Profile, SimSpec
+from pipelines.integrity import WIDTH
 
 Finding = tuple[tuple[str | int, ...], str, str | None]
 
@@ -33,7 +34,48 @@ def check_profile(p: Profile) -> list[Finding]:
         *_check_fields(p),
         *_check_derived(p),
         *_check_detectors(p),
+        *_check_integrity(p),
     ]
+
+
+def field_bits(p: Profile) -> dict[str, tuple[int, int]]:
+    """(bit offset in the packet, total bits) of every field of ``p``."""
+    out = {}
+    bit = HEADER_BITS + 8 * p.time.octets
+    for f in p.fields:
+        out[f.name] = (bit, f.width * (f.count or 1))
+        bit += f.width * (f.count or 1)
+    return out
+
+
+def _check_integrity(p: Profile) -> Iterator[Finding]:
+    i = p.integrity
+    if i is None:
+        return
+    fields = {f.name: f for f in p.fields}
+    f = fields.get(i.field)
+    if f is None:
+        yield (
+            ("integrity", "field"),
+            f"'{i.field}' is not a field of this profile",
+            f"name the field that holds the {i.check} value",
+        )
+        return
+    bit, _ = field_bits(p)[i.field]
+    want = WIDTH[i.check]
+    if f.type != f"u{want}" or f.count is not None or f.endian != "big" or bit % 8:
+        yield (
+            ("integrity", "field"),
+            f"{i.check} needs an octet-aligned big-endian u{want} field; '{i.field}' is "
+            f"{f.type}{f'[{f.count}]' if f.count else ''} at bit {bit}",
+            f"declare it as {{name: {i.field}, type: u{want}}} on an octet boundary",
+        )
+    if i.start >= bit // 8:
+        yield (
+            ("integrity", "start"),
+            f"start {i.start} is not before the check field (octet {bit // 8})",
+            "start at 0 (the primary header) or at the data field",
+        )
 
 
 def _check_time(p: Profile) -> Iterator[Finding]:

@@ -160,6 +160,17 @@ class Detector(_Model):
     off: float = Field(gt=0, description="release when STA/LTA falls below this")
 
 
+class Integrity(_Model):
+    """A check (CRC or sum) the packet carries in one of its fields, over octets [start, the
+    field): a packet whose check does not match is quarantined as ``bad_crc``."""
+
+    check: Literal["crc16-ccitt-false", "crc16-xmodem", "crc32", "sum8", "sum16", "xor8"]
+    field: Name = Field(
+        description="the field holding the check value (octet-aligned, after the data)"
+    )
+    start: int = Field(0, ge=0, description="first octet checked (0: the primary header on)")
+
+
 class Profile(_Model):
     """One partner instrument: identity, packet layout, calibration, limits, derived channels."""
 
@@ -177,3 +188,4 @@ class Profile(_Model):
     fields: list[FieldSpec] = Field(min_length=1)
     derived: list[Derived] = []
     detectors: list[Detector] = []
+    integrity: Integrity | None = None

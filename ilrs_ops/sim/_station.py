@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc
-from ilrs_ops.profiles import Instrument, calibrate
+from ilrs_ops.profiles import Instrument, calibrate, field_bits
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._models import NS, Channel, RawConverter
 from pipelines.encode import encode
+from pipelines.integrity import WIDTH, checks
 
 #: Faults drawn per packet, at most one each, so every fault stays countable on the ground.
 PACKET_FAULTS = ("dropout", "gap", "corrupt", "truncate", "wrong_apid", "duplicate", "reorder")
@@ -97,7 +98,16 @@ class Module:
                 cols["_time_subms"] = subms
         for name, v in values.items():
             cols[name] = self.raw[name](v)
-        return encode(self.instrument.layout, cols, n)
+        buf = encode(self.instrument.layout, cols, n)
+        if p.integrity is not None:  # the module's own CRC or checksum, as real ones send it
+            at = field_bits(p)[p.integrity.field][0] // 8
+            size = p.packet_length
+            value = checks(buf, np.arange(n) * size, p.integrity.start, at, p.integrity.check)
+            octets = WIDTH[p.integrity.check] // 8
+            rows = buf.reshape(n, size)
+            for j in range(octets):
+                rows[:, at + j] = (value >> np.uint64(8 * (octets - 1 - j))) & np.uint64(0xFF)
+        return buf
 
     def next_batch(self, n: int) -> Batch:
         """The next ``n`` packets as they leave the module, faults included."""
