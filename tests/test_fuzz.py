@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from ilrs_ops import wire
 from ilrs_ops.errors import ProfileError
 from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Catalog, load_catalog, load_profile
@@ -29,16 +30,7 @@ PROFILE_FILES = sorted(PROFILES.rglob("*.yaml"))
 START_NS = 1_790_000_000 * 10**9
 
 #: Every reason a packet may be quarantined for (README, "Store").
-REASONS = {
-    "truncated",
-    "length_past_end",
-    "bad_version",
-    "bad_length",
-    "bad_time",
-    "wrong_apid",
-    "duplicate",
-    "out_of_order",
-}
+REASONS = set(wire.REASONS)
 
 FAST = settings(
     max_examples=200,
