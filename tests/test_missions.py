@@ -1,0 +1,93 @@
+"""Real mission packet files, imported with a profile written from their published definitions,
+every stored value checked bit for bit against an independent decoder, no good packet
+quarantined.
+
+The files come from the package registry, never from this repository: space-packet-parser's
+source distribution carries real mission data with the missions' XTCE definitions (its wheel
+does not), so a session fixture downloads that sdist once, checks its published digest and
+unpacks only the test data. space-packet-parser itself, installed from the test extra, is the
+independent decoder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ilrs_ops.history import History
+from ilrs_ops.profiles import load_catalog
+from ilrs_ops.replay import Recorder, create_recording, import_packets
+from ilrs_ops.store import Store
+from tests.conftest import DATA
+
+SPP_VERSION = "6.2.0"
+SPP_SHA256 = "3ea22605a0c7f328c151fb77c392b554025ba00a136825c6212d490255b505aa"
+ALL = (0, 2**62)
+MISSIONS = load_catalog([DATA / "missions"])
+
+
+@pytest.fixture(scope="session")
+def spp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """space-packet-parser's tests/test_data, from its sdist (digest checked)."""
+    cache = tmp_path_factory.mktemp("spp")
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
+           ":all:", "-d", str(cache), f"space-packet-parser=={SPP_VERSION}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"cannot download the space-packet-parser sdist: {done.stderr}"
+    sdist = cache / f"space_packet_parser-{SPP_VERSION}.tar.gz"
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    assert digest == SPP_SHA256, f"{sdist.name} is not the published file ({digest})"
+    with tarfile.open(sdist) as tf:
+        members = [m for m in tf.getmembers() if "/tests/test_data/" in m.name]
+        tf.extractall(cache, members=members, filter="data")
+    return cache / f"space_packet_parser-{SPP_VERSION}" / "tests" / "test_data"
+
+
+def imported(tmp_path: Path, file: Path, instrument: str) -> tuple[pa.Table, dict, object]:
+    """The file imported into a fresh recording: its telemetry, quarantine counts, summary."""
+    rec = create_recording(tmp_path / "data", "mission", "imported", str(file))
+    inst = MISSIONS.instruments[instrument]
+    with Store(rec.path) as store:
+        summary = import_packets(file, Recorder(store, MISSIONS), {inst.profile.apid: inst})
+    with History.at(rec.path, MISSIONS) as history:
+        tm = history.query(instrument, None, *ALL)
+    return tm, dict(summary.quarantined), summary
+
+
+def cds_ns(days: int, ms: int, us: int) -> int:
+    """A CDS time (days since 1958-01-01 UTC, ms of day, us of ms) as UTC ns since 1970."""
+    t = dt.datetime(1958, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+        days=days, milliseconds=ms, microseconds=us
+    )
+    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+def test_jpss1_geolocation_decodes_bit_for_bit(spp_data: Path, tmp_path: Path) -> None:
+    import space_packet_parser as spp
+
+    folder = spp_data / "jpss"
+    file = folder / "J01_G011_LZ_2021-04-09T00-00-00Z_V01.DAT1"
+    tm, quarantined, summary = imported(tmp_path, file, "noaa-jpss1-geolocation")
+    assert quarantined == {}  # 0 good packets quarantined
+    definition = spp.load_xtce(folder / "jpss1_geolocation_xtce_v1.xml")
+    with file.open("rb") as f:
+        packets = [definition.parse_bytes(raw) for raw in spp.ccsds_generator(f)]
+    assert tm.num_rows == len(packets) == summary.decoded["noaa-jpss1-geolocation"] == 7200
+    # Every channel equals the independent decoder's raw value exactly (float32 widened).
+    for name in MISSIONS.instruments["noaa-jpss1-geolocation"].channels:
+        theirs = np.array([float(p[name.upper()].raw_value) for p in packets])
+        ours = tm.column(name).to_numpy()
+        assert np.array_equal(ours, theirs), name
+    seq = np.array([p["SRC_SEQ_CTR"].raw_value for p in packets])
+    assert np.array_equal(tm.column("seq").to_numpy(), seq)
+    times = [cds_ns(p["DOY"].raw_value, p["MSEC"].raw_value, p["USEC"].raw_value) for p in packets]
+    assert tm.column("time").cast(pa.int64()).to_pylist() == times
