@@ -32,8 +32,10 @@ __all__ = [
     "encode_primary_header",
     "next_seq_count",
     "seq_count_diff",
+    "tai58_ns_to_utc_ns",
     "utc_ns_to_cds",
     "utc_ns_to_cuc",
+    "utc_ns_to_tai58_ns",
 ]
 
 # --------------------------------------------------------------------------- primary header
@@ -262,6 +264,17 @@ def _check_octets(name: str, value: int, allowed: tuple[int, ...]) -> int:
     if value not in allowed:
         raise InputError(f"{name} = {value!r} octets is not supported; allowed {allowed}")
     return value
+
+
+def tai58_ns_to_utc_ns(tai58_ns: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """TAI ns since 1958-01-01 -> UTC ns since 1970 (leap seconds applied)."""
+    return _tai58_to_utc_ns(_int_array("tai58_ns", tai58_ns, _INT64_MIN, _INT64_MAX))
+
+
+def utc_ns_to_tai58_ns(utc_ns: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """UTC ns since 1970 -> TAI ns since 1958-01-01 (leap seconds applied)."""
+    utc = _int_array("utc_ns", utc_ns, _INT64_MIN, _INT64_MAX)
+    return utc + _OFFSET_NS[np.searchsorted(_LEAP_UTC_NS, utc, side="right")] + _EPOCH_1958_NS
 
 
 def _tai58_to_utc_ns(tai58_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -33,8 +33,10 @@ PUBLIC = {
         "encode_primary_header",
         "next_seq_count",
         "seq_count_diff",
+        "tai58_ns_to_utc_ns",
         "utc_ns_to_cds",
         "utc_ns_to_cuc",
+        "utc_ns_to_tai58_ns",
     },
     "ilrs_ops.console": {
         "Access",
@@ -128,6 +130,7 @@ PUBLIC = {
         "calibration_plan",
         "compile_layout",
         "compile_plans",
+        "epoch_utc_ns",
         "field_bits",
         "limit_plan",
         "load_catalog",

@@ -91,3 +91,44 @@ def test_jpss1_geolocation_decodes_bit_for_bit(spp_data: Path, tmp_path: Path) -
     assert np.array_equal(tm.column("seq").to_numpy(), seq)
     times = [cds_ns(p["DOY"].raw_value, p["MSEC"].raw_value, p["USEC"].raw_value) for p in packets]
     assert tm.column("time").cast(pa.int64()).to_pylist() == times
+
+
+def test_europa_clipper_magnetometer_decodes_bit_for_bit(tmp_path: Path) -> None:
+    import importlib.resources
+
+    from ccsdspy import FixedLength, PacketField
+
+    file = importlib.resources.files("ccsdspy") / "tests" / "data" / "europa_clipper"
+    file = Path(str(file / "apid01227.tlm"))
+    tm, quarantined, summary = imported(tmp_path, file, "nasa-ecm-fg3")
+    assert quarantined == {}  # every PEC (CRC-16) right, none quarantined
+    # The independent decoder: ccsdspy, with the field list the instrument team published.
+    fields = [
+        PacketField(name="sclk_s", bit_length=32, data_type="uint"),
+        PacketField(name="sclk_sub", bit_length=16, data_type="uint"),
+        PacketField(name="accountability_id", bit_length=32, data_type="uint"),
+    ]
+    fields += [
+        PacketField(name=f"ch{c}_{i}", bit_length=24, data_type="int")
+        for i in range(160)
+        for c in (3, 2, 1)
+    ]
+    inst = MISSIONS.instruments["nasa-ecm-fg3"]
+    hk = [f.name for f in inst.profile.fields if f.name.startswith("hk_")]
+    fields += [PacketField(name=n, bit_length=24, data_type="int") for n in hk]
+    fields += [PacketField(name=n, bit_length=16, data_type="uint") for n in ("register_80", "pec")]
+    theirs = FixedLength(fields).load(str(file), include_primary_header=True)
+    n = len(theirs["sclk_s"])
+    assert tm.num_rows == n == summary.decoded["nasa-ecm-fg3"] == 22
+    fg = np.stack([theirs[f"ch{c}_{i}"] for i in range(160) for c in (3, 2, 1)], axis=1)
+    ours = tm.column("fg").combine_chunks().flatten().to_numpy().reshape(n, 480)
+    assert np.array_equal(ours, fg)
+    for name in ["accountability_id", *hk, "register_80"]:
+        assert np.array_equal(tm.column(name).to_numpy(), theirs[name]), name
+    assert np.array_equal(tm.column("seq").to_numpy(), theirs["CCSDS_SEQUENCE_COUNT"])
+    # J2000 is 2000-01-01T11:58:55.816 UTC; no leap second falls in the count, so UTC is the
+    # epoch plus the count, the fraction rounded to the nearest ns.
+    j2000 = 946_727_935_816_000_000
+    sub = theirs["sclk_sub"].astype(np.int64)
+    want = j2000 + theirs["sclk_s"].astype(np.int64) * 10**9 + (sub * 10**9 + 2**15) // 2**16
+    assert tm.column("time").cast(pa.int64()).to_pylist() == want.tolist()

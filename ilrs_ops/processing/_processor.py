@@ -41,9 +41,21 @@ import numpy as np
 import pyarrow as pa
 
 from ilrs_ops import wire
-from ilrs_ops.ccsds import cds_to_utc_ns, cuc_to_utc_ns
+from ilrs_ops.ccsds import (
+    cds_to_utc_ns,
+    cuc_to_utc_ns,
+    tai58_ns_to_utc_ns,
+    utc_ns_to_tai58_ns,
+)
 from ilrs_ops.errors import InputError
-from ilrs_ops.profiles import Expression, Instrument, compile_plans, field_bits, parse
+from ilrs_ops.profiles import (
+    Expression,
+    Instrument,
+    compile_plans,
+    epoch_utc_ns,
+    field_bits,
+    parse,
+)
 from ilrs_ops.schemas import (
     EVENTS,
     QUARANTINE,
@@ -844,6 +856,13 @@ def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
     t = inst.profile.time
     n = raw["_seq_count"].shape[0]
     zeros = np.zeros(n, dtype=np.uint64)
+    if t.code == "cuc" and t.epoch is not None:  # a mission epoch: TAI seconds from it
+        scale = 1 << (8 * t.fine)
+        fine = raw.get("_time_fine", zeros).astype(np.int64)
+        count = (
+            raw["_time_coarse"].astype(np.int64) * wire.NS + (fine * wire.NS + scale // 2) // scale
+        )
+        return tai58_ns_to_utc_ns(utc_ns_to_tai58_ns(epoch_utc_ns(t.epoch)) + count)
     if t.code == "cuc":
         return cuc_to_utc_ns(raw["_time_coarse"], raw.get("_time_fine", zeros), t.fine)
     return cds_to_utc_ns(raw["_time_days"], raw["_time_ms"], raw.get("_time_subms", zeros), t.subms)

@@ -21,6 +21,7 @@ from ilrs_ops.profiles._schema import (
     Profile,
     SimSpec,
     TimeCode,
+    epoch_utc_ns,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "calibration_plan",
     "compile_layout",
     "compile_plans",
+    "epoch_utc_ns",
     "field_bits",
     "limit_plan",
     "load_catalog",

@@ -79,7 +79,7 @@ def _check_integrity(p: Profile) -> Iterator[Finding]:
 
 
 def _check_time(p: Profile) -> Iterator[Finding]:
-    other = {"cuc": ("days", "subms"), "cds": ("coarse", "fine")}[p.time.code]
+    other = {"cuc": ("days", "subms"), "cds": ("coarse", "fine", "epoch")}[p.time.code]
     for key in sorted(p.time.model_fields_set & set(other)):
         yield (
             ("time", key),

@@ -6,6 +6,7 @@ references, limit order) live in ``_checks`` so that every mistake is reported i
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Literal
 
@@ -28,6 +29,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def epoch_utc_ns(text: str) -> int:
+    """An ISO 8601 UTC instant (``Z`` or an offset; naive is UTC) as ns since 1970."""
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"epoch '{text}' is not an ISO 8601 time; write e.g. 2000-01-01T11:58:55.816Z"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
 class TimeCode(_Model):
     """Secondary-header time code: CUC (TAI seconds since 1958) or CDS (UTC days + ms of day)."""
 
@@ -36,6 +51,11 @@ class TimeCode(_Model):
     fine: int = Field(2, ge=0, le=3, description="CUC: octets of binary fraction")
     days: Literal[2, 3] = Field(2, description="CDS: octets of day count")
     subms: Literal[0, 2, 4] = Field(0, description="CDS: octets below the millisecond")
+    epoch: str | None = Field(
+        None,
+        description="CUC: the UTC instant of count 0 (ISO 8601, e.g. 2000-01-01T11:58:55.816Z "
+        "for J2000); the count runs in TAI seconds from it. Default: 1958-01-01 TAI (CCSDS)",
+    )
     future_tolerance_s: float | None = Field(
         300.0,
         gt=0,
@@ -43,6 +63,13 @@ class TimeCode(_Model):
         "or time-code fault), so one such packet cannot put the ones after it out of order; "
         "null: no check",
     )
+
+    @field_validator("epoch")
+    @classmethod
+    def _epoch_is_a_time(cls, v: str | None) -> str | None:
+        if v is not None:
+            epoch_utc_ns(v)
+        return v
 
     @property
     def octets(self) -> int:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc
-from ilrs_ops.profiles import Instrument, calibrate, field_bits
+from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc, utc_ns_to_tai58_ns
+from ilrs_ops.profiles import Instrument, calibrate, epoch_utc_ns, field_bits
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._models import NS, Channel, RawConverter
@@ -86,7 +86,14 @@ class Module:
             "_seq_count": seq,
             "_length": np.full(n, p.packet_length - 7, np.int64),
         }
-        if p.time.code == "cuc":
+        if p.time.code == "cuc" and p.time.epoch is not None:
+            count = utc_ns_to_tai58_ns(t_ns) - utc_ns_to_tai58_ns(epoch_utc_ns(p.time.epoch))
+            scale = 1 << (8 * p.time.fine)
+            coarse, rest = np.divmod(count, NS)
+            cols["_time_coarse"] = coarse % (1 << (8 * p.time.coarse))
+            if p.time.fine:
+                cols["_time_fine"] = np.minimum((rest * scale + NS // 2) // NS, scale - 1)
+        elif p.time.code == "cuc":
             coarse, fine = utc_ns_to_cuc(t_ns, p.time.fine)
             cols["_time_coarse"] = coarse % (1 << (8 * p.time.coarse))
             if p.time.fine:
