@@ -134,6 +134,8 @@ def check_sequence(
         last_seq, last_time = int(last[0]), int(last[1])
         if not 0 <= last_seq < MODULUS:
             raise ValueError(f"last sequence count {last_seq} is not in 0..{MODULUS - 1}")
+        if not -(2**63) <= last_time < 2**63:
+            raise ValueError(f"last time {last_time} is not an int64 ns time")
         has_last = True
     if _needs_lookup(t, has_last, last_time):
         bits = max(4, int(2 * (n + 1)).bit_length())  # load factor <= 1/2

@@ -68,7 +68,10 @@ def streams(draw):
 
 
 @settings(max_examples=400, deadline=None)
-@given(streams(), st.one_of(st.none(), st.tuples(st.integers(0, MODULUS - 1), st.integers())))
+@given(
+    streams(),
+    st.one_of(st.none(), st.tuples(st.integers(0, MODULUS - 1), st.integers(-(2**62), 2**62))),
+)
 def test_matches_reference(packets, last):
     seq = [p[0] for p in packets]
     time_ns = [p[1] for p in packets]
@@ -145,3 +148,8 @@ def test_invalid_input():
         check_sequence(np.array([1, 2]), np.array([0]))
     with pytest.raises(TypeError, match="integer"):
         check_sequence(np.array([1.0]), np.array([0]))
+
+
+def test_a_last_time_outside_int64_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"last time .* is not an int64 ns time"):
+        check_sequence(np.array([1], np.int64), np.array([5], np.int64), (0, 2**63))
