@@ -214,11 +214,15 @@ class Ingestor:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._close()
+        """Stop the run and seal every lane, also when the run failed (its error is raised
+        after the seal)."""
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            await self._close()
 
     async def ready(self) -> None:
         """Returns once the subscription is in place (raises what stopped the ingestor, if
