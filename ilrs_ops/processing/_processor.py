@@ -49,8 +49,10 @@ from ilrs_ops.ccsds import (
 )
 from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import (
+    TIME_KEYS,
     Expression,
     Instrument,
+    TimeCode,
     compile_plans,
     epoch_utc_ns,
     field_bits,
@@ -234,6 +236,7 @@ class Processor:
         if p.integrity is not None:
             bit, _ = field_bits(p)[p.integrity.field]
             self._integrity = (p.integrity, bit // 8, WIDTH[p.integrity.check] // 8)
+        self._receive_time = p.time.code == "none"
         tol = p.time.future_tolerance_s
         self._future_ns = None if tol is None else int(tol * wire.NS)
         self._fields = [
@@ -281,7 +284,10 @@ class Processor:
             cand = self._check_integrity(buf, items.start, cand, code, notes)
 
         raw = decode(buf, items.start[cand], self._layout)
-        t, bad_time = _packet_times(self.instrument, raw)
+        if self._receive_time:  # time code none: the packet is as old as its arrival
+            t, bad_time = recv[items.frame[cand]].copy(), {}
+        else:
+            t, bad_time = _packet_times(self.instrument, raw)
         bad_time = {k: f"invalid time code: {msg}" for k, msg in bad_time.items()}
         if self._future_ns is not None and t.size:
             at_recv = recv[items.frame[cand]]
@@ -807,7 +813,10 @@ def _packet_times(
     ``packet_time_ns`` refuses a whole batch for one bad time code; halving the batch until
     the bad packets are alone costs a few calls per bad packet, never one per packet.
     """
-    keys = [k for k in raw if k.startswith("_time")] + ["_seq_count"]
+    keys = [k for k in raw if k.startswith("_time")] + [
+        "_seq_count",
+        *inst.profile.time.field_names,
+    ]
     n = raw["_seq_count"].shape[0]
     t = np.zeros(n, np.int64)
     bad: dict[int, str] = {}
@@ -852,10 +861,15 @@ def apid_tables(lengths: Mapping[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
-    """UTC ns of each packet from its secondary-header time code."""
+    """UTC ns of each packet from its time code or time fields (not for code ``none``, whose
+    time is the receive time); InputError when one is no time."""
     t = inst.profile.time
     n = raw["_seq_count"].shape[0]
     zeros = np.zeros(n, dtype=np.uint64)
+    if t.code == "counter":
+        return _counter_ns(t, raw)
+    if t.code == "calendar":
+        return _calendar_ns(t, raw)
     if t.code == "cuc" and t.epoch is not None:  # a mission epoch: TAI seconds from it
         scale = 1 << (8 * t.fine)
         fine = raw.get("_time_fine", zeros).astype(np.int64)
@@ -866,6 +880,45 @@ def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
     if t.code == "cuc":
         return cuc_to_utc_ns(raw["_time_coarse"], raw.get("_time_fine", zeros), t.fine)
     return cds_to_utc_ns(raw["_time_days"], raw["_time_ms"], raw.get("_time_subms", zeros), t.subms)
+
+
+def _counter_ns(t: TimeCode, raw: dict[str, np.ndarray]) -> np.ndarray:
+    """A count of units (plus weeks, plus a binary fraction) from the epoch, as UTC ns."""
+    unit_ns = round(t.unit_s * wire.NS)
+    count = raw[t.seconds].astype(np.int64) * unit_ns  # type: ignore[index]
+    if t.week is not None:
+        count += raw[t.week].astype(np.int64) * (604_800 * wire.NS)
+    if t.fraction is not None:
+        bits = t.fraction_bits or 0
+        frac = raw[t.fraction].astype(np.uint64)
+        if bits <= 32 and unit_ns < 1 << 31:  # the product fits in 63 bits
+            count += (frac.astype(np.int64) * unit_ns + (1 << (bits - 1))) >> bits
+        else:  # wide fractions: exact in Python integers (rare, a few fields per packet)
+            exact = [(int(f) * unit_ns + (1 << (bits - 1))) >> bits for f in frac.tolist()]
+            count += np.array(exact, np.int64)
+    if t.scale == "tai":
+        epoch = t.epoch or "1958-01-01T00:00:00Z"
+        base = int(utc_ns_to_tai58_ns(epoch_utc_ns(epoch))) if t.epoch else 0
+        return tai58_ns_to_utc_ns(base + count)
+    return epoch_utc_ns(t.epoch or "1970-01-01T00:00:00Z") + count
+
+
+def _calendar_ns(t: TimeCode, raw: dict[str, np.ndarray]) -> np.ndarray:
+    """Year, day of year, hour, minute, second (and microsecond) fields as UTC ns."""
+    get = {k: raw[getattr(t, k)].astype(np.int64) for k in TIME_KEYS["calendar"] if getattr(t, k)}
+    y, d = get["year"], get["doy"]
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    limits = {"doy": (1, 365 + leap), "hour": (0, 23), "minute": (0, 59), "second": (0, 60),
+              "usec": (0, 999_999), "year": (1, 9999)}  # fmt: skip
+    for key, v in get.items():
+        lo, hi = limits[key]
+        bad = (v < lo) | (v > hi)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise InputError(f"{key} {int(v[k])} is not a {key} (field {getattr(t, key)})")
+    days = (y - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64) + d - 1
+    secs = days * 86_400 + get["hour"] * 3600 + get["minute"] * 60 + get["second"]
+    return secs * wire.NS + get.get("usec", np.zeros_like(y)) * 1000
 
 
 def reject_detail(reason: str, item: bytes, where: str) -> str | None:

@@ -11,6 +11,7 @@ from ilrs_ops.profiles._plan import ProcessingPlan, calibration_plan, compile_pl
 from ilrs_ops.profiles._schema import (
     ID,
     ID_HINT,
+    TIME_KEYS,
     Calibration,
     Derived,
     Detector,
@@ -28,6 +29,7 @@ __all__ = [
     "HEADER_FIELDS",
     "ID",
     "ID_HINT",
+    "TIME_KEYS",
     "Calibration",
     "Catalog",
     "CatalogOwner",

@@ -8,7 +8,15 @@ from pydantic import ValidationError
 
 from ilrs_ops.errors import ExpressionError
 from ilrs_ops.profiles._expr import FUNCTIONS, parse
-from ilrs_ops.profiles._schema import Calibration, FieldSpec, Limits, LimitSet, Profile, SimSpec
+from ilrs_ops.profiles._schema import (
+    TIME_KEYS,
+    Calibration,
+    FieldSpec,
+    Limits,
+    LimitSet,
+    Profile,
+    SimSpec,
+)
 from pipelines.integrity import WIDTH
 
 Finding = tuple[tuple[str | int, ...], str, str | None]
@@ -79,13 +87,34 @@ def _check_integrity(p: Profile) -> Iterator[Finding]:
 
 
 def _check_time(p: Profile) -> Iterator[Finding]:
-    other = {"cuc": ("days", "subms"), "cds": ("coarse", "fine", "epoch")}[p.time.code]
-    for key in sorted(p.time.model_fields_set & set(other)):
+    t = p.time
+    mine = set(TIME_KEYS[t.code]) | {"code", "future_tolerance_s"}
+    for key in sorted(t.model_fields_set - mine):
+        codes = [c for c, keys in TIME_KEYS.items() if key in keys]
         yield (
             ("time", key),
-            f"'{key}' does not apply to the {p.time.code.upper()} time code",
-            f"remove it, or use code: {'cds' if p.time.code == 'cuc' else 'cuc'}",
+            f"'{key}' does not apply to the {t.code.upper()} time code",
+            f"remove it, or use code: {' or '.join(codes)}",
         )
+    need = {"counter": ("seconds",), "calendar": ("year", "doy", "hour", "minute", "second")}
+    for key in need.get(t.code, ()):
+        if getattr(t, key) is None:
+            yield (("time",), f"the {t.code} time code needs '{key}'", f"name the {key} field")
+    if t.code == "counter" and (t.fraction is None) != (t.fraction_bits is None):
+        yield (("time",), "fraction and fraction_bits go together", "give both or neither")
+    fields = {f.name: f for f in p.fields}
+    refs = {"counter": ("seconds", "fraction", "week"), "calendar": TIME_KEYS["calendar"]}
+    for key in refs.get(t.code, ()):
+        name = getattr(t, key)
+        f = fields.get(name) if name is not None else None
+        if name is not None and f is None:
+            yield (("time", key), f"'{name}' is not a field of this profile", "name a field")
+        elif f is not None and (f.base not in "ui" or f.count is not None):
+            yield (
+                ("time", key),
+                f"'{name}' is {f.type}{'[]' if f.count else ''}, not an integer",
+                "time fields are scalar integers (u1..u64, i2..i64)",
+            )
     for i, f in enumerate(p.fields):
         if f.sample_rate_hz and f.count:
             span = f.count / f.sample_rate_hz

@@ -23,6 +23,8 @@ def time_fields(t: TimeCode) -> list[tuple[str, int]]:
     """The secondary-header time code as unsigned fields: (name, bits)."""
     if t.code == "cuc":
         parts = [("_time_coarse", 8 * t.coarse), ("_time_fine", 8 * t.fine)]
+    elif t.code != "cds":
+        return []  # the time comes from fields of the packet, or from its receive time
     else:
         parts = [("_time_days", 8 * t.days), ("_time_ms", 32), ("_time_subms", 8 * t.subms)]
     return [(n, w) for n, w in parts if w]

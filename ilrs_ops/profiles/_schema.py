@@ -43,10 +43,24 @@ def epoch_utc_ns(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
-class TimeCode(_Model):
-    """Secondary-header time code: CUC (TAI seconds since 1958) or CDS (UTC days + ms of day)."""
+#: The keys of ``time`` each code uses (``code`` and ``future_tolerance_s`` belong to all).
+TIME_KEYS: dict[str, tuple[str, ...]] = {
+    "cuc": ("coarse", "fine", "epoch"),
+    "cds": ("days", "subms"),
+    "counter": ("seconds", "fraction", "fraction_bits", "week", "unit_s", "epoch", "scale"),
+    "calendar": ("year", "doy", "hour", "minute", "second", "usec"),
+    "none": (),
+}
 
-    code: Literal["cuc", "cds"]
+
+class TimeCode(_Model):
+    """Where a packet's time comes from: a secondary-header code right after the primary header
+    (CUC: TAI seconds since 1958 or a mission epoch; CDS: UTC days + ms of day), fields of the
+    packet (``counter``: a count of seconds from an epoch, e.g. Unix or GPS week + seconds;
+    ``calendar``: year, day of year, hour, minute, second, microsecond), or ``none`` (the
+    receive time)."""
+
+    code: Literal["cuc", "cds", "counter", "calendar", "none"]
     coarse: int = Field(4, ge=1, le=4, description="CUC: octets of whole seconds")
     fine: int = Field(2, ge=0, le=3, description="CUC: octets of binary fraction")
     days: Literal[2, 3] = Field(2, description="CDS: octets of day count")
@@ -56,6 +70,23 @@ class TimeCode(_Model):
         description="CUC: the UTC instant of count 0 (ISO 8601, e.g. 2000-01-01T11:58:55.816Z "
         "for J2000); the count runs in TAI seconds from it. Default: 1958-01-01 TAI (CCSDS)",
     )
+    seconds: Name | None = Field(None, description="counter: the field of whole units")
+    fraction: Name | None = Field(None, description="counter: the field of the binary fraction")
+    fraction_bits: int | None = Field(None, ge=1, le=64, description="counter: bits of fraction")
+    week: Name | None = Field(None, description="counter: a field of weeks (GPS week number)")
+    unit_s: float = Field(1.0, gt=0, description="counter: seconds per unit of ``seconds``")
+    scale: Literal["utc", "tai"] = Field(
+        "utc",
+        description="counter: utc (a count that skips leap seconds, like Unix time; epoch "
+        "1970-01-01 by default) or tai (SI seconds, like GPS or a spacecraft clock; epoch "
+        "1958-01-01 by default)",
+    )
+    year: Name | None = Field(None, description="calendar: the field of the year")
+    doy: Name | None = Field(None, description="calendar: the field of the day of year (1..366)")
+    hour: Name | None = None
+    minute: Name | None = None
+    second: Name | None = None
+    usec: Name | None = Field(None, description="calendar: the field of microseconds")
     future_tolerance_s: float | None = Field(
         300.0,
         gt=0,
@@ -73,7 +104,16 @@ class TimeCode(_Model):
 
     @property
     def octets(self) -> int:
-        return self.coarse + self.fine if self.code == "cuc" else self.days + 4 + self.subms
+        """Octets of the secondary-header code (0 when the time comes from fields)."""
+        if self.code == "cuc":
+            return self.coarse + self.fine
+        return self.days + 4 + self.subms if self.code == "cds" else 0
+
+    @property
+    def field_names(self) -> list[str]:
+        """The fields the time is read from (counter and calendar codes)."""
+        refs = {"counter": ("seconds", "fraction", "week"), "calendar": TIME_KEYS["calendar"]}
+        return [n for k in refs.get(self.code, ()) if (n := getattr(self, k)) is not None]
 
 
 class Segment(_Model):

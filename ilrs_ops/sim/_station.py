@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc, utc_ns_to_tai58_ns
-from ilrs_ops.profiles import Instrument, calibrate, epoch_utc_ns, field_bits
+from ilrs_ops.profiles import Instrument, TimeCode, calibrate, epoch_utc_ns, field_bits
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._models import NS, Channel, RawConverter
@@ -98,13 +98,14 @@ class Module:
             cols["_time_coarse"] = coarse % (1 << (8 * p.time.coarse))
             if p.time.fine:
                 cols["_time_fine"] = fine
-        else:
+        elif p.time.code == "cds":
             days, ms, subms = utc_ns_to_cds(t_ns, p.time.subms)
             cols |= {"_time_days": days, "_time_ms": ms}
             if p.time.subms:
                 cols["_time_subms"] = subms
         for name, v in values.items():
             cols[name] = self.raw[name](v)
+        cols |= time_columns(p.time, t_ns)  # a clock in fields: the fields carry the time
         buf = encode(self.instrument.layout, cols, n)
         if p.integrity is not None:  # the module's own CRC or checksum, as real ones send it
             at = field_bits(p)[p.integrity.field][0] // 8
@@ -207,3 +208,41 @@ class Module:
             if r < 0:
                 return kind
         return None
+
+
+def time_columns(t: TimeCode, t_ns: np.ndarray) -> dict[str, np.ndarray]:
+    """The raw values of a counter or calendar time's fields for packet times ``t_ns``."""
+    if t.code == "counter":
+        if t.scale == "tai":
+            count = utc_ns_to_tai58_ns(t_ns) - (
+                int(utc_ns_to_tai58_ns(epoch_utc_ns(t.epoch))) if t.epoch else 0
+            )
+        else:
+            count = t_ns - epoch_utc_ns(t.epoch or "1970-01-01T00:00:00Z")
+        out = {}
+        if t.week is not None:
+            out[t.week], count = np.divmod(count, 604_800 * NS)
+        unit_ns = round(t.unit_s * NS)
+        whole, rest = np.divmod(count, unit_ns)
+        out[t.seconds] = whole  # type: ignore[index]
+        if t.fraction is not None and t.fraction_bits:
+            scale = 1 << t.fraction_bits
+            frac = [(int(r) * scale + unit_ns // 2) // unit_ns for r in rest.tolist()]
+            out[t.fraction] = np.minimum(np.array(frac, np.uint64), np.uint64(scale - 1))
+        return out
+    if t.code == "calendar":
+        day = t_ns // (86_400 * NS)
+        d = day.astype("datetime64[D]")
+        year = d.astype("datetime64[Y]")
+        sec = (t_ns // NS) % 86_400
+        out = {
+            t.year: year.astype(np.int64) + 1970,
+            t.doy: (d - year.astype("datetime64[D]")).astype(np.int64) + 1,
+            t.hour: sec // 3600,
+            t.minute: sec // 60 % 60,
+            t.second: sec % 60,
+        }
+        if t.usec is not None:
+            out[t.usec] = t_ns % NS // 1000
+        return {k: v for k, v in out.items() if k is not None}
+    return {}
