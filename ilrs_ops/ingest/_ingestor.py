@@ -39,7 +39,7 @@ import watchfiles
 from ilrs_ops import wire
 from ilrs_ops.backoff import Backoff
 from ilrs_ops.errors import InputError, ProfileError, StoreError
-from ilrs_ops.processing import Lane, Processed, recover, recover_lane, seal
+from ilrs_ops.processing import Lane, Processed, ProcessState, recover, recover_lane, seal
 from ilrs_ops.profiles import Catalog, CatalogOwner, Instrument, load_catalog
 from ilrs_ops.sources import RECEIVE_MAXIMUM, Protocol, ReadGate, ack, make_client
 from ilrs_ops.store import UNKNOWN, Store
@@ -250,9 +250,11 @@ class Ingestor:
             if self.profiles is not None:
                 tg.create_task(self._watch_profiles(self.profiles))
 
-    def _add_lane(self, lane_id: str, topic: str, inst: Instrument | None, state: object) -> _Feed:
+    def _add_lane(
+        self, lane_id: str, topic: str, inst: Instrument | None, state: ProcessState | None
+    ) -> _Feed:
         queue: asyncio.Queue = asyncio.Queue(self.config.lane_queue)
-        feed = self.lanes[lane_id] = _Feed(Lane(lane_id, inst, state), topic, queue)  # type: ignore[arg-type]
+        feed = self.lanes[lane_id] = _Feed(Lane(lane_id, inst, state), topic, queue)
         if inst is not None:
             self.status[lane_id] = InstrumentStatus(inst)
             self._dirty.add(lane_id)
@@ -435,7 +437,7 @@ class Ingestor:
         segment: int,
         instrument: Instrument | None,
         tables: dict[str, pa.Table],
-        state: object,
+        state: ProcessState | None,
     ) -> None:
         try:
             await asyncio.to_thread(
@@ -445,7 +447,7 @@ class Ingestor:
                 instrument,
                 segment,
                 tables,
-                state,  # type: ignore[arg-type]
+                state,
             )
             feed.metrics.seals += 1
         except StoreError as exc:

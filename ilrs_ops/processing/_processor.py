@@ -45,7 +45,6 @@ from ilrs_ops.ccsds import (
     cds_to_utc_ns,
     cuc_to_utc_ns,
     tai58_ns_to_utc_ns,
-    utc_ns_to_tai58_ns,
 )
 from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import (
@@ -54,7 +53,6 @@ from ilrs_ops.profiles import (
     Instrument,
     TimeCode,
     compile_plans,
-    epoch_utc_ns,
     field_bits,
     parse,
 )
@@ -871,12 +869,10 @@ def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
     if t.code == "calendar":
         return _calendar_ns(t, raw)
     if t.code == "cuc" and t.epoch is not None:  # a mission epoch: TAI seconds from it
-        scale = 1 << (8 * t.fine)
-        fine = raw.get("_time_fine", zeros).astype(np.int64)
-        count = (
-            raw["_time_coarse"].astype(np.int64) * wire.NS + (fine * wire.NS + scale // 2) // scale
-        )
-        return tai58_ns_to_utc_ns(utc_ns_to_tai58_ns(epoch_utc_ns(t.epoch)) + count)
+        count = raw["_time_coarse"].astype(np.int64) * wire.NS
+        if t.fine:
+            count += _fraction_ns(raw["_time_fine"], 8 * t.fine, wire.NS)
+        return tai58_ns_to_utc_ns(t.origin_ns() + count)
     if t.code == "cuc":
         return cuc_to_utc_ns(raw["_time_coarse"], raw.get("_time_fine", zeros), t.fine)
     return cds_to_utc_ns(raw["_time_days"], raw["_time_ms"], raw.get("_time_subms", zeros), t.subms)
@@ -889,18 +885,19 @@ def _counter_ns(t: TimeCode, raw: dict[str, np.ndarray]) -> np.ndarray:
     if t.week is not None:
         count += raw[t.week].astype(np.int64) * (604_800 * wire.NS)
     if t.fraction is not None:
-        bits = t.fraction_bits or 0
-        frac = raw[t.fraction].astype(np.uint64)
-        if bits <= 32 and unit_ns < 1 << 31:  # the product fits in 63 bits
-            count += (frac.astype(np.int64) * unit_ns + (1 << (bits - 1))) >> bits
-        else:  # wide fractions: exact in Python integers (rare, a few fields per packet)
-            exact = [(int(f) * unit_ns + (1 << (bits - 1))) >> bits for f in frac.tolist()]
-            count += np.array(exact, np.int64)
+        count += _fraction_ns(raw[t.fraction], t.fraction_bits or 0, unit_ns)
     if t.scale == "tai":
-        epoch = t.epoch or "1958-01-01T00:00:00Z"
-        base = int(utc_ns_to_tai58_ns(epoch_utc_ns(epoch))) if t.epoch else 0
-        return tai58_ns_to_utc_ns(base + count)
-    return epoch_utc_ns(t.epoch or "1970-01-01T00:00:00Z") + count
+        return tai58_ns_to_utc_ns(t.origin_ns() + count)
+    return t.origin_ns() + count
+
+
+def _fraction_ns(frac: np.ndarray, bits: int, unit_ns: int) -> np.ndarray:
+    """A binary fraction of ``bits`` bits of a unit of ``unit_ns`` ns, rounded to the ns."""
+    f = frac.astype(np.uint64)
+    if bits <= 32 and unit_ns < 1 << 31:  # the product fits in 63 bits
+        return (f.astype(np.int64) * unit_ns + (1 << (bits - 1))) >> bits
+    # Wide fractions: exact in Python integers (rare: a few such fields per packet).
+    return np.array([(int(x) * unit_ns + (1 << (bits - 1))) >> bits for x in f.tolist()], np.int64)
 
 
 def _calendar_ns(t: TimeCode, raw: dict[str, np.ndarray]) -> np.ndarray:

@@ -7,11 +7,13 @@ references, limit order) live in ``_checks`` so that every mistake is reported i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ilrs_ops.ccsds import utc_ns_to_tai58_ns
 from ilrs_ops.errors import InputError
 
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
@@ -29,6 +31,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@functools.cache
 def epoch_utc_ns(text: str) -> int:
     """An ISO 8601 UTC instant (``Z`` or an offset; naive is UTC) as ns since 1970."""
     try:
@@ -108,6 +111,15 @@ class TimeCode(_Model):
         if self.code == "cuc":
             return self.coarse + self.fine
         return self.days + 4 + self.subms if self.code == "cds" else 0
+
+    def origin_ns(self) -> int:
+        """Count 0 of the clock: TAI ns since 1958 for a TAI count (CUC; a counter with
+        ``scale: tai``), UTC ns since 1970 for a UTC count; 0 without an ``epoch``."""
+        if self.epoch is None:
+            return 0
+        utc = epoch_utc_ns(self.epoch)
+        tai = self.code == "cuc" or self.scale == "tai"
+        return int(utc_ns_to_tai58_ns(utc)) if tai else utc
 
     @property
     def field_names(self) -> list[str]:

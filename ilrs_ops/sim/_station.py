@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc, utc_ns_to_tai58_ns
-from ilrs_ops.profiles import Instrument, TimeCode, calibrate, epoch_utc_ns, field_bits
+from ilrs_ops.profiles import Instrument, TimeCode, calibrate, field_bits
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._models import NS, Channel, RawConverter
@@ -87,7 +87,7 @@ class Module:
             "_length": np.full(n, p.packet_length - 7, np.int64),
         }
         if p.time.code == "cuc" and p.time.epoch is not None:
-            count = utc_ns_to_tai58_ns(t_ns) - utc_ns_to_tai58_ns(epoch_utc_ns(p.time.epoch))
+            count = utc_ns_to_tai58_ns(t_ns) - p.time.origin_ns()
             scale = 1 << (8 * p.time.fine)
             coarse, rest = np.divmod(count, NS)
             cols["_time_coarse"] = coarse % (1 << (8 * p.time.coarse))
@@ -213,12 +213,7 @@ class Module:
 def time_columns(t: TimeCode, t_ns: np.ndarray) -> dict[str, np.ndarray]:
     """The raw values of a counter or calendar time's fields for packet times ``t_ns``."""
     if t.code == "counter":
-        if t.scale == "tai":
-            count = utc_ns_to_tai58_ns(t_ns) - (
-                int(utc_ns_to_tai58_ns(epoch_utc_ns(t.epoch))) if t.epoch else 0
-            )
-        else:
-            count = t_ns - epoch_utc_ns(t.epoch or "1970-01-01T00:00:00Z")
+        count = (utc_ns_to_tai58_ns(t_ns) if t.scale == "tai" else t_ns) - t.origin_ns()
         out = {}
         if t.week is not None:
             out[t.week], count = np.divmod(count, 604_800 * NS)
