@@ -1,4 +1,5 @@
-"""Packet integrity checks (CRCs and sums) over a range of octets of each packet, in one pass.
+"""Packet integrity checks (CRCs and sums) over a range of octets of each packet, in one pass,
+and packet fingerprints (a hash of all its octets) for recognising retransmissions.
 
 Kinds, as missions fly them:
 
@@ -102,4 +103,33 @@ def checks(buf: np.ndarray, starts: np.ndarray, begin: int, stop: int, kind: str
         raise ValueError("a packet's checked octets run past the end of the buffer")
     out = np.empty(starts.shape[0], np.uint64)
     _checks_kernel(buf, starts, begin, stop, KINDS.index(kind), CRC16, CRC32, out)
+    return out
+
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(cache=True)
+def _fingerprint_kernel(buf: np.ndarray, starts: np.ndarray, length: int, out: np.ndarray) -> None:
+    for i in range(starts.shape[0]):
+        h = _FNV_OFFSET
+        for j in range(starts[i], starts[i] + length):
+            h = (h ^ np.uint64(buf[j])) * _FNV_PRIME
+        out[i] = h
+
+
+def fingerprints(buf: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """A 64-bit FNV-1a hash of the ``length`` octets of every packet starting at ``starts``:
+    equal packets have equal fingerprints, so a retransmitted packet is recognised without
+    trusting any of its fields."""
+    if not isinstance(buf, np.ndarray) or buf.dtype != np.uint8 or buf.ndim != 1:
+        raise TypeError("buf must be a 1-D uint8 array")
+    starts = np.ascontiguousarray(starts, np.int64)
+    if length < 0:
+        raise ValueError(f"packet length {length} is negative")
+    if starts.size and (starts.min() < 0 or starts.max() + length > buf.shape[0]):
+        raise ValueError("a packet runs past the end of the buffer")
+    out = np.empty(starts.shape[0], np.uint64)
+    _fingerprint_kernel(buf, starts, length, out)
     return out

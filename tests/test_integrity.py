@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import ProfileError, load_catalog
 from ilrs_ops.sim import Environment, Module
-from pipelines.integrity import KINDS, checks
+from pipelines.integrity import KINDS, checks, fingerprints
 from tests.conftest import DATA
 
 REFERENCE = {
@@ -100,3 +100,27 @@ def test_integrity_mistakes_are_located(tmp_path: Path, integrity, crc_type, wha
         load_catalog([tmp_path])
     assert what in str(err.value)
     assert "rover.yaml:" in str(err.value)
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) % 2**64
+    return h
+
+
+def test_fingerprints_are_fnv1a_64() -> None:
+    """The published FNV-1a test vectors ("", "a", "foobar"), packed in one buffer."""
+    buf = np.frombuffer(b"afoobar", np.uint8)
+    got = [int(fingerprints(buf, np.array([s]), n)[0]) for s, n in ((0, 0), (0, 1), (1, 6))]
+    assert got == [0xCBF29CE484222325, 0xAF63DC4C8601EC8C, 0x85944171F73967E8]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.binary(min_size=9, max_size=9), min_size=1, max_size=20))
+def test_fingerprints_match_the_reference(packets: list[bytes]) -> None:
+    buf = np.frombuffer(b"".join(packets), np.uint8)
+    got = fingerprints(buf, np.arange(len(packets)) * 9, 9).tolist()
+    assert got == [fnv1a64(p) for p in packets]
+    with pytest.raises(ValueError, match="past the end"):
+        fingerprints(buf, np.array([buf.shape[0] - 8]), 9)

@@ -25,6 +25,11 @@ with one reason (``ilrs_ops.wire``), in this order of precedence:
    transitions never go back in time. A repeat of a quarantined packet is out of order again,
    not a duplicate (only accepted packets enter the dedupe window).
 
+That is the profile's ``order: time``. Under ``order: arrival`` (the default without a packet
+clock) the clock decides nothing: a ``duplicate`` is the same sequence count and the same
+octets (a 64-bit fingerprint of the whole packet) as one of the last ``DEDUPE_WINDOW`` accepted
+packets, nothing is ``out_of_order``, and gaps are counted in arrival order.
+
 Events are limit transitions (kind ``limit``), sequence gaps (``gap``: value = packets missing,
 detail ``"seq a -> b"``) and detector triggers (``detector``: detail ``"on"``/``"off"``, value
 = the STA/LTA ratio, time = the sample's time). Rejects are not events: the quarantine rows and
@@ -70,7 +75,7 @@ from pipelines.calibrate import CalPlan, calibrate
 from pipelines.decode import decode
 from pipelines.detectors import StaLtaState, sta_lta
 from pipelines.frames import APIDS, HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
-from pipelines.integrity import WIDTH, checks
+from pipelines.integrity import WIDTH, checks, fingerprints
 from pipelines.limits import (
     NOMINAL,
     STATE_NAMES,
@@ -80,7 +85,7 @@ from pipelines.limits import (
     transitions,
 )
 from pipelines.rollups import rollup_many
-from pipelines.sequence import MODULUS, check_sequence
+from pipelines.sequence import MODULUS, SequenceResult, check_sequence
 
 #: Accepted packets remembered for dropping duplicates across batches.
 DEDUPE_WINDOW = 4096
@@ -100,7 +105,7 @@ _STATUS_CODE = np.zeros(max(STATUS_NAMES) + 1, np.int8)
 for _status, _name in STATUS_NAMES.items():
     _STATUS_CODE[_status] = _CODE.get(_name, 0)
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: dedupe "key" (1 called it "time_ns" and held times only)
 _KIND_RANK = {wire.GAP: 0, wire.LIMIT: 1, wire.DETECTOR: 2}
 
 
@@ -111,8 +116,9 @@ class ProcessState:
     last_seq / last_time_ns: the latest accepted packet (None before the first).
     limit_states: the last limit state per limited channel (absent = NOMINAL, no history).
     detectors: STA/LTA state per detector, keyed ``"{kind}:{channel}"``.
-    dedupe_time_ns / dedupe_seq: (time, sequence count) of the last DEDUPE_WINDOW accepted
-    packets, oldest first.
+    dedupe_key / dedupe_seq: (key, sequence count) of the last DEDUPE_WINDOW accepted
+    packets, oldest first; the key is the packet time (``order: time``) or the packet's
+    fingerprint as int64 (``order: arrival``).
     frames / octets: received; packets: accepted; rejects: quarantined packets by reason.
     """
 
@@ -120,7 +126,7 @@ class ProcessState:
     last_time_ns: int | None = None
     limit_states: dict[str, int] = field(default_factory=dict)
     detectors: dict[str, StaLtaState] = field(default_factory=dict)
-    dedupe_time_ns: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    dedupe_key: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     dedupe_seq: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     frames: int = 0
     octets: int = 0
@@ -138,7 +144,7 @@ class ProcessState:
                 for k, s in sorted(self.detectors.items())
             },
             "dedupe": {
-                "time_ns": self.dedupe_time_ns.tolist(),
+                "key": self.dedupe_key.tolist(),
                 "seq": self.dedupe_seq.tolist(),
             },
             "counters": {
@@ -153,7 +159,7 @@ class ProcessState:
     def from_json(cls, d: dict) -> ProcessState:
         """The state ``to_json`` wrote; InputError saying what is wrong for anything else."""
         try:
-            if d.get("version") != _STATE_VERSION:
+            if d.get("version") not in (1, _STATE_VERSION):
                 raise InputError(f"state version {d.get('version')!r}, expected {_STATE_VERSION}")
             last = d["last"]
             if last is not None and (len(last) != 2 or not 0 <= int(last[0]) < MODULUS):
@@ -168,17 +174,19 @@ class ProcessState:
                 )
                 for k, v in d["detectors"].items()
             }
-            t = np.array(d["dedupe"]["time_ns"], np.int64).reshape(-1)
-            s = np.array(d["dedupe"]["seq"], np.int64).reshape(-1)
+            dedupe = d["dedupe"]
+            key = dedupe["key" if d["version"] == _STATE_VERSION else "time_ns"]  # 1: times
+            t = np.array(key, np.int64).reshape(-1)
+            s = np.array(dedupe["seq"], np.int64).reshape(-1)
             if t.shape != s.shape or t.shape[0] > DEDUPE_WINDOW:
-                raise InputError("dedupe: time_ns and seq must be lists of the same length")
+                raise InputError("dedupe: key and seq must be lists of the same length")
             c = d["counters"]
             return cls(
                 last_seq=None if last is None else int(last[0]),
                 last_time_ns=None if last is None else int(last[1]),
                 limit_states=limit_states,
                 detectors=detectors,
-                dedupe_time_ns=t,
+                dedupe_key=t,
                 dedupe_seq=s,
                 frames=int(c["frames"]),
                 octets=int(c["octets"]),
@@ -235,6 +243,7 @@ class Processor:
             bit, _ = field_bits(p)[p.integrity.field]
             self._integrity = (p.integrity, bit // 8, WIDTH[p.integrity.check] // 8)
         self._receive_time = p.time.code == "none"
+        self._arrival = p.ordering == "arrival"
         tol = p.time.future_tolerance_s
         self._future_ns = None if tol is None else int(tol * wire.NS)
         self._fields = [
@@ -305,25 +314,32 @@ class Processor:
             notes |= {int(cand[k]): msg for k, msg in bad_time.items()}
             t, cand = t[keep], cand[keep]
         seq = raw["_seq_count"].astype(np.int64)
-        flag, top = _classify(seq, t, st.last_time_ns, st.dedupe_time_ns, st.dedupe_seq)
+        if self._arrival:
+            key = fingerprints(buf, items.start[cand], self._length).view(np.int64)
+            flag = _classify_arrival(seq, key, st.dedupe_key, st.dedupe_seq)
+            top = t  # unused: nothing is out of order
+        else:
+            key = t
+            flag, top = _classify(seq, t, st.last_time_ns, st.dedupe_key, st.dedupe_seq)
         accepted = flag == 0
         if not accepted.all():
             for k in np.flatnonzero(~accepted).tolist():
                 what = f"seq {seq[k]} at {_iso(int(t[k]))}"
                 notes[int(cand[k])] = (
-                    f"{what} was already accepted"
+                    f"{what} is the same packet as one already accepted"
+                    if self._arrival
+                    else f"{what} was already accepted"
                     if flag[k] == _CODE[wire.DUPLICATE]
                     else f"{what} is before the latest accepted time {_iso(int(top[k]))}"
                 )
             code[cand[~accepted]] = flag[~accepted]
             raw = {k: v[accepted] for k, v in raw.items()}
-            t, seq, good = t[accepted], seq[accepted], cand[accepted]
+            t, seq, key, good = t[accepted], seq[accepted], key[accepted], cand[accepted]
         else:
             good = cand
         n = good.shape[0]
 
-        last = None if st.last_seq is None else (st.last_seq, st.last_time_ns)
-        gaps = check_sequence(seq, t, last)
+        gaps = self._gaps(seq, t)
         eng = self._engineering(raw, n)
         states, limit_events = self._limits(eng, t, n)
         detector_events, detector_states = self._detect(eng, t)
@@ -347,9 +363,9 @@ class Processor:
         st.detectors.update(detector_states)
         if n:
             st.limit_states.update((name, int(col[-1])) for name, col in states.items())
-            st.last_seq, st.last_time_ns = gaps.last if gaps.last is not None else (None, None)
+            st.last_seq, st.last_time_ns = int(seq[-1]), int(t[-1])
             keep = DEDUPE_WINDOW
-            st.dedupe_time_ns = np.concatenate([st.dedupe_time_ns, t])[-keep:].copy()
+            st.dedupe_key = np.concatenate([st.dedupe_key, key])[-keep:].copy()
             st.dedupe_seq = np.concatenate([st.dedupe_seq, seq])[-keep:].copy()
         st.frames += len(frames)
         st.octets += int(buf.shape[0])
@@ -358,6 +374,17 @@ class Processor:
             reason = _REASONS[int(k)]
             st.rejects[reason] = st.rejects.get(reason, 0) + int(c)
         return out
+
+    def _gaps(self, seq: np.ndarray, t: np.ndarray) -> SequenceResult:
+        """Sequence gaps among the accepted packets, after the last accepted one. Under
+        ``order: arrival`` the packets are ranked by arrival (their count of accepted packets),
+        not by their clock."""
+        st = self.state
+        if not self._arrival:
+            last = None if st.last_seq is None else (st.last_seq, st.last_time_ns)
+            return check_sequence(seq, t, last)
+        last = None if st.last_seq is None else (st.last_seq, st.packets - 1)
+        return check_sequence(seq, st.packets + np.arange(seq.shape[0]), last)
 
     def _check_integrity(
         self,
@@ -686,6 +713,42 @@ def _classify(
                 continue
         recent[key] = ordinal
     return flag, top
+
+
+def _classify_arrival(
+    seq: np.ndarray, key: np.ndarray, window_key: np.ndarray, window_seq: np.ndarray
+) -> np.ndarray:
+    """Reason code per packet under ``order: arrival``: DUPLICATE for a repeat of (sequence
+    count, fingerprint) among the last DEDUPE_WINDOW accepted packets, else 0.
+
+    Only packets whose pair occurs twice in the window and batch together can be duplicates;
+    those few are decided one by one, counted in accepted packets as ``_classify`` does.
+    """
+    n = seq.shape[0]
+    flag = np.zeros(n, np.int8)
+    if not n:
+        return flag
+    m = window_key.shape[0]
+    both_seq = np.concatenate([window_seq, seq]).astype(np.uint64)
+    mixed = np.concatenate([window_key, key]).view(np.uint64) ^ (
+        both_seq * np.uint64(0x9E3779B97F4A7C15)
+    )
+    _, inverse, counts = np.unique(mixed, return_inverse=True, return_counts=True)
+    repeated = counts[inverse.reshape(-1)] > 1
+    if not repeated[m:].any():
+        return flag
+    recent = {(int(window_seq[j]), int(window_key[j])): j for j in np.flatnonzero(repeated[:m])}
+    rejected = 0
+    for i in np.flatnonzero(repeated[m:]).tolist():
+        ordinal = m + i - rejected  # accepted packets before this one
+        pair = (int(seq[i]), int(key[i]))
+        seen = recent.get(pair)
+        if seen is not None and seen >= ordinal - DEDUPE_WINDOW:
+            flag[i] = _CODE[wire.DUPLICATE]
+            rejected += 1
+            continue
+        recent[pair] = ordinal
+    return flag
 
 
 @dataclass(frozen=True, eq=False)

@@ -268,3 +268,17 @@ class Profile(_Model):
     derived: list[Derived] = []
     detectors: list[Detector] = []
     integrity: Integrity | None = None
+    order: Literal["time", "arrival"] | None = Field(
+        None,
+        description="what decides duplicates and order: time (the packet clock: a repeat of "
+        "(sequence count, time) is a duplicate, an earlier time is out_of_order) or arrival (the "
+        "clock is not trusted: a repeat of the same octets with the same sequence count is a "
+        "duplicate, nothing is out of order). Default: arrival when time.code is none, else time",
+    )
+
+    @property
+    def ordering(self) -> Literal["time", "arrival"]:
+        """The order in force: ``order``, or its default for the time code."""
+        if self.order is not None:
+            return self.order
+        return "arrival" if self.time.code == "none" else "time"

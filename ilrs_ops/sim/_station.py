@@ -105,7 +105,10 @@ class Module:
                 cols["_time_subms"] = subms
         for name, v in values.items():
             cols[name] = self.raw[name](v)
-        cols |= time_columns(p.time, t_ns)  # a clock in fields: the fields carry the time
+        # A clock in fields: the fields carry the time, rolling over as a narrow counter does.
+        widths = {f.name: f.width for f in p.fields}
+        for name, v in time_columns(p.time, t_ns).items():
+            cols[name] = v % (1 << widths[name]) if widths[name] < 63 else v
         buf = encode(self.instrument.layout, cols, n)
         if p.integrity is not None:  # the module's own CRC or checksum, as real ones send it
             at = field_bits(p)[p.integrity.field][0] // 8
