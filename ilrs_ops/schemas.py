@@ -68,6 +68,8 @@ ROLLUPS = pa.schema(
 
 ROLLUP_WIDTHS_S: tuple[int, ...] = (1, 60)
 STATE_SUFFIX = "__state"
+#: The column beside each field's channel with the value exactly as the packet carried it.
+RAW_SUFFIX = "__raw"
 
 
 def rollup_widths(inst: Instrument) -> tuple[int, ...]:
@@ -78,7 +80,10 @@ def rollup_widths(inst: Instrument) -> tuple[int, ...]:
 
 def telemetry_schema(inst: Instrument) -> pa.Schema:
     """time, seq, then one column per channel (calibrated float64; enum codes as int64; arrays
-    as fixed-size lists), then ``{channel}__state`` (int8) for each channel with limits."""
+    as fixed-size lists), then ``{channel}__state`` (int8) for each channel with limits, then
+    ``{field}__raw`` for each stored field: its raw value in the field's own type (uint8..64,
+    int8..64, float32/64), exactly the packet's bits, where float64 would round a u64 above
+    2**53 or a float32 NaN's payload."""
     cols: list[tuple[str, pa.DataType]] = [("time", TIME), ("seq", pa.int16())]
     p = inst.profile
     for f in p.fields:
@@ -90,4 +95,8 @@ def telemetry_schema(inst: Instrument) -> pa.Schema:
     limited = [f.name for f in p.fields if f.limits and not f.ignore]
     limited += [d.name for d in p.derived if d.limits]
     cols += [(name + STATE_SUFFIX, pa.int8()) for name in limited]
+    for f in p.fields:
+        if not f.ignore:
+            native = pa.from_numpy_dtype(inst.layout.field_dtype(f.name))
+            cols.append((f.name + RAW_SUFFIX, pa.list_(native, f.count) if f.count else native))
     return pa.schema(cols)

@@ -424,6 +424,19 @@ def test_export_streams_slices_equal_to_the_query(console, http, monkeypatch, fm
     assert got.equals(want)
 
 
+def test_export_with_raw_values(console, http) -> None:
+    params = {"format": "arrow", "channels": "batt_v,mode", "raw": "true",
+              "start": console.start_ns, "stop": console.stop_ns}  # fmt: skip
+    r = http.get(f"/api/instruments/{A}/export", params=params, headers=console.headers("operator"))
+    assert r.status_code == 200, r.text
+    got = ipc.open_stream(r.content).read_all()
+    with History.at(console.data, console.catalog) as store:
+        want = store.query(A, ["batt_v", "mode"], console.start_ns, console.stop_ns, raw=True)
+    assert got.equals(want)
+    assert {"batt_v__raw", "mode__raw"} <= set(got.column_names)
+    assert pa.types.is_integer(got.schema.field("batt_v__raw").type)  # counts, not volts
+
+
 def test_metrics_in_prometheus_text(console: Running, http: httpx.Client) -> None:
     r = http.get("/metrics", headers=console.headers("operator"))
     assert r.headers["content-type"].startswith("text/plain")

@@ -45,7 +45,7 @@ def inst(rover: Catalog) -> Instrument:
 
 
 def all_telemetry(store: Store):
-    return store.query(ROVER, None, T0 - DAY, T0 + DAY)
+    return store.query(ROVER, None, T0 - DAY, T0 + DAY, raw=True)
 
 
 def wal_segments(root: Path) -> list[Path]:

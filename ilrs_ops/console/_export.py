@@ -102,9 +102,11 @@ def export(
     stop_ns: int,
     fmt: Format,
     first: pa.Table | None = None,
+    raw: bool = False,
 ) -> Iterator[bytes]:
     """The file's bytes, slice by slice. ``first`` is the first slice already read (the route
-    reads it before answering, so a store error is a 503 and not a cut-off download)."""
+    reads it before answering, so a store error is a 503 and not a cut-off download); ``raw``
+    adds each field's ``{channel}__raw`` column (``History.query``)."""
     sink = _Sink()
     writer: pq.ParquetWriter | ipc.RecordBatchStreamWriter | pcsv.CSVWriter | None = None
     try:
@@ -113,7 +115,7 @@ def export(
                 table = first
             else:
                 with reading(f"export of {inst.id}"):
-                    table = history.query(inst.id, channels, lo, hi)
+                    table = history.query(inst.id, channels, lo, hi, raw=raw)
             if fmt == "csv":
                 table = flatten_arrays(table)
             with reading(f"export of {inst.id}"):
@@ -125,7 +127,7 @@ def export(
                 yield chunk
         with reading(f"export of {inst.id}"):
             if writer is None:  # empty window: a valid empty file with the columns
-                schema = history.query(inst.id, channels, start_ns, stop_ns).schema
+                schema = history.query(inst.id, channels, start_ns, stop_ns, raw=raw).schema
                 if fmt == "csv":
                     schema = flatten_arrays(schema.empty_table()).schema
                 writer = _writer(fmt, sink, schema)

@@ -37,6 +37,7 @@ from ilrs_ops.profiles import Catalog, CatalogOwner, Instrument
 from ilrs_ops.schemas import (
     EVENTS,
     QUARANTINE,
+    RAW_SUFFIX,
     ROLLUPS,
     STATE_SUFFIX,
     TIME,
@@ -127,12 +128,15 @@ class History:
         buckets: int | None = None,
         *,
         source: QuerySource = "auto",
+        raw: bool = False,
     ) -> pa.Table:
         """Telemetry of ``instrument`` over [start_ns, stop_ns): start inclusive, stop exclusive
         (UTC ns since 1970), sealed Parquet and the live WAL together.
 
         Without ``buckets``: the rows, in time order, with columns ``time``, ``seq``, the
-        channels (all when None, else in the order given) and their ``{channel}__state``.
+        channels (all when None, else in the order given) and their ``{channel}__state``;
+        with ``raw``, also ``{channel}__raw`` for the channels that are fields (the value as
+        the packet carried it, in its own type).
 
         With ``buckets=N``: N equal buckets over [start, stop) (edges ``start + i*span//N``), one
         row each: ``time`` (bucket start), then per channel ``{ch}__count``, ``__min``,
@@ -159,6 +163,8 @@ class History:
         schema = self._schema("telemetry", inst)
         columns = ["time", "seq", *names]
         columns += [c + STATE_SUFFIX for c in names if c + STATE_SUFFIX in schema.names]
+        if raw:
+            columns += [c + RAW_SUFFIX for c in names if c + RAW_SUFFIX in schema.names]
         return self._telemetry(inst, columns, start, stop)
 
     def latest(self, instrument: str) -> pa.Table:

@@ -65,6 +65,7 @@ from ilrs_ops.schemas import (
     EVENTS,
     QUARANTINE,
     RAW,
+    RAW_SUFFIX,
     ROLLUPS,
     STATE_SUFFIX,
     TIME,
@@ -352,7 +353,7 @@ class Processor:
         bad = np.flatnonzero(code != 0)
         out = Processed(
             raw=self._raw_table(buf, items.start[good], t, recv[items.frame[good]], seq),
-            telemetry=self._telemetry_table(t, seq, eng, states),
+            telemetry=self._telemetry_table(t, seq, eng, states, raw),
             events=_events_table(events, self.instrument.channels),
             rollups=self._rollups(eng, t),
             quarantine=self._quarantine(buf, frame_start, items, bad, code, recv, topic, notes),
@@ -537,7 +538,12 @@ class Processor:
         )
 
     def _telemetry_table(
-        self, t: np.ndarray, seq: np.ndarray, eng: dict[str, np.ndarray], states: dict
+        self,
+        t: np.ndarray,
+        seq: np.ndarray,
+        eng: dict[str, np.ndarray],
+        states: dict,
+        raw: dict[str, np.ndarray],
     ) -> pa.Table:
         columns: list[pa.Array] = []
         for f in self.schema:
@@ -548,7 +554,8 @@ class Processor:
             elif f.name.endswith(STATE_SUFFIX) and f.name not in eng:
                 columns.append(pa.array(states[f.name[: -len(STATE_SUFFIX)]]))
             else:
-                v = eng[f.name]
+                raw_name = f.name.endswith(RAW_SUFFIX) and f.name not in eng
+                v = raw[f.name[: -len(RAW_SUFFIX)]] if raw_name else eng[f.name]
                 if pa.types.is_fixed_size_list(f.type):
                     flat = pa.array(v.reshape(-1), type=f.type.value_type)
                     columns.append(pa.FixedSizeListArray.from_arrays(flat, type=f.type))
@@ -942,12 +949,22 @@ def packet_time_ns(inst: Instrument, raw: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _counter_ns(t: TimeCode, raw: dict[str, np.ndarray]) -> np.ndarray:
-    """A count of units (plus weeks, plus a binary fraction) from the epoch, as UTC ns."""
+    """A count of units (plus weeks, plus a binary or decimal fraction) from the epoch, as
+    UTC ns."""
     unit_ns = round(t.unit_s * wire.NS)
     count = raw[t.seconds].astype(np.int64) * unit_ns  # type: ignore[index]
     if t.week is not None:
         count += raw[t.week].astype(np.int64) * (604_800 * wire.NS)
-    if t.fraction is not None:
+    if t.fraction is not None and t.fraction_unit_s is not None:
+        frac = raw[t.fraction].astype(np.int64) * round(t.fraction_unit_s * wire.NS)
+        if (frac >= unit_ns).any():
+            k = int(np.argmax(frac >= unit_ns))
+            raise InputError(
+                f"fraction {int(raw[t.fraction][k])} (field {t.fraction}) is {frac[k]} ns, "
+                f"not below one unit of {unit_ns} ns"
+            )
+        count += frac
+    elif t.fraction is not None:
         count += _fraction_ns(raw[t.fraction], t.fraction_bits or 0, unit_ns)
     if t.scale == "tai":
         return tai58_ns_to_utc_ns(t.origin_ns() + count)

@@ -74,6 +74,10 @@ def export_telemetry(
     channels: Channels = None,
     start: Start = None,
     stop: Stop = None,
+    raw: Annotated[
+        bool,
+        Query(description="also each field's {channel}__raw: the value as the packet carried it"),
+    ] = False,
 ) -> StreamingResponse:
     """The samples of [start, stop) as a streamed Parquet file, Arrow IPC stream or CSV (array
     channels as one column per element), read and written a time slice at a time."""
@@ -88,10 +92,10 @@ def export_telemetry(
         )
     lo, hi = next(slices(inst, start_ns, stop_ns))
     with reading(f"export of {inst.id}"):  # the first slice now: a store error is a 503
-        first = access.history.query(inst.id, names, lo, hi)
+        first = access.history.query(inst.id, names, lo, hi, raw=raw)
     filename = f"{inst.id}_{start_ns}_{stop_ns}.{SUFFIXES[format]}"
     return StreamingResponse(
-        export(access.history, inst, names, start_ns, stop_ns, format, first),
+        export(access.history, inst, names, start_ns, stop_ns, format, first, raw),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
