@@ -333,16 +333,14 @@ def import_file(
     instruments, the ``instruments`` named, or else the whole catalog; then a summary table."""
     from rich.table import Table
 
-    from ilrs_ops.profiles import Catalog
     from ilrs_ops.replay import Recorder, create_recording, import_packets
     from ilrs_ops.store import Store
 
-    catalog = _catalog([s.profiles])
-    if profile is not None:
-        chosen = _catalog([profile])
-        catalog = Catalog({**catalog.instruments, **chosen.instruments})
-        routes = chosen.by_apid
+    if profile is not None:  # a partner's own file: the station's profiles are not needed
+        catalog = _catalog([profile])
+        routes = catalog.by_apid
     elif instruments:
+        catalog = _catalog([s.profiles])
         unknown = sorted(set(instruments) - catalog.instruments.keys())
         if unknown:
             raise typer.BadParameter(
@@ -351,6 +349,7 @@ def import_file(
             )
         routes = {catalog.instruments[i].profile.apid: catalog.instruments[i] for i in instruments}
     else:
+        catalog = _catalog([s.profiles])
         routes = catalog.by_apid
 
     async def main() -> None:

@@ -262,3 +262,8 @@ def test_cli_import_with_a_profile_file(tmp_path: Path, two: Catalog) -> None:
     assert rec.rejects["_unknown"]["unknown_apid"] == 5  # 3 rover, 1 bad length, 1 stray
     both = CliRunner().invoke(app, [*args, "--instrument", "acme-rover-1"])
     assert both.exit_code != 0 and "not both" in both.output
+    # Run where there is no station catalog: the profile file is all it needs.
+    alone = [*args[:4], "--data", str(tmp_path / "d2"), "--profiles", str(tmp_path / "none")]
+    result = CliRunner().invoke(app, alone)
+    assert result.exit_code == 0, result.output
+    assert list_recordings(tmp_path / "d2")[0].packets == {"acme-probe-1": 2}

@@ -58,7 +58,7 @@ def imported(tmp_path: Path, file: Path, instrument: str) -> tuple[pa.Table, dic
     with Store(rec.path) as store:
         summary = import_packets(file, Recorder(store, MISSIONS), {inst.profile.apid: inst})
     with History.at(rec.path, MISSIONS) as history:
-        tm = history.query(instrument, None, *ALL)
+        tm = history.query(instrument, None, *ALL, raw=True)
     return tm, dict(summary.quarantined), summary
 
 
@@ -87,6 +87,8 @@ def test_jpss1_geolocation_decodes_bit_for_bit(spp_data: Path, tmp_path: Path) -
         theirs = np.array([float(p[name.upper()].raw_value) for p in packets])
         ours = tm.column(name).to_numpy()
         assert np.array_equal(ours, theirs), name
+        raw = tm.column(name + "__raw").to_numpy()  # in the field's own type (f32 stays f32)
+        assert np.array_equal(raw, theirs.astype(raw.dtype)) and raw.dtype != np.float64, name
     seq = np.array([p["SRC_SEQ_CTR"].raw_value for p in packets])
     assert np.array_equal(tm.column("seq").to_numpy(), seq)
     times = [cds_ns(p["DOY"].raw_value, p["MSEC"].raw_value, p["USEC"].raw_value) for p in packets]
@@ -132,3 +134,49 @@ def test_europa_clipper_magnetometer_decodes_bit_for_bit(tmp_path: Path) -> None
     sub = theirs["sclk_sub"].astype(np.int64)
     want = j2000 + theirs["sclk_s"].astype(np.int64) * 10**9 + (sub * 10**9 + 2**15) // 2**16
     assert tm.column("time").cast(pa.int64()).to_pylist() == want.tolist()
+
+
+def test_ccsdspy_hs_long_file_decodes_bit_for_bit(tmp_path: Path) -> None:
+    """ccsdspy's hs dataset, APID 895: 71,970 packets, the long file of the import benchmark.
+
+    Its defs.csv counts bit offsets from the end of the primary header (its first field at
+    0), while ccsdspy counts them from the start of the packet, so ccsdspy is given the
+    published fields with the 48 header bits added."""
+    import csv
+    import importlib.resources
+
+    from ccsdspy import FixedLength, PacketField
+
+    folder = importlib.resources.files("ccsdspy") / "tests" / "data" / "hs" / "apid895"
+    folder = Path(str(folder))
+    (file,) = folder.glob("*.tlm")
+    tm, quarantined, summary = imported(tmp_path, file, "hs-apid895")
+    assert quarantined == {}
+    with (folder / "defs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    fields = [
+        PacketField(
+            name=r["name"].removeprefix("pkt895_"),
+            data_type=r["data_type"],
+            bit_length=int(r["bit_length"]),
+            bit_offset=48 + int(r["bit_offset"]),
+        )
+        for r in rows
+    ]
+    theirs = FixedLength(fields).load(str(file), include_primary_header=True)
+    n = len(theirs["time_secs"])
+    assert tm.num_rows == n == summary.decoded["hs-apid895"] == 71_970
+    inst = MISSIONS.instruments["hs-apid895"]
+    for f in inst.profile.fields:
+        raw = tm.column(f.name + "__raw").to_numpy()
+        assert np.array_equal(raw, theirs[f.name].astype(raw.dtype)), f.name
+    assert set(theirs) - {f.name for f in inst.profile.fields} <= {
+        *(k for k in theirs if k.startswith("CCSDS_")),
+        *(f"fld{k}" for k in range(1, 6)),  # the bit fields of uint32_bitfld
+    }
+    cnt = theirs["uint16_cnt"].astype(np.float64)
+    assert np.allclose(tm.column("uint16_cnt").to_numpy(), 20 - 0.0002766 * cnt, rtol=0, atol=1e-9)
+    assert np.array_equal(tm.column("seq").to_numpy(), theirs["CCSDS_SEQUENCE_COUNT"])
+    secs = theirs["time_secs"].astype(np.int64)
+    want = secs * 10**9 + theirs["time_usecs"].astype(np.int64) * 1000
+    assert tm.column("time").cast(pa.int64()).to_numpy().tolist() == want.tolist()

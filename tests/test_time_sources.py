@@ -69,6 +69,30 @@ def test_a_unix_counter_with_a_fraction(tmp_path: Path) -> None:
     assert np.all(np.abs(got - made) <= 10**9 // 2**17 + 1)
 
 
+def test_seconds_and_microseconds(tmp_path: Path) -> None:
+    """Two 32-bit words, Unix seconds and microseconds (a decimal fraction), as many flight
+    software clocks send them; a microsecond count of a whole second or more is no time."""
+    inst = profile(
+        tmp_path,
+        "time: {code: counter, seconds: secs, fraction: usecs, fraction_unit_s: 1.0e-6}",
+        ["{name: secs, type: u32}", "{name: usecs, type: u32}"],
+        8,
+    )
+    good = with_time(inst, struct.pack(">II", 1_790_000_123, 999_999))
+    bad = with_time(inst, struct.pack(">II", 1_790_000_124, 1_000_000))
+    out = times(inst, [good, bad])
+    want = utc_ns(dt.datetime(2026, 9, 21, 14, 15, 23, 999_999, tzinfo=dt.UTC))
+    assert want == 1_790_000_123 * 10**9 + 999_999_000
+    assert out.raw.column("time").cast(pa.int64()).to_pylist() == [want]
+    assert out.quarantine.column("reason").to_pylist() == ["bad_time"]
+    assert "fraction 1000000 (field usecs)" in out.quarantine.column("detail")[0].as_py()
+    m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=UNIX + 123_456_789)
+    made = m.times(20)
+    m.index = 0
+    got = times(inst, m.next_batch(20).packets).raw.column("time").cast(pa.int64()).to_numpy()
+    assert np.array_equal(got, made // 1000 * 1000)
+
+
 def test_gps_weeks_and_seconds_in_tai_scale(tmp_path: Path) -> None:
     inst = profile(
         tmp_path,
@@ -133,7 +157,12 @@ def test_no_time_is_the_receive_time(tmp_path: Path) -> None:
         ("time: {code: counter, seconds: unix_s, coarse: 4}", "'coarse' does not apply"),
         ("time: {code: counter, seconds: nope}", "'nope' is not a field"),
         ("time: {code: counter, seconds: f}", "not an integer"),
-        ("time: {code: counter, seconds: unix_s, fraction: f}", "go together"),
+        ("time: {code: counter, seconds: unix_s, fraction: f}", "fraction goes with one of"),
+        (
+            "time: {code: counter, seconds: unix_s, fraction: f, fraction_bits: 8, "
+            "fraction_unit_s: 0.001}",
+            "fraction goes with one of",
+        ),
         ('time: {code: counter, seconds: unix_s, epoch: "yesterday"}', "not an ISO 8601"),
     ],
 )

@@ -100,8 +100,14 @@ def _check_time(p: Profile) -> Iterator[Finding]:
     for key in need.get(t.code, ()):
         if getattr(t, key) is None:
             yield (("time",), f"the {t.code} time code needs '{key}'", f"name the {key} field")
-    if t.code == "counter" and (t.fraction is None) != (t.fraction_bits is None):
-        yield (("time",), "fraction and fraction_bits go together", "give both or neither")
+    scales = (t.fraction_bits is not None) + (t.fraction_unit_s is not None)
+    if t.code == "counter" and (t.fraction is not None, scales) not in ((False, 0), (True, 1)):
+        yield (
+            ("time",),
+            "fraction goes with one of fraction_bits (a binary fraction) or fraction_unit_s "
+            "(a decimal one)",
+            "give fraction and one of them, or none of the three",
+        )
     fields = {f.name: f for f in p.fields}
     refs = {"counter": ("seconds", "fraction", "week"), "calendar": TIME_KEYS["calendar"]}
     for key in refs.get(t.code, ()):

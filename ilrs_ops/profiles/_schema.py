@@ -50,7 +50,16 @@ def epoch_utc_ns(text: str) -> int:
 TIME_KEYS: dict[str, tuple[str, ...]] = {
     "cuc": ("coarse", "fine", "epoch"),
     "cds": ("days", "subms"),
-    "counter": ("seconds", "fraction", "fraction_bits", "week", "unit_s", "epoch", "scale"),
+    "counter": (
+        "seconds",
+        "fraction",
+        "fraction_bits",
+        "fraction_unit_s",
+        "week",
+        "unit_s",
+        "epoch",
+        "scale",
+    ),
     "calendar": ("year", "doy", "hour", "minute", "second", "usec"),
     "none": (),
 }
@@ -76,6 +85,13 @@ class TimeCode(_Model):
     seconds: Name | None = Field(None, description="counter: the field of whole units")
     fraction: Name | None = Field(None, description="counter: the field of the binary fraction")
     fraction_bits: int | None = Field(None, ge=1, le=64, description="counter: bits of fraction")
+    fraction_unit_s: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="counter: seconds per count of a decimal fraction (1e-6 for microseconds), "
+        "instead of fraction_bits",
+    )
     week: Name | None = Field(None, description="counter: a field of weeks (GPS week number)")
     unit_s: float = Field(1.0, gt=0, description="counter: seconds per unit of ``seconds``")
     scale: Literal["utc", "tai"] = Field(

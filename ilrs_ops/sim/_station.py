@@ -223,7 +223,9 @@ def time_columns(t: TimeCode, t_ns: np.ndarray) -> dict[str, np.ndarray]:
         unit_ns = round(t.unit_s * NS)
         whole, rest = np.divmod(count, unit_ns)
         out[t.seconds] = whole  # type: ignore[index]
-        if t.fraction is not None and t.fraction_bits:
+        if t.fraction is not None and t.fraction_unit_s is not None:
+            out[t.fraction] = rest // round(t.fraction_unit_s * NS)
+        elif t.fraction is not None and t.fraction_bits:
             scale = 1 << t.fraction_bits
             frac = [(int(r) * scale + unit_ns // 2) // unit_ns for r in rest.tolist()]
             out[t.fraction] = np.minimum(np.array(frac, np.uint64), np.uint64(scale - 1))
