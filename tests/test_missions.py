@@ -2,11 +2,13 @@
 every stored value checked bit for bit against an independent decoder, no good packet
 quarantined.
 
-The files come from the package registry, never from this repository: space-packet-parser's
-source distribution carries real mission data with the missions' XTCE definitions (its wheel
-does not), so a session fixture downloads that sdist once, checks its published digest and
-unpacks only the test data. space-packet-parser itself, installed from the test extra, is the
-independent decoder.
+Missions from three agencies: NOAA (JPSS-1), NASA (Europa Clipper's magnetometer) and the
+Canadian Space Agency (APID 400), plus ccsdspy's long hs test file. The files come from the
+package registry, never from this repository: space-packet-parser's source distribution
+carries real mission data with the missions' XTCE definitions (its wheel does not), so a
+session fixture downloads that sdist once, checks its published digest and unpacks only the
+test data; ccsdspy's installed package carries the others. space-packet-parser and ccsdspy,
+installed from the test extra, are the independent decoders.
 """
 
 from __future__ import annotations
@@ -180,3 +182,26 @@ def test_ccsdspy_hs_long_file_decodes_bit_for_bit(tmp_path: Path) -> None:
     secs = theirs["time_secs"].astype(np.int64)
     want = secs * 10**9 + theirs["time_usecs"].astype(np.int64) * 1000
     assert tm.column("time").cast(pa.int64()).to_numpy().tolist() == want.tolist()
+
+
+def test_csa_apid400_decodes_bit_for_bit(tmp_path: Path) -> None:
+    """A Canadian Space Agency file: its two published, not byte-aligned parameters equal
+    ccsdspy's decode with the published field list; no good packet quarantined."""
+    import importlib.resources
+
+    from ccsdspy import FixedLength, PacketField
+
+    file = importlib.resources.files("ccsdspy") / "tests" / "data" / "csa" / "apid00400.tlm"
+    tm, quarantined, summary = imported(tmp_path, Path(str(file)), "csa-apid400")
+    assert quarantined == {}
+    for name, before, after in (("param1", 954, 159), ("param2", 970, 143)):
+        theirs = FixedLength(
+            [
+                PacketField(name="filler", data_type="fill", bit_length=before),
+                PacketField(name=name, data_type="uint", bit_length=7),
+                PacketField(name="filler2", data_type="fill", bit_length=after),
+            ]
+        ).load(str(file), include_primary_header=True)
+        assert tm.num_rows == len(theirs[name]) == summary.decoded["csa-apid400"] == 3444
+        assert np.array_equal(tm.column(name + "__raw").to_numpy(), theirs[name]), name
+    assert np.array_equal(tm.column("seq").to_numpy(), theirs["CCSDS_SEQUENCE_COUNT"])
