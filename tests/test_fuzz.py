@@ -21,12 +21,17 @@ from ilrs_ops.errors import ProfileError
 from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Catalog, load_catalog, load_profile
 from ilrs_ops.sim import Environment, Faults, Module
+from tests.conftest import DATA
 
 ROOT = Path(__file__).parents[1]
 PROFILES = ROOT / "hardware_profiles"
-STATION: Catalog = load_catalog([PROFILES])
+#: The station's profiles, the real missions' and the profile-language test probes (clocks in
+#: fields, order by arrival, every integrity check kind flown): every layout feature is fuzzed.
+STATION: Catalog = load_catalog([PROFILES, DATA / "missions", DATA / "v2"])
 IDS = sorted(STATION.instruments)
-PROFILE_FILES = sorted(PROFILES.rglob("*.yaml"))
+PROFILE_FILES = sorted(
+    p for root in (PROFILES, DATA / "missions", DATA / "v2") for p in root.rglob("*.yaml")
+)
 START_NS = 1_790_000_000 * 10**9
 
 #: Every reason a packet may be quarantined for (README, "Store").
