@@ -58,11 +58,14 @@ def test_duplicate_ids_and_apids_name_both_files() -> None:
     assert "instrument id 'acme-rover-1' is already used by" in text
     assert "APID 0x2a1 is already used by" in text
     assert all(str(good) in str(p) and str(dup) in str(p) for p in info.value.problems)
+    # Each names the line and column of the clashing key in the second file.
+    assert [(p.line, p.column) for p in info.value.problems] == [(2, 13), (6, 7)]
+    assert str(info.value.problems[1]).startswith(f"{dup}:6:7: APID 0x2a1")
 
 
 def test_partner_must_match_its_folder() -> None:
     with pytest.raises(
-        ProfileError, match="partner 'acme' does not match its folder 'wrong-folder'"
+        ProfileError, match=r"\.yaml:2:10: partner 'acme' does not match its folder 'wrong-folder'"
     ):
         load_catalog([DATA / "broken_profiles"])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles._compile import compile_layout
-from ilrs_ops.profiles._load import iter_profile_files, load_profile
+from ilrs_ops.profiles._load import iter_profile_files, key_position, load_profile
 from ilrs_ops.profiles._schema import Profile
 from pipelines.layout import Layout
 
@@ -127,8 +127,7 @@ def _cross_file_problems(loaded: list[Instrument], roots: list[Path]) -> list[Pr
             problems.append(
                 Problem(
                     str(inst.path),
-                    None,
-                    None,
+                    *key_position(inst.path, "instrument"),
                     f"instrument id '{p.instrument}' is already used by {other.path}",
                     hint="give each instrument its own id",
                 )
@@ -137,8 +136,7 @@ def _cross_file_problems(loaded: list[Instrument], roots: list[Path]) -> list[Pr
             problems.append(
                 Problem(
                     str(inst.path),
-                    None,
-                    None,
+                    *key_position(inst.path, "apid"),
                     f"APID {p.apid:#05x} is already used by {other.path} ({other.id})",
                     hint="give each instrument its own APID",
                 )
@@ -148,8 +146,7 @@ def _cross_file_problems(loaded: list[Instrument], roots: list[Path]) -> list[Pr
             problems.append(
                 Problem(
                     str(inst.path),
-                    None,
-                    None,
+                    *key_position(inst.path, "partner"),
                     f"partner '{p.partner}' does not match its folder '{folder.name}'",
                     hint=f"move the file to {folder.parent / p.partner}/",
                 )
