@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from ilrs_ops.ccsds import build_packet
 from ilrs_ops.cli import app
+from ilrs_ops.errors import DefinitionError
 from ilrs_ops.history import History
 from ilrs_ops.profiles import (
     Catalog,
@@ -403,6 +404,30 @@ def test_a_bad_document_exits_1_located_and_writes_nothing(
     assert isinstance(result.exception, SystemExit)  # no traceback
     assert re.search(says, " ".join(result.output.split())), result.output
     assert not out.exists()
+
+
+def test_what_space_packet_parser_refuses_is_located(tmp_path: Path) -> None:
+    text = (DATA / "import" / "constructs.xml").read_text()
+    cases = {
+        "undefined.xml": (text.replace('parameterRef="STEP"/>', 'parameterRef="NOPE"/>'),
+                          r"undefined\.xml:\d+: <ParameterRefEntry>: .*'NOPE' is referred to but "
+                          "not defined"),
+        "schema.xml": (text.replace("<xtce:Variable maxSizeInBits", "<xtce:SizeInBits><xtce:"
+                                    "TerminationChar>00</xtce:TerminationChar></xtce:SizeInBits>"
+                                    "<xtce:Variable maxSizeInBits"),
+                       r"schema\.xml:\d+: .*\(the XTCE schema: Element 'TerminationChar': This "
+                       "element is not expected"),
+    }  # fmt: skip
+    for name, (content, says) in cases.items():
+        source = tmp_path / name
+        source.write_text(content)
+        with pytest.raises(DefinitionError) as err:
+            import_definition(source, ImportOptions(partner="p"))
+        assert re.search(says, str(err.value)), str(err.value)
+        line = int(str(err.value).split(":")[1])
+        assert ("NOPE" if name == "undefined.xml" else "TerminationChar") in content.splitlines()[
+            line - 1
+        ]
 
 
 def test_a_time_code_replaces_the_fields_it_covers_or_is_refused(tmp_path: Path) -> None:

@@ -158,16 +158,18 @@ def _read_tree(path: Path) -> tuple[Any, _Doc]:
 
 def _translate(doc: _Doc, tree: Any, exc: Exception) -> DefinitionError:
     """space-packet-parser's refusal as a DefinitionError at the element it is about: the first
-    element whose name (or reference) the message quotes."""
+    element whose name (or reference) the message quotes, or the first place the document
+    breaks the XTCE schema."""
     text = str(exc) or type(exc).__name__
-    quoted = re.findall(r"'([^']+)'|\b([A-Za-z_][\w.-]*)\b", text)
-    words = {a or b for a, b in quoted}
+    if isinstance(exc, KeyError):  # its lookups of names: a reference to nothing
+        text = f"{text} is referred to but not defined"
+    quoted = set(re.findall(r"'([^']+)'", text))
     found = None
     for el in tree.getroot().iter():
         if not isinstance(el.tag, str):
             continue
         refs = {el.get(k) for k in ("name", "parameterRef", "containerRef", "parameterTypeRef")}
-        if refs & words or _local(el) in words or el.tag in text:
+        if refs & quoted or el.tag in text:
             found = el
             break
     element = (
@@ -204,11 +206,10 @@ def _schema_error(tree: Any) -> tuple[int | None, str] | None:
         return None
     finally:
         log.setLevel(level)
-    errors = [e for e in result.errors if e.error_code != "SCHEMA_LOAD_ERROR"] if result else []
-    if not errors and not result.errors:
+    errors = [e for e in result.errors if e.error_code != "SCHEMA_LOAD_ERROR"]
+    if not errors:
         return None
-    first = (errors or result.errors)[0]
-    return first.line_number, re.sub(r"\{[^}]*\}", "", first.message)
+    return errors[0].line_number, re.sub(r"\{[^}]*\}", "", errors[0].message)
 
 
 def read_xtce(path: Path, opts: ImportOptions) -> XtceReading:
