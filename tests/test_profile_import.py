@@ -27,7 +27,9 @@ from ilrs_ops.errors import DefinitionError
 from ilrs_ops.history import History
 from ilrs_ops.profiles import (
     Catalog,
+    ImportedProfile,
     ImportOptions,
+    Profile,
     import_definition,
     load_catalog,
     load_profile,
@@ -66,6 +68,16 @@ def decode(tmp: Path, catalog: Catalog, file: Path) -> tuple[dict[str, pa.Table]
     with History.at(rec.path, catalog) as history:
         tables = {i: history.query(i, None, *ALL) for i in summary.decoded}
     return tables, summary
+
+
+def read_back(folder: Path, made: ImportedProfile) -> Profile:
+    """``made`` written under ``folder`` and loaded: the profile the import checked, or fail."""
+    path = folder / made.path
+    path.parent.mkdir(parents=True)
+    path.write_text(made.text)
+    profile = load_profile(path)
+    assert profile == made.profile
+    return profile
 
 
 def spp_packets(xtce: Path, file: Path, root: str | None = None) -> list:
@@ -260,11 +272,7 @@ def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "padded with a spare field of 2 bits (spare_pad)",
     ]:
         assert expected in report, expected
-    path = tmp_path / made.path
-    path.parent.mkdir(parents=True)
-    path.write_text(made.text)
-    profile = load_profile(path)  # the text reads back as the profile the import checked
-    assert profile == made.profile
+    profile = read_back(tmp_path, made)
     f = {x.name: x for x in profile.fields}
     assert f["mode"].enum == {0: "SAFE", 1: "SCIENCE"}
     assert f["batt_v"].calibration.poly == [0.5, 0.01]
@@ -341,11 +349,7 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "hk.csv:10: CSV: 1 field(s) after a field of variable size (AFTER); not mapped",
     ]:
         assert expected in report, expected
-    path = tmp_path / made.path
-    path.parent.mkdir(parents=True)
-    path.write_text(made.text)
-    profile = load_profile(path)
-    assert profile == made.profile
+    profile = read_back(tmp_path, made)
     got = [(f.name, f.type, f.count, f.endian, f.ignore) for f in profile.fields]
     assert got == [
         ("coarse", "u32", None, "big", False),

@@ -137,11 +137,6 @@ class Draft:
     notes: list[ImportNote] = field(default_factory=list)
     what: str = "container"  # what ``source`` is: an XTCE "container", a "CSV" file
 
-    @property
-    def bits(self) -> int:
-        """The packet as the definition describes it, primary header included."""
-        return HEADER_BITS + sum(f.bits for f in self.fields)
-
 
 def normal_name(origin: str) -> str:
     """``origin`` under our field-name rule ``^[a-z][a-z0-9_]{0,62}$``."""
