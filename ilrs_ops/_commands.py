@@ -87,6 +87,58 @@ def list_profiles(paths: list[Path]) -> None:
     out().print(t)
 
 
+def import_profiles(
+    source: Path,
+    out_dir: Path,
+    *,
+    format: str | None,
+    sample: Path | None,
+    force: bool,
+    options: dict[str, Any],
+) -> None:
+    """`profiles import`: ``source`` mapped to profiles under ``out_dir``; a table of them and
+    every note on what could not be mapped. A bad document, or a file in the way: exit 1."""
+    import time as _time
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ilrs_ops.profiles import ImportOptions, import_definition, parse_time, write_imported
+
+    try:
+        opts = ImportOptions(**(options | {"time": parse_time(options["time"])}))
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    started = _time.perf_counter()
+    try:
+        result = import_definition(source, opts, format=format, sample=sample)  # type: ignore[arg-type]
+        written = write_imported(result, out_dir, force=force)
+    except ProfileError as exc:
+        for p in exc.problems:
+            err().print(f"[red]error[/red] {p}", highlight=False, soft_wrap=True)
+        err().print(f"{len(exc.problems)} problem(s) in the imported profiles (a bug of the "
+                    "import: please report it with the definition)")  # fmt: skip
+        raise typer.Exit(1) from None
+    except IlrsError as exc:
+        err().print(f"[red]error[/red] {escape(str(exc))}", highlight=False, emoji=False,
+                    soft_wrap=True)  # fmt: skip
+        raise typer.Exit(1) from None
+    took = _time.perf_counter() - started
+    t = Table(title=f"imported {escape(source.name)} ({result.tool}) in {took:.2f} s")
+    for col in ("APID", "instrument", "from", "octets", "channels", "sample", "file"):
+        t.add_column(col, no_wrap=True)
+    for p, path in zip(result.profiles, written, strict=True):
+        seen = "-" if result.sample is None else str(result.sample.get(p.apid, 0))
+        t.add_row(f"{p.apid:#05x}", path.stem, escape(p.source), str(p.packet_length),
+                  str(p.channels), seen, escape(str(path)))  # fmt: skip
+    out().print(t)
+    report = result.report()
+    out().print(f"{len(written)} profile(s) written; {len(report)} note(s) on what could not be "
+                "mapped as it stands (also in each file's header):", highlight=False)  # fmt: skip
+    for line in report:
+        out().print(f"  {line}", markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
 def simulate(
     s: Settings,
     broker: tuple[str, int],

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="ILRS ground segment: telemetry ingest and operations.", no_args_is_help=True
 )
-profiles_app = typer.Typer(help="Check and list partner instrument profiles.", no_args_is_help=True)
+profiles_app = typer.Typer(
+    help="Check, list and import partner instrument profiles.", no_args_is_help=True
+)
 app.add_typer(profiles_app, name="profiles")
 
 # Where a command needs a broker and none is given (`up` embeds one instead).
@@ -68,6 +70,68 @@ def profiles_list(
 ) -> None:
     """A table of the station's instruments."""
     _commands.list_profiles(paths or [_settings().profiles])
+
+
+@profiles_app.command("import")
+def profiles_import(
+    source: Annotated[Path, typer.Argument(help="an XTCE document (.xml) or a ccsdspy CSV")],
+    partner: Annotated[str, typer.Option(help="partner id: the profiles' folder and partner")],
+    out: Annotated[Path, typer.Option("--out", help="folder to write <partner>/<id>.yaml into")],
+    format_: Annotated[
+        str | None, typer.Option("--format", help="xtce or csv [default: by suffix]")
+    ] = None,
+    apid: Annotated[
+        str | None, typer.Option(help="only this APID (XTCE); the APID (CSV, required)")
+    ] = None,
+    instrument: Annotated[
+        str | None, typer.Option(help="instrument id (a prefix when several profiles result)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="human-readable name")] = None,
+    kind: Annotated[str, typer.Option(help="instrument class, e.g. spacecraft")] = "unknown",
+    period_s: Annotated[float, typer.Option(help="expected seconds between packets")] = 1.0,
+    root_container: Annotated[
+        str | None, typer.Option(help="XTCE: the container packets are parsed from")
+    ] = None,
+    time: Annotated[
+        str, typer.Option(help="packet clock: none, cds:days=2,subms=2, cuc:coarse=4,fine=2")
+    ] = "none",
+    sample: Annotated[
+        Path | None, typer.Option(help="real packets: compare their lengths with the definition")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace profile files that exist")] = False,
+) -> None:
+    """Import a partner's XTCE or ccsdspy CSV definition as profiles; report what cannot be
+    mapped (exit 1 on a document that cannot be imported, writing nothing)."""
+    if format_ not in (None, "xtce", "csv"):
+        raise typer.BadParameter(f"{format_!r}: use xtce or csv", param_hint="--format")
+    if not source.is_file():
+        raise typer.BadParameter(f"{source} is not a file", param_hint="SOURCE")
+    if sample is not None and not sample.is_file():
+        raise typer.BadParameter(f"{sample} is not a file", param_hint="--sample")
+    number = None
+    if apid is not None:
+        try:
+            number = int(apid, 0)
+        except ValueError:
+            raise typer.BadParameter(f"{apid!r}: a number, e.g. 11 or 0x00B",
+                                     param_hint="--apid") from None  # fmt: skip
+    _commands.import_profiles(
+        source,
+        out,
+        format=format_,
+        sample=sample,
+        force=force,
+        options={
+            "partner": partner,
+            "apid": number,
+            "instrument": instrument,
+            "name": name,
+            "kind": kind,
+            "period_s": period_s,
+            "root_container": root_container,
+            "time": time,
+        },
+    )
 
 
 @app.command()

@@ -6,7 +6,9 @@ IlrsError
 ├── BrokerError       the MQTT broker cannot be reached or refused us
 ├── StoreError        the store cannot read or write: disk full, not writable, corrupt files
 ├── InputError        a bad argument or value (a window, a channel name, a speed); also a
-│                     ValueError, so argument checks read the Python way
+│   │                 ValueError, so argument checks read the Python way
+│   └── DefinitionError  a partner's packet definition (XTCE, ccsdspy CSV) that cannot be
+│                        imported: the file, the line and the element or column
 ├── ToolError         an external program ilrs-ops runs (mosquitto_passwd) failed
 ├── RecordingError    (ilrs_ops.replay) a recording that cannot be made or read
 └── ConsoleError      (ilrs_ops.console) bad console settings or tokens; its AccessError
@@ -80,6 +82,29 @@ class StoreError(IlrsError):
 class InputError(IlrsError, ValueError):
     """A bad argument or value handed to ilrs-ops (a query window, a channel name, a replay
     speed...); the message says which one and what to give instead."""
+
+
+class DefinitionError(InputError):
+    """A partner's packet definition (an XTCE document, a ccsdspy CSV) that cannot be imported as
+    a profile: not XML, no packets, an unknown data type. ``file``, ``line`` (None when the
+    document has no lines to point at) and ``element`` (the XML element or CSV column) say where.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        line: int | None,
+        message: str,
+        *,
+        element: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.element = element
+        where = file if line is None else f"{file}:{line}"
+        what = f"{element}: " if element else ""
+        super().__init__(f"{where}: {what}{message}" + (f"; {hint}" if hint else ""))
 
 
 class ToolError(IlrsError):

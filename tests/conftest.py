@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import socket
 import subprocess
+import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -17,6 +20,25 @@ ROOT = Path(__file__).parents[1]
 DATA = Path(__file__).parent / "data"
 MOSQUITTO = ("127.0.0.1", 1883)
 MOSQUITTO_EXE = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+SPP_VERSION = "6.2.0"
+SPP_SHA256 = "3ea22605a0c7f328c151fb77c392b554025ba00a136825c6212d490255b505aa"
+
+
+@pytest.fixture(scope="session")
+def spp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """space-packet-parser's tests/test_data, from its sdist (digest checked)."""
+    cache = tmp_path_factory.mktemp("spp")
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
+           ":all:", "-d", str(cache), f"space-packet-parser=={SPP_VERSION}"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"cannot download the space-packet-parser sdist: {done.stderr}"
+    sdist = cache / f"space_packet_parser-{SPP_VERSION}.tar.gz"
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    assert digest == SPP_SHA256, f"{sdist.name} is not the published file ({digest})"
+    with tarfile.open(sdist) as tf:
+        members = [m for m in tf.getmembers() if "/tests/test_data/" in m.name]
+        tf.extractall(cache, members=members, filter="data")
+    return cache / f"space_packet_parser-{SPP_VERSION}" / "tests" / "test_data"
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,9 @@ CAUGHT_INSIDE = {
     # A pwrite that makes no progress is made the OSError a full disk gives, so that the one
     # OSError path truncates the torn batch and translates it (StoreError, with the advice).
     ("ilrs_ops/store/_wal.py", "OSError"),
+    # A container whose size is not fixed, found deep in its entries: the importer catches it
+    # where it walks the containers and skips that one with a note; the others still import.
+    ("ilrs_ops/profiles/_import_xtce.py", "_Unfixed"),
 }
 
 SOURCES = sorted((ROOT / "ilrs_ops").rglob("*.py"))

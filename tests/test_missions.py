@@ -7,22 +7,17 @@ Canadian Space Agency (APID 400), plus ccsdspy's long hs test file. The files co
 package registry, never from this repository: space-packet-parser's source distribution
 carries real mission data with the missions' XTCE definitions (its wheel does not), so a
 session fixture downloads that sdist once, checks its published digest and unpacks only the
-test data; ccsdspy's installed package carries the others. space-packet-parser and ccsdspy,
-installed from the test extra, are the independent decoders.
+test data (the ``spp_data`` fixture of tests/conftest.py); ccsdspy's installed package carries
+the others. space-packet-parser and ccsdspy are the independent decoders.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from ilrs_ops.history import History
 from ilrs_ops.profiles import load_catalog
@@ -30,27 +25,8 @@ from ilrs_ops.replay import Recorder, create_recording, import_packets
 from ilrs_ops.store import Store
 from tests.conftest import DATA
 
-SPP_VERSION = "6.2.0"
-SPP_SHA256 = "3ea22605a0c7f328c151fb77c392b554025ba00a136825c6212d490255b505aa"
 ALL = (0, 2**62)
 MISSIONS = load_catalog([DATA / "missions"])
-
-
-@pytest.fixture(scope="session")
-def spp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """space-packet-parser's tests/test_data, from its sdist (digest checked)."""
-    cache = tmp_path_factory.mktemp("spp")
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-           ":all:", "-d", str(cache), f"space-packet-parser=={SPP_VERSION}"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"cannot download the space-packet-parser sdist: {done.stderr}"
-    sdist = cache / f"space_packet_parser-{SPP_VERSION}.tar.gz"
-    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
-    assert digest == SPP_SHA256, f"{sdist.name} is not the published file ({digest})"
-    with tarfile.open(sdist) as tf:
-        members = [m for m in tf.getmembers() if "/tests/test_data/" in m.name]
-        tf.extractall(cache, members=members, filter="data")
-    return cache / f"space_packet_parser-{SPP_VERSION}" / "tests" / "test_data"
 
 
 def imported(tmp_path: Path, file: Path, instrument: str) -> tuple[pa.Table, dict, object]:

@@ -1,11 +1,20 @@
-"""Partner instrument profiles: YAML files validated, located on error, compiled to layouts."""
+"""Partner instrument profiles: YAML files validated, located on error, compiled to layouts;
+partners' XTCE and ccsdspy CSV definitions imported as profiles."""
 
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles._calibrate import calibrate
 from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
 from ilrs_ops.profiles._checks import field_bits
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
+from ilrs_ops.profiles._draft import ImportNote, ImportOptions
 from ilrs_ops.profiles._expr import Expression, parse
+from ilrs_ops.profiles._import import (
+    ImportedProfile,
+    ImportResult,
+    import_definition,
+    parse_time,
+    write_imported,
+)
 from ilrs_ops.profiles._load import load_profile
 from ilrs_ops.profiles._plan import ProcessingPlan, calibration_plan, compile_plans, limit_plan
 from ilrs_ops.profiles._schema import (
@@ -37,6 +46,10 @@ __all__ = [
     "Detector",
     "Expression",
     "FieldSpec",
+    "ImportNote",
+    "ImportOptions",
+    "ImportResult",
+    "ImportedProfile",
     "Instrument",
     "Integrity",
     "LimitSet",
@@ -53,9 +66,12 @@ __all__ = [
     "compile_plans",
     "epoch_utc_ns",
     "field_bits",
+    "import_definition",
     "limit_plan",
     "load_catalog",
     "load_profile",
     "parse",
+    "parse_time",
     "time_fields",
+    "write_imported",
 ]

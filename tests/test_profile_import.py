@@ -1,0 +1,477 @@
+"""`ilrs-ops profiles import`: real mission definitions (the JPSS XTCE and ccsdspy CSV, CTIM's
+38-container XTCE) made into profiles, which `profiles check` accepts and which decode the
+missions' real packet files exactly as the independent decoders do (space-packet-parser,
+ccsdspy); every XTCE construct the import maps or reports; bad documents refused, located,
+nothing written.
+
+The mission files come from the space-packet-parser sdist (the ``spp_data`` fixture).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from ilrs_ops.ccsds import build_packet
+from ilrs_ops.cli import app
+from ilrs_ops.errors import DefinitionError
+from ilrs_ops.history import History
+from ilrs_ops.profiles import (
+    Catalog,
+    ImportedProfile,
+    ImportOptions,
+    Profile,
+    import_definition,
+    load_catalog,
+    load_profile,
+    parse_time,
+)
+from ilrs_ops.replay import Recorder, create_recording, import_packets
+from ilrs_ops.store import Store
+from pipelines.limits import NOMINAL, YELLOW
+from tests.conftest import DATA, ROOT
+from tests.test_missions import cds_ns
+
+ALL = (0, 2**62)
+JPSS_FILE = "J01_G011_LZ_2021-04-09T00-00-00Z_V01.DAT1"
+CTIM_FILE = "ccsds_2021_155_14_39_51"
+runner = CliRunner()
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python -m ilrs_ops ARGS` in a fresh interpreter, this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "ilrs_ops", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def decode(tmp: Path, catalog: Catalog, file: Path) -> tuple[dict[str, pa.Table], object]:
+    """``file`` imported as import_packets does for the CLI (every packet routed by APID to the
+    catalog's instruments): each instrument's telemetry, and the summary."""
+    rec = create_recording(tmp / "data", "imported", "imported", str(file))
+    with Store(rec.path) as store:
+        summary = import_packets(file, Recorder(store, catalog), catalog.by_apid)
+    with History.at(rec.path, catalog) as history:
+        tables = {i: history.query(i, None, *ALL) for i in summary.decoded}
+    return tables, summary
+
+
+def read_back(folder: Path, made: ImportedProfile) -> Profile:
+    """``made`` written under ``folder`` and loaded: the profile the import checked, or fail."""
+    path = folder / made.path
+    path.parent.mkdir(parents=True)
+    path.write_text(made.text)
+    profile = load_profile(path)
+    assert profile == made.profile
+    return profile
+
+
+def spp_packets(xtce: Path, file: Path, root: str | None = None) -> list:
+    import space_packet_parser as spp
+
+    definition = spp.load_xtce(xtce)
+    with file.open("rb") as f:
+        return [
+            definition.parse_bytes(raw, root_container_name=root) for raw in spp.ccsds_generator(f)
+        ]
+
+
+@pytest.mark.parametrize("clock", ["none", "cds:days=2,subms=2"])
+def test_jpss_xtce_imports_checks_and_decodes_as_space_packet_parser(
+    spp_data: Path, tmp_path: Path, clock: str
+) -> None:
+    folder = spp_data / "jpss"
+    out = tmp_path / "profiles"
+    done = cli(
+        "profiles",
+        "import",
+        folder / "jpss1_geolocation_xtce_v1.xml",
+        "--partner",
+        "noaa",
+        "--instrument",
+        "noaa-jpss1-geolocation",
+        "--kind",
+        "spacecraft",
+        "--out",
+        out,
+        "--time",
+        clock,
+        "--sample",
+        folder / JPSS_FILE,
+    )
+    assert done.returncode == 0, done.stderr
+    profile_file = out / "noaa" / "noaa-jpss1-geolocation.yaml"
+    assert str(profile_file) in done.stdout and "0x00b" in done.stdout
+    text = profile_file.read_text()
+    assert text.startswith("# noaa-jpss1-geolocation: Spacecraft Attitude and Ephemeris\n")
+    assert "jpss1_geolocation_xtce_v1.xml" in text.split("\ninstrument:")[0]  # where from
+    checked = cli("profiles", "check", out)
+    assert checked.returncode == 0 and "1 profile(s) OK" in checked.stdout, checked.stderr
+    if clock == "none":
+        assert "time: {code: none}" in text and "point time at the packet's clock" in done.stdout
+    else:
+        assert "DOY, MSEC, USEC (64 bits after the primary header); read as the CDS" in done.stdout
+
+    catalog = load_catalog([out])
+    p = catalog.instruments["noaa-jpss1-geolocation"].profile
+    assert (p.apid, p.packet_length, p.kind) == (11, 71, "spacecraft")
+    tables, summary = decode(tmp_path, catalog, folder / JPSS_FILE)
+    assert dict(summary.quarantined) == {}
+    tm = tables["noaa-jpss1-geolocation"]
+    packets = spp_packets(folder / "jpss1_geolocation_xtce_v1.xml", folder / JPSS_FILE)
+    assert tm.num_rows == len(packets) == 7200
+    channels = catalog.instruments["noaa-jpss1-geolocation"].channels
+    assert len(channels) == (20 if clock == "none" else 17)
+    for name in channels:
+        theirs = np.array([float(x[name.upper()].raw_value) for x in packets])
+        assert np.array_equal(tm.column(name).to_numpy(), theirs), name
+    seq = np.array([x["SRC_SEQ_CTR"].raw_value for x in packets])
+    assert np.array_equal(tm.column("seq").to_numpy(), seq)
+    if clock != "none":
+        times = [
+            cds_ns(x["DOY"].raw_value, x["MSEC"].raw_value, x["USEC"].raw_value) for x in packets
+        ]
+        assert tm.column("time").cast(pa.int64()).to_pylist() == times
+
+
+def test_jpss_ccsdspy_csv_imports_and_decodes_as_ccsdspy(spp_data: Path, tmp_path: Path) -> None:
+    from ccsdspy import FixedLength
+
+    folder = spp_data / "jpss"
+    csv = folder / "ccsdspy_jpss1_geolocation.csv"
+    out = tmp_path / "profiles"
+    done = cli("profiles", "import", csv, "--partner", "noaa", "--apid", "11", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert cli("profiles", "check", out).returncode == 0
+    catalog = load_catalog([out])
+    (inst,) = catalog
+    assert inst.id == "noaa-ccsdspy-jpss1-geolocation" and inst.profile.packet_length == 71
+    tables, summary = decode(tmp_path, catalog, folder / JPSS_FILE)
+    assert dict(summary.quarantined) == {}
+    theirs = FixedLength.from_file(str(csv)).load(str(folder / JPSS_FILE))
+    tm = tables[inst.id]
+    assert tm.num_rows == len(theirs["DOY"]) == 7200
+    assert len(inst.channels) == 20
+    for name in inst.channels:
+        assert np.array_equal(tm.column(name).to_numpy(), theirs[name.upper()]), name
+
+
+def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
+    spp_data: Path, tmp_path: Path
+) -> None:
+    folder = spp_data / "ctim"
+    xtce, file = folder / "ctim_xtce_v1.xml", folder / CTIM_FILE
+    out = tmp_path / "profiles"
+    t0 = time.perf_counter()
+    done = cli(
+        "profiles",
+        "import",
+        xtce,
+        "--partner",
+        "lasp",
+        "--out",
+        out,
+        "--root-container",
+        "CCSDSTelemetryPacket",
+        "--sample",
+        file,
+    )
+    took = time.perf_counter() - t0
+    assert done.returncode == 0, done.stderr
+    print(f"importing CTIM (38 containers, 9559 entries) took {took:.2f} s, a fresh process")
+    report = done.stdout
+    # The real wrong definition: APID 1's XTCE is 11 bits short of the real packets.
+    apid1 = next(line for line in report.splitlines() if "APID_1_Packet (APID 1)" in line)
+    assert "114 octets" in apid1 and "901 bits: 11 bits short" in apid1
+    assert "padded with a trailing spare of 11 bits" in apid1
+    apid20 = next(line for line in report.splitlines() if "APID_20_Packet (APID 20)" in line)
+    assert (
+        "1 of 46 octets" in apid20 and "1 packet(s) not of 30 octets will be quarantined" in apid20
+    )
+    assert re.search(
+        r"APID_10_Packet \(224: fs_list_dir_0, .*a string \(StringParameterType", report
+    )
+    assert cli("profiles", "check", out).returncode == 0
+
+    catalog = load_catalog([out])
+    again = import_definition(
+        xtce, ImportOptions(partner="lasp", root_container="CCSDSTelemetryPacket"), sample=file
+    )
+    assert {p.profile.instrument: p.profile for p in again.profiles} == {
+        i.id: i.profile for i in catalog
+    }  # the YAML text says what the import checked (its time stamp aside)
+    with pytest.warns(UserWarning, match="did not match"):  # APID 1 short, APID 20's log of 2
+        packets = spp_packets(xtce, file, root="CCSDSTelemetryPacket")
+    definition_apids = {
+        int(m) for m in re.findall(r'value="(\d+)"', xtce.read_text()) if 0 < int(m) < 64
+    }
+    assert len(catalog) == 38 and set(catalog.by_apid) == definition_apids
+    tables, summary = decode(tmp_path, catalog, file)
+    # One APID-20 packet carries two log entries (46 octets, not the definition's 30): a
+    # variant no profile can express yet, quarantined as the report said; nothing else.
+    assert dict(summary.quarantined) == {"bad_length": 1}
+    by_apid: dict[int, dict[int, object]] = {}
+    for x in packets:
+        if not (x["PKT_APID"].raw_value == 20 and x["PKT_LEN"].raw_value + 7 == 46):
+            by_apid.setdefault(x["PKT_APID"].raw_value, {})[x["SEQ_CTR"].raw_value] = x
+    assert sum(summary.decoded.values()) == sum(map(len, by_apid.values())) == 1498
+    compared = 0
+    for apid, theirs in by_apid.items():
+        inst = catalog.by_apid[apid]
+        tm = tables[inst.id]
+        seqs = tm.column("seq").to_pylist()
+        assert sorted(seqs) == sorted(theirs), apid
+        names = {n.lower(): n for n in theirs[seqs[0]]}  # the XTCE's names, ours lower-cased
+        for name in inst.channels:
+            want = np.array([float(theirs[s][names[name]].raw_value) for s in seqs])
+            assert np.array_equal(tm.column(name).to_numpy(), want, equal_nan=True), (apid, name)
+            compared += 1
+    assert compared > 3000  # every channel of the 9 APIDs in the file
+
+
+def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
+    """A small XTCE with each construct once: calibrations, alarms and their contexts,
+    enumerations, booleans, little-endian, strings, a 70-bit integer, a reserved name, a
+    variant and a packet of variable size. Packets made here decode as space-packet-parser
+    decodes them, in engineering units."""
+    import space_packet_parser as spp
+
+    xtce = DATA / "import" / "constructs.xml"
+    result = import_definition(xtce, ImportOptions(partner="test"))
+    (made,) = result.profiles
+    report = "\n".join(result.report())
+    for expected in [
+        "container HK_ALT: a second container for APID 291 (a variant of HK); skipped",
+        "container HK_ALT: a restriction SEQ_FLGS == 0 of HK_ALT; not checked",
+        "container LOG: TEXT: a string of variable size (TEXT_Type); skipped",
+        "(MODE): the enumeration label ' SCIENCE '; written 'SCIENCE'",
+        "(MODE): an enumeration value 300 (TOO_BIG) outside u8; dropped",
+        "(MODE): an enumeration alarm; not mapped",
+        "(BATT_V): an exclusive bound of CriticalRange; taken as inclusive",
+        "(BATT_V): a WatchRange; not mapped",
+        "(BATT_V): a context alarm on MODE > 1; not mapped",
+        "(FLAG): a boolean; mapped to enum {0: FALSE, 1: TRUE}",
+        "(LE24): least significant byte first, 24 bits at bit 104",
+        "(NAME): a string (StringParameterType NAME_Type, 16 bits); kept as spare bits",
+        "(WIDE): an integer of 70 bits (wider than 64); kept as spare bits (70 bits",
+        "(max -> max_value): a name reserved",
+        "padded with a spare field of 2 bits (spare_pad)",
+    ]:
+        assert expected in report, expected
+    profile = read_back(tmp_path, made)
+    f = {x.name: x for x in profile.fields}
+    assert f["mode"].enum == {0: "SAFE", 1: "SCIENCE"}
+    assert f["batt_v"].calibration.poly == [0.5, 0.01]
+    lim = f["batt_v"].limits
+    assert (lim.yellow, lim.red) == ((24.0, 33.0), (22.0, 34.5))
+    assert [(c.channel, c.equals, c.yellow) for c in lim.when] == [("mode", "SAFE", (20.0, 33.0))]
+    assert f["temp"].calibration.table and f["temp"].calibration.outside == "nan"
+    assert [s.poly for s in f["step"].calibration.segments] == [[1.5], [2.5]]
+    assert f["le16"].endian == "little" and f["le24"].ignore and f["name"].ignore
+    assert [(x.name, x.type) for x in profile.fields if x.name.startswith("wide")] == [
+        ("wide_0", "u64"),
+        ("wide_1", "u6"),
+    ]
+
+    # Packets: (mode, batt_v raw, temp raw, flag, le16, f64, step) and what the limits say.
+    rows = [
+        (1, 2250, -1000, 1, 0x1234, 2.5, 50, YELLOW),
+        (0, 2250, 1500, 0, 0xBEEF, -1e9, 200, NOMINAL),
+    ]
+    raw = b""
+    for seq, (mode, batt, temp, flag, le16, f64, step, _) in enumerate(rows):
+        bits = f"{mode:08b}{batt:012b}{temp & 0xFFF:012b}{flag:01b}{0:07b}"
+        bits += f"{int.from_bytes(le16.to_bytes(2, 'little'), 'big'):016b}{0x0A0B0C:024b}"
+        bits += f"{0x4142:016b}{int.from_bytes(np.float64(f64).tobytes()[::-1], 'big'):064b}"
+        bits += f"{5:070b}{step:08b}{7:08b}{0:02b}"
+        raw += build_packet(0x123, seq, b"", int(bits, 2).to_bytes(len(bits) // 8, "big"))
+    file = tmp_path / "hk.bin"
+    file.write_bytes(raw)
+    catalog = load_catalog([tmp_path / "test"])
+    tables, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {}
+    tm = tables["test-hk"]
+    definition = spp.load_xtce(xtce)
+    with file.open("rb") as fh, pytest.warns(UserWarning, match="did not match"):  # the 2 pad bits
+        theirs = [definition.parse_bytes(p) for p in spp.ccsds_generator(fh)]
+    for name, theirs_name in [
+        ("mode", "MODE"),
+        ("flag", "FLAG"),
+        ("le16", "LE16"),
+        ("max_value", "max"),
+    ]:
+        assert tm.column(name).to_pylist() == [x[theirs_name].raw_value for x in theirs], name
+    for name in ("batt_v", "temp", "f64", "step"):
+        want = [float(x[name.upper()]) for x in theirs]  # spp's calibrated value
+        assert np.allclose(tm.column(name).to_numpy(), want, rtol=1e-12, atol=0), name
+    assert tm.column("batt_v__state").to_pylist() == [r[-1] for r in rows]
+
+
+def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
+    csv = tmp_path / "hk.csv"
+    csv.write_text(
+        "name, data_type, bit_length, bit_offset, byte_order\n"
+        "COARSE, uint, 32, 48,\n"
+        'TEMPS, "int(2, 3)", 12, 88,\n'  # 8 bits after COARSE in no field: a gap
+        "SPACER, fill, 4, 160,\n"
+        "OVER, uint, 8, 160,\n"  # on top of SPACER
+        "LE, uint, 16, 168, little\n"
+        "ODD, uint, 32, 184, 2143\n"
+        "LABEL, str, 16, 216,\n"
+        "RATE, float, 32, 232,\n"
+        "DATA, uint(expand), 8, 264,\n"
+        "AFTER, uint, 8, ,\n"
+    )
+    result = import_definition(csv, ImportOptions(partner="t", apid=7))
+    (made,) = result.profiles
+    report = "\n".join(result.report())
+    for expected in [
+        "hk.csv:3: CSV: bits 80..87 before TEMPS are in no field; kept as spare bits (8 bits",
+        "hk.csv:3: CSV (TEMPS): an array of shape (2, 3); flattened to count 6 (row-major)",
+        "hk.csv:5: CSV (OVER): bit_offset 160 overlaps the field(s) before (they end at bit 164)",
+        "hk.csv:7: CSV (ODD): byte order '2143'; not mapped: kept as spare bits (32 bits",
+        "hk.csv:8: CSV (LABEL): a string; kept as spare bits (16 bits",
+        "hk.csv:10: CSV (DATA): an array that grows to fill the packet; not mapped",
+        "hk.csv:10: CSV: 1 field(s) after a field of variable size (AFTER); not mapped",
+    ]:
+        assert expected in report, expected
+    profile = read_back(tmp_path, made)
+    got = [(f.name, f.type, f.count, f.endian, f.ignore) for f in profile.fields]
+    assert got == [
+        ("coarse", "u32", None, "big", False),
+        ("gap_80", "u8", None, "big", True),
+        ("temps", "i12", 6, "big", False),
+        ("spacer", "u4", None, "big", True),
+        ("gap_164", "u4", None, "big", True),
+        ("le", "u16", None, "little", False),
+        ("odd", "u32", None, "big", True),
+        ("label", "u16", None, "big", True),
+        ("rate", "f32", None, "big", False),
+    ]
+    assert (profile.apid, profile.packet_length) == (7, 33)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "args", "says"),
+    [
+        ("notes.xml", "this is not <xml", [], r"notes\.xml:1: not XML: "),
+        ("empty.xml", None, [], r"empty\.xml:\d+: <ContainerSet>: no <SequenceContainer>"),
+        (
+            "bad.csv",
+            "name,data_type,bit_length\nA,uint,8\nB,double,32\n",
+            ["--apid", "5"],
+            r"bad\.csv:3: data_type: data_type 'double' of B is not a ccsdspy type; use one of",
+        ),
+        (
+            "noapid.csv",
+            "name,data_type,bit_length\nA,uint,8\n",
+            [],
+            r"noapid\.csv: --apid: a ccsdspy CSV does not say which APID it describes; give --apid",
+        ),
+    ],
+    ids=["not-xml", "no-containers", "csv-unknown-type", "csv-without-apid"],
+)
+def test_a_bad_document_exits_1_located_and_writes_nothing(
+    spp_data: Path, tmp_path: Path, name: str, content: str | None, args: list[str], says: str
+) -> None:
+    source = tmp_path / name
+    if content is None:  # the real JPSS document with its containers taken out
+        text = (spp_data / "jpss" / "jpss1_geolocation_xtce_v1.xml").read_text()
+        text = re.sub(
+            r"<xtce:ContainerSet>.*</xtce:ContainerSet>",
+            "<xtce:ContainerSet>\n        </xtce:ContainerSet>",
+            text,
+            flags=re.S,
+        )
+        source.write_text(text)
+    else:
+        source.write_text(content)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["profiles", "import", str(source), "--partner", "p", "--out", str(out), *args]
+    )
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert re.search(says, " ".join(result.output.split())), result.output
+    assert not out.exists()
+
+
+def test_what_space_packet_parser_refuses_is_located(tmp_path: Path) -> None:
+    text = (DATA / "import" / "constructs.xml").read_text()
+    cases = {
+        "undefined.xml": (text.replace('parameterRef="STEP"/>', 'parameterRef="NOPE"/>'),
+                          r"undefined\.xml:\d+: <ParameterRefEntry>: .*'NOPE' is referred to but "
+                          "not defined"),
+        "schema.xml": (text.replace("<xtce:Variable maxSizeInBits", "<xtce:SizeInBits><xtce:"
+                                    "TerminationChar>00</xtce:TerminationChar></xtce:SizeInBits>"
+                                    "<xtce:Variable maxSizeInBits"),
+                       r"schema\.xml:\d+: .*\(the XTCE schema: Element 'TerminationChar': This "
+                       "element is not expected"),
+    }  # fmt: skip
+    for name, (content, says) in cases.items():
+        source = tmp_path / name
+        source.write_text(content)
+        with pytest.raises(DefinitionError) as err:
+            import_definition(source, ImportOptions(partner="p"))
+        assert re.search(says, str(err.value)), str(err.value)
+        line = int(str(err.value).split(":")[1])
+        assert ("NOPE" if name == "undefined.xml" else "TerminationChar") in content.splitlines()[
+            line - 1
+        ]
+
+
+def test_a_time_code_replaces_the_fields_it_covers_or_is_refused(tmp_path: Path) -> None:
+    xtce = DATA / "import" / "constructs.xml"
+    cuc1 = ImportOptions(partner="test", time=parse_time("cuc:coarse=1,fine=0"))
+    (made,) = import_definition(xtce, cuc1).profiles
+    notes = [str(n) for n in made.notes]
+    assert any("MODE (8 bits after the primary header); read as the CUC time code" in n
+               for n in notes)  # fmt: skip
+    assert any("a context alarm on BATT_V when MODE == SAFE; dropped" in n for n in notes)
+    assert "time: {code: cuc, coarse: 1, fine: 0}" in made.text and "name: mode," not in made.text
+    cuc2 = ImportOptions(partner="test", time=parse_time("cuc:coarse=2,fine=0"))
+    with pytest.raises(ValueError, match="end inside field BATT_V"):
+        import_definition(xtce, cuc2)
+
+
+def test_options_are_checked_before_anything_is_read(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--time 'cds:days=5'"):
+        parse_time("cds:days=5")
+    assert parse_time("cuc:coarse=4,fine=2").octets == 6
+    source = tmp_path / "x.csv"
+    source.write_text("name,data_type,bit_length\nA,uint,8\n")
+    result = runner.invoke(
+        app,
+        [
+            "profiles",
+            "import",
+            str(source),
+            "--partner",
+            "P",
+            "--apid",
+            "5",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2 and "partner 'P'" in result.output
+    made = tmp_path / "o"
+    ok = ["profiles", "import", str(source), "--partner", "p", "--apid", "0x10", "--out", str(made)]
+    assert runner.invoke(app, ok).exit_code == 0
+    again = runner.invoke(app, ok)  # the file is there now: refused unless --force
+    assert again.exit_code == 1 and "exist(s) already" in again.output
+    assert runner.invoke(app, [*ok, "--force"]).exit_code == 0
