@@ -39,6 +39,7 @@ def check_profile(p: Profile) -> list[Finding]:
     return [
         *_check_time(p),
         *_check_bits(p),
+        *_check_names(p),
         *_check_fields(p),
         *_check_derived(p),
         *_check_detectors(p),
@@ -164,6 +165,24 @@ def _check_bits(p: Profile) -> Iterator[Finding]:
             f"but packet_length is {p.packet_length} octets",
             ", or ".join(fixes),
         )
+
+
+#: Telemetry columns beside the channels; ``__`` starts the suffixes of the stored columns
+#: (``{channel}__state``, ``{field}__raw``, the bucket columns ``__min``...).
+RESERVED_NAMES = ("time", "seq")
+
+
+def _check_names(p: Profile) -> Iterator[Finding]:
+    entries = [("fields", i, f.name) for i, f in enumerate(p.fields)]
+    entries += [("derived", j, d.name) for j, d in enumerate(p.derived)]
+    for section, k, name in entries:
+        if name in RESERVED_NAMES or "__" in name:
+            yield (
+                (section, k, "name"),
+                f"the name '{name}' is taken by the stored columns (time, seq, and every name "
+                "with '__', which marks their suffixes)",
+                f"choose another name, e.g. {name.replace('__', '_')}_value",
+            )
 
 
 def _check_fields(p: Profile) -> Iterator[Finding]:
