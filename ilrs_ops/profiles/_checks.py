@@ -113,7 +113,7 @@ def _check_time(p: Profile) -> Iterator[Finding]:
             yield (
                 ("time", key),
                 f"'{name}' is {f.type}{'[]' if f.count else ''}, not an integer",
-                "time fields are scalar integers (u1..u64, i2..i64)",
+                "time fields are scalar integers (u1..u64, i1..i64)",
             )
     for i, f in enumerate(p.fields):
         if f.sample_rate_hz and f.count:

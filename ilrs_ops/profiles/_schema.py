@@ -20,8 +20,8 @@ NAME = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_HINT = "use lower-case letters, digits and '_', starting with a letter (e.g. batt_v)"
 ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ID_HINT = "use lower-case letters, digits and '-' (e.g. sup-rover-1)"
-TYPE_RE = re.compile(r"^(?:(u)([1-9]|[1-5][0-9]|6[0-4])|(i)([2-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
-TYPE_HINT = "use u1..u64, i2..i64, f32 or f64"
+TYPE_RE = re.compile(r"^(?:([ui])([1-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
+TYPE_HINT = "use u1..u64, i1..i64, f32 or f64"
 
 Name = Annotated[str, Field(pattern=NAME)]
 Range = tuple[float | None, float | None]
