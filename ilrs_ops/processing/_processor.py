@@ -49,6 +49,7 @@ from ilrs_ops.ccsds import (
 from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import (
     TIME_KEYS,
+    Enumeration,
     Expression,
     Instrument,
     TimeCode,
@@ -214,7 +215,7 @@ class Processed:
 class _Field:
     name: str
     cal: CalPlan
-    enum: Mapping[int, str] | None
+    enum: Enumeration | None  # labels by raw value, ranges included
     count: int | None
 
 
@@ -238,7 +239,7 @@ class Processor:
         tol = p.time.future_tolerance_s
         self._future_ns = None if tol is None else int(tol * wire.NS)
         self._fields = [
-            _Field(f.name, plan.calibrations[f.name], f.enum, f.count)
+            _Field(f.name, plan.calibrations[f.name], f.enumeration, f.count)
             for f in p.fields
             if not f.ignore
         ]

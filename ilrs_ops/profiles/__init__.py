@@ -5,6 +5,7 @@ from ilrs_ops.profiles._calibrate import calibrate
 from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
 from ilrs_ops.profiles._checks import field_bits
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
+from ilrs_ops.profiles._enum import Enumeration
 from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._load import load_profile
 from ilrs_ops.profiles._plan import ProcessingPlan, calibration_plan, compile_plans, limit_plan
@@ -35,6 +36,7 @@ __all__ = [
     "CatalogOwner",
     "Derived",
     "Detector",
+    "Enumeration",
     "Expression",
     "FieldSpec",
     "Instrument",
