@@ -1,8 +1,10 @@
 """Limit checking: a state per sample (nominal, yellow, red, invalid) and the state transitions.
 
 A channel's limits are one or more *sets*: set 0 is the default, set ``j + 1`` is the profile's
-``when`` entry ``j``, in force while channel ``context_channels[j]`` equals
-``context_values[j]``. Each set has ``yellow_lo, yellow_hi, red_lo, red_hi``:
+``when`` entry ``j``, in force while channel ``context_channels[j]`` lies in
+[``context_values[j]``, ``context_hi[j]``] (both inclusive; equal for a context on one value, a
+range for an enum label that covers a range of raw values). Each set has ``yellow_lo,
+yellow_hi, red_lo, red_hi``:
 
 - ``value < red_lo`` or ``value > red_hi`` -> RED; else ``value < yellow_lo`` or
   ``value > yellow_hi`` -> YELLOW; else NOMINAL. Bounds are inclusive-nominal: a value equal to
@@ -13,7 +15,7 @@ A channel's limits are one or more *sets*: set 0 is the default, set ``j + 1`` i
   (``ilrs_ops.profiles``) applies this rule when it builds the plan; the kernels just read bounds.
 
 Which set applies to sample ``i`` is the *context index* ``ctx[i]``: the index ``j`` of the
-first ``when`` entry whose channel equals its value at that sample, or -1 for none (default
+first ``when`` entry whose channel lies in its range at that sample, or -1 for none (default
 set; a NaN context value matches nothing). ``select_context`` computes it; the kernel reads set
 ``ctx[i] + 1``.
 
@@ -38,7 +40,9 @@ STATE_NAMES = {INVALID: "invalid", NOMINAL: "nominal", YELLOW: "yellow", RED: "r
 @dataclass(frozen=True, eq=False)
 class LimitPlan:
     """The limit sets of one channel: float64 bounds per set (set 0 the default, then one per
-    ``when`` entry), and for each ``when`` entry its context channel and the value it matches.
+    ``when`` entry), and for each ``when`` entry its context channel and the range of that
+    channel it matches: [``context_values``, ``context_hi``], ``context_hi`` the same as
+    ``context_values`` (an equality) when not given.
     """
 
     yellow_lo: np.ndarray  # float64[n_sets]
@@ -47,9 +51,12 @@ class LimitPlan:
     red_hi: np.ndarray
     context_channels: tuple[str, ...] = ()  # [n_sets - 1]
     context_values: np.ndarray = field(default_factory=lambda: np.empty(0))  # float64[n_sets-1]
+    context_hi: np.ndarray | None = None  # float64[n_sets - 1]; None: context_values
 
     def __post_init__(self) -> None:
-        for name in ("yellow_lo", "yellow_hi", "red_lo", "red_hi", "context_values"):
+        if self.context_hi is None:
+            object.__setattr__(self, "context_hi", self.context_values)
+        for name in ("yellow_lo", "yellow_hi", "red_lo", "red_hi", "context_values", "context_hi"):
             a = np.array(getattr(self, name), np.float64, order="C", ndmin=1)
             a.flags.writeable = False  # a plan is shared by every batch; nobody changes it
             object.__setattr__(self, name, a)
@@ -62,6 +69,13 @@ class LimitPlan:
                 f"{n} limit sets need {n - 1} context channel(s) and value(s); got "
                 f"{len(self.context_channels)} and {self.context_values.shape[0]}"
             )
+        assert self.context_hi is not None
+        if self.context_hi.shape != (n - 1,):
+            raise ValueError(
+                f"context_hi: {n - 1} value(s), one per context, not {self.context_hi.shape}"
+            )
+        if (self.context_hi < self.context_values).any():
+            raise ValueError("a context range [lo, hi] must have lo <= hi")
         bounds = np.stack([self.yellow_lo, self.yellow_hi, self.red_lo, self.red_hi])
         if np.isnan(bounds).any():
             raise ValueError("limit bounds must not be NaN; use -inf/+inf for an open side")
@@ -134,6 +148,21 @@ def _state_kernel(
 
 
 @njit(cache=True)
+def _context_kernel(
+    values: np.ndarray, channel: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray
+) -> None:
+    """``out[i]`` = the first ``j`` with ``lo[j] <= values[channel[j], i] <= hi[j]``, else -1
+    (NaN lies in no range)."""
+    for i in range(out.shape[0]):
+        out[i] = -1
+        for j in range(lo.shape[0]):
+            v = values[channel[j], i]
+            if lo[j] <= v and v <= hi[j]:
+                out[i] = j
+                break
+
+
+@njit(cache=True)
 def _count_transitions(states: np.ndarray, prev: int) -> int:
     n, p = 0, prev
     for i in range(states.shape[0]):
@@ -159,20 +188,22 @@ def _transition_kernel(
 
 
 def select_context(plan: LimitPlan, contexts: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """The context index per sample (int64[n]): the first ``when`` entry whose channel equals its
-    value, -1 for none. ``contexts`` maps each context channel to its n values (engineering
+    """The context index per sample (int64[n]): the first ``when`` entry whose channel lies in
+    its range, -1 for none. ``contexts`` maps each context channel to its n values (engineering
     values; enum channels as their codes); NaN matches nothing.
     """
-    ctx = np.full(n, -1, np.int64)
-    # Last entry first, so that an earlier entry overwrites: the first match wins.
-    for j in range(plan.n_sets - 2, -1, -1):
-        name = plan.context_channels[j]
+    names = list(dict.fromkeys(plan.context_channels))
+    values = np.empty((len(names), n), np.float64)
+    for k, name in enumerate(names):
         if name not in contexts:
             raise KeyError(f"the limits need the values of context channel {name!r}")
-        values = np.asarray(contexts[name])
-        if values.shape != (n,):
-            raise ValueError(f"context channel {name!r}: {values.shape} values, expected ({n},)")
-        ctx[values == plan.context_values[j]] = j
+        v = np.asarray(contexts[name])
+        if v.shape != (n,):
+            raise ValueError(f"context channel {name!r}: {v.shape} values, expected ({n},)")
+        values[k] = v
+    channel = np.array([names.index(c) for c in plan.context_channels], np.int64)
+    ctx = np.empty(n, np.int64)
+    _context_kernel(values, channel, plan.context_values, plan.context_hi, ctx)
     return ctx
 
 

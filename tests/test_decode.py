@@ -214,6 +214,8 @@ def test_encode_rejects_missing_and_extra_columns():
         ("i", 5, 16, "16 does not fit i5"),
         ("i", 5, -17, "-17 does not fit i5"),
         ("i", 64, 2**63, "does not fit i64"),
+        ("i", 1, 1, "1 does not fit i1"),
+        ("i", 1, -2, "-2 does not fit i1"),
         ("f", 32, 1e39, "does not fit f32"),
         ("u", 8, 1.5, "needs integers"),
     ],
@@ -223,6 +225,16 @@ def test_encode_rejects_values_that_do_not_fit(kind, width, value, message):
     cols = {**header_columns(layout, 1), "field": np.array([value])}
     with pytest.raises(ValueError, match=f"'field'.*{message}"):
         encode(layout, cols, 1)
+
+
+def test_i1_holds_0_and_minus_1():
+    layout = make_layout([("a", "i", 1, None, False), ("b", "i", 1, 3, False)])
+    cols = {**header_columns(layout, 2), "a": [0, -1], "b": [[-1, 0, -1], [0, 0, -1]]}
+    buf = encode(layout, cols, 2)
+    assert buf[6] >> 4 == 0b0101  # a, then b: bits 0 1 0 1 of packet 0
+    out = decode(buf, np.array([0, layout.packet_length]), layout)
+    assert out["a"].dtype == np.int8 and out["a"].tolist() == [0, -1]
+    assert out["b"].tolist() == [[-1, 0, -1], [0, 0, -1]]
 
 
 def test_encode_accepts_the_edges_and_python_ints():

@@ -112,6 +112,7 @@ PUBLIC = {
         "CatalogOwner",
         "Derived",
         "Detector",
+        "Enumeration",
         "Expression",
         "FieldSpec",
         "ImportNote",

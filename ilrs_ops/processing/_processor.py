@@ -54,6 +54,7 @@ from ilrs_ops.ccsds import (
 from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import (
     TIME_KEYS,
+    Enumeration,
     Expression,
     Instrument,
     TimeCode,
@@ -223,7 +224,7 @@ class Processed:
 class _Field:
     name: str
     cal: CalPlan
-    enum: Mapping[int, str] | None
+    enum: Enumeration | None  # labels by raw value, ranges included
     count: int | None
 
 
@@ -248,7 +249,7 @@ class Processor:
         tol = p.time.future_tolerance_s
         self._future_ns = None if tol is None else int(tol * wire.NS)
         self._fields = [
-            _Field(f.name, plan.calibrations[f.name], f.enum, f.count)
+            _Field(f.name, plan.calibrations[f.name], f.enumeration, f.count)
             for f in p.fields
             if not f.ignore
         ]

@@ -7,6 +7,7 @@ from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_c
 from ilrs_ops.profiles._checks import field_bits
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
 from ilrs_ops.profiles._draft import ImportNote, ImportOptions
+from ilrs_ops.profiles._enum import Enumeration
 from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._import import (
     ImportedProfile,
@@ -44,6 +45,7 @@ __all__ = [
     "CatalogOwner",
     "Derived",
     "Detector",
+    "Enumeration",
     "Expression",
     "FieldSpec",
     "ImportNote",

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from pydantic import ValidationError
 
-from ilrs_ops.errors import ExpressionError
+from ilrs_ops.errors import ExpressionError, InputError
+from ilrs_ops.profiles._enum import Enumeration, parse_key
 from ilrs_ops.profiles._expr import FUNCTIONS, parse
 from ilrs_ops.profiles._schema import (
     TIME_KEYS,
@@ -120,7 +121,7 @@ def _check_time(p: Profile) -> Iterator[Finding]:
             yield (
                 ("time", key),
                 f"'{name}' is {f.type}{'[]' if f.count else ''}, not an integer",
-                "time fields are scalar integers (u1..u64, i2..i64)",
+                "time fields are scalar integers (u1..u64, i1..i64)",
             )
     for i, f in enumerate(p.fields):
         if f.sample_rate_hz and f.count:
@@ -232,14 +233,7 @@ def check_field(f: FieldSpec, loc: tuple, fields: dict[str, FieldSpec] | None) -
     if f.base == "f" and f.width not in (32, 64):
         yield ((*loc, "type"), f"type '{f.type}' is not a type", "use f32 or f64")
     if f.enum is not None:
-        lo, hi = _raw_range(f)
-        bad = [k for k in f.enum if not lo <= k <= hi]
-        if bad:
-            yield (
-                (*loc, "enum"),
-                f"enum values {bad} do not fit in {f.type}",
-                f"use values from {lo} to {hi}",
-            )
+        yield from _check_enum(f, (*loc, "enum"))
         if f.calibration or f.limits:
             yield (
                 loc,
@@ -282,6 +276,51 @@ def check_parts(data: dict) -> list[Finding]:
 def _expr_finding(loc: tuple, exc: ExpressionError) -> Finding:
     at = f" (column {exc.column} of the expression)" if exc.column else ""
     return (loc, f"{exc}{at}", exc.hint)
+
+
+def _check_enum(f: FieldSpec, loc: tuple) -> Iterator[Finding]:
+    """Every key a raw value or a range, inside the type, no raw value with two labels."""
+    parsed: list[tuple[int, int, int | str, str]] = []
+    for key, label in (f.enum or {}).items():
+        try:
+            parsed.append((*parse_key(key), key, label))
+        except InputError as exc:
+            what, _, hint = str(exc).partition("; ")
+            yield ((*loc, str(key)), what, hint or None)
+    lo, hi = _raw_range(f)
+    bad = [k for a, b, k, _ in parsed if a < lo or b > hi]
+    if bad:
+        yield (loc, f"enum values {bad} do not fit in {f.type}", f"use values from {lo} to {hi}")
+    for j, (a, b, key, _) in enumerate(parsed):
+        for a2, b2, key2, label2 in parsed[:j]:
+            if a <= b2 and a2 <= b:
+                yield (
+                    (*loc, str(key)),
+                    f"enum {key} overlaps {key2} ({label2}): "
+                    f"raw value {max(a, a2)} would have two entries",
+                    "make the values and ranges disjoint; one label may have several entries",
+                )
+                break
+
+
+def _enumeration(f: FieldSpec) -> Enumeration | None:
+    """The states of an enum field, built from the keys that parse (the others are reported
+    by _check_enum), so that one bad key does not stop the checks that use the labels."""
+    if not f.enum:
+        return None
+    good = {}
+    for key, label in f.enum.items():
+        try:
+            parse_key(key)
+        except InputError:
+            continue
+        good[key] = label
+    return Enumeration(good)
+
+
+def _covers(states: Enumeration, value: float) -> bool:
+    # Linear, not states.get: this runs before overlaps are ruled out.
+    return any(s.lo <= value <= s.hi for s in states.states)
 
 
 def _raw_range(f: FieldSpec) -> tuple[int, int]:
@@ -335,17 +374,23 @@ def _check_limits(
                 f"'{ctx.channel}' is not a scalar field of this profile",
                 f"use one of {scalars}",
             )
-        elif isinstance(ctx.equals, str) and ctx.equals not in (src.enum or {}).values():
+            continue
+        states = _enumeration(src)
+        if isinstance(ctx.equals, str) and (states is None or not states.ranges(ctx.equals)):
             yield (
                 (*cloc, "equals"),
                 f"'{ctx.equals}' is not a state of '{ctx.channel}'",
-                f"use one of {sorted((src.enum or {}).values()) or 'its numeric values'}",
+                f"use one of {states.labels if states else 'its numeric values'}",
             )
-        elif not isinstance(ctx.equals, str) and src.enum and ctx.equals not in src.enum:
+        elif (
+            not isinstance(ctx.equals, str)
+            and states is not None
+            and not _covers(states, ctx.equals)
+        ):
             yield (
                 (*cloc, "equals"),
                 f"{ctx.equals:g} is not a state of '{ctx.channel}'",
-                f"use one of {sorted(src.enum.values())} or {sorted(src.enum)}",
+                f"use one of {states.labels} or {list(src.enum or {})} (a value in a range)",
             )
 
 
@@ -382,7 +427,8 @@ def _check_sim(s: SimSpec, loc: tuple, f: FieldSpec) -> Iterator[Finding]:
             f"sim model '{s.model}' needs {', '.join(missing)}",
             f"add {', '.join(f'{k}: ...' for k in missing)}",
         )
-    labels = (f.enum or {}).values()
+    states = _enumeration(f)
+    labels = states.labels if states is not None else []
     bad = [v for v in s.values or [] if isinstance(v, str) and v not in labels]
     if bad:
         yield (

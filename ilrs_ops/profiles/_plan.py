@@ -33,7 +33,7 @@ class ProcessingPlan:
 
     calibrations: every non-ignored field, in packet order (NONE for enum and float fields and
     fields without calibration). limits: every field or derived channel with limits, in profile
-    order; context channels are field names, enum labels resolved to their codes. detectors: in
+    order; context channels are field names, enum labels resolved to their raw ranges. detectors: in
     profile order; the sample rate is the field's ``sample_rate_hz`` for sample arrays, else one
     sample per packet (1 / expected_period_s).
     """
@@ -112,18 +112,26 @@ def limit_plan(lim: Limits, fields: Mapping[str, FieldSpec]) -> LimitPlan:
     """The LimitPlan of one channel's limits; ``fields`` resolves context channels and labels.
 
     A ``when`` entry replaces only the colours it gives; the others come from the default set.
+    An entry on an enum label is in force while the channel lies in the label's range; a label
+    of several entries (``{1: OK, 5..9: OK}``) gives one plan set per range, with the same
+    bounds, one after the other, so the first match still picks the entry the profile meant.
     """
     rows = [(*_range(lim.yellow), *_range(lim.red))]
     channels: list[str] = []
-    values: list[float] = []
+    lows: list[float] = []
+    highs: list[float] = []
     for ctx in lim.when:
         yellow = ctx.yellow if ctx.yellow is not None else lim.yellow
         red = ctx.red if ctx.red is not None else lim.red
-        rows.append((*_range(yellow), *_range(red)))
-        channels.append(ctx.channel)
-        values.append(_context_value(ctx.channel, ctx.equals, fields))
+        for lo, hi in _context_ranges(ctx.channel, ctx.equals, fields):
+            rows.append((*_range(yellow), *_range(red)))
+            channels.append(ctx.channel)
+            lows.append(lo)
+            highs.append(hi)
     ylo, yhi, rlo, rhi = (np.array(col, np.float64) for col in zip(*rows, strict=True))
-    return LimitPlan(ylo, yhi, rlo, rhi, tuple(channels), np.array(values, np.float64))
+    return LimitPlan(
+        ylo, yhi, rlo, rhi, tuple(channels), np.array(lows, np.float64), np.array(highs, np.float64)
+    )
 
 
 def _range(r: Range | None) -> tuple[float, float]:
@@ -131,13 +139,16 @@ def _range(r: Range | None) -> tuple[float, float]:
     return (-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
 
 
-def _context_value(channel: str, equals: float | str, fields: Mapping[str, FieldSpec]) -> float:
+def _context_ranges(
+    channel: str, equals: float | str, fields: Mapping[str, FieldSpec]
+) -> list[tuple[float, float]]:
+    """The [lo, hi] ranges of ``channel`` where a context is in force: a number is [v, v]."""
     src = fields.get(channel)
     if src is None or src.count is not None or src.ignore:
         raise InputError(f"limit context '{channel}' is not a scalar field of this profile")
     if isinstance(equals, str):
-        codes = {label: code for code, label in (src.enum or {}).items()}
-        if equals not in codes:
+        ranges = src.enumeration.ranges(equals) if src.enumeration is not None else []
+        if not ranges:
             raise InputError(f"limit context: '{equals}' is not a state of '{channel}'")
-        return float(codes[equals])
-    return float(equals)
+        return [(float(lo), float(hi)) for lo, hi in ranges]
+    return [(float(equals), float(equals))]

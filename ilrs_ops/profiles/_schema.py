@@ -15,13 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ilrs_ops.ccsds import utc_ns_to_tai58_ns
 from ilrs_ops.errors import InputError
+from ilrs_ops.profiles._enum import Enumeration
 
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_HINT = "use lower-case letters, digits and '_', starting with a letter (e.g. batt_v)"
 ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ID_HINT = "use lower-case letters, digits and '-' (e.g. sup-rover-1)"
-TYPE_RE = re.compile(r"^(?:(u)([1-9]|[1-5][0-9]|6[0-4])|(i)([2-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
-TYPE_HINT = "use u1..u64, i2..i64, f32 or f64"
+TYPE_RE = re.compile(r"^(?:([ui])([1-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
+TYPE_HINT = "use u1..u64, i1..i64, f32 or f64"
 
 Name = Annotated[str, Field(pattern=NAME)]
 Range = tuple[float | None, float | None]
@@ -211,7 +212,9 @@ class FieldSpec(_Model):
     units: str | None = None
     description: str | None = None
     ignore: bool = Field(False, description="spare bits: decoded, never stored or shown")
-    enum: dict[int, str] | None = None
+    enum: dict[int | str, str] | None = Field(
+        None, description="{raw value: LABEL}; a key lo..hi labels an inclusive range of values"
+    )
     calibration: Calibration | None = None
     limits: Limits | None = None
     sample_rate_hz: float | None = Field(None, gt=0, description="array of successive samples")
@@ -227,6 +230,11 @@ class FieldSpec(_Model):
     @property
     def width(self) -> int:
         return int(self.type[1:])
+
+    @functools.cached_property
+    def enumeration(self) -> Enumeration | None:
+        """The ``enum`` states, by raw value (ranges included); None without an enum."""
+        return Enumeration(self.enum) if self.enum else None
 
     @property
     def base(self) -> str:

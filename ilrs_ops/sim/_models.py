@@ -96,9 +96,10 @@ class Channel:
         return np.asarray(values, dtype=np.float64)[idx]
 
     def _enum_value(self, v: float | str) -> float:
-        if isinstance(v, str):
-            by_label = {label: key for key, label in (self.field.enum or {}).items()}
-            return float(by_label.get(v, 0))
+        if isinstance(v, str):  # a label of a range stands for the lowest value it covers
+            states = self.field.enumeration
+            code = states.code(v) if states is not None else None
+            return float(code if code is not None else 0)
         return float(v)
 
     def _draw_episodes(self, t0_s: float, t1_s: float, keep_s: float) -> None:
@@ -155,8 +156,8 @@ def default_spec(field: FieldSpec) -> SimSpec:
         if pair and None not in pair:
             lo, hi = pair
             return SimSpec(model="constant", value=(lo + hi) / 2, noise=abs(hi - lo) / 100)
-    if field.enum:
-        return SimSpec(model="constant", value=float(min(field.enum)))
+    if field.enumeration is not None:
+        return SimSpec(model="constant", value=float(field.enumeration.lowest))
     return SimSpec(model="constant", value=float(calibrate(field.calibration, np.zeros(1))[0]))
 
 
