@@ -48,9 +48,12 @@ def numpy_decode(buf: np.ndarray, starts: np.ndarray, layout: Layout) -> dict[st
         idx = starts + first
         acc = raw[s]
         acc[:] = 0
-        if layout.little_endian[s]:
+        row = layout.octet_map[s]
+        if (row >= 0).any():  # reordered: gather the image octets from where they travel
             for k in range(nbytes):
-                acc |= buf[idx + k].astype(np.uint64) << np.uint64(8 * k)
+                acc <<= np.uint64(8)
+                acc |= buf[starts + row[k]]
+            acc >>= np.uint64((-end) % 8)
         else:
             drop = (-end) % 8
             for k in range(min(nbytes, 8)):

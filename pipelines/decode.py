@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from pipelines.layout import FLOAT32, FLOAT64, SIGNED, UNSIGNED, Layout
+from pipelines.layout import FLOAT32, FLOAT64, MAX_OCTETS, SIGNED, UNSIGNED, Layout
 
 
 class SlotPlan(NamedTuple):
@@ -21,7 +21,8 @@ class SlotPlan(NamedTuple):
     first: first octet of the slot, from the start of the packet; nbytes: octets it touches
     (1..9; 9 only for a 64-bit field that is not byte-aligned); drop: bits after the slot in its
     last octet; mask: the low ``width`` bits; sign: the sign bit for signed slots, else 0;
-    little: little-endian (byte-aligned, whole octets).
+    reordered: the slot's octets do not travel in big-endian order; where: for those, the
+    packet octet of each octet of its big-endian image (``Layout.octet_map``; 0 past nbytes).
     """
 
     first: np.ndarray  # int64
@@ -29,7 +30,8 @@ class SlotPlan(NamedTuple):
     drop: np.ndarray  # uint64
     mask: np.ndarray  # uint64
     sign: np.ndarray  # uint64
-    little: np.ndarray  # bool
+    reordered: np.ndarray  # bool
+    where: np.ndarray  # uint64[n_slots, 8]
 
 
 def slot_plan(layout: Layout) -> SlotPlan:
@@ -37,10 +39,14 @@ def slot_plan(layout: Layout) -> SlotPlan:
     offset = np.asarray(layout.bit_offset, dtype=np.int64)
     width = np.asarray(layout.bit_width, dtype=np.int64)
     kind = np.asarray(layout.kind, dtype=np.int64)
-    little = np.asarray(layout.little_endian, dtype=np.bool_)
+    octets = np.asarray(layout.octet_map, dtype=np.int64)
     n = offset.shape[0]
-    if not (width.shape == kind.shape == little.shape == (n,)):
-        raise ValueError("layout slot arrays (bit_offset, bit_width, kind, little_endian) differ")
+    if not (width.shape == kind.shape == (n,)) or octets.shape != (n, MAX_OCTETS):
+        raise ValueError("layout slot arrays (bit_offset, bit_width, kind, octet_map) differ")
+    reordered = (octets >= 0).any(axis=1)
+    first = offset // 8
+    end = offset + width
+    nbytes = (end + 7) // 8 - first
     slot_names = _slot_names(layout)
     for s in range(n):
         w, k = int(width[s]), int(kind[s])
@@ -56,11 +62,19 @@ def slot_plan(layout: Layout) -> SlotPlan:
                 f"{where}: bits [{offset[s]}, {offset[s] + w}) lie outside the "
                 f"{layout.packet_length}-octet packet"
             )
-        if little[s] and (offset[s] % 8 or w % 8):
-            raise ValueError(f"{where}: little-endian needs a byte-aligned field of whole octets")
-    first = offset // 8
-    end = offset + width
-    nbytes = (end + 7) // 8 - first
+        if reordered[s]:
+            row, nb = octets[s], int(nbytes[s])
+            if (
+                nb > MAX_OCTETS
+                or (row[:nb] < 0).any()
+                or (row[nb:] != -1).any()
+                or len(set(row[:nb].tolist())) != nb
+                or row[:nb].max() >= layout.packet_length
+            ):
+                raise ValueError(
+                    f"{where}: octet_map {row.tolist()} does not give the {nb} distinct packet "
+                    f"octet(s) of its bits [{offset[s]}, {offset[s] + w}), then -1"
+                )
     drop = (-end) % 8
     mask = np.where(
         width == 64,
@@ -73,10 +87,11 @@ def slot_plan(layout: Layout) -> SlotPlan:
     return SlotPlan(
         first=first,
         nbytes=nbytes,
-        drop=np.where(little, 0, drop).astype(np.uint64),
+        drop=drop.astype(np.uint64),
         mask=mask,
         sign=sign,
-        little=little,
+        reordered=reordered,
+        where=np.maximum(octets, 0).astype(np.uint64),
     )
 
 
@@ -95,6 +110,32 @@ _BLOCK = 1024
 
 
 @njit(cache=True)
+def _gather_reordered(
+    buf: np.ndarray,
+    starts: np.ndarray,
+    b0: int,
+    b1: int,
+    at: np.ndarray,
+    nb: int,
+    d: np.uint64,
+    m: np.uint64,
+    sg: np.uint64,
+    row: np.ndarray,
+) -> None:
+    """One reordered slot of packets [b0, b1): its image octets gathered from packet octets
+    ``at``, most significant first, then shifted, masked and sign-extended like a big-endian
+    slot. A function of its own, so that the kernel's big-endian loops compile as they did
+    before byte orders (measured: as fast or faster, bench/bench_decode.py)."""
+    eight = np.uint64(8)
+    for i in range(b0, b1):
+        p = np.uint64(starts[i])
+        v = np.uint64(0)
+        for k in range(nb):
+            v = (v << eight) | np.uint64(buf[p + at[k]])
+        row[i] = (((v >> d) & m) ^ sg) - sg
+
+
+@njit(cache=True)
 def _decode_kernel(
     buf: np.ndarray,
     starts: np.ndarray,
@@ -103,13 +144,15 @@ def _decode_kernel(
     drop: np.ndarray,
     mask: np.ndarray,
     sign: np.ndarray,
-    little: np.ndarray,
+    reordered: np.ndarray,
+    where: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """Write slot ``s`` of packet ``i`` as a raw 64-bit value to ``out[s, i]``.
 
     Big-endian slots: read the covering octets MSB first, drop the bits after the slot, mask;
     a 9-octet slot (64 bits, not byte-aligned) takes the low bits of its 9th octet separately.
+    Reordered slots read the same way, but each octet of the image from where it travels.
     Signed slots are sign-extended with ``(v ^ sign) - sign``. Offsets are unsigned so that
     indexing skips negative-index wraparound (the wrapper checks starts >= 0).
     """
@@ -120,13 +163,8 @@ def _decode_kernel(
         for s in range(first.shape[0]):
             f, nb, d, m, sg = np.uint64(first[s]), nbytes[s], drop[s], mask[s], sign[s]
             row = out[s]
-            if little[s]:
-                for i in range(b0, b1):
-                    p = np.uint64(starts[i]) + f
-                    v = np.uint64(0)
-                    for k in range(nb):
-                        v |= np.uint64(buf[p + np.uint64(k)]) << np.uint64(8 * k)
-                    row[i] = ((v & m) ^ sg) - sg
+            if reordered[s]:
+                _gather_reordered(buf, starts, b0, b1, where[s], nb, d, m, sg, row)
             elif nb <= 8:
                 for i in range(b0, b1):
                     p = np.uint64(starts[i]) + f

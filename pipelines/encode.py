@@ -1,7 +1,9 @@
 """Encode columns into fixed-length packets of one layout: the inverse of ``decode``.
 
 Used by the station simulator and by tests. The primary header and any spare bits are ordinary
-fields of the layout, so the caller fills them like any other column.
+fields of the layout, so the caller fills them like any other column. Slots are written in
+layout order and each replaces the bits it covers, so a sub-field (a slot inside another
+field's bits) overwrites those bits of its parent's value.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ def _encode_kernel(
     first: np.ndarray,
     nbytes: np.ndarray,
     drop: np.ndarray,
-    little: np.ndarray,
+    mask: np.ndarray,
+    reordered: np.ndarray,
+    where: np.ndarray,
     packet_length: int,
     out: np.ndarray,
 ) -> None:
-    """OR slot ``s`` of packet ``i`` (``raw[s, i]``, already masked to its width) into ``out``.
+    """Write slot ``s`` of packet ``i`` (``raw[s, i]``, already masked to its width) into
+    ``out``, replacing the bits it covers (slot after slot, so later slots win).
 
     ``out`` must be zeroed; packet ``i`` occupies ``out[i * packet_length:][:packet_length]``.
+    A reordered slot writes octet k of its big-endian image to packet octet ``where[s, k]``.
     """
     n_slots = first.shape[0]
     eight = np.uint64(8)
@@ -36,24 +42,26 @@ def _encode_kernel(
         base = i * packet_length
         for s in range(n_slots):
             v = raw[s, i]
+            m = mask[s]
             p = base + first[s]
             nb = nbytes[s]
-            if little[s]:
-                for k in range(nb):
-                    out[p + k] |= np.uint8(v & low)
-                    v >>= eight
+            last = nb - 1
+            if nb <= 8:
+                v <<= drop[s]
+                m <<= drop[s]
             else:
-                last = nb - 1
-                if nb <= 8:
-                    v <<= drop[s]
-                else:
-                    # 9 octets: the last one takes the low bits, the first eight the rest.
-                    out[p + 8] |= np.uint8((v << drop[s]) & low)
-                    v >>= eight - drop[s]
-                    last = 7
-                for k in range(last, -1, -1):
-                    out[p + k] |= np.uint8(v & low)
-                    v >>= eight
+                # 9 octets: the last one takes the low bits, the first eight the rest.
+                keep = np.uint8(~((m << drop[s]) & low) & low)
+                out[p + 8] = (out[p + 8] & keep) | np.uint8((v << drop[s]) & low)
+                v >>= eight - drop[s]
+                m >>= eight - drop[s]
+                last = 7
+            for k in range(last, -1, -1):
+                o = base + np.int64(where[s, k]) if reordered[s] else p + k
+                keep = np.uint8(~(m & low) & low)
+                out[o] = (out[o] & keep) | np.uint8(v & low)
+                v >>= eight
+                m >>= eight
 
 
 def encode(layout: Layout, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
@@ -92,7 +100,17 @@ def encode(layout: Layout, columns: dict[str, np.ndarray], n: int) -> np.ndarray
         bits = _to_bits(name, values, int(layout.kind[s0]), int(layout.bit_width[s0]))
         raw[s0 : s0 + count] = bits.T if is_array else bits
     out = np.zeros(n * layout.packet_length, np.uint8)
-    _encode_kernel(raw, plan.first, plan.nbytes, plan.drop, plan.little, layout.packet_length, out)
+    _encode_kernel(
+        raw,
+        plan.first,
+        plan.nbytes,
+        plan.drop,
+        plan.mask,
+        plan.reordered,
+        plan.where,
+        layout.packet_length,
+        out,
+    )
     return out
 
 

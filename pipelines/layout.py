@@ -8,6 +8,7 @@ and the secondary-header time code are ordinary fields here, with names that sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +24,17 @@ class Layout:
     packet_length: total octets of one packet, primary header included.
     names: field names, in packet order.
     field_slot / field_count: the first slot of each field and its element count (1 = scalar).
-    bit_offset / bit_width / kind / little_endian: per slot; bit offsets count from the first
-    bit of the packet; ``little_endian`` only on byte-aligned fields of whole octets.
+    bit_offset / bit_width / kind: per slot; bit offsets count from the first bit of the packet.
+    Slots may overlap (a sub-field reads bits of another field); the encoder writes slots in
+    order, so a later slot's bits replace an earlier one's.
     array_fields: names of fields declared with ``count`` (decoded as 2-D even when count == 1).
+    octet_map: per slot, for the slots whose octets do not travel in big-endian order
+    (little-endian, word-swapped ``3412`` and the like, and sub-fields of such fields): the
+    packet octet holding each octet of the slot's big-endian image, most significant first, -1
+    after the last; all -1 (the default) for a plain bit-packed big-endian slot. The image is
+    the field's octets put back in big-endian order, and ``bit_offset`` of such a slot counts in
+    it as if it lay in the packet there: the field's first octet times 8, plus the bit within
+    the value (``octet_row`` builds a row).
     """
 
     packet_length: int
@@ -35,8 +44,18 @@ class Layout:
     bit_offset: np.ndarray  # int64[n_slots]
     bit_width: np.ndarray  # int64[n_slots], 1..64
     kind: np.ndarray  # int8[n_slots]
-    little_endian: np.ndarray  # bool[n_slots]
     array_fields: frozenset[str] = frozenset()
+    octet_map: np.ndarray | None = None  # int64[n_slots, 8]; None: every slot big-endian
+
+    def __post_init__(self) -> None:
+        n = int(self.bit_offset.shape[0])
+        if self.octet_map is None:
+            object.__setattr__(self, "octet_map", np.full((n, MAX_OCTETS), -1, np.int64))
+        else:
+            m = np.asarray(self.octet_map, np.int64)
+            if m.shape != (n, MAX_OCTETS):
+                raise ValueError(f"octet_map must be ({n}, {MAX_OCTETS}), not {m.shape}")
+            object.__setattr__(self, "octet_map", m)
 
     @property
     def n_slots(self) -> int:
@@ -49,6 +68,27 @@ class Layout:
         """The numpy dtype a field decodes to: the smallest integer type that holds it, or float."""
         slot = int(self.field_slot[self.field_index(name)])
         return slot_dtype(int(self.kind[slot]), int(self.bit_width[slot]))
+
+
+#: Octets a reordered value may have (u64, f64).
+MAX_OCTETS = 8
+
+
+def octet_row(first_octet: int, ranks: Sequence[int], bit: int, width: int) -> np.ndarray:
+    """The ``octet_map`` row of a slot at bits [bit, bit + width) of a value whose octets lie at
+    packet octets ``first_octet ...`` in the order ``ranks`` (``ranks[k]``: the significance of
+    the value's octet that travels k-th, 0 = most significant; ``bit`` counts from the value's
+    most significant bit)."""
+    n = len(ranks)
+    if sorted(ranks) != list(range(n)) or not 1 <= n <= MAX_OCTETS:
+        raise ValueError(f"byte order {list(ranks)} is not an order of 1..{MAX_OCTETS} octets")
+    if bit < 0 or width < 1 or bit + width > 8 * n:
+        raise ValueError(f"bits [{bit}, {bit + width}) lie outside a {n}-octet value")
+    at = {r: first_octet + k for k, r in enumerate(ranks)}  # significance -> packet octet
+    row = np.full(MAX_OCTETS, -1, np.int64)
+    covering = range(bit // 8, (bit + width - 1) // 8 + 1)
+    row[: len(covering)] = [at[j] for j in covering]
+    return row
 
 
 def slot_dtype(kind: int, width: int) -> np.dtype:

@@ -68,7 +68,8 @@ def free_port() -> int:
 
 def reference_fields(profile: Profile) -> list[tuple]:
     """The profile's bit layout for tests/reference.py, derived here by hand from the format:
-    48-bit primary header, the time code octets, then the fields bit-packed in order."""
+    48-bit primary header, the time code octets, then the fields bit-packed in order, each in
+    its byte order."""
     header = [
         ("_version", 3),
         ("_type", 1),
@@ -81,17 +82,17 @@ def reference_fields(profile: Profile) -> list[tuple]:
     t = profile.time
     if t.code == "cuc":
         header += [("_time_coarse", 8 * t.coarse), ("_time_fine", 8 * t.fine)]
-    else:
+    elif t.code == "cds":
         header += [("_time_days", 8 * t.days), ("_time_ms", 32), ("_time_subms", 8 * t.subms)]
     out, bit = [], 0
     for name, width in header:
         if width:
-            out.append((name, bit, width, "u", False, None))
+            out.append((name, bit, width, "u", "big", None))
             bit += width
     for f in profile.fields:
         kind = f.type if f.type.startswith("f") else f.type[0]
         width = int(f.type[1:])
-        out.append((f.name, bit, width, kind, f.endian == "little", f.count))
+        out.append((f.name, bit, width, kind, f.endian, f.count))
         bit += width * (f.count or 1)
     assert bit == 8 * profile.packet_length
     return out

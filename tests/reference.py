@@ -1,23 +1,70 @@
 """Independent pure-Python references for the pipelines kernels: int.from_bytes and struct only.
 
-A field is (name, bit_offset, width, kind, little_endian, count): bit offsets from the first bit
-of the packet, kind "u", "i", "f32" or "f64", count None for a scalar or the element count of an
-array whose elements follow each other.
+A field is (name, bit_offset, width, kind, byte_order, count) or, for bits inside another
+field's value (a sub-field), (name, bit_offset, width, kind, byte_order, count, container):
+
+- kind "u", "i", "f32" or "f64"; count None for a scalar or the element count of an array whose
+  elements follow each other;
+- byte_order "big" (or False): bit-packed, most significant bit first; "little" (or True): the
+  octets of each element reversed; or a string of digits in ccsdspy's convention: octet k of
+  the packet is octet ``int(byte_order[k])`` of the big-endian value, 1 the most significant;
+- without a container, bit offsets count from the first bit of the packet and each element is
+  a value of its own; with ``container`` = (offset, width), the value at bits
+  [offset, offset + width) of the packet, read in ``byte_order``, holds the elements, and
+  ``bit_offset`` counts in that value from its most significant bit.
+
+``encode_packet`` writes the fields in order and each replaces the bits it covers, so a
+sub-field overwrites its bits of the container written before it.
 """
 
 from __future__ import annotations
 
 import struct
 
-Field = tuple[str, int, int, str, bool, "int | None"]
+Field = tuple
 
 
-def _read(data: bytes, offset: int, width: int, little: bool) -> int:
-    if little:
-        return int.from_bytes(data[offset // 8 : offset // 8 + width // 8], "little")
-    first, last = offset // 8, (offset + width - 1) // 8
-    chunk = int.from_bytes(data[first : last + 1], "big")
-    return (chunk >> (8 * (last + 1) - offset - width)) & ((1 << width) - 1)
+def _order(byte_order: object) -> str:
+    if byte_order in (False, None, "big"):
+        return "big"
+    if byte_order in (True, "little"):
+        return "little"
+    assert isinstance(byte_order, str) and byte_order.isdigit(), byte_order
+    return byte_order
+
+
+def _read(data: bytes, offset: int, width: int, byte_order: object) -> int:
+    """The unsigned value at bits [offset, offset + width) of ``data``."""
+    order = _order(byte_order)
+    if order == "big":
+        first, last = offset // 8, (offset + width - 1) // 8
+        chunk = int.from_bytes(data[first : last + 1], "big")
+        return (chunk >> (8 * (last + 1) - offset - width)) & ((1 << width) - 1)
+    assert offset % 8 == 0 and width % 8 == 0, (offset, width, order)
+    octets = data[offset // 8 : offset // 8 + width // 8]
+    if order == "little":
+        return int.from_bytes(octets, "little")
+    assert len(order) == len(octets), (order, width)
+    value = bytearray(len(octets))
+    for k, digit in enumerate(order):
+        value[int(digit) - 1] = octets[k]
+    return int.from_bytes(bytes(value), "big")
+
+
+def _write(packet: bytearray, offset: int, width: int, byte_order: object, value: int) -> None:
+    """Replace bits [offset, offset + width) of ``packet`` with ``value`` (unsigned)."""
+    order = _order(byte_order)
+    value &= (1 << width) - 1
+    if order == "big":
+        whole = int.from_bytes(packet, "big")
+        shift = 8 * len(packet) - offset - width
+        whole = (whole & ~(((1 << width) - 1) << shift)) | (value << shift)
+        packet[:] = whole.to_bytes(len(packet), "big")
+        return
+    n = width // 8
+    big = value.to_bytes(n, "big")
+    octets = big[::-1] if order == "little" else bytes(big[int(d) - 1] for d in order)
+    packet[offset // 8 : offset // 8 + n] = octets
 
 
 def _value(bits: int, width: int, kind: str, float_bits: bool) -> int | float:
@@ -29,33 +76,52 @@ def _value(bits: int, width: int, kind: str, float_bits: bool) -> int | float:
     return bits
 
 
+def _elements(field: Field) -> tuple[str, int, int, str, object, int | None, tuple | None]:
+    name, offset, width, kind, byte_order, count = field[:6]
+    container = field[6] if len(field) > 6 else None
+    return name, offset, width, kind, byte_order, count, container
+
+
 def decode_packet(data: bytes, fields: list[Field], float_bits: bool = False) -> dict:
     """Decode one packet: {name: value} for scalars, {name: [values]} for arrays.
 
     With ``float_bits`` float fields come back as their integer bit patterns (exact for NaNs).
     """
     out: dict = {}
-    for name, offset, width, kind, little, count in fields:
-        values = [
-            _value(_read(data, offset + j * width, width, little), width, kind, float_bits)
-            for j in range(1 if count is None else count)
-        ]
+    for field in fields:
+        name, offset, width, kind, byte_order, count, container = _elements(field)
+        values = []
+        for j in range(1 if count is None else count):
+            at = offset + j * width
+            if container is None:
+                bits = _read(data, at, width, byte_order)
+            else:
+                c_offset, c_width = container
+                whole = _read(data, c_offset, c_width, byte_order)
+                bits = (whole >> (c_width - at - width)) & ((1 << width) - 1)
+            values.append(_value(bits, width, kind, float_bits))
         out[name] = values[0] if count is None else values
     return out
 
 
 def encode_packet(values: dict, fields: list[Field], packet_length: int) -> bytes:
     """Encode one packet from {name: value or [values]}; float values given as bit patterns."""
-    packet = 0
-    for name, offset, width, _kind, little, count in fields:
+    packet = bytearray(packet_length)
+    for field in fields:
+        name, offset, width, _kind, byte_order, count, container = _elements(field)
         items = [values[name]] if count is None else list(values[name])
         for j, v in enumerate(items):
+            at = offset + j * width
             bits = int(v) & ((1 << width) - 1)
-            if little:
-                bits = int.from_bytes(bits.to_bytes(width // 8, "little"), "big")
-            shift = 8 * packet_length - (offset + j * width) - width
-            packet |= bits << shift
-    return packet.to_bytes(packet_length, "big")
+            if container is None:
+                _write(packet, at, width, byte_order, bits)
+            else:
+                c_offset, c_width = container
+                whole = _read(bytes(packet), c_offset, c_width, byte_order)
+                shift = c_width - at - width
+                whole = (whole & ~(((1 << width) - 1) << shift)) | (bits << shift)
+                _write(packet, c_offset, c_width, byte_order, whole)
+    return bytes(packet)
 
 
 def split_reference(

@@ -73,7 +73,7 @@ def _check_integrity(p: Profile) -> Iterator[Finding]:
         return
     bit, _ = field_bits(p)[i.field]
     want = WIDTH[i.check]
-    if f.type != f"u{want}" or f.count is not None or f.endian != "big" or bit % 8:
+    if f.type != f"u{want}" or f.count is not None or f.byte_order is not None or bit % 8:
         yield (
             ("integrity", "field"),
             f"{i.check} needs an octet-aligned big-endian u{want} field; '{i.field}' is "
@@ -138,13 +138,7 @@ def _check_time(p: Profile) -> Iterator[Finding]:
 def _check_bits(p: Profile) -> Iterator[Finding]:
     bits = HEADER_BITS + 8 * p.time.octets
     for i, f in enumerate(p.fields):
-        if f.endian == "little" and (bits % 8 or f.width % 8 or f.width < 16):
-            yield (
-                ("fields", i, "endian"),
-                "little endian needs a byte-aligned field of 16, 32 "
-                f"or 64 bits; this one is {f.width} bits at bit {bits}",
-                "use endian: big, or align it with a spare field",
-            )
+        yield from _check_byte_order(f, bits, ("fields", i, "endian"))
         bits += f.width * (f.count or 1)
     declared = p.packet_length * 8
     if bits != declared:
@@ -183,6 +177,34 @@ def _check_names(p: Profile) -> Iterator[Finding]:
                 f"the name '{name}' is taken by the stored columns (time, seq, and every name "
                 "with '__', which marks their suffixes)",
                 f"choose another name, e.g. {name.replace('__', '_')}_value",
+            )
+
+
+def _check_byte_order(f: FieldSpec, bits: int, loc: tuple) -> Iterator[Finding]:
+    """A byte order other than big needs whole octets on an octet boundary (every element)."""
+    if f.endian == "little" and (bits % 8 or f.width % 8 or f.width < 16):
+        yield (
+            loc,
+            "little endian needs a byte-aligned field of 16, 32 "
+            f"or 64 bits; this one is {f.width} bits at bit {bits}",
+            "use endian: big, or align it with a spare field",
+        )
+    elif f.endian not in ("big", "little"):
+        n = len(f.endian)
+        if f.width != 8 * n:
+            yield (
+                loc,
+                f"byte order '{f.endian}' orders {n} octet(s), but {f.type} has {f.width} bits",
+                f"give {f.width // 8} digits for a {f.type}"
+                if f.width % 8 == 0
+                else f"byte orders move whole octets: use a {f.base}{8 * n} or endian: big",
+            )
+        elif bits % 8:
+            yield (
+                loc,
+                f"byte order '{f.endian}' needs a byte-aligned field; this one starts at bit "
+                f"{bits}, {bits % 8} bit(s) into an octet",
+                "align it with a spare field, or use endian: big",
             )
 
 

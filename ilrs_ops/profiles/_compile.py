@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ilrs_ops.profiles._schema import Profile, TimeCode
-from pipelines.layout import FLOAT32, FLOAT64, SIGNED, UNSIGNED, Layout
+from pipelines.layout import FLOAT32, FLOAT64, MAX_OCTETS, SIGNED, UNSIGNED, Layout, octet_row
 
 #: The CCSDS primary header as ordinary fields: (name, bits).
 HEADER_FIELDS: tuple[tuple[str, int], ...] = (
@@ -30,34 +30,51 @@ def time_fields(t: TimeCode) -> list[tuple[str, int]]:
     return [(n, w) for n, w in parts if w]
 
 
+_NO_REORDER = np.full(MAX_OCTETS, -1, np.int64)
+
+
 def compile_layout(p: Profile) -> Layout:
-    """Bit positions of the header, the time code and every field of ``p``."""
+    """Bit positions of the header, the time code and every field of ``p``; a field with a
+    byte order reads its octets in that order (``Layout.octet_map``)."""
     names: list[str] = []
     field_slot: list[int] = []
     field_count: list[int] = []
     offset: list[int] = []
     width: list[int] = []
     kind: list[int] = []
-    little: list[bool] = []
+    octets: list[np.ndarray] = []
     bit = 0
 
-    def add(name: str, k: int, w: int, count: int, le: bool) -> None:
-        nonlocal bit
+    def add(
+        name: str,
+        k: int,
+        w: int,
+        count: int,
+        at: int,
+        order: tuple[int, ...] | None = None,
+    ) -> None:
+        """The slots of one field from bit ``at``; with a byte ``order``, each element is a
+        value of its own in that order."""
         names.append(name)
         field_slot.append(len(offset))
         field_count.append(count)
-        for _ in range(count):
-            offset.append(bit)
+        for j in range(count):
+            slot_bit = at + j * w
+            offset.append(slot_bit)
             width.append(w)
             kind.append(k)
-            little.append(le)
-            bit += w
+            if order is None:
+                octets.append(_NO_REORDER)
+            else:
+                octets.append(octet_row(slot_bit // 8, order, 0, w))
 
     for name, w in (*HEADER_FIELDS, *time_fields(p.time)):
-        add(name, UNSIGNED, w, 1, False)
+        add(name, UNSIGNED, w, 1, bit)
+        bit += w
     for f in p.fields:
         k = {"u": UNSIGNED, "i": SIGNED, "f": FLOAT32 if f.width == 32 else FLOAT64}[f.base]
-        add(f.name, k, f.width, f.count or 1, f.endian == "little")
+        add(f.name, k, f.width, f.count or 1, bit, f.byte_order)
+        bit += f.width * (f.count or 1)
     return Layout(
         packet_length=p.packet_length,
         names=tuple(names),
@@ -66,6 +83,6 @@ def compile_layout(p: Profile) -> Layout:
         bit_offset=np.array(offset, dtype=np.int64),
         bit_width=np.array(width, dtype=np.int64),
         kind=np.array(kind, dtype=np.int8),
-        little_endian=np.array(little, dtype=np.bool_),
         array_fields=frozenset(f.name for f in p.fields if f.count is not None),
+        octet_map=np.array(octets, dtype=np.int64).reshape(len(offset), MAX_OCTETS),
     )

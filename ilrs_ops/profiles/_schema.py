@@ -23,6 +23,14 @@ ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ID_HINT = "use lower-case letters, digits and '-' (e.g. sup-rover-1)"
 TYPE_RE = re.compile(r"^(?:([ui])([1-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
 TYPE_HINT = "use u1..u64, i1..i64, f32 or f64"
+#: A byte order other than big and little: the digits 1..n of an n-octet field, each once, in
+#: the order the octets travel; digit 1 is the value's most significant octet (ccsdspy's form).
+BYTE_ORDER_RE = re.compile(r"^[1-8]{1,8}$")
+BYTE_ORDER_HINT = (
+    "write big, little, or the digits 1..n of an n-octet field once each, in the order its "
+    'octets travel, 1 the most significant (e.g. "3412": the 16-bit halves of a 32-bit value '
+    "swapped)"
+)
 
 Name = Annotated[str, Field(pattern=NAME)]
 Range = tuple[float | None, float | None]
@@ -208,7 +216,11 @@ class FieldSpec(_Model):
     name: Name
     type: str
     count: int | None = Field(None, ge=1, le=4096, description="fixed array length")
-    endian: Literal["big", "little"] = "big"
+    endian: str = Field(
+        "big",
+        description="big, little, or a byte order such as 3412 (the digits 1..n of the field's "
+        "n octets in the order they travel, 1 the most significant)",
+    )
     units: str | None = None
     description: str | None = None
     ignore: bool = Field(False, description="spare bits: decoded, never stored or shown")
@@ -227,9 +239,37 @@ class FieldSpec(_Model):
             raise InputError(f"type '{v}' is not a type; {TYPE_HINT}")  # pydantic needs ValueError
         return v
 
+    @field_validator("endian", mode="before")
+    @classmethod
+    def _endian_known(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)  # endian: 3412 unquoted is a YAML number; its digits are the order
+        digits = [str(k) for k in range(1, len(v) + 1)] if isinstance(v, str) else []
+        if (
+            isinstance(v, str)
+            and v not in ("big", "little")
+            and not (BYTE_ORDER_RE.match(v) and sorted(v) == digits)
+        ):
+            raise InputError(f"endian '{v}' is not a byte order; {BYTE_ORDER_HINT}")
+        return v
+
     @property
     def width(self) -> int:
         return int(self.type[1:])
+
+    @property
+    def byte_order(self) -> tuple[int, ...] | None:
+        """Where the value's octets travel: for octet k of the field (of each element) in packet
+        order, the significance of the value's octet it carries (0 = most significant). None
+        when that is big-endian order, the bit-packed default: ``big``, ``1234``..., and
+        ``little`` on a one-octet field."""
+        if self.endian == "big":
+            return None
+        if self.endian == "little":
+            ranks = tuple(range(self.width // 8 - 1, -1, -1))
+        else:
+            ranks = tuple(int(c) - 1 for c in self.endian)
+        return None if ranks == tuple(range(len(ranks))) else ranks
 
     @functools.cached_property
     def enumeration(self) -> Enumeration | None:
