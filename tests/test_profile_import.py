@@ -331,9 +331,10 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "OVER, uint, 8, 160,\n"  # on top of SPACER
         "LE, uint, 16, 168, little\n"
         "ODD, uint, 32, 184, 2143\n"
-        "LABEL, str, 16, 216,\n"
-        "RATE, float, 32, 232,\n"
-        "DATA, uint(expand), 8, 264,\n"
+        "BAD, uint, 16, 216, 2143\n"  # four octets' order on two
+        "LABEL, str, 16, 232,\n"
+        "RATE, float, 32, 248,\n"
+        "DATA, uint(expand), 8, 280,\n"
         "AFTER, uint, 8, ,\n"
     )
     result = import_definition(csv, ImportOptions(partner="t", apid=7))
@@ -343,10 +344,11 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "hk.csv:3: CSV: bits 80..87 before TEMPS are in no field; kept as spare bits (8 bits",
         "hk.csv:3: CSV (TEMPS): an array of shape (2, 3); flattened to count 6 (row-major)",
         "hk.csv:5: CSV (OVER): bit_offset 160 overlaps the field(s) before (they end at bit 164)",
-        "hk.csv:7: CSV (ODD): byte order '2143'; not mapped: kept as spare bits (32 bits",
-        "hk.csv:8: CSV (LABEL): a string; kept as spare bits (16 bits",
-        "hk.csv:10: CSV (DATA): an array that grows to fill the packet; not mapped",
-        "hk.csv:10: CSV: 1 field(s) after a field of variable size (AFTER); not mapped",
+        "hk.csv:8: CSV (BAD): byte order '2143' on 16 bits at bit 216 (a byte order moves the "
+        "whole octets of a byte-aligned field); not mapped: kept as spare bits (16 bits",
+        "hk.csv:9: CSV (LABEL): a string; kept as spare bits (16 bits",
+        "hk.csv:11: CSV (DATA): an array that grows to fill the packet; not mapped",
+        "hk.csv:11: CSV: 1 field(s) after a field of variable size (AFTER); not mapped",
     ]:
         assert expected in report, expected
     profile = read_back(tmp_path, made)
@@ -358,11 +360,12 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         ("spacer", "u4", None, "big", True),
         ("gap_164", "u4", None, "big", True),
         ("le", "u16", None, "little", False),
-        ("odd", "u32", None, "big", True),
+        ("odd", "u32", None, "2143", False),
+        ("bad", "u16", None, "big", True),
         ("label", "u16", None, "big", True),
         ("rate", "f32", None, "big", False),
     ]
-    assert (profile.apid, profile.packet_length) == (7, 33)
+    assert (profile.apid, profile.packet_length) == (7, 35)
 
 
 @pytest.mark.parametrize(

@@ -189,16 +189,23 @@ def _row(
     if kind == "str":
         note("a string", f"kept as spare bits ({total} bits, ignore: true)")
         return [*gap, *spares(origin, total)], end, False
-    if order not in ("", "big", "little"):
+    digits = order not in ("", "big", "little")
+    if digits and (
+        sorted(order) != [str(k) for k in range(1, len(order) + 1)]
+        or width != 8 * len(order)
+        or bit % 8
+    ):
         note(
-            f"byte order {order!r}", f"not mapped: kept as spare bits ({total} bits, ignore: true)"
+            f"byte order {order!r} on {width} bits at bit {bit} (a byte order moves the whole "
+            "octets of a byte-aligned field)",
+            f"not mapped: kept as spare bits ({total} bits, ignore: true)",
         )
         return [*gap, *spares(origin, total)], end, False
     little = order == "little" and width > 8
     if kind == "float" and width not in (32, 64):
         note(f"a float of {width} bits", f"kept as spare bits ({total} bits, ignore: true)")
         return [*gap, *spares(origin, total)], end, False
-    if width > MAX_WIDTH or (kind == "int" and width < 2):
+    if width > MAX_WIDTH:
         note(f"an {kind} of {width} bits", f"kept as spare bits ({total} bits, ignore: true)")
         return [*gap, *spares(origin, total)], end, False
     if little and (width not in (16, 32, 64) or bit % 8):
@@ -209,7 +216,7 @@ def _row(
         )
         return [*gap, *spares(origin, total)], end, False
     t = {"uint": "u", "int": "i", "float": "f"}[kind] + str(width)
-    endian = "little" if little else "big"
+    endian = order if digits else "little" if little else "big"
     out = []
     left, k = count, 0
     while True:
