@@ -24,9 +24,12 @@ from ilrs_ops.sim import Environment, Faults, Module
 
 ROOT = Path(__file__).parents[1]
 PROFILES = ROOT / "hardware_profiles"
-STATION: Catalog = load_catalog([PROFILES])
+#: A test profile with every field feature of the language (sub-fields, enum ranges, byte
+#: orders, i1), fuzzed with the station's own.
+V2_PROFILES = ROOT / "tests" / "data" / "v2_profiles"
+STATION: Catalog = load_catalog([PROFILES, V2_PROFILES])
 IDS = sorted(STATION.instruments)
-PROFILE_FILES = sorted(PROFILES.rglob("*.yaml"))
+PROFILE_FILES = sorted(PROFILES.rglob("*.yaml")) + sorted(V2_PROFILES.rglob("*.yaml"))
 START_NS = 1_790_000_000 * 10**9
 
 #: Every reason a packet may be quarantined for (README, "Store").
