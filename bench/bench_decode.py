@@ -73,10 +73,12 @@ def numpy_decode(buf: np.ndarray, starts: np.ndarray, layout: Layout) -> dict[st
     return columns_from_raw(raw, layout)
 
 
-def python_decode(buf: np.ndarray, starts: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
+def python_decode(
+    buf: np.ndarray, starts: np.ndarray, layout: Layout, fields: list | None = None
+) -> dict[str, np.ndarray]:
     """The pure-Python reference, one packet at a time, gathered into typed columns."""
     data = buf.tobytes()
-    fields = reference_fields(layout)
+    fields = fields if fields is not None else reference_fields(layout)
     size = layout.packet_length
     packets = [decode_packet(data[s : s + size], fields) for s in starts.tolist()]
     return {
@@ -101,7 +103,15 @@ def assert_same(a: dict, b: dict, what: str) -> None:
         np.testing.assert_array_equal(a[name], b[name], err_msg=f"{what}: {name}")
 
 
-def run(layout: Layout, n: int = 1_000_000, n_python: int = 20_000, repeat: int = 3) -> dict:
+def run(
+    layout: Layout,
+    n: int = 1_000_000,
+    n_python: int = 20_000,
+    repeat: int = 3,
+    fields: list | None = None,
+) -> dict:
+    """``fields``: the reference's view of the layout (tests/reference.py), when it cannot be
+    read back from the layout (sub-fields of reordered fields): from the profile."""
     rng = np.random.default_rng(1)
     buf = encode(layout, random_columns(layout, n, rng), n)
     starts = np.arange(n, dtype=np.int64) * layout.packet_length
@@ -113,11 +123,11 @@ def run(layout: Layout, n: int = 1_000_000, n_python: int = 20_000, repeat: int 
     out_numba = decode(buf, starts, layout)
     assert_same(out_numba, numpy_decode(buf, starts, layout), "numba vs numpy")
     sub_numba = {k: v[:n_python] for k, v in out_numba.items()}
-    assert_same(sub_numba, python_decode(buf, sub, layout), "numba vs pure python")
+    assert_same(sub_numba, python_decode(buf, sub, layout, fields), "numba vs pure python")
 
     t_numba = best_of(repeat, decode, buf, starts, layout)
     t_numpy = best_of(repeat, numpy_decode, buf, starts, layout)
-    t_python = best_of(1, python_decode, buf, sub, layout)
+    t_python = best_of(1, python_decode, buf, sub, layout, fields)
     rates = {
         "numba": n / t_numba,
         "numpy": n / t_numpy,
@@ -136,10 +146,13 @@ def run(layout: Layout, n: int = 1_000_000, n_python: int = 20_000, repeat: int 
 
 if __name__ == "__main__":
     from ilrs_ops.profiles import compile_layout, load_profile
+    from tests.conftest import reference_fields as profile_fields
 
     root = Path(__file__).resolve().parents[1]
     path = (
         Path(sys.argv[1]) if len(sys.argv) > 1 else root / "hardware_profiles/suparco/rover-1.yaml"
     )
     print(f"profile: {path.relative_to(root) if path.is_relative_to(root) else path}")
-    run(compile_layout(load_profile(path)), n=int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000)
+    profile = load_profile(path)
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+    run(compile_layout(profile), n=n, fields=profile_fields(profile))

@@ -68,8 +68,9 @@ def free_port() -> int:
 
 def reference_fields(profile: Profile) -> list[tuple]:
     """The profile's bit layout for tests/reference.py, derived here by hand from the format:
-    48-bit primary header, the time code octets, then the fields bit-packed in order, each in
-    its byte order."""
+    48-bit primary header, the time code octets, then the fields bit-packed in order; a
+    sub-field reads bits of its parent's value (``bit`` from its most significant bit, in the
+    parent's byte order) and takes no bits of its own."""
     header = [
         ("_version", 3),
         ("_type", 1),
@@ -89,10 +90,16 @@ def reference_fields(profile: Profile) -> list[tuple]:
         if width:
             out.append((name, bit, width, "u", "big", None))
             bit += width
+    placed: dict[str, tuple[int, int, str]] = {}
     for f in profile.fields:
         kind = f.type if f.type.startswith("f") else f.type[0]
         width = int(f.type[1:])
+        if f.of is not None:
+            p_bit, p_width, p_order = placed[f.of]
+            out.append((f.name, f.bit, width, kind, p_order, f.count, (p_bit, p_width)))
+            continue
         out.append((f.name, bit, width, kind, f.endian, f.count))
+        placed[f.name] = (bit, width, f.endian)
         bit += width * (f.count or 1)
     assert bit == 8 * profile.packet_length
     return out

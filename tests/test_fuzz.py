@@ -25,13 +25,14 @@ from tests.conftest import DATA
 
 ROOT = Path(__file__).parents[1]
 PROFILES = ROOT / "hardware_profiles"
-#: The station's profiles, the real missions' and the profile-language test probes (clocks in
-#: fields, order by arrival, every integrity check kind flown): every layout feature is fuzzed.
-STATION: Catalog = load_catalog([PROFILES, DATA / "missions", DATA / "v2"])
+#: Test profiles with every feature of the language (clocks in fields, order by arrival, every
+#: integrity check kind, sub-fields, enum ranges, byte orders, i1) and the real missions'
+#: profiles, fuzzed with the station's own.
+V2_PROFILES = ROOT / "tests" / "data" / "v2_profiles"
+ROOTS = (PROFILES, V2_PROFILES, DATA / "missions")
+STATION: Catalog = load_catalog(ROOTS)
 IDS = sorted(STATION.instruments)
-PROFILE_FILES = sorted(
-    p for root in (PROFILES, DATA / "missions", DATA / "v2") for p in root.rglob("*.yaml")
-)
+PROFILE_FILES = sorted(p for root in ROOTS for p in root.rglob("*.yaml"))
 START_NS = 1_790_000_000 * 10**9
 
 #: Every reason a packet may be quarantined for (README, "Store").

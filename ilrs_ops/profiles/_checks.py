@@ -41,6 +41,7 @@ def check_profile(p: Profile) -> list[Finding]:
         *_check_time(p),
         *_check_bits(p),
         *_check_names(p),
+        *_check_subfields(p),
         *_check_fields(p),
         *_check_derived(p),
         *_check_detectors(p),
@@ -49,12 +50,22 @@ def check_profile(p: Profile) -> list[Finding]:
 
 
 def field_bits(p: Profile) -> dict[str, tuple[int, int]]:
-    """(bit offset in the packet, total bits) of every field of ``p``."""
-    out = {}
+    """(bit offset in the packet, total bits) of every field of ``p``.
+
+    A sub-field does not move the cursor: its offset is its parent's plus its ``bit``, which
+    counts in the parent's value from its most significant bit (so it is the packet bit itself
+    when the parent is big-endian). A sub-field whose parent is unknown is left out.
+    """
+    out: dict[str, tuple[int, int]] = {}
     bit = HEADER_BITS + 8 * p.time.octets
     for f in p.fields:
-        out[f.name] = (bit, f.width * (f.count or 1))
-        bit += f.width * (f.count or 1)
+        size = f.width * (f.count or 1)
+        if f.is_subfield:
+            if f.of in out:
+                out[f.name] = (out[f.of][0] + (f.bit or 0), size)
+            continue
+        out[f.name] = (bit, size)
+        bit += size
     return out
 
 
@@ -69,6 +80,13 @@ def _check_integrity(p: Profile) -> Iterator[Finding]:
             ("integrity", "field"),
             f"'{i.field}' is not a field of this profile",
             f"name the field that holds the {i.check} value",
+        )
+        return
+    if f.is_subfield:
+        yield (
+            ("integrity", "field"),
+            f"'{i.field}' is a sub-field of '{f.of}', but a check value is a field of its own",
+            f"declare {{name: {i.field}, type: u{WIDTH[i.check]}}} after the checked data",
         )
         return
     bit, _ = field_bits(p)[i.field]
@@ -138,6 +156,8 @@ def _check_time(p: Profile) -> Iterator[Finding]:
 def _check_bits(p: Profile) -> Iterator[Finding]:
     bits = HEADER_BITS + 8 * p.time.octets
     for i, f in enumerate(p.fields):
+        if f.is_subfield:
+            continue  # bits of its parent, already counted
         yield from _check_byte_order(f, bits, ("fields", i, "endian"))
         bits += f.width * (f.count or 1)
     declared = p.packet_length * 8
@@ -206,6 +226,79 @@ def _check_byte_order(f: FieldSpec, bits: int, loc: tuple) -> Iterator[Finding]:
                 f"{bits}, {bits % 8} bit(s) into an octet",
                 "align it with a spare field, or use endian: big",
             )
+
+
+def _check_subfields(p: Profile) -> Iterator[Finding]:
+    """A sub-field reads bits of a scalar integer field listed before it, inside its width."""
+    before: dict[str, FieldSpec] = {}
+    names = {f.name for f in p.fields}
+    for i, f in enumerate(p.fields):
+        loc = ("fields", i)
+        if (f.of is None) != (f.bit is None):
+            yield (
+                (*loc, "of" if f.of is not None else "bit"),
+                "a sub-field needs both 'of' (the field it reads) and 'bit' (where it starts)",
+                "add bit: N (0 = the parent's most significant bit)"
+                if f.of is not None
+                else "add of: <the field it reads>",
+            )
+        elif f.of is not None:
+            yield from _check_subfield(f, loc, before.get(f.of), f.of in names, before)
+        before[f.name] = f
+
+
+def _check_subfield(
+    f: FieldSpec, loc: tuple, parent: FieldSpec | None, known: bool, before: dict
+) -> Iterator[Finding]:
+    if parent is None:
+        if known:
+            yield (
+                (*loc, "of"),
+                f"'{f.of}' is listed after its sub-field '{f.name}'",
+                "list the parent field before its sub-fields",
+            )
+        else:
+            scalars = sorted(n for n, g in before.items() if g.count is None and g.base in "ui")
+            yield (
+                (*loc, "of"),
+                f"'{f.of}' is not a field of this profile",
+                f"name a field listed above: {scalars}" if scalars else "name a field above",
+            )
+        return
+    if parent.is_subfield:
+        yield (
+            (*loc, "of"),
+            f"'{parent.name}' is itself a sub-field of '{parent.of}'",
+            f"count from the top field: of: {parent.of}, bit: {(parent.bit or 0) + (f.bit or 0)}",
+        )
+        return
+    if parent.count is not None or parent.base == "f":
+        what = "an array" if parent.count is not None else f"a float ({parent.type})"
+        yield (
+            (*loc, "of"),
+            f"'{parent.name}' is {what}, but a sub-field reads a scalar integer field",
+            "name a scalar integer field (u1..u64, i1..i64)",
+        )
+        return
+    if f.base == "f":
+        yield ((*loc, "type"), "a sub-field is an integer", "use u1..u64 or i1..i64")
+    if "endian" in f.model_fields_set:
+        yield (
+            (*loc, "endian"),
+            "a sub-field has the byte order of its parent",
+            "remove endian: 'bit' counts in the parent's value, whatever its byte order",
+        )
+    size = f.width * (f.count or 1)
+    start = f.bit or 0
+    if start + size > parent.width:
+        yield (
+            (*loc, "bit"),
+            f"bits {start}..{start + size - 1} lie outside the {parent.width} bits of "
+            f"'{parent.name}' ({parent.type})",
+            f"use bit 0..{parent.width - size} (0 = the most significant bit)"
+            if size <= parent.width
+            else f"{size} bits do not fit in {parent.type}: use a narrower type",
+        )
 
 
 def _check_fields(p: Profile) -> Iterator[Finding]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ilrs_ops.profiles._schema import Profile, TimeCode
+from ilrs_ops.profiles._schema import FieldSpec, Profile, TimeCode
 from pipelines.layout import FLOAT32, FLOAT64, MAX_OCTETS, SIGNED, UNSIGNED, Layout, octet_row
 
 #: The CCSDS primary header as ordinary fields: (name, bits).
@@ -34,8 +34,12 @@ _NO_REORDER = np.full(MAX_OCTETS, -1, np.int64)
 
 
 def compile_layout(p: Profile) -> Layout:
-    """Bit positions of the header, the time code and every field of ``p``; a field with a
-    byte order reads its octets in that order (``Layout.octet_map``)."""
+    """Bit positions of the header, the time code and every field of ``p``.
+
+    A sub-field's slots lie inside its parent's bits and do not move the cursor. In a parent
+    whose octets are not in big-endian order, ``bit`` counts in the parent's value, and the
+    sub-field's slots read the parent's octets in that order (``Layout.octet_map``).
+    """
     names: list[str] = []
     field_slot: list[int] = []
     field_count: list[int] = []
@@ -43,6 +47,7 @@ def compile_layout(p: Profile) -> Layout:
     width: list[int] = []
     kind: list[int] = []
     octets: list[np.ndarray] = []
+    placed: dict[str, tuple[int, FieldSpec]] = {}  # top-level field -> (first bit, spec)
     bit = 0
 
     def add(
@@ -52,9 +57,10 @@ def compile_layout(p: Profile) -> Layout:
         count: int,
         at: int,
         order: tuple[int, ...] | None = None,
+        value_bit: int | None = None,
     ) -> None:
-        """The slots of one field from bit ``at``; with a byte ``order``, each element is a
-        value of its own in that order."""
+        """The slots of one field from bit ``at``. With a byte ``order``, each element is a
+        value of its own, or (``value_bit``: where the parent's value starts) bits of one."""
         names.append(name)
         field_slot.append(len(offset))
         field_count.append(count)
@@ -65,15 +71,22 @@ def compile_layout(p: Profile) -> Layout:
             kind.append(k)
             if order is None:
                 octets.append(_NO_REORDER)
-            else:
+            elif value_bit is None:
                 octets.append(octet_row(slot_bit // 8, order, 0, w))
+            else:
+                octets.append(octet_row(value_bit // 8, order, slot_bit - value_bit, w))
 
     for name, w in (*HEADER_FIELDS, *time_fields(p.time)):
         add(name, UNSIGNED, w, 1, bit)
         bit += w
     for f in p.fields:
         k = {"u": UNSIGNED, "i": SIGNED, "f": FLOAT32 if f.width == 32 else FLOAT64}[f.base]
+        if f.is_subfield:
+            first, parent = placed[f.of or ""]
+            add(f.name, k, f.width, f.count or 1, first + (f.bit or 0), parent.byte_order, first)
+            continue
         add(f.name, k, f.width, f.count or 1, bit, f.byte_order)
+        placed[f.name] = (bit, f)
         bit += f.width * (f.count or 1)
     return Layout(
         packet_length=p.packet_length,

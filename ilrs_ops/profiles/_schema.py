@@ -211,7 +211,8 @@ class SimSpec(_Model):
 
 
 class FieldSpec(_Model):
-    """One value in the packet's user data field, in packet order, bit-packed."""
+    """One value in the packet's user data field, in packet order, bit-packed; or, with ``of``
+    and ``bit``, a sub-field: bits of an earlier field, read again as a channel of their own."""
 
     name: Name
     type: str
@@ -226,6 +227,12 @@ class FieldSpec(_Model):
     ignore: bool = Field(False, description="spare bits: decoded, never stored or shown")
     enum: dict[int | str, str] | None = Field(
         None, description="{raw value: LABEL}; a key lo..hi labels an inclusive range of values"
+    )
+    of: Name | None = Field(
+        None, description="sub-field: the field, listed before it, whose bits it reads"
+    )
+    bit: int | None = Field(
+        None, ge=0, le=63, description="sub-field: its first bit, 0 = the parent's most significant"
     )
     calibration: Calibration | None = None
     limits: Limits | None = None
@@ -256,6 +263,11 @@ class FieldSpec(_Model):
     @property
     def width(self) -> int:
         return int(self.type[1:])
+
+    @property
+    def is_subfield(self) -> bool:
+        """Bits of another field (``of``), not bits of its own: it does not move the cursor."""
+        return self.of is not None
 
     @property
     def byte_order(self) -> tuple[int, ...] | None:
