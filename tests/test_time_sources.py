@@ -46,6 +46,16 @@ def with_time(inst: Instrument, head: bytes) -> bytes:
     return pkt[:6] + head + pkt[6 + len(head) :]
 
 
+def made_and_decoded(inst: Instrument, start_ns: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The times ``n`` simulator packets are made at from ``start_ns``, and the times they
+    decode to."""
+    m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=start_ns)
+    made = m.times(n)
+    m.index = 0
+    got = times(inst, m.next_batch(n).packets).raw.column("time").cast(pa.int64()).to_numpy()
+    return made, got
+
+
 def times(inst: Instrument, packets: list[bytes], recv: int = UNIX + 10**15) -> Processed:
     """The packets through a fresh processor, received (long) after they were made."""
     return Processor(inst).process(packets, np.full(len(packets), recv), TOPIC)
@@ -62,10 +72,7 @@ def test_a_unix_counter_with_a_fraction(tmp_path: Path) -> None:
     out = times(inst, [pkt])
     assert out.raw.column("time").cast(pa.int64()).to_pylist() == [1_790_000_123_750_000_000]
     # Simulator packets come back at the times they were made (to the fraction's resolution).
-    m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=UNIX + 123_456_789)
-    made = m.times(20)
-    m.index = 0
-    got = times(inst, m.next_batch(20).packets).raw.column("time").cast(pa.int64()).to_numpy()
+    made, got = made_and_decoded(inst, UNIX + 123_456_789, 20)
     assert np.all(np.abs(got - made) <= 10**9 // 2**17 + 1)
 
 
@@ -86,10 +93,7 @@ def test_seconds_and_microseconds(tmp_path: Path) -> None:
     assert out.raw.column("time").cast(pa.int64()).to_pylist() == [want]
     assert out.quarantine.column("reason").to_pylist() == ["bad_time"]
     assert "fraction 1000000 (field usecs)" in out.quarantine.column("detail")[0].as_py()
-    m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=UNIX + 123_456_789)
-    made = m.times(20)
-    m.index = 0
-    got = times(inst, m.next_batch(20).packets).raw.column("time").cast(pa.int64()).to_numpy()
+    made, got = made_and_decoded(inst, UNIX + 123_456_789, 20)
     assert np.array_equal(got, made // 1000 * 1000)
 
 
@@ -135,10 +139,7 @@ def test_calendar_fields_and_a_day_that_is_none(tmp_path: Path) -> None:
     assert out.raw.column("time").cast(pa.int64()).to_pylist() == [want]
     assert out.quarantine.column("reason").to_pylist() == ["bad_time"]
     assert "doy 0 is not a doy" in out.quarantine.column("detail")[0].as_py()
-    m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=UNIX + 654_321_000)
-    made = m.times(30)
-    m.index = 0
-    got = times(inst, m.next_batch(30).packets).raw.column("time").cast(pa.int64()).to_numpy()
+    made, got = made_and_decoded(inst, UNIX + 654_321_000, 30)
     assert np.array_equal(got, made // 1000 * 1000)  # microseconds
 
 

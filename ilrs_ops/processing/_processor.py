@@ -319,7 +319,7 @@ class Processor:
         if self._arrival:
             key = fingerprints(buf, items.start[cand], self._length).view(np.int64)
             flag = _classify_arrival(seq, key, st.dedupe_key, st.dedupe_seq)
-            top = t  # unused: nothing is out of order
+            top = t  # nothing is out of order, so no latest accepted time is reported
         else:
             key = t
             flag, top = _classify(seq, t, st.last_time_ns, st.dedupe_key, st.dedupe_seq)
@@ -327,13 +327,13 @@ class Processor:
         if not accepted.all():
             for k in np.flatnonzero(~accepted).tolist():
                 what = f"seq {seq[k]} at {_iso(int(t[k]))}"
-                notes[int(cand[k])] = (
-                    f"{what} is the same packet as one already accepted"
-                    if self._arrival
-                    else f"{what} was already accepted"
-                    if flag[k] == _CODE[wire.DUPLICATE]
-                    else f"{what} is before the latest accepted time {_iso(int(top[k]))}"
-                )
+                if flag[k] == _CODE[wire.OUT_OF_ORDER]:
+                    why = f"is before the latest accepted time {_iso(int(top[k]))}"
+                elif self._arrival:
+                    why = "is the same packet as one already accepted"
+                else:
+                    why = "was already accepted"
+                notes[int(cand[k])] = f"{what} {why}"
             code[cand[~accepted]] = flag[~accepted]
             raw = {k: v[accepted] for k, v in raw.items()}
             t, seq, key, good = t[accepted], seq[accepted], key[accepted], cand[accepted]
