@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ilrs_ops.profiles import Instrument
+from ilrs_ops.profiles import FieldSpec, Instrument
 
 TIME = pa.timestamp("ns", tz="UTC")
 
@@ -80,7 +80,8 @@ def rollup_widths(inst: Instrument) -> tuple[int, ...]:
 
 def telemetry_schema(inst: Instrument) -> pa.Schema:
     """time, seq, then one column per channel (calibrated float64; enum codes as int64; arrays
-    as fixed-size lists), then ``{channel}__state`` (int8) for each channel with limits, then
+    as fixed-size lists, a variable-length array as a list of each packet's elements), then
+    ``{channel}__state`` (int8) for each channel with limits, then
     ``{field}__raw`` for each stored field: its raw value in the field's own type (uint8..64,
     int8..64, float32/64), exactly the packet's bits, where float64 would round a u64 above
     2**53 or a float32 NaN's payload."""
@@ -90,7 +91,7 @@ def telemetry_schema(inst: Instrument) -> pa.Schema:
         if f.ignore:
             continue
         scalar = pa.int64() if f.enum else pa.float64()
-        cols.append((f.name, pa.list_(scalar, f.count) if f.count is not None else scalar))
+        cols.append((f.name, _array_type(scalar, f) if f.count is not None else scalar))
     cols += [(d.name, pa.float64()) for d in p.derived]
     limited = [f.name for f in p.fields if f.limits and not f.ignore]
     limited += [d.name for d in p.derived if d.limits]
@@ -98,5 +99,11 @@ def telemetry_schema(inst: Instrument) -> pa.Schema:
     for f in p.fields:
         if not f.ignore:
             native = pa.from_numpy_dtype(inst.layout.field_dtype(f.name))
-            cols.append((f.name + RAW_SUFFIX, pa.list_(native, f.count) if f.count else native))
+            cols.append((f.name + RAW_SUFFIX, _array_type(native, f) if f.count else native))
     return pa.schema(cols)
+
+
+def _array_type(value: pa.DataType, f: FieldSpec) -> pa.DataType:
+    """A fixed-size list of ``count``, or a list of each packet's elements for a
+    variable-length array (``count_from``)."""
+    return pa.list_(value) if f.is_variable else pa.list_(value, f.count)

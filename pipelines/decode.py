@@ -182,36 +182,144 @@ def _decode_kernel(
                     row[i] = ((v & m) ^ sg) - sg
 
 
+@njit(cache=True)
+def _decode_variable_kernel(
+    buf: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    shift: np.ndarray,
+    moved: np.ndarray,
+    element: np.ndarray,
+    first: np.ndarray,
+    nbytes: np.ndarray,
+    drop: np.ndarray,
+    mask: np.ndarray,
+    sign: np.ndarray,
+    reordered: np.ndarray,
+    where: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``_decode_kernel`` for a variable-length layout: element ``element[s]`` of the array is
+    0 in a packet of fewer elements (its octets are not the packet's), and a slot after the
+    array (``moved``) reads ``shift[i]`` octets from where the layout puts it (<= 0)."""
+    n = starts.shape[0]
+    eight = np.uint64(8)
+    for b0 in range(0, n, _BLOCK):
+        b1 = min(n, b0 + _BLOCK)
+        for s in range(first.shape[0]):
+            nb, d, m, sg, e = nbytes[s], drop[s], mask[s], sign[s], element[s]
+            row = out[s]
+            for i in range(b0, b1):
+                if e >= 0 and e >= counts[i]:
+                    row[i] = 0
+                    continue
+                p = starts[i] + (shift[i] if moved[s] else 0)
+                v = np.uint64(0)
+                if reordered[s]:
+                    for k in range(nb):
+                        v = (v << eight) | np.uint64(buf[p + np.int64(where[s, k])])
+                    row[i] = (((v >> d) & m) ^ sg) - sg
+                elif nb <= 8:
+                    q = p + first[s]
+                    for k in range(nb):
+                        v = (v << eight) | np.uint64(buf[q + k])
+                    row[i] = (((v >> d) & m) ^ sg) - sg
+                else:
+                    q = p + first[s]
+                    for k in range(8):
+                        v = (v << eight) | np.uint64(buf[q + k])
+                    v = (v << (eight - d)) | (np.uint64(buf[q + 8]) >> d)
+                    row[i] = ((v & m) ^ sg) - sg
+
+
 #: Octets of raw values decoded per kernel call: the raw block stays in cache until it is
 #: copied into the columns, instead of one (n_slots, N) block that must go out to memory.
 _CHUNK_OCTETS = 4 << 20
 
 
-def decode(buf: np.ndarray, starts: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
+def decode(
+    buf: np.ndarray, starts: np.ndarray, layout: Layout, counts: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Decode the packets at ``buf[starts[i]:starts[i] + layout.packet_length]`` into columns.
 
     The caller has already checked each packet's APID and length. Returns one array per field:
     1-D for scalars, 2-D (N, count) for array fields, dtype ``layout.field_dtype(name)``.
+    A variable-length layout needs ``counts`` (``element_counts``): packet ``i`` is then
+    ``layout.lengths(counts)[i]`` octets, and its array's elements past ``counts[i]`` are 0.
     """
     buf = _check_buf(buf)
     starts = _check_starts(starts)
-    if starts.size and (starts.min() < 0 or starts.max() + layout.packet_length > buf.shape[0]):
+    if layout.variable:
+        if counts is None:
+            raise ValueError("a variable-length layout needs counts (see element_counts)")
+        counts = np.ascontiguousarray(counts, np.int64)
+        most = layout.var_slots[1]
+        if counts.shape != starts.shape or (counts.size and not 0 <= counts.min() <= most):
+            raise ValueError(f"counts must be one count in 0..{most} per packet")
+        lengths = layout.lengths(counts)
+    else:
+        lengths = np.full(starts.shape, layout.packet_length, np.int64)
+    if starts.size and (starts.min() < 0 or (starts + lengths).max() > buf.shape[0]):
+        size = "its length" if layout.variable else layout.packet_length
         raise ValueError(
-            f"every packet [start, start + {layout.packet_length}) must lie within the "
-            f"{buf.shape[0]}-octet buffer"
+            f"every packet [start, start + {size}) must lie within the {buf.shape[0]}-octet buffer"
         )
     plan = slot_plan(layout)
     n = starts.shape[0]
     columns, targets = _empty_columns(layout, n)
     chunk = max(_BLOCK, _CHUNK_OCTETS // (8 * max(layout.n_slots, 1)) // _BLOCK * _BLOCK)
     raw = np.empty((layout.n_slots, min(chunk, n)), np.uint64)
+    if layout.variable:
+        _, most, width = layout.var_slots
+        moved, element = layout.moved_slots(), layout.element_index()
+        shift = (counts - most) * width // 8  # octets the slots after the array move up
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
         if c1 - c0 != raw.shape[1]:
             raw = np.empty((layout.n_slots, c1 - c0), np.uint64)
-        _decode_kernel(buf, starts[c0:c1], *plan, raw)
+        if layout.variable:
+            _decode_variable_kernel(
+                buf, starts[c0:c1], counts[c0:c1], shift[c0:c1], moved, element, *plan, raw
+            )
+        else:
+            _decode_kernel(buf, starts[c0:c1], *plan, raw)
         _fill(targets, raw, c0)
     return columns
+
+
+def element_counts(
+    buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, layout: Layout
+) -> tuple[np.ndarray, np.ndarray]:
+    """The element count of the variable-length array of each packet (int64), and whether the
+    packet's length fits it (bool): its count field's value (at most ``count``) with exactly
+    the octets that count takes, or, for an array to the rest of the packet, the most elements
+    the octets after the fixed part hold (fewer than 8 bits left over). Counts of packets that
+    do not fit are 0."""
+    buf = _check_buf(buf)
+    starts = _check_starts(starts)
+    lengths = np.ascontiguousarray(lengths, np.int64)
+    if not layout.variable:
+        raise ValueError("element_counts needs a variable-length layout")
+    _, most, width = layout.var_slots
+    fixed = layout.fixed_bits
+    fits = (lengths * 8 >= fixed) & (lengths <= layout.packet_length)
+    counts = np.zeros(starts.shape, np.int64)
+    at = np.flatnonzero(fits)
+    if layout.count_field < 0:
+        rest = lengths[at] * 8 - fixed
+        counts[at] = rest // width
+        fits[at] = rest - counts[at] * width < 8
+    elif at.size:
+        slot = int(layout.field_slot[layout.count_field])
+        plan = slot_plan(layout)
+        one = SlotPlan(*(a[slot : slot + 1] for a in plan))
+        value = np.empty((1, at.size), np.uint64)
+        _decode_kernel(buf, starts[at], *one, value)
+        c = np.minimum(value[0], np.uint64(most + 1)).astype(np.int64)
+        fits[at] = (c <= most) & (layout.lengths(np.minimum(c, most)) == lengths[at])
+        counts[at] = np.minimum(c, most)
+    counts[~fits] = 0
+    return counts, fits
 
 
 def columns_from_raw(raw: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:

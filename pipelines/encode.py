@@ -1,4 +1,4 @@
-"""Encode columns into fixed-length packets of one layout: the inverse of ``decode``.
+"""Encode columns into packets of one layout: the inverse of ``decode``.
 
 Used by the station simulator and by tests. The primary header and any spare bits are ordinary
 fields of the layout, so the caller fills them like any other column. Slots are written in
@@ -26,21 +26,29 @@ def _encode_kernel(
     mask: np.ndarray,
     reordered: np.ndarray,
     where: np.ndarray,
-    packet_length: int,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    shift: np.ndarray,
+    moved: np.ndarray,
+    element: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """Write slot ``s`` of packet ``i`` (``raw[s, i]``, already masked to its width) into
     ``out``, replacing the bits it covers (slot after slot, so later slots win).
 
-    ``out`` must be zeroed; packet ``i`` occupies ``out[i * packet_length:][:packet_length]``.
-    A reordered slot writes octet k of its big-endian image to packet octet ``where[s, k]``.
+    ``out`` must be zeroed; packet ``i`` starts at ``out[starts[i]]``. A reordered slot writes
+    octet k of its big-endian image to packet octet ``where[s, k]``. Variable-length layouts
+    (see ``_decode_variable_kernel``): elements ``element[s] >= counts[i]`` are not written,
+    and the ``moved`` slots after the array move ``shift[i]`` octets.
     """
     n_slots = first.shape[0]
     eight = np.uint64(8)
     low = np.uint64(0xFF)
     for i in range(raw.shape[1]):
-        base = i * packet_length
         for s in range(n_slots):
+            if element[s] >= 0 and element[s] >= counts[i]:
+                continue
+            base = starts[i] + (shift[i] if moved[s] else 0)
             v = raw[s, i]
             m = mask[s]
             p = base + first[s]
@@ -64,16 +72,34 @@ def _encode_kernel(
                 m >>= eight
 
 
-def encode(layout: Layout, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
-    """Encode ``n`` packets back to back (``n * layout.packet_length`` octets, uint8).
+def encode(
+    layout: Layout, columns: dict[str, np.ndarray], n: int, counts: np.ndarray | None = None
+) -> np.ndarray:
+    """Encode ``n`` packets back to back (uint8; ``n * layout.packet_length`` octets for a
+    fixed layout).
 
     ``columns`` holds every field of the layout, header and spare fields included: shape (n,)
     for scalars, (n, count) for array fields (anything that broadcasts to it). A missing or extra
     column, or a value that does not fit its field, raises ValueError naming the field.
+    A variable-length layout takes ``counts``, the elements of each packet's array (default: the
+    most): packet ``i`` is then ``layout.lengths(counts)[i]`` octets, and the caller's length
+    and count fields must say so (the encoder writes what it is given).
     """
     n = operator.index(n)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if counts is not None and not layout.variable:
+        raise ValueError("counts are for a variable-length layout")
+    if layout.variable:
+        _, most, width = layout.var_slots
+        counts = np.broadcast_to(np.asarray(most if counts is None else counts, np.int64), (n,))
+        if n and not 0 <= counts.min() <= counts.max() <= most:
+            raise ValueError(f"counts must be in 0..{most}")
+        lengths = layout.lengths(counts)
+        shift = (counts - most) * width // 8
+    else:
+        counts = shift = np.zeros(n, np.int64)
+        lengths = np.full(n, layout.packet_length, np.int64)
     missing = [name for name in layout.names if name not in columns]
     if missing:
         raise ValueError(f"missing column(s) {', '.join(map(repr, missing))}; give every field")
@@ -99,7 +125,8 @@ def encode(layout: Layout, columns: dict[str, np.ndarray], n: int) -> np.ndarray
             ) from None
         bits = _to_bits(name, values, int(layout.kind[s0]), int(layout.bit_width[s0]))
         raw[s0 : s0 + count] = bits.T if is_array else bits
-    out = np.zeros(n * layout.packet_length, np.uint8)
+    ends = np.cumsum(lengths)
+    out = np.zeros(int(ends[-1]) if n else 0, np.uint8)
     _encode_kernel(
         raw,
         plan.first,
@@ -108,7 +135,11 @@ def encode(layout: Layout, columns: dict[str, np.ndarray], n: int) -> np.ndarray
         plan.mask,
         plan.reordered,
         plan.where,
-        layout.packet_length,
+        ends - lengths,
+        np.ascontiguousarray(counts),
+        np.ascontiguousarray(shift),
+        layout.moved_slots(),
+        layout.element_index(),
         out,
     )
     return out

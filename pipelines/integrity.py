@@ -56,7 +56,7 @@ def _checks_kernel(
     buf: np.ndarray,
     starts: np.ndarray,
     begin: int,
-    stop: int,
+    stop: np.ndarray,
     kind: int,
     crc16: np.ndarray,
     crc32: np.ndarray,
@@ -64,7 +64,7 @@ def _checks_kernel(
 ) -> None:
     for i in range(starts.shape[0]):
         lo = starts[i] + begin
-        hi = starts[i] + stop
+        hi = starts[i] + stop[i]
         if kind <= 1:
             c = np.uint32(0xFFFF) if kind == 0 else np.uint32(0)
             for j in range(lo, hi):
@@ -89,21 +89,32 @@ def _checks_kernel(
             out[i] = s % np.uint64(256 if kind == 3 else 65536)
 
 
-def checks(buf: np.ndarray, starts: np.ndarray, begin: int, stop: int, kind: str) -> np.ndarray:
+def checks(
+    buf: np.ndarray, starts: np.ndarray, begin: int, stop: int | np.ndarray, kind: str
+) -> np.ndarray:
     """The ``kind`` check of octets [begin, stop) of every packet starting at ``starts`` in
-    ``buf`` (offsets into the packet), as uint64."""
+    ``buf`` (offsets into the packet; ``stop`` one for all or one per packet), as uint64."""
     if kind not in KINDS:
         raise ValueError(f"integrity check {kind!r}: use one of {', '.join(KINDS)}")
     if not isinstance(buf, np.ndarray) or buf.dtype != np.uint8 or buf.ndim != 1:
         raise TypeError("buf must be a 1-D uint8 array")
     starts = np.ascontiguousarray(starts, np.int64)
-    if not 0 <= begin <= stop:
-        raise ValueError(f"octets [{begin}, {stop}) are not a range")
-    if starts.size and (starts.min() < 0 or starts.max() + stop > buf.shape[0]):
+    stops = _per_packet(stop, starts, "stop")
+    if stops.size and not 0 <= begin <= stops.min():
+        raise ValueError(f"octets [{begin}, {int(stops.min())}) are not a range")
+    if starts.size and (starts.min() < 0 or (starts + stops).max() > buf.shape[0]):
         raise ValueError("a packet's checked octets run past the end of the buffer")
     out = np.empty(starts.shape[0], np.uint64)
-    _checks_kernel(buf, starts, begin, stop, KINDS.index(kind), CRC16, CRC32, out)
+    _checks_kernel(buf, starts, begin, stops, KINDS.index(kind), CRC16, CRC32, out)
     return out
+
+
+def _per_packet(value: int | np.ndarray, starts: np.ndarray, name: str) -> np.ndarray:
+    """One int64 per packet: ``value`` itself, or one for all broadcast."""
+    a = np.asarray(value)
+    if a.ndim and a.shape != starts.shape:
+        raise ValueError(f"{name} must be one number, or one per packet ({starts.shape[0]})")
+    return np.ascontiguousarray(np.broadcast_to(a.astype(np.int64), starts.shape))
 
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -111,25 +122,28 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 
 
 @njit(cache=True)
-def _fingerprint_kernel(buf: np.ndarray, starts: np.ndarray, length: int, out: np.ndarray) -> None:
+def _fingerprint_kernel(
+    buf: np.ndarray, starts: np.ndarray, length: np.ndarray, out: np.ndarray
+) -> None:
     for i in range(starts.shape[0]):
         h = _FNV_OFFSET
-        for j in range(starts[i], starts[i] + length):
+        for j in range(starts[i], starts[i] + length[i]):
             h = (h ^ np.uint64(buf[j])) * _FNV_PRIME
         out[i] = h
 
 
-def fingerprints(buf: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-    """A 64-bit FNV-1a hash of the ``length`` octets of every packet starting at ``starts``:
-    equal packets have equal fingerprints, so a retransmitted packet is recognised without
-    trusting any of its fields."""
+def fingerprints(buf: np.ndarray, starts: np.ndarray, length: int | np.ndarray) -> np.ndarray:
+    """A 64-bit FNV-1a hash of the ``length`` octets (one for all, or one per packet) of every
+    packet starting at ``starts``: equal packets have equal fingerprints, so a retransmitted
+    packet is recognised without trusting any of its fields."""
     if not isinstance(buf, np.ndarray) or buf.dtype != np.uint8 or buf.ndim != 1:
         raise TypeError("buf must be a 1-D uint8 array")
     starts = np.ascontiguousarray(starts, np.int64)
-    if length < 0:
-        raise ValueError(f"packet length {length} is negative")
-    if starts.size and (starts.min() < 0 or starts.max() + length > buf.shape[0]):
+    lengths = _per_packet(length, starts, "length")
+    if lengths.size and lengths.min() < 0:
+        raise ValueError(f"packet length {int(lengths.min())} is negative")
+    if starts.size and (starts.min() < 0 or (starts + lengths).max() > buf.shape[0]):
         raise ValueError("a packet runs past the end of the buffer")
     out = np.empty(starts.shape[0], np.uint64)
-    _fingerprint_kernel(buf, starts, length, out)
+    _fingerprint_kernel(buf, starts, lengths, out)
     return out

@@ -35,6 +35,11 @@ class Layout:
     the field's octets put back in big-endian order, and ``bit_offset`` of such a slot counts in
     it as if it lay in the packet there: the field's first octet times 8, plus the bit within
     the value (``octet_row`` builds a row).
+    var_field / count_field: a variable-length array (field index, -1 for none), and the field
+    that holds its element count (-1: as many elements as the rest of the packet holds). Its
+    slots are laid out at its most elements, so ``packet_length`` is the longest packet; a
+    shorter packet ends its array early, and the slots after the array (always whole octets
+    after it) move up with it.
     """
 
     packet_length: int
@@ -46,6 +51,8 @@ class Layout:
     kind: np.ndarray  # int8[n_slots]
     array_fields: frozenset[str] = frozenset()
     octet_map: np.ndarray | None = None  # int64[n_slots, 8]; None: every slot big-endian
+    var_field: int = -1
+    count_field: int = -1
 
     def __post_init__(self) -> None:
         n = int(self.bit_offset.shape[0])
@@ -60,6 +67,53 @@ class Layout:
     @property
     def n_slots(self) -> int:
         return int(self.bit_offset.shape[0])
+
+    @property
+    def variable(self) -> bool:
+        """Whether packets vary in length (one array's element count varies)."""
+        return self.var_field >= 0
+
+    @property
+    def var_slots(self) -> tuple[int, int, int]:
+        """The variable-length array's first slot, most elements and element bits."""
+        s0 = int(self.field_slot[self.var_field])
+        return s0, int(self.field_count[self.var_field]), int(self.bit_width[s0])
+
+    @property
+    def fixed_bits(self) -> int:
+        """Bits of a packet whose variable-length array is empty (the packet length at most
+        elements, less the array)."""
+        if not self.variable:
+            return 8 * self.packet_length
+        _, most, width = self.var_slots
+        return 8 * self.packet_length - most * width
+
+    def lengths(self, counts: np.ndarray) -> np.ndarray:
+        """Octets of packets whose variable-length array has ``counts`` elements."""
+        if not self.variable:
+            return np.full(np.shape(counts), self.packet_length, np.int64)
+        width = self.var_slots[2]
+        return (self.fixed_bits + np.asarray(counts, np.int64) * width + 7) // 8
+
+    def moved_slots(self) -> np.ndarray:
+        """Per slot, whether it lies after the variable-length array and moves with its
+        length (bool; all False for a fixed layout)."""
+        if not self.variable:
+            return np.zeros(self.n_slots, np.bool_)
+        s0, most, width = self.var_slots
+        return np.asarray(self.bit_offset) >= int(self.bit_offset[s0]) + most * width
+
+    def moves(self, name: str) -> bool:
+        """Whether field ``name`` lies after the variable-length array (and moves with it)."""
+        return bool(self.moved_slots()[int(self.field_slot[self.field_index(name)])])
+
+    def element_index(self) -> np.ndarray:
+        """Per slot, its element in the variable-length array, or -1 (int64)."""
+        out = np.full(self.n_slots, -1, np.int64)
+        if self.variable:
+            s0, most, _ = self.var_slots
+            out[s0 : s0 + most] = np.arange(most)
+        return out
 
     def field_index(self, name: str) -> int:
         return self.names.index(name)

@@ -106,6 +106,7 @@ PUBLIC = {
         "state_of",
     },
     "ilrs_ops.profiles": {
+        "REST",
         "TIME_KEYS",
         "Calibration",
         "Catalog",

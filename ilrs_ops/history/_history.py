@@ -580,6 +580,12 @@ def _values(arr: pa.Array) -> np.ndarray:
         if arr.null_count:
             v[~arr.is_valid().to_numpy(zero_copy_only=False)] = np.nan
         return v
+    if pa.types.is_list(arr.type):  # a variable-length array: the mean of what each row has
+        flat = _values(pc.list_flatten(arr))
+        rows = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+        sizes = np.bincount(rows, minlength=len(arr))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(rows, flat, minlength=len(arr)) / np.where(sizes, sizes, np.nan)
     if arr.null_count:
         arr = pc.fill_null(arr.cast(pa.float64()), np.nan)
     v = arr.to_numpy(zero_copy_only=False)

@@ -12,7 +12,8 @@ with one reason (``ilrs_ops.wire``), in this order of precedence:
 1. the frame-level reasons of ``pipelines.frames`` (``truncated``, ``length_past_end``,
    ``bad_version``);
 2. ``wrong_apid``: a good packet of another APID on this instrument's topic;
-3. ``bad_length``: not the profile's packet length;
+3. ``bad_length``: not the profile's packet length (with a variable-length array: not the
+   length its count field gives, or not whole elements to the end of the packet);
 3b. ``bad_crc``: the check the profile's ``integrity`` names does not match the packet's octets;
 4. ``bad_time``: a time code that is no time (a CDS millisecond of day past 86400999...), or a
    time more than the profile's ``time.future_tolerance_s`` after the packet was received (a
@@ -39,7 +40,7 @@ caused them; within a packet: gap, then limits in channel order, then detectors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,7 @@ from ilrs_ops.profiles import (
     Enumeration,
     Expression,
     Instrument,
+    Profile,
     TimeCode,
     compile_plans,
     field_bits,
@@ -74,7 +76,7 @@ from ilrs_ops.schemas import (
     telemetry_schema,
 )
 from pipelines.calibrate import CalPlan, calibrate
-from pipelines.decode import decode
+from pipelines.decode import decode, element_counts
 from pipelines.detectors import StaLtaState, sta_lta
 from pipelines.frames import APIDS, HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
 from pipelines.integrity import WIDTH, checks, fingerprints
@@ -239,11 +241,13 @@ class Processor:
         self._layout = instrument.layout
         self._length = p.packet_length
         self._apid = p.apid
-        self._tables = apid_tables({p.apid: p.packet_length})
+        self._variable = p.variable.name if p.variable else None
+        self._tables = apid_tables([p])
         self._integrity = None
         if p.integrity is not None:
             bit, _ = field_bits(p)[p.integrity.field]
-            self._integrity = (p.integrity, bit // 8, WIDTH[p.integrity.check] // 8)
+            moves = self._layout.moves(p.integrity.field)
+            self._integrity = (p.integrity, bit // 8, WIDTH[p.integrity.check] // 8, moves)
         self._receive_time = p.time.code == "none"
         self._arrival = p.ordering == "arrival"
         tol = p.time.future_tolerance_s
@@ -286,13 +290,17 @@ class Processor:
         ok = code == 0
         code[ok & (items.apid != self._apid)] = _CODE[wire.WRONG_APID]
         ok = code == 0
-        code[ok & (items.length != self._length)] = _CODE[wire.BAD_LENGTH]
-        cand = np.flatnonzero(code == 0)
         notes: dict[int, str] = {}
+        counts = np.zeros(len(items), np.int64)  # elements of the variable-length array
+        if self._variable is None:
+            code[ok & (items.length != self._length)] = _CODE[wire.BAD_LENGTH]
+        else:
+            self._check_lengths(buf, items, np.flatnonzero(ok), code, counts, notes)
+        cand = np.flatnonzero(code == 0)
         if self._integrity is not None and cand.size:
-            cand = self._check_integrity(buf, items.start, cand, code, notes)
+            cand = self._check_integrity(buf, items, counts, cand, code, notes)
 
-        raw = decode(buf, items.start[cand], self._layout)
+        raw = decode(buf, items.start[cand], self._layout, counts[cand] if self._variable else None)
         if self._receive_time:  # time code none: the packet is as old as its arrival
             t, bad_time = recv[items.frame[cand]].copy(), {}
         else:
@@ -317,7 +325,7 @@ class Processor:
             t, cand = t[keep], cand[keep]
         seq = raw["_seq_count"].astype(np.int64)
         if self._arrival:
-            key = fingerprints(buf, items.start[cand], self._length).view(np.int64)
+            key = fingerprints(buf, items.start[cand], items.length[cand]).view(np.int64)
             flag = _classify_arrival(seq, key, st.dedupe_key, st.dedupe_seq)
             top = t  # nothing is out of order, so no latest accepted time is reported
         else:
@@ -342,8 +350,8 @@ class Processor:
         n = good.shape[0]
 
         gaps = self._gaps(seq, t)
-        eng = self._engineering(raw, n)
-        states, limit_events = self._limits(eng, t, n)
+        eng = self._engineering(raw, n, counts[good])
+        states, limit_events = self._limits(eng, t, n, counts[good])
         detector_events, detector_states = self._detect(eng, t)
         events = [
             _gap_events(gaps.gap_index, gaps.gap_missing, seq, t, st.last_seq),
@@ -353,12 +361,12 @@ class Processor:
 
         bad = np.flatnonzero(code != 0)
         out = Processed(
-            raw=self._raw_table(buf, items.start[good], t, recv[items.frame[good]], seq),
-            telemetry=self._telemetry_table(t, seq, eng, states, raw),
+            raw=self._raw_table(buf, items, good, t, recv[items.frame[good]], seq),
+            telemetry=self._telemetry_table(t, seq, eng, states, raw, counts[good]),
             events=_events_table(events, self.instrument.channels),
-            rollups=self._rollups(eng, t),
+            rollups=self._rollups(eng, t, counts[good]),
             quarantine=self._quarantine(buf, frame_start, items, bad, code, recv, topic, notes),
-            latest=self._latest(t, seq, eng, states),
+            latest=self._latest(t, seq, eng, states, counts[good]),
         )
 
         # Carry the state only once everything above has succeeded.
@@ -388,18 +396,58 @@ class Processor:
         last = None if st.last_seq is None else (st.last_seq, st.packets - 1)
         return check_sequence(seq, st.packets + np.arange(seq.shape[0]), last)
 
+    def _check_lengths(
+        self,
+        buf: np.ndarray,
+        items: Packets,
+        at: np.ndarray,
+        code: np.ndarray,
+        counts: np.ndarray,
+        notes: dict[int, str],
+    ) -> None:
+        """Variable-length packets: the element count of each item ``at``, and ``bad_length``
+        for those whose length does not fit it."""
+        got, fits = element_counts(buf, items.start[at], items.length[at], self._layout)
+        counts[at] = got
+        layout, p = self._layout, self.instrument.profile
+        most, width = layout.var_slots[1:]
+        src = p.variable.count_from if p.variable else ""
+        for k in np.flatnonzero(~fits).tolist():
+            i = int(at[k])
+            code[i] = _CODE[wire.BAD_LENGTH]
+            size = int(items.length[i])
+            lo, hi = int(layout.lengths(np.array(0))), self._length
+            if size < lo or size > hi or layout.count_field < 0:
+                notes[i] = (
+                    f"{size} octets, a {self.instrument.id} packet has {lo}..{hi} "
+                    f"(0..{most} elements of {width} bits in {self._variable})"
+                )
+            else:  # the count field lies before the array: readable at count 0
+                value = int(decode(buf, items.start[i : i + 1], layout, np.zeros(1))[src][0])
+                notes[i] = (
+                    f"{src} = {value} needs {int(layout.lengths(np.array(value)))} octets, "
+                    f"the packet has {size}"
+                    if value <= most
+                    else f"{src} = {value} is more than the {most} elements {self._variable} "
+                    "has at most"
+                )
+
     def _check_integrity(
         self,
         buf: np.ndarray,
-        starts: np.ndarray,
+        items: Packets,
+        counts: np.ndarray,
         cand: np.ndarray,
         code: np.ndarray,
         notes: dict[int, str],
     ) -> np.ndarray:
         """Quarantine the candidates whose check does not match (``bad_crc``); the rest."""
         assert self._integrity is not None
-        spec, at, octets = self._integrity
-        s = starts[cand]
+        spec, at, octets, moves = self._integrity
+        s = items.start[cand]
+        if moves:  # after a variable-length array: as far from the end as at the most
+            at = items.length[cand] - (self._length - at)
+        at = np.broadcast_to(np.asarray(at, np.int64), s.shape)
         computed = checks(buf, s, spec.start, at, spec.check)
         stored = np.zeros(s.shape[0], np.uint64)
         for j in range(octets):  # the check field, big endian
@@ -410,18 +458,25 @@ class Processor:
             code[i] = _CODE[wire.BAD_CRC]
             digits = 2 + 2 * octets
             notes[i] = (
-                f"{spec.check} of octets [{spec.start}, {at}) is {int(computed[k]):#0{digits}x}, "
+                f"{spec.check} of octets [{spec.start}, {int(at[k])}) is "
+                f"{int(computed[k]):#0{digits}x}, "
                 f"field {spec.field} says {int(stored[k]):#0{digits}x}"
             )
         return np.delete(cand, bad) if bad.size else cand
 
     # ------------------------------------------------------------------ channels
 
-    def _engineering(self, raw: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-        """Calibrated fields (enum codes as int64), then the derived channels (float64)."""
+    def _engineering(
+        self, raw: dict[str, np.ndarray], n: int, counts: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Calibrated fields (enum codes as int64), then the derived channels (float64). The
+        elements a variable-length array does not have are NaN (limits see them as invalid,
+        which an array's worst state ignores unless every element is)."""
         eng: dict[str, np.ndarray] = {}
         for f in self._fields:
             eng[f.name] = raw[f.name].astype(np.int64) if f.enum else calibrate(raw[f.name], f.cal)
+            if f.name == self._variable and not f.enum:
+                eng[f.name][_absent(eng[f.name], counts)] = np.nan
         for name, expr in self._derived:
             v = expr.evaluate(eng)
             if v.shape != (n,):
@@ -430,9 +485,10 @@ class Processor:
         return eng
 
     def _limits(
-        self, eng: dict[str, np.ndarray], t: np.ndarray, n: int
+        self, eng: dict[str, np.ndarray], t: np.ndarray, n: int, counts: np.ndarray
     ) -> tuple[dict[str, np.ndarray], list[_Events]]:
-        """The state column of every limited channel, and its transitions as events."""
+        """The state column of every limited channel, and its transitions as events. A packet
+        whose variable-length array is empty has nothing out of limits: nominal."""
         states: dict[str, np.ndarray] = {}
         events: list[_Events] = []
         for name, plan in self._plan.limits.items():
@@ -444,6 +500,8 @@ class Processor:
             )
             per_value = limit_states(values, plan, ctx)
             col = _worst(per_value)
+            if name == self._variable:
+                col[counts == 0] = NOMINAL
             prev = self.state.limit_states.get(name, NOMINAL)
             tr = transitions(col, prev)
             states[name] = col
@@ -507,23 +565,38 @@ class Processor:
     # ------------------------------------------------------------------ tables
 
     def _raw_table(
-        self, buf: np.ndarray, starts: np.ndarray, t: np.ndarray, recv: np.ndarray, seq: np.ndarray
+        self,
+        buf: np.ndarray,
+        items: Packets,
+        good: np.ndarray,
+        t: np.ndarray,
+        recv: np.ndarray,
+        seq: np.ndarray,
     ) -> pa.Table:
+        starts = items.start[good]
         n, size = starts.shape[0], self._length
         if n * size > np.iinfo(np.int32).max:
             raise InputError(
-                f"{n} packets of {size} octets: more than 2 GiB in one batch; split it"
+                f"{n} packets of up to {size} octets: more than 2 GiB in one batch; split it"
             )
-        # Every accepted packet has the profile's length: view the buffer as overlapping
-        # records of that size starting at every octet, and gather the packets in one copy.
-        if buf.shape[0] >= size:
+        if self._variable is not None:  # each packet its own length: gather by octet index
+            lengths = items.length[good]
+            ends = np.cumsum(lengths)
+            data = buf[
+                np.repeat(starts - (ends - lengths), lengths) + np.arange(ends[-1] if n else 0)
+            ]
+            offsets = np.concatenate([[0], ends]).astype(np.int32)
+        elif buf.shape[0] >= size:
+            # Every accepted packet has the profile's length: view the buffer as overlapping
+            # records of that size starting at every octet, and gather the packets in one copy.
             records = np.ndarray(
                 (buf.shape[0] - size + 1,), np.dtype(f"V{size}"), buf.data, strides=(1,)
             )
             data = records[starts].view(np.uint8)
+            offsets = np.arange(n + 1, dtype=np.int32) * np.int32(size)
         else:
             data = np.empty(0, np.uint8)
-        offsets = np.arange(n + 1, dtype=np.int32) * np.int32(size)
+            offsets = np.zeros(n + 1, np.int32)
         binary = pa.Array.from_buffers(
             pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
         )
@@ -545,6 +618,7 @@ class Processor:
         eng: dict[str, np.ndarray],
         states: dict,
         raw: dict[str, np.ndarray],
+        counts: np.ndarray,
     ) -> pa.Table:
         columns: list[pa.Array] = []
         for f in self.schema:
@@ -560,15 +634,21 @@ class Processor:
                 if pa.types.is_fixed_size_list(f.type):
                     flat = pa.array(v.reshape(-1), type=f.type.value_type)
                     columns.append(pa.FixedSizeListArray.from_arrays(flat, type=f.type))
+                elif pa.types.is_list(f.type):  # the variable-length array: its elements only
+                    flat = pa.array(v[~_absent(v, counts)], type=f.type.value_type)
+                    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+                    columns.append(pa.ListArray.from_arrays(offsets, flat, type=f.type))
                 else:
                     columns.append(pa.array(v, type=f.type))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def _rollups(self, eng: dict[str, np.ndarray], t: np.ndarray) -> pa.Table:
+    def _rollups(self, eng: dict[str, np.ndarray], t: np.ndarray, counts: np.ndarray) -> pa.Table:
         names = self._rolled
         if not t.size or not names or not self._widths_s:
             return ROLLUPS.empty_table()
-        values = [_row_mean(eng[name]) for name in names]
+        values = [
+            _row_mean(eng[name], counts if name == self._variable else None) for name in names
+        ]
         widths = [w * wire.NS for w in self._widths_s]
         bucket, count, lo, hi, total, first, last, sizes = rollup_many(t, values, widths)
         return pa.Table.from_arrays(
@@ -644,14 +724,20 @@ class Processor:
         return f"{len(item)} octets, a {self.instrument.id} packet has {self._length}"
 
     def _latest(
-        self, t: np.ndarray, seq: np.ndarray, eng: dict[str, np.ndarray], states: dict
+        self,
+        t: np.ndarray,
+        seq: np.ndarray,
+        eng: dict[str, np.ndarray],
+        states: dict,
+        counts: np.ndarray,
     ) -> dict[str, object]:
         if not t.size:
             return {}
         enums = {f.name: f.enum for f in self._fields if f.enum}
         values: dict[str, object] = {}
         for name in self.instrument.channels:
-            v = eng[name][-1].tolist()
+            last = eng[name][-1]
+            v = (last[: counts[-1]] if name == self._variable else last).tolist()
             if name in enums:
                 label = enums[name]
                 values[name] = (
@@ -837,9 +923,19 @@ def _events_table(parts: list[_Events], channels: Sequence[str]) -> pa.Table:
     )
 
 
-def _row_mean(v: np.ndarray) -> np.ndarray:
+def _absent(v: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Where a variable-length array (n, most) has no element: column >= the row's count."""
+    return np.arange(v.shape[1]) >= counts[:, None]
+
+
+def _row_mean(v: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
     """The mean of each row (a 1-D array as it is): the columns added in order, then divided;
-    numpy's ``mean(axis=1)`` over rows of a few elements is several times slower."""
+    numpy's ``mean(axis=1)`` over rows of a few elements is several times slower. With
+    ``counts`` (a variable-length array, NaN past each count), the mean of the elements a row
+    has; NaN for a row of none."""
+    if counts is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, np.nansum(v, axis=1) / counts, np.nan)
     if v.ndim == 1:
         return v
     out = v[:, 0].copy()
@@ -920,12 +1016,13 @@ def split_batch(
     return buf, ends - sizes, split_frames(buf, ends - sizes, ends, known, lengths)
 
 
-def apid_tables(lengths: Mapping[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def apid_tables(profiles: Iterable[Profile]) -> tuple[np.ndarray, np.ndarray]:
     """The ``known`` and ``lengths`` tables of ``pipelines.frames.split_frames`` for these
-    APIDs and their packet lengths: a bad header resyncs on the next packet of one of them."""
+    profiles' APIDs: a bad header resyncs on the next packet of one of them, at its packet
+    length (any length for a packet with a variable-length array)."""
     known, table = np.zeros(APIDS, np.bool_), np.zeros(APIDS, np.int64)
-    for apid, length in lengths.items():
-        known[apid], table[apid] = True, length
+    for p in profiles:
+        known[p.apid], table[p.apid] = True, 0 if p.variable else p.packet_length
     return known, table
 
 

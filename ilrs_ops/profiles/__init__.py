@@ -21,6 +21,7 @@ from ilrs_ops.profiles._plan import ProcessingPlan, calibration_plan, compile_pl
 from ilrs_ops.profiles._schema import (
     ID,
     ID_HINT,
+    REST,
     TIME_KEYS,
     Calibration,
     Derived,
@@ -39,6 +40,7 @@ __all__ = [
     "HEADER_FIELDS",
     "ID",
     "ID_HINT",
+    "REST",
     "TIME_KEYS",
     "Calibration",
     "Catalog",

@@ -10,6 +10,7 @@ from ilrs_ops.errors import ExpressionError, InputError
 from ilrs_ops.profiles._enum import Enumeration, parse_key
 from ilrs_ops.profiles._expr import FUNCTIONS, parse
 from ilrs_ops.profiles._schema import (
+    REST,
     TIME_KEYS,
     Calibration,
     FieldSpec,
@@ -42,6 +43,7 @@ def check_profile(p: Profile) -> list[Finding]:
         *_check_bits(p),
         *_check_names(p),
         *_check_subfields(p),
+        *_check_variable(p),
         *_check_fields(p),
         *_check_derived(p),
         *_check_detectors(p),
@@ -226,6 +228,68 @@ def _check_byte_order(f: FieldSpec, bits: int, loc: tuple) -> Iterator[Finding]:
                 f"{bits}, {bits % 8} bit(s) into an octet",
                 "align it with a spare field, or use endian: big",
             )
+
+
+def _check_variable(p: Profile) -> Iterator[Finding]:
+    """A variable-length array: one per packet, its count from an unsigned scalar before it
+    (or ``rest``), and octet-aligned elements when fields follow it (they move per packet)."""
+    seen: str | None = None
+    before: dict[str, FieldSpec] = {}
+    for i, f in enumerate(p.fields):
+        if f.is_variable and seen is not None:
+            yield (
+                ("fields", i, "count_from"),
+                f"'{seen}' is already the variable-length array of this packet",
+                "one array per packet may vary in length; give this one a fixed count",
+            )
+        elif f.is_variable:
+            yield from _check_one_variable(p, f, i, before)
+            seen = f.name
+        before[f.name] = f
+
+
+def _check_one_variable(
+    p: Profile, f: FieldSpec, i: int, before: dict[str, FieldSpec]
+) -> Iterator[Finding]:
+    loc = ("fields", i)
+    if f.count is None:
+        yield (
+            (*loc, "count_from"),
+            "a variable-length array needs count: N, the most elements a packet carries",
+            "add count: N (packet_length is then the length of the longest packet)",
+        )
+    if f.is_subfield:
+        yield ((*loc, "count_from"), "a sub-field has a fixed size", "remove count_from")
+    if f.sample_rate_hz is not None:
+        yield (
+            (*loc, "sample_rate_hz"),
+            "samples of successive packets join up only at a fixed count",
+            "remove sample_rate_hz, or give the array a fixed count",
+        )
+    if f.count_from != REST:
+        src = before.get(f.count_from or "")
+        if src is None or src.count is not None or src.base != "u" or src.is_variable:
+            scalars = sorted(n for n, g in before.items() if g.count is None and g.base == "u")
+            what = (
+                "not a field listed before it"
+                if src is None
+                else f"{src.type}{'[]' if src.count else ''}, not an unsigned scalar"
+            )
+            yield (
+                (*loc, "count_from"),
+                f"'{f.count_from}' is {what}",
+                f"name the unsigned field that holds the count: {scalars}, or 'rest'"
+                if scalars
+                else "name an unsigned field listed before it that holds the count, or 'rest'",
+            )
+    after = [g.name for g in p.fields[i + 1 :] if not g.is_subfield]
+    if after and f.width % 8:
+        yield (
+            (*loc, "type"),
+            f"fields after a variable-length array move with its length, and must stay on "
+            f"octet boundaries, but {f.type} elements are not whole octets ({after[0]!r} follows)",
+            "use elements of whole octets (u8, i16, f32...), or list the array last",
+        )
 
 
 def _check_subfields(p: Profile) -> Iterator[Finding]:

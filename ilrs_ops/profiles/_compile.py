@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ilrs_ops.profiles._schema import FieldSpec, Profile, TimeCode
+from ilrs_ops.profiles._schema import REST, FieldSpec, Profile, TimeCode
 from pipelines.layout import FLOAT32, FLOAT64, MAX_OCTETS, SIGNED, UNSIGNED, Layout, octet_row
 
 #: The CCSDS primary header as ordinary fields: (name, bits).
@@ -88,7 +88,10 @@ def compile_layout(p: Profile) -> Layout:
         add(f.name, k, f.width, f.count or 1, bit, f.byte_order)
         placed[f.name] = (bit, f)
         bit += f.width * (f.count or 1)
+    var = p.variable
     return Layout(
+        var_field=names.index(var.name) if var else -1,
+        count_field=names.index(var.count_from) if var and var.count_from != REST else -1,
         packet_length=p.packet_length,
         names=tuple(names),
         field_slot=np.array(field_slot, dtype=np.int64),

@@ -210,13 +210,24 @@ class SimSpec(_Model):
     period_s: float | None = Field(None, gt=0)
 
 
+#: ``count_from: rest``: the array takes as many elements as the rest of the packet holds.
+REST = "rest"
+
+
 class FieldSpec(_Model):
     """One value in the packet's user data field, in packet order, bit-packed; or, with ``of``
     and ``bit``, a sub-field: bits of an earlier field, read again as a channel of their own."""
 
     name: Name
     type: str
-    count: int | None = Field(None, ge=1, le=4096, description="fixed array length")
+    count: int | None = Field(
+        None, ge=1, le=4096, description="array length (the most, with count_from)"
+    )
+    count_from: Name | None = Field(
+        None,
+        description="a variable-length array: the earlier unsigned field that holds its element "
+        "count, or 'rest' (as many elements as the rest of the packet holds)",
+    )
     endian: str = Field(
         "big",
         description="big, little, or a byte order such as 3412 (the digits 1..n of the field's "
@@ -268,6 +279,11 @@ class FieldSpec(_Model):
     def is_subfield(self) -> bool:
         """Bits of another field (``of``), not bits of its own: it does not move the cursor."""
         return self.of is not None
+
+    @property
+    def is_variable(self) -> bool:
+        """An array whose element count each packet gives (``count`` is then the most)."""
+        return self.count_from is not None
 
     @property
     def byte_order(self) -> tuple[int, ...] | None:
@@ -337,7 +353,12 @@ class Profile(_Model):
     apid: int = Field(
         ge=0, le=0x7FD, description="0x7FE is the simulator's stray APID, 0x7FF the idle APID"
     )
-    packet_length: int = Field(ge=7, le=65542, description="octets, primary header included")
+    packet_length: int = Field(
+        ge=7,
+        le=65542,
+        description="octets, primary header included; with a variable-length array, the "
+        "longest packet (the array at its count)",
+    )
     expected_period_s: float = Field(gt=0)
     time: TimeCode
     fields: list[FieldSpec] = Field(min_length=1)
@@ -358,3 +379,8 @@ class Profile(_Model):
         if self.order is not None:
             return self.order
         return "arrival" if self.time.code == "none" else "time"
+
+    @property
+    def variable(self) -> FieldSpec | None:
+        """The variable-length array (``count_from``), if the packet has one."""
+        return next((f for f in self.fields if f.is_variable), None)

@@ -104,8 +104,8 @@ def _chunk(
 ) -> int:
     """Process the whole items of ``data``; returns the octets used (the rest is carried)."""
     buf = np.frombuffer(data, np.uint8)
-    lengths = {a: inst.profile.packet_length for a, inst in routes.items()}
-    items = split_frames(buf, np.array([0]), np.array([buf.shape[0]]), *apid_tables(lengths))
+    tables = apid_tables(inst.profile for inst in routes.values())
+    items = split_frames(buf, np.array([0]), np.array([buf.shape[0]]), *tables)
     n = len(items)
     if n and not eof:
         # The last item may be a packet the chunk end cut: carry it over whole.

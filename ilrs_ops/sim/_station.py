@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc, utc_ns_to_tai58_ns
-from ilrs_ops.profiles import Instrument, TimeCode, calibrate, field_bits
+from ilrs_ops.profiles import REST, Instrument, TimeCode, calibrate, field_bits
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._models import NS, Channel, RawConverter
@@ -73,7 +73,9 @@ class Module:
         return vals
 
     def encode(self, t_ns: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
-        """Packets (n * packet_length octets) carrying ``values`` at ``t_ns``."""
+        """Packets carrying ``values`` at ``t_ns`` (n * packet_length octets, unless the packet
+        has a variable-length array: then as long as its count field says, or at its most for
+        an array to the rest of the packet)."""
         n = t_ns.shape[0]
         p = self.profile
         seq = (np.arange(self.index, self.index + n) % SEQ_COUNT_MODULO).astype(np.int64)
@@ -109,15 +111,25 @@ class Module:
         widths = {f.name: f.width for f in p.fields}
         for name, v in time_columns(p.time, t_ns).items():
             cols[name] = v % (1 << widths[name]) if widths[name] < 63 else v
-        buf = encode(self.instrument.layout, cols, n)
+        layout = self.instrument.layout
+        counts = None
+        if p.variable is not None:
+            counts = np.full(n, layout.var_slots[1], np.int64)
+            if p.variable.count_from != REST:  # the count field's value, as far as it fits
+                counts = np.clip(np.asarray(cols[p.variable.count_from], np.int64), 0, counts)
+                cols[p.variable.count_from] = counts
+            cols["_length"] = layout.lengths(counts) - 7
+        buf = encode(layout, cols, n, counts)
         if p.integrity is not None:  # the module's own CRC or checksum, as real ones send it
-            at = field_bits(p)[p.integrity.field][0] // 8
-            size = p.packet_length
-            value = checks(buf, np.arange(n) * size, p.integrity.start, at, p.integrity.check)
+            lengths = cols["_length"] + 7
+            starts = np.cumsum(lengths) - lengths
+            at = np.full(n, field_bits(p)[p.integrity.field][0] // 8)
+            if layout.moves(p.integrity.field):  # after the variable-length array
+                at += lengths - p.packet_length
+            value = checks(buf, starts, p.integrity.start, at, p.integrity.check)
             octets = WIDTH[p.integrity.check] // 8
-            rows = buf.reshape(n, size)
             for j in range(octets):
-                rows[:, at + j] = (value >> np.uint64(8 * (octets - 1 - j))) & np.uint64(0xFF)
+                buf[starts + at + j] = (value >> np.uint64(8 * (octets - 1 - j))) & np.uint64(0xFF)
         return buf
 
     def next_batch(self, n: int) -> Batch:
@@ -125,10 +137,12 @@ class Module:
         t = self.times(n)
         buf = self.encode(t, self.values(t))
         self.index += n
-        size = self.profile.packet_length
         out: list[bytes] = []
+        at = 0
         for i in range(n):
-            out.extend(self._faulty(bytes(buf[i * size : (i + 1) * size]), int(t[i])))
+            size = (int(buf[at + 4]) << 8 | int(buf[at + 5])) + 7  # its length field
+            out.extend(self._faulty(bytes(buf[at : at + size]), int(t[i])))
+            at += size
         return Batch(out, t)
 
     def flush(self) -> list[bytes]:
