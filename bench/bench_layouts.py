@@ -1,6 +1,6 @@
 """What the real-mission profile features cost: packets through the whole Processor (split,
-route, integrity check, decode, sequence, calibrate, limits, rollups) for a CRC-checked and
-an arrival-ordered profile, against the fixed-layout rover in the same run.
+route, integrity check, decode, sequence, calibrate, limits, rollups) for a CRC-checked, an
+arrival-ordered and a variable-length profile, against the fixed-layout rover in the same run.
 
 Run: .venv/bin/python bench/bench_layouts.py [n_packets]   (default 200,000 per profile)
 
@@ -47,9 +47,16 @@ def rate(inst: Instrument, frames: list[bytes], n: int, repeat: int = 3) -> floa
     return n / best
 
 
+def fixed_twin(inst: Instrument) -> Instrument:
+    """The same profile with its variable-length array at a fixed count (its most)."""
+    fields = [f.model_copy(update={"count_from": None}) for f in inst.profile.fields]
+    return Instrument(inst.profile.model_copy(update={"fields": fields}), inst.path)
+
+
 def main(n: int) -> None:
     station = load_catalog([ROOT / "hardware_profiles"]).instruments
     missions = load_catalog([ROOT / "tests" / "data" / "missions"]).instruments
+    wave = load_catalog([ROOT / "tests" / "data" / "v2_profiles"]).instruments["acme-wave"]
     rover = station["sup-rover-1"]
     arrival = Instrument(rover.profile.model_copy(update={"order": "arrival"}), rover.path)
     cases = [
@@ -57,6 +64,8 @@ def main(n: int) -> None:
         ("rover, order: arrival (fingerprints)", arrival),
         ("narit space weather (CRC-16)", station["narit-space-weather"]),
         ("Europa Clipper ECM FG3 (CRC-16, 1508 octets, J2000 CUC)", missions["nasa-ecm-fg3"]),
+        ("wave probe (0..64 x i16 by a count field, CRC-16)", wave),
+        ("wave probe twin, count fixed at 64 (what variable costs)", fixed_twin(wave)),
     ]
     print(f"{n:,} packets per profile, {PER_FRAME} per frame; best of 3")
     base = None
@@ -64,7 +73,7 @@ def main(n: int) -> None:
         frames = frames_of(inst, n)
         r = rate(inst, frames, n)
         base = base or r
-        mb = r * inst.profile.packet_length / 1e6
+        mb = r * sum(map(len, frames)) / n / 1e6  # octets as sent: variable lengths too
         print(f"  {label:<62}{r:>12,.0f} pkt/s {mb:8.1f} MB/s   {r / base:5.2f}x rover")
 
 
