@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ def decode(tmp: Path, catalog: Catalog, file: Path) -> tuple[dict[str, pa.Table]
     with Store(rec.path) as store:
         summary = import_packets(file, Recorder(store, catalog), catalog.by_apid)
     with History.at(rec.path, catalog) as history:
-        tables = {i: history.query(i, None, *ALL) for i in summary.decoded}
+        tables = {i: history.query(i, None, *ALL, raw=True) for i in summary.decoded}
     return tables, summary
 
 
@@ -347,8 +348,8 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "hk.csv:8: CSV (BAD): byte order '2143' on 16 bits at bit 216 (a byte order moves the "
         "whole octets of a byte-aligned field); not mapped: kept as spare bits (16 bits",
         "hk.csv:9: CSV (LABEL): a string; kept as spare bits (16 bits",
-        "hk.csv:11: CSV (DATA): an array that grows to fill the packet; not mapped",
-        "hk.csv:11: CSV: 1 field(s) after a field of variable size (AFTER); not mapped",
+        "hk.csv:1: CSV hk (data): an array of variable length (count_from: rest); count: 4096 "
+        "at most, the most a space packet holds",
     ]:
         assert expected in report, expected
     profile = read_back(tmp_path, made)
@@ -364,8 +365,11 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         ("bad", "u16", None, "big", True),
         ("label", "u16", None, "big", True),
         ("rate", "f32", None, "big", False),
+        ("data", "u8", 4096, "big", False),  # to the rest of the packet: count_from rest
+        ("after", "u8", None, "big", False),  # moves with it
     ]
-    assert (profile.apid, profile.packet_length) == (7, 35)
+    assert profile.fields[-2].count_from == "rest"
+    assert (profile.apid, profile.packet_length) == (7, 35 + 4096 + 1)
 
 
 @pytest.mark.parametrize(
@@ -478,3 +482,42 @@ def test_options_are_checked_before_anything_is_read(tmp_path: Path) -> None:
     again = runner.invoke(app, ok)  # the file is there now: refused unless --force
     assert again.exit_code == 1 and "exist(s) already" in again.output
     assert runner.invoke(app, [*ok, "--force"]).exit_code == 0
+
+
+@pytest.mark.parametrize("shape", ["N", "expand"])
+def test_a_ccsdspy_variable_length_csv_imports_and_decodes_as_ccsdspy(
+    tmp_path: Path, shape: str
+) -> None:
+    from ccsdspy import PacketArray, PacketField, VariableLength
+
+    sizes = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55]
+    file = tmp_path / "var.bin"
+    packets = []
+    for k, n in enumerate(sizes):  # N, N words counting up from N, a footer: ccsdspy's layout
+        body = struct.pack(f">H{n}HH", n, *range(n, 2 * n), 0xA5A5 ^ k)
+        packets.append(struct.pack(">HHH", 0x0123, 0xC000 | k, len(body) - 1) + body)
+    file.write_bytes(b"".join(packets))
+    csv = tmp_path / "var.csv"
+    csv.write_text(f"name,data_type,bit_length\nN,uint,16\nDATA,uint({shape}),16\nFOOTER,uint,16\n")
+    out = tmp_path / "profiles"
+    done = cli("profiles", "import", csv, "--partner", "t", "--apid", "0x123", "--out", out,
+               "--sample", file)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "an array of variable length" in done.stdout and "count: 55 at most" in done.stdout
+    catalog = load_catalog([out])
+    (inst,) = catalog
+    assert inst.profile.variable is not None
+    assert inst.profile.variable.count_from == ("n" if shape == "N" else "rest")
+    tables, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {}
+    tm = tables[inst.id]
+    theirs = VariableLength(
+        [
+            PacketField(name="N", data_type="uint", bit_length=16),
+            PacketArray(name="DATA", data_type="uint", bit_length=16, array_shape=shape),
+            PacketField(name="FOOTER", data_type="uint", bit_length=16),
+        ]
+    ).load(file)
+    assert tm.column("data__raw").to_pylist() == [a.tolist() for a in theirs["DATA"]]
+    assert tm.column("footer__raw").to_pylist() == theirs["FOOTER"].tolist()
+    assert tm.column("n__raw").to_pylist() == theirs["N"].tolist() == sizes

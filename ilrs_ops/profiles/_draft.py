@@ -20,7 +20,7 @@ from typing import Any
 
 from ilrs_ops.errors import InputError
 from ilrs_ops.profiles._expr import FUNCTIONS
-from ilrs_ops.profiles._schema import ID, NAME, TimeCode
+from ilrs_ops.profiles._schema import ID, NAME, REST, TimeCode
 
 HEADER_BITS = 48
 MAX_WIDTH = 64
@@ -107,6 +107,9 @@ class Mapped:
     calibration: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None  # ``when`` entries name the context by origin
     name: str = ""
+    #: A variable-length array: the origin of its count field, or ``rest``; ``count`` (the
+    #: most elements) is decided when the draft is finished.
+    count_from: str | None = None
 
     @property
     def bits(self) -> int:
@@ -189,10 +192,11 @@ def finish(
     notes += draft.notes
     renamed = _name_fields(fields, notes, where, subject, lead)
     _resolve_contexts(fields, notes, where, subject)
+    variable = _size_variable(fields, 8 * opts.time.octets, lengths, notes, where, subject)
     bits = HEADER_BITS + 8 * opts.time.octets + sum(f.bits for f in fields)
     taken = {f.name for f in fields}
     octets = math.ceil(bits / 8)
-    if lengths:
+    if lengths and not variable:
         octets = _against_sample(draft, bits, octets, lengths, fields, taken, notes)
     end = HEADER_BITS + 8 * opts.time.octets + sum(f.bits for f in fields)
     if end % 8:
@@ -406,6 +410,63 @@ def _resolve_contexts(
             f.limits = None
 
 
+def _size_variable(
+    fields: list[Mapped],
+    time_bits: int,
+    lengths: Counter[int] | None,
+    notes: list[ImportNote],
+    where: str,
+    subject: str,
+) -> bool:
+    """Give the variable-length array (if any) our name of its count field and its most
+    elements: enough for the sample's longest packet, or the most a space packet holds."""
+    var = next((f for f in fields if f.count_from is not None), None)
+    if var is None:
+        return False
+    if var.count_from != REST:
+        at = fields.index(var)
+        src = next((f for f in fields[:at] if f.origin == var.count_from), None)
+        if src is None or src.count is not None or src.type[0] != "u":
+            add_note(
+                notes,
+                ImportNote(
+                    where,
+                    subject,
+                    f"an array sized by {var.count_from}, not an unsigned field before it",
+                    "sized by the rest of the packet instead (count_from: rest)",
+                    (var.name,),
+                ),
+            )
+            var.count_from = REST
+        else:
+            var.count_from = src.name
+    width = int(var.type[1:])
+    fixed = HEADER_BITS + time_bits + sum(f.bits for f in fields if f is not var)
+    if lengths:
+        longest = max(lengths)
+        most = max(1, (8 * longest - fixed) // width)
+        why = f"enough for the sample's longest packet ({longest} octets)"
+    else:
+        most = (8 * 65542 - fixed) // width
+        why = "the most a space packet holds; no sample to say how many the instrument sends"
+    most = max(1, min(most, MAX_COUNT))
+    last = fields[-1] is var
+    while last and width % 8 and (fixed + most * width) % 8 and most > 1:
+        most -= 1  # the longest packet in whole octets: elements narrower than octets
+    var.count = most
+    add_note(
+        notes,
+        ImportNote(
+            where,
+            subject,
+            f"an array of variable length (count_from: {var.count_from})",
+            f"count: {most} at most, {why}; lower it to the instrument's most",
+            (var.name,),
+        ),
+    )
+    return True
+
+
 def _against_sample(
     draft: Draft,
     bits: int,
@@ -469,7 +530,7 @@ def _against_sample(
 def field_data(f: Mapped) -> dict[str, Any]:
     """The field as the profile's YAML has it (the keys a person would write, in that order)."""
     item: dict[str, Any] = {"name": f.name, "type": f.type}
-    for key in ("count", "units", "enum", "calibration", "limits", "description"):
+    for key in ("count", "count_from", "units", "enum", "calibration", "limits", "description"):
         if getattr(f, key) is not None:
             item[key] = getattr(f, key)
     if f.endian != "big":

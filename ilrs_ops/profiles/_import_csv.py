@@ -25,6 +25,7 @@ from ilrs_ops.profiles._draft import (
     add_note,
     spares,
 )
+from ilrs_ops.profiles._schema import REST
 
 REQUIRED = ("name", "data_type", "bit_length")
 OPTIONAL = ("bit_offset", "byte_order")
@@ -84,6 +85,16 @@ def read_csv(path: Path, apid: int | None) -> Draft:
     for line, row in numbered[1:]:
         if len(row) < len(head):
             row = row + [""] * (len(head) - len(row))
+        if any(f.count_from for f in fields) and "bit_offset" in col and row[col["bit_offset"]]:
+            notes.append(
+                ImportNote(
+                    f"{path.name}:{line}",
+                    "CSV",
+                    f"a bit_offset of {row[col['name']]} after a variable-length array",
+                    "not read: the fields after the array move with its length",
+                )
+            )
+            row = [*row[: col["bit_offset"]], "", *row[col["bit_offset"] + 1 :]]
         mapped, bit, stop = _row(name, path.name, line, row, col, bit, fields, notes)
         fields += mapped
         if stop:
@@ -141,16 +152,29 @@ def _row(
         add_note(notes, ImportNote(where, "CSV", construct, action, (origin,)))
 
     count = None
+    var_from: str | None = None  # a variable-length array: the count's field, or rest
     if shape is not None:
         dims = [d.strip() for d in shape.split(",")]
         if all(d.isdigit() for d in dims) and dims:
             count = math.prod(int(d) for d in dims)
             if len(dims) > 1:
                 note(f"an array of shape ({shape})", f"flattened to count {count} (row-major)")
-        else:
+        elif (
+            any(f.count_from for f in fields)
+            or len(dims) > 1
+            or kind in ("str", "fill")
+            or width > MAX_WIDTH
+            or (kind == "float" and width not in (32, 64))
+            or ("byte_order" in col and row[col["byte_order"]].lower() not in ("", "big"))
+        ):
             why = "grows to fill the packet" if shape == "expand" else f"sized by field {shape}"
-            note(f"an array that {why}", "not mapped: its size is not fixed (variable length)")
+            note(
+                f"an array that {why}",
+                "not mapped: one array per packet may vary in length, of numbers",
+            )
             return [], bit, True
+        else:
+            var_from = REST if shape == "expand" else shape
     gap: list[Mapped] = []
     if "bit_offset" in col and row[col["bit_offset"]]:
         at = _int(file, line, row[col["bit_offset"]], "bit_offset", origin, low=0)
@@ -217,6 +241,8 @@ def _row(
         return [*gap, *spares(origin, total)], end, False
     t = {"uint": "u", "int": "i", "float": "f"}[kind] + str(width)
     endian = order if digits else "little" if little else "big"
+    if var_from is not None:
+        return [*gap, Mapped(origin, t, endian=endian, count_from=var_from)], end, False
     out = []
     left, k = count, 0
     while True:
