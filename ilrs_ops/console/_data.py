@@ -365,7 +365,7 @@ def jsonable_dict(d: dict[str, Any]) -> dict[str, Any]:
 
 def _units(inst: Instrument) -> dict[str, str | None]:
     p = inst.profile
-    return {f.name: f.units for f in p.fields if not f.ignore} | {
+    return {f.name: f.units for f in p.channel_fields if not f.ignore} | {
         d.name: d.units for d in p.derived
     }
 
@@ -378,7 +378,7 @@ def _limits(limits: Any) -> dict[str, Any] | None:
 
 def _channels(inst: Instrument) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for f in inst.profile.fields:
+    for f in inst.profile.channel_fields:
         if f.ignore:
             continue
         out.append(

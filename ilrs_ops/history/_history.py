@@ -393,7 +393,7 @@ class History:
             rollup_s = None
         else:
             raise InputError(f"source {source!r}: use 'auto', 'rollups' or 'telemetry'")
-        enums = {f.name for f in inst.profile.fields if f.enum}
+        enums = {f.name for f in inst.profile.channel_fields if f.enum}
         rolled = [c for c in names if c not in enums] if rollup_s else []
         direct = [c for c in names if c not in rolled]
         result: dict[str, Buckets] = {}
