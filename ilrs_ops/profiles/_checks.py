@@ -324,7 +324,7 @@ def _check_fields(p: Profile) -> Iterator[Finding]:
                 "give each field its own name",
             )
         seen.add(f.name)
-        for axis in f.axis_names if f.axes else ():
+        for axis in dict.fromkeys(f.axis_names) if f.axes else ():  # an axis twice: below
             if axis in declared or axis in FUNCTIONS or len(axis) > 63:
                 what = (
                     "longer than 63 characters"
@@ -481,17 +481,18 @@ def _check_axes(f: FieldSpec, loc: tuple) -> Iterator[Finding]:
         )
     if not f.axes:
         return
-    if f.count is None:
-        yield (
-            (*loc, "axes"),
-            "a 2-D array needs count: the samples of each axis",
-            f"add count: N (N samples x {len(f.axes)} axes)",
-        )
     if f.is_subfield or f.is_octets:
         yield (
             (*loc, "axes"),
             f"a {'sub-field' if f.is_subfield else f.type + ' field'} cannot have axes",
             "give axes to an integer or float field of its own bits",
+        )
+        return
+    if f.count is None:
+        yield (
+            (*loc, "axes"),
+            "a 2-D array needs count: the samples of each axis",
+            f"add count: N (N samples x {len(f.axes)} axes)",
         )
     twice = sorted({a for a in f.axes if f.axes.count(a) > 1})
     if twice:
