@@ -225,3 +225,16 @@ def test_an_inline_profile_with_every_new_kind_round_trips() -> None:
         bit = 8 * size - (96 + 40 + 3) - 24  # shift that puts blob's bits at the bottom
         assert b == ((packet >> bit) & 0xFFFFFF).to_bytes(3, "big")
     assert tm.column("v_p").to_pylist() == [[k] * 3 for k in range(4)]
+
+
+def test_octets_are_no_clock_no_check_and_no_parent() -> None:
+    with pytest.raises(ProfileError, match=r"'big' is u96\b.*not an integer"):
+        profile(["{name: big, type: u96}"], 24, time="{code: counter, seconds: big}")
+    with pytest.raises(
+        ProfileError, match=r"crc16-ccitt-false needs .* u16 field; 'tag' is string"
+    ):
+        profile(["{name: tag, type: string, length: 2}"], 14,
+                tail="integrity: {check: crc16-ccitt-false, field: tag}\n")  # fmt: skip
+    with pytest.raises(ProfileError, match=r"'b_x' is not a field of this profile"):
+        block = "{name: b, type: u8, count: 1, axes: [x]}"
+        profile([block, "{name: s, type: u1, of: b_x, bit: 0}"], 13)
