@@ -8,13 +8,16 @@ and axes.yaml; random layouts with all of them: tests/test_profiles_v2.py.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from ilrs_ops.console import create_token
 from ilrs_ops.errors import InputError
 from ilrs_ops.history import History
 from ilrs_ops.processing import Processor, ProcessState
@@ -23,6 +26,7 @@ from pipelines.decode import decode
 from pipelines.encode import encode
 from tests.conftest import DATA
 from tests.inline import START_NS, instrument, process, profile, simulated
+from tests.test_console_replay import serving
 
 #: The test magnetometer: two strings, a u96, a blob, 10 x 3 interleaved and 2 x 2 planar.
 MAG = load_catalog([DATA / "v2_profiles"]).instruments["acme-mag"]
@@ -238,3 +242,35 @@ def test_octets_are_no_clock_no_check_and_no_parent() -> None:
     with pytest.raises(ProfileError, match=r"'b_x' is not a field of this profile"):
         block = "{name: b, type: u8, count: 1, axes: [x]}"
         profile([block, "{name: s, type: u1, of: b_x, bit: 0}"], 13)
+
+
+def test_the_console_serves_text_and_octets_as_json_and_csv(tmp_path: Path) -> None:
+    """Through a real console: the telemetry JSON gives text as text and octets as hex, the
+    CSV export hex too (CSV is text; octets that are not UTF-8 would not be)."""
+    n = 20
+    data = simulated(MAG, n)
+    catalog = load_catalog([DATA / "v2_profiles"])
+    with History.at(tmp_path / "data", catalog) as history:
+        history.store.wal(MAG.id).append(np.array([START_NS + n * NS]), MAG.topic(), [data])
+        want = history.query(MAG.id, ["label", "dump", "events"], START_NS, START_NS + n * NS)
+    tokens = tmp_path / "tokens.yaml"
+    h = {"Authorization": f"Bearer {create_token(tokens, 'desk', 'operator')}"}
+    window = {"start": START_NS, "stop": START_NS + n * NS}
+    root = f"test/test_octets-{os.getpid()}"
+    with serving(tmp_path / "data", tokens, root, profiles=DATA / "v2_profiles") as (url, _):
+        r = httpx.get(f"{url}/api/instruments/{MAG.id}/telemetry", headers=h,
+                      params={**window, "channels": "label,dump,events,b_x"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        cols = r.json()["columns"]
+        assert cols["label"] == ["Grüße"] * n
+        assert cols["dump"] == [b.hex() for b in want.column("dump").to_pylist()]
+        assert cols["events"] == [b.hex() for b in want.column("events").to_pylist()]
+        csv = {**window, "format": "csv", "channels": "label,dump", "raw": "true"}
+        r = httpx.get(f"{url}/api/instruments/{MAG.id}/export", headers=h, params=csv)
+        assert r.status_code == 200, r.text
+        lines = r.text.splitlines()
+        assert lines[0].split(",")[:4] == ['"time"', '"seq"', '"label"', '"dump"']
+        assert f'"{want.column("dump")[0].as_py().hex()}"' in lines[1]
+        r = httpx.get(f"{url}/api/instruments/{MAG.id}/telemetry", headers=h,
+                      params={**window, "channels": "dump", "max_points": 4})  # fmt: skip
+        assert r.status_code == 400 and "no buckets" in r.text

@@ -120,6 +120,8 @@ def column_json(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
     if pa.types.is_timestamp(arr.type):
         return arr.cast(pa.int64()).to_pylist()
     values = arr.to_pylist()
+    if pa.types.is_binary(arr.type) or pa.types.is_fixed_size_binary(arr.type):
+        return [None if v is None else v.hex() for v in values]  # blobs, wide integers, __raw
     if (
         pa.types.is_floating(arr.type)
         or pa.types.is_list(arr.type)
