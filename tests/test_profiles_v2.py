@@ -110,6 +110,8 @@ def random_profiles(draw: st.DrawFn) -> tuple[str, dict]:
             count, n_axes = draw(st.integers(1, 5)), draw(st.integers(1, 3))
             axes = ", ".join("xyz"[:n_axes])
             planar = ", planar: true" if draw(st.booleans()) else ""
+            if width in (16, 32, 64) and not bit % 8 and draw(st.booleans()):
+                planar += ", endian: little"  # each element of each axis reversed
             lines.append(
                 f"{{name: {name}, type: {base}{width}, count: {count}, axes: [{axes}]{planar}}}"
             )
