@@ -78,26 +78,41 @@ def rollup_widths(inst: Instrument) -> tuple[int, ...]:
     return tuple(w for w in ROLLUP_WIDTHS_S if w > inst.profile.expected_period_s)
 
 
+def octets_type(f: FieldSpec) -> pa.DataType:
+    """The channel column of a string (string), bytes (binary) or wide integer field (its
+    exact big-endian octets, fixed_size_binary)."""
+    if f.type == "string":
+        return pa.string()
+    return pa.binary() if f.type == "bytes" else pa.binary(f.width // 8)
+
+
 def telemetry_schema(inst: Instrument) -> pa.Schema:
     """time, seq, then one column per channel (calibrated float64; enum codes as int64; arrays
-    as fixed-size lists, a variable-length array as a list of each packet's elements), then
-    ``{channel}__state`` (int8) for each channel with limits, then
+    as fixed-size lists, a variable-length array as a list of each packet's elements; strings
+    as string, blobs as binary, integers wider than 64 bits as their big-endian octets,
+    fixed_size_binary), then ``{channel}__state`` (int8) for each channel with limits, then
     ``{field}__raw`` for each stored field: its raw value in the field's own type (uint8..64,
-    int8..64, float32/64), exactly the packet's bits, where float64 would round a u64 above
-    2**53 or a float32 NaN's payload."""
+    int8..64, float32/64; the octets of a string, blob or wide integer as fixed_size_binary),
+    exactly the packet's bits, where float64 would round a u64 above 2**53 or a float32 NaN's
+    payload."""
     cols: list[tuple[str, pa.DataType]] = [("time", TIME), ("seq", pa.int16())]
     p = inst.profile
-    for f in p.fields:
+    for f in p.channel_fields:
         if f.ignore:
+            continue
+        if f.is_octets:
+            cols.append((f.name, octets_type(f)))
             continue
         scalar = pa.int64() if f.enum else pa.float64()
         cols.append((f.name, _array_type(scalar, f) if f.count is not None else scalar))
     cols += [(d.name, pa.float64()) for d in p.derived]
-    limited = [f.name for f in p.fields if f.limits and not f.ignore]
+    limited = [f.name for f in p.channel_fields if f.limits and not f.ignore]
     limited += [d.name for d in p.derived if d.limits]
     cols += [(name + STATE_SUFFIX, pa.int8()) for name in limited]
-    for f in p.fields:
-        if not f.ignore:
+    for f in p.channel_fields:
+        if f.is_octets and not f.ignore:
+            cols.append((f.name + RAW_SUFFIX, pa.binary(f.width // 8)))
+        elif not f.ignore:
             native = pa.from_numpy_dtype(inst.layout.field_dtype(f.name))
             cols.append((f.name + RAW_SUFFIX, _array_type(native, f) if f.count else native))
     return pa.schema(cols)

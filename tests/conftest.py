@@ -70,7 +70,10 @@ def reference_fields(profile: Profile) -> list[tuple]:
     """The profile's bit layout for tests/reference.py, derived here by hand from the format:
     48-bit primary header, the time code octets, then the fields bit-packed in order; a
     sub-field reads bits of its parent's value (``bit`` from its most significant bit, in the
-    parent's byte order) and takes no bits of its own."""
+    parent's byte order) and takes no bits of its own. A string, bytes or wide integer field
+    is its octets, one u8 element each; a 2-D array is one field per axis, ``<name>_<axis>``,
+    whose elements lie one sample of every axis apart (interleaved) or follow each other
+    (planar)."""
     header = [
         ("_version", 3),
         ("_type", 1),
@@ -92,8 +95,24 @@ def reference_fields(profile: Profile) -> list[tuple]:
             bit += width
     placed: dict[str, tuple[int, int, str]] = {}
     for f in profile.fields:
+        if f.type in ("string", "bytes") or int(f.type[1:]) > 64:
+            octets = (f.length or 0) if f.type in ("string", "bytes") else int(f.type[1:]) // 8
+            out.append((f.name, bit, 8, "u", "big", octets))
+            bit += 8 * octets
+            continue
         kind = f.type if f.type.startswith("f") else f.type[0]
         width = int(f.type[1:])
+        if f.axes:
+            count, n = f.count or 1, len(f.axes)
+            for a, axis in enumerate(f.axes):
+                if f.planar:
+                    out.append((f"{f.name}_{axis}", bit + a * count * width, width, kind,
+                                f.endian, count))  # fmt: skip
+                else:
+                    out.append((f"{f.name}_{axis}", bit + a * width, width, kind, f.endian,
+                                count, None, n * width))  # fmt: skip
+            bit += width * count * n
+            continue
         if f.of is not None:
             p_bit, p_width, p_order = placed[f.of]
             out.append((f.name, f.bit, width, kind, p_order, f.count, (p_bit, p_width)))

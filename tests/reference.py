@@ -9,9 +9,11 @@ field's value (a sub-field), (name, bit_offset, width, kind, byte_order, count, 
   octets of each element reversed; or a string of digits in ccsdspy's convention: octet k of
   the packet is octet ``int(byte_order[k])`` of the big-endian value, 1 the most significant;
 - without a container, bit offsets count from the first bit of the packet and each element is
-  a value of its own; with ``container`` = (offset, width), the value at bits
-  [offset, offset + width) of the packet, read in ``byte_order``, holds the elements, and
-  ``bit_offset`` counts in that value from its most significant bit.
+  a value of its own, ``stride`` bits after the one before (an 8th item; default ``width``:
+  elements back to back; wider for one axis of a 2-D array whose axes interleave); with
+  ``container`` = (offset, width), the value at bits [offset, offset + width) of the packet,
+  read in ``byte_order``, holds the elements, and ``bit_offset`` counts in that value from its
+  most significant bit.
 
 ``encode_packet`` writes the fields in order and each replaces the bits it covers, so a
 sub-field overwrites its bits of the container written before it.
@@ -76,10 +78,11 @@ def _value(bits: int, width: int, kind: str, float_bits: bool) -> int | float:
     return bits
 
 
-def _elements(field: Field) -> tuple[str, int, int, str, object, int | None, tuple | None]:
+def _elements(field: Field) -> tuple[str, int, int, str, object, int | None, tuple | None, int]:
     name, offset, width, kind, byte_order, count = field[:6]
     container = field[6] if len(field) > 6 else None
-    return name, offset, width, kind, byte_order, count, container
+    stride = field[7] if len(field) > 7 else width
+    return name, offset, width, kind, byte_order, count, container, stride
 
 
 def decode_packet(data: bytes, fields: list[Field], float_bits: bool = False) -> dict:
@@ -89,10 +92,10 @@ def decode_packet(data: bytes, fields: list[Field], float_bits: bool = False) ->
     """
     out: dict = {}
     for field in fields:
-        name, offset, width, kind, byte_order, count, container = _elements(field)
+        name, offset, width, kind, byte_order, count, container, stride = _elements(field)
         values = []
         for j in range(1 if count is None else count):
-            at = offset + j * width
+            at = offset + j * stride
             if container is None:
                 bits = _read(data, at, width, byte_order)
             else:
@@ -108,10 +111,10 @@ def encode_packet(values: dict, fields: list[Field], packet_length: int) -> byte
     """Encode one packet from {name: value or [values]}; float values given as bit patterns."""
     packet = bytearray(packet_length)
     for field in fields:
-        name, offset, width, _kind, byte_order, count, container = _elements(field)
+        name, offset, width, _kind, byte_order, count, container, stride = _elements(field)
         items = [values[name]] if count is None else list(values[name])
         for j, v in enumerate(items):
-            at = offset + j * width
+            at = offset + j * stride
             bits = int(v) & ((1 << width) - 1)
             if container is None:
                 _write(packet, at, width, byte_order, bits)

@@ -238,6 +238,11 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
         assert sorted(seqs) == sorted(theirs), apid
         names = {n.lower(): n for n in theirs[seqs[0]]}  # the XTCE's names, ours lower-cased
         for name in inst.channels:
+            if tm.schema.field(name).type == pa.string():  # their text, our padding stripped
+                want_text = [str(theirs[s][names[name]]).rstrip("\0 ") for s in seqs]
+                assert tm.column(name).to_pylist() == want_text, (apid, name)
+                compared += 1
+                continue
             want = np.array([float(theirs[s][names[name]].raw_value) for s in seqs])
             assert np.array_equal(tm.column(name).to_numpy(), want, equal_nan=True), (apid, name)
             compared += 1
@@ -267,7 +272,8 @@ def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "(BATT_V): a context alarm on MODE > 1; not mapped",
         "(FLAG): a boolean; mapped to enum {0: FALSE, 1: TRUE}",
         "(LE24): least significant byte first, 24 bits at bit 104",
-        "(NAME): a string (StringParameterType NAME_Type, 16 bits); kept as spare bits",
+        "(NAME): a string (StringParameterType NAME_Type, 16 bits); mapped to type: string, "
+        "length: 2, encoding: utf-8",
         "(WIDE): an integer of 70 bits (wider than 64); kept as spare bits (70 bits",
         "(max -> max_value): a name reserved",
         "padded with a spare field of 2 bits (spare_pad)",
@@ -282,7 +288,8 @@ def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
     assert [(c.channel, c.equals, c.yellow) for c in lim.when] == [("mode", "SAFE", (20.0, 33.0))]
     assert f["temp"].calibration.table and f["temp"].calibration.outside == "nan"
     assert [s.poly for s in f["step"].calibration.segments] == [[1.5], [2.5]]
-    assert f["le16"].endian == "little" and f["le24"].ignore and f["name"].ignore
+    assert f["le16"].endian == "little" and f["le24"].ignore
+    assert (f["name"].type, f["name"].length, f["name"].encoding) == ("string", 2, "utf-8")
     assert [(x.name, x.type) for x in profile.fields if x.name.startswith("wide")] == [
         ("wide_0", "u64"),
         ("wide_1", "u6"),
@@ -316,6 +323,7 @@ def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         ("max_value", "max"),
     ]:
         assert tm.column(name).to_pylist() == [x[theirs_name].raw_value for x in theirs], name
+    assert tm.column("name").to_pylist() == [str(x["NAME"]) for x in theirs] == ["AB", "AB"]
     for name in ("batt_v", "temp", "f64", "step"):
         want = [float(x[name.upper()]) for x in theirs]  # spp's calibrated value
         assert np.allclose(tm.column(name).to_numpy(), want, rtol=1e-12, atol=0), name
@@ -335,7 +343,8 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "BAD, uint, 16, 216, 2143\n"  # four octets' order on two
         "LABEL, str, 16, 232,\n"
         "RATE, float, 32, 248,\n"
-        "DATA, uint(expand), 8, 280,\n"
+        "BIG, uint, 96, 280,\n"  # a 96-bit counter: its octets
+        "DATA, uint(expand), 8, 376,\n"
         "AFTER, uint, 8, ,\n"
     )
     result = import_definition(csv, ImportOptions(partner="t", apid=7))
@@ -347,7 +356,8 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         "hk.csv:5: CSV (OVER): bit_offset 160 overlaps the field(s) before (they end at bit 164)",
         "hk.csv:8: CSV (BAD): byte order '2143' on 16 bits at bit 216 (a byte order moves the "
         "whole octets of a byte-aligned field); not mapped: kept as spare bits (16 bits",
-        "hk.csv:9: CSV (LABEL): a string; kept as spare bits (16 bits",
+        "hk.csv:9: CSV (LABEL): a string; mapped to type: string, length: 2 (ascii)",
+        "hk.csv:11: CSV (BIG): a uint of 96 bits; mapped to u96, stored as its octets",
         "hk.csv:1: CSV hk (data): an array of variable length (count_from: rest); count: 4096 "
         "at most, the most a space packet holds",
     ]:
@@ -363,13 +373,14 @@ def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         ("le", "u16", None, "little", False),
         ("odd", "u32", None, "2143", False),
         ("bad", "u16", None, "big", True),
-        ("label", "u16", None, "big", True),
+        ("label", "string", None, "big", False),
         ("rate", "f32", None, "big", False),
+        ("big", "u96", None, "big", False),
         ("data", "u8", 4096, "big", False),  # to the rest of the packet: count_from rest
         ("after", "u8", None, "big", False),  # moves with it
     ]
     assert profile.fields[-2].count_from == "rest"
-    assert (profile.apid, profile.packet_length) == (7, 35 + 4096 + 1)
+    assert (profile.apid, profile.packet_length) == (7, 47 + 4096 + 1)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """The profile language as a whole: the 1-bit signed type, and random profiles that use i1,
-enum ranges, byte orders and sub-fields together, loaded and checked, encoded with
-pipelines.encode and decoded back exactly as an independent reference says, their labels and
-limit contexts as the generated enumerations say. Each feature on its own:
-test_enum_ranges.py, test_byte_orders.py, test_subfields.py.
+enum ranges, byte orders, sub-fields, strings, blobs, wide integers and 2-D arrays together,
+loaded and checked, encoded with pipelines.encode and decoded back exactly as an independent
+reference says, their labels and limit contexts as the generated enumerations say. Each
+feature on its own: test_enum_ranges.py, test_byte_orders.py, test_subfields.py,
+test_octets_and_axes.py.
 """
 
 from __future__ import annotations
@@ -69,14 +70,19 @@ def enum_yaml(entries: list[tuple[int, int, str]]) -> str:
 
 @st.composite
 def random_profiles(draw: st.DrawFn) -> tuple[str, dict]:
-    """A profile text with i1, enum ranges, byte orders and sub-fields, and its enums."""
+    """A profile text with i1, enum ranges, byte orders, sub-fields, strings, blobs, wide
+    integers and 2-D arrays, and its enums."""
     lines: list[str] = []
     parents: list[tuple[str, str, int]] = []
     enum_of: dict[str, list] = {}
     bit = 96
     for i in range(draw(st.integers(1, 7))):
         name = f"f{i}"
-        choice = draw(st.sampled_from(["u", "i", "i1", "order", "little", "enum", "f"]))
+        choice = draw(
+            st.sampled_from(
+                ["u", "i", "i1", "order", "little", "enum", "f", "string", "bytes", "wide", "axes"]
+            )
+        )
         for _ in range(draw(st.integers(0, 2)) if parents else 0):  # sub-fields so far
             parent, _, p_width = draw(st.sampled_from(parents))
             width = draw(st.integers(1, min(p_width, 16)))
@@ -90,6 +96,27 @@ def random_profiles(draw: st.DrawFn) -> tuple[str, dict]:
             line = f"{{name: {name}s{len(lines)}, type: {kind}{width}, of: {parent}, bit: {at}"
             lines.append(line + extra + "}")
         extra = ""
+        if choice in ("string", "bytes", "wide"):  # octets: never a parent, any bit offset
+            length = draw(st.integers(1, 12)) if choice != "wide" else draw(st.integers(9, 20))
+            typed = f"u{8 * length}" if choice == "wide" else f"{choice}, length: {length}"
+            if choice == "string" and draw(st.booleans()):
+                typed += ", encoding: utf-8"
+            lines.append(f"{{name: {name}, type: {typed}}}")
+            bit += 8 * length
+            continue
+        if choice == "axes":  # one channel per axis, interleaved or planar: never a parent
+            base = draw(st.sampled_from(["u", "i", "f"]))
+            width = draw(st.sampled_from([32, 64])) if base == "f" else draw(st.integers(1, 24))
+            count, n_axes = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+            axes = ", ".join("xyz"[:n_axes])
+            planar = ", planar: true" if draw(st.booleans()) else ""
+            if width in (16, 32, 64) and not bit % 8 and draw(st.booleans()):
+                planar += ", endian: little"  # each element of each axis reversed
+            lines.append(
+                f"{{name: {name}, type: {base}{width}, count: {count}, axes: [{axes}]{planar}}}"
+            )
+            bit += width * count * n_axes
+            continue
         if choice in ("order", "little"):
             base = draw(st.sampled_from(["u", "i", "f"]))
             widths = [32, 64] if base == "f" else [16, 24, 32, 40, 48, 56, 64]
@@ -135,20 +162,25 @@ def random_profiles(draw: st.DrawFn) -> tuple[str, dict]:
 def random_columns(draw: st.DrawFn, p: Profile, layout, n: int) -> dict[str, np.ndarray]:
     """Raw values for every field (and the header and time fields), each inside its type."""
     cols: dict[str, np.ndarray] = {}
-    specs = {f.name: f for f in p.fields}
+    specs = {f.name: f for f in p.channel_fields}
     for f_index, name in enumerate(layout.names):
         slot = int(layout.field_slot[f_index])
         width = int(layout.bit_width[slot])
+        shape = (n, int(layout.field_count[f_index])) if name in layout.array_fields else (n,)
+        size = int(np.prod(shape))
         spec = specs.get(name)
         if spec is not None and spec.base == "f":
-            bits = draw(st.lists(st.integers(0, 2**width - 1), min_size=n, max_size=n))
-            cols[name] = np.array(bits, np.uint64 if width == 64 else np.uint32).view(
-                np.float64 if width == 64 else np.float32
+            bits = draw(st.lists(st.integers(0, 2**width - 1), min_size=size, max_size=size))
+            cols[name] = (
+                np.array(bits, np.uint64 if width == 64 else np.uint32)
+                .view(np.float64 if width == 64 else np.float32)
+                .reshape(shape)
             )
             continue
-        base = spec.base if spec is not None else "u"
+        base = spec.base if spec is not None and not spec.is_octets else "u"
         lo, hi = raw_range(base, width)
-        cols[name] = np.array(draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n)), object)
+        values = draw(st.lists(st.integers(lo, hi), min_size=size, max_size=size))
+        cols[name] = np.array(values, object).reshape(shape)
     return cols
 
 
@@ -179,7 +211,7 @@ def test_random_profiles_round_trip_through_encode_and_decode(data: st.DataObjec
         for k in names:
             assert bits_of(out[k][i : i + 1])[0] == want[k], k
     parents = {f.of for f in p.fields if f.of is not None}
-    for f in p.fields:  # what is not overwritten by a sub-field decodes to what was given
+    for f in p.channel_fields:  # what is not overwritten by a sub-field decodes to what was given
         if f.name not in parents and not any(
             g.of == f.of and g.of is not None and p.fields.index(g) > p.fields.index(f)
             for g in p.fields

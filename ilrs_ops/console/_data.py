@@ -120,6 +120,8 @@ def column_json(arr: pa.ChunkedArray | pa.Array) -> list[Any]:
     if pa.types.is_timestamp(arr.type):
         return arr.cast(pa.int64()).to_pylist()
     values = arr.to_pylist()
+    if pa.types.is_binary(arr.type) or pa.types.is_fixed_size_binary(arr.type):
+        return [None if v is None else v.hex() for v in values]  # blobs, wide integers, __raw
     if (
         pa.types.is_floating(arr.type)
         or pa.types.is_list(arr.type)
@@ -365,7 +367,7 @@ def jsonable_dict(d: dict[str, Any]) -> dict[str, Any]:
 
 def _units(inst: Instrument) -> dict[str, str | None]:
     p = inst.profile
-    return {f.name: f.units for f in p.fields if not f.ignore} | {
+    return {f.name: f.units for f in p.channel_fields if not f.ignore} | {
         d.name: d.units for d in p.derived
     }
 
@@ -378,7 +380,7 @@ def _limits(limits: Any) -> dict[str, Any] | None:
 
 def _channels(inst: Instrument) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for f in inst.profile.fields:
+    for f in inst.profile.channel_fields:
         if f.ignore:
             continue
         out.append(

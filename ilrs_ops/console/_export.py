@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
@@ -78,11 +79,40 @@ def slices(inst: Instrument, start_ns: int, stop_ns: int) -> Iterator[tuple[int,
         t += width
 
 
+#: The two hex digits of each octet, as ASCII.
+_HEX = np.frombuffer(b"".join(f"{k:02x}".encode() for k in range(256)), np.uint8).reshape(256, 2)
+
+
+def hex_column(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Binary or fixed-size binary as hex text, two digits per octet, without a loop per row:
+    CSV is text, and blobs or wide integers are octets."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if arr.null_count:
+        return pa.array([None if v is None else v.hex() for v in arr.to_pylist()], pa.string())
+    n = len(arr)
+    if pa.types.is_fixed_size_binary(arr.type):
+        size = arr.type.byte_width
+        data = np.frombuffer(arr.buffers()[1], np.uint8)[arr.offset * size :][: n * size]
+        offsets = np.arange(n + 1, dtype=np.int64) * size
+    else:
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset :][: n + 1].astype(np.int64)
+        data = np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+        offsets = offsets - offsets[0]
+    text = np.ascontiguousarray(_HEX[data].reshape(-1))
+    return pa.Array.from_buffers(
+        pa.large_string(), n, [None, pa.py_buffer(2 * offsets), pa.py_buffer(text)]
+    ).cast(pa.string())
+
+
 def flatten_arrays(table: pa.Table) -> pa.Table:
-    """Array channels as one column per element (``wheel_temp[0]``...): CSV has no lists."""
+    """Array channels as one column per element (``wheel_temp[0]``...): CSV has no lists;
+    blobs, wide integers and the octets of ``__raw`` as hex text (``hex_column``)."""
     columns, names = [], []
     for name, col in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_fixed_size_list(col.type):
+        if pa.types.is_binary(col.type) or pa.types.is_fixed_size_binary(col.type):
+            columns.append(hex_column(col))
+            names.append(name)
+        elif pa.types.is_fixed_size_list(col.type):
             size = col.type.list_size
             flat = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
             for k in range(size):

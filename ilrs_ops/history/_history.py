@@ -365,6 +365,12 @@ class History:
     def _downsample(
         self, inst: Instrument, names: list[str], start: int, stop: int, n: int, source: QuerySource
     ) -> pa.Table:
+        octets = [f.name for f in inst.profile.channel_fields if f.is_octets and f.name in names]
+        if octets:  # text and octets have no min, max or mean
+            raise InputError(
+                f"{octets} of {inst.id} are string, bytes or wide integer channels: they have "
+                "no buckets; query them without a bucket count"
+            )
         snap = self._snapshot(inst.id, ("telemetry", "rollups"))
         width = (stop - start) / n
         edges = bucket_edges(start, stop, n)
@@ -393,7 +399,7 @@ class History:
             rollup_s = None
         else:
             raise InputError(f"source {source!r}: use 'auto', 'rollups' or 'telemetry'")
-        enums = {f.name for f in inst.profile.fields if f.enum}
+        enums = {f.name for f in inst.profile.channel_fields if f.enum}
         rolled = [c for c in names if c not in enums] if rollup_s else []
         direct = [c for c in names if c not in rolled]
         result: dict[str, Buckets] = {}

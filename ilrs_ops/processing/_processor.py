@@ -124,6 +124,8 @@ class ProcessState:
     packets, oldest first; the key is the packet time (``order: time``) or the packet's
     fingerprint as int64 (``order: arrival``).
     frames / octets: received; packets: accepted; rejects: quarantined packets by reason.
+    bad_text: per string channel, accepted packets whose text was not valid in its encoding
+    (stored with U+FFFD in place of what did not decode; the ``__raw`` column keeps the octets).
     """
 
     last_seq: int | None = None
@@ -136,6 +138,7 @@ class ProcessState:
     octets: int = 0
     packets: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
+    bad_text: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """Plain JSON types only (ints, floats, bools, strings, lists, dicts)."""
@@ -156,6 +159,9 @@ class ProcessState:
                 "octets": self.octets,
                 "packets": self.packets,
                 "rejects": dict(sorted(self.rejects.items())),
+                # Only when there is some: state documents of profiles without strings stay
+                # as they were.
+                **({"bad_text": dict(sorted(self.bad_text.items()))} if self.bad_text else {}),
             },
         }
 
@@ -196,6 +202,7 @@ class ProcessState:
                 octets=int(c["octets"]),
                 packets=int(c["packets"]),
                 rejects={str(k): int(v) for k, v in c["rejects"].items()},
+                bad_text={str(k): int(v) for k, v in c.get("bad_text", {}).items()},
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"not a processing state (ProcessState.to_json): {exc!r}") from exc
@@ -228,6 +235,8 @@ class _Field:
     cal: CalPlan
     enum: Enumeration | None  # labels by raw value, ranges included
     count: int | None
+    octets: str | None = None  # string, bytes or a wide integer type (u72..): not a number
+    encoding: str = "ascii"
 
 
 class Processor:
@@ -253,15 +262,23 @@ class Processor:
         tol = p.time.future_tolerance_s
         self._future_ns = None if tol is None else int(tol * wire.NS)
         self._fields = [
-            _Field(f.name, plan.calibrations[f.name], f.enumeration, f.count)
-            for f in p.fields
+            _Field(
+                f.name,
+                plan.calibrations[f.name],
+                f.enumeration,
+                f.count,
+                f.type if f.is_octets else None,
+                f.encoding,
+            )
+            for f in p.channel_fields
             if not f.ignore
         ]
         self._derived: list[tuple[str, Expression]] = [(d.name, parse(d.expr)) for d in p.derived]
         self.schema = telemetry_schema(instrument)
         self._widths_s = rollup_widths(instrument)
         self._channel_index = {name: k for k, name in enumerate(instrument.channels)}
-        self._rolled = [f.name for f in self._fields if f.enum is None] + [
+        self._octets = {f.name: f for f in self._fields if f.octets}
+        self._rolled = [f.name for f in self._fields if f.enum is None and not f.octets] + [
             name for name, _ in self._derived
         ]
         keys = [f"{d.kind}:{d.channel}" for d in plan.detectors]
@@ -351,6 +368,7 @@ class Processor:
 
         gaps = self._gaps(seq, t)
         eng = self._engineering(raw, n, counts[good])
+        text, bad_text = self._texts(eng)
         states, limit_events = self._limits(eng, t, n, counts[good])
         detector_events, detector_states = self._detect(eng, t)
         events = [
@@ -362,11 +380,11 @@ class Processor:
         bad = np.flatnonzero(code != 0)
         out = Processed(
             raw=self._raw_table(buf, items, good, t, recv[items.frame[good]], seq),
-            telemetry=self._telemetry_table(t, seq, eng, states, raw, counts[good]),
+            telemetry=self._telemetry_table(t, seq, eng, states, raw, text, counts[good]),
             events=_events_table(events, self.instrument.channels),
             rollups=self._rollups(eng, t, counts[good]),
             quarantine=self._quarantine(buf, frame_start, items, bad, code, recv, topic, notes),
-            latest=self._latest(t, seq, eng, states, counts[good]),
+            latest=self._latest(t, seq, eng, states, text, counts[good]),
         )
 
         # Carry the state only once everything above has succeeded.
@@ -380,6 +398,8 @@ class Processor:
         st.frames += len(frames)
         st.octets += int(buf.shape[0])
         st.packets += n
+        for name, k in bad_text.items():
+            st.bad_text[name] = st.bad_text.get(name, 0) + k
         for k, c in zip(*np.unique(code[bad], return_counts=True), strict=True):
             reason = _REASONS[int(k)]
             st.rejects[reason] = st.rejects.get(reason, 0) + int(c)
@@ -474,7 +494,12 @@ class Processor:
         which an array's worst state ignores unless every element is)."""
         eng: dict[str, np.ndarray] = {}
         for f in self._fields:
-            eng[f.name] = raw[f.name].astype(np.int64) if f.enum else calibrate(raw[f.name], f.cal)
+            if f.octets:  # octets, not a number: the tables turn them into text or binary
+                eng[f.name] = raw[f.name]
+            elif f.enum:
+                eng[f.name] = raw[f.name].astype(np.int64)
+            else:
+                eng[f.name] = calibrate(raw[f.name], f.cal)
             if f.name == self._variable and not f.enum:
                 eng[f.name][_absent(eng[f.name], counts)] = np.nan
         for name, expr in self._derived:
@@ -562,6 +587,23 @@ class Processor:
                 )
         return events, after
 
+    def _texts(self, eng: dict[str, np.ndarray]) -> tuple[dict[str, pa.Array], dict[str, int]]:
+        """The channel column of every string, bytes and wide integer field, and per string
+        channel the packets whose text did not decode."""
+        columns: dict[str, pa.Array] = {}
+        bad: dict[str, int] = {}
+        for name, f in self._octets.items():
+            v = eng[name]
+            if f.octets == "string":
+                columns[name], k = text_column(v, f.encoding)
+                if k:
+                    bad[name] = k
+            elif f.octets == "bytes":
+                columns[name] = binary_column(v, np.full(v.shape[0], v.shape[1], np.int64))
+            else:
+                columns[name] = fixed_binary_column(v)
+        return columns, bad
+
     # ------------------------------------------------------------------ tables
 
     def _raw_table(
@@ -618,11 +660,16 @@ class Processor:
         eng: dict[str, np.ndarray],
         states: dict,
         raw: dict[str, np.ndarray],
+        text: dict[str, pa.Array],
         counts: np.ndarray,
     ) -> pa.Table:
         columns: list[pa.Array] = []
         for f in self.schema:
-            if f.name == "time":
+            if f.name in text:
+                columns.append(text[f.name])
+            elif f.name.endswith(RAW_SUFFIX) and f.name[: -len(RAW_SUFFIX)] in text:
+                columns.append(fixed_binary_column(raw[f.name[: -len(RAW_SUFFIX)]]))
+            elif f.name == "time":
                 columns.append(_times(t))
             elif f.name == "seq":
                 columns.append(pa.array(seq.astype(np.int16)))
@@ -729,6 +776,7 @@ class Processor:
         seq: np.ndarray,
         eng: dict[str, np.ndarray],
         states: dict,
+        text: dict[str, pa.Array],
         counts: np.ndarray,
     ) -> dict[str, object]:
         if not t.size:
@@ -736,6 +784,17 @@ class Processor:
         enums = {f.name: f.enum for f in self._fields if f.enum}
         values: dict[str, object] = {}
         for name in self.instrument.channels:
+            if name in text:  # JSON: the text; octets as hex; a wide integer in decimal
+                last = text[name][-1].as_py()
+                kind = self._octets[name].octets
+                values[name] = (
+                    last
+                    if kind == "string"
+                    else last.hex()
+                    if kind == "bytes"
+                    else str(int.from_bytes(last, "big"))
+                )
+                continue
             last = eng[name][-1]
             v = (last[: counts[-1]] if name == self._variable else last).tolist()
             if name in enums:
@@ -754,6 +813,56 @@ class Processor:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def fixed_binary_column(v: np.ndarray) -> pa.Array:
+    """(N, L) uint8 as fixed_size_binary(L): each row's octets exactly, in one copy."""
+    v = np.ascontiguousarray(v, np.uint8)
+    n, size = v.shape
+    return pa.Array.from_buffers(pa.binary(size), n, [None, pa.py_buffer(v)])
+
+
+def binary_column(v: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """The first ``lengths[i]`` octets of each row of (N, L) uint8 as binary, vectorised."""
+    n, size = v.shape
+    keep = np.arange(size) < lengths[:, None]
+    data = np.ascontiguousarray(v[keep])  # row by row: each row's octets in order
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def text_column(v: np.ndarray, encoding: str) -> tuple[pa.Array, int]:
+    """(N, L) uint8 as text (trailing NUL and space padding stripped), and how many rows
+    were not text in ``encoding``: those decode with U+FFFD for what does not decode. A batch
+    of good text stays vectorised; one with a bad row is decoded row by row in Python (rare:
+    a module sending bad text is a fault to be seen, not a rate to be kept up)."""
+    size = v.shape[1]
+    pad = (v == 0) | (v == 0x20)
+    # The length of each row: up to its last octet that is not padding.
+    last = size - np.argmax(~pad[:, ::-1], axis=1)
+    lengths = np.where(pad.all(axis=1), 0, last).astype(np.int64)
+    col = binary_column(v, lengths)
+    if encoding == "ascii":
+        bad = ((v >= 0x80) & (np.arange(size) < lengths[:, None])).any(axis=1)
+    else:
+        try:
+            return col.cast(pa.string()), 0  # Arrow validates the UTF-8 of the whole column
+        except pa.ArrowInvalid:
+            bad = np.array([_not_utf8(b) for b in col.to_pylist()], bool)
+    if not bad.any():
+        return col.view(pa.string()), 0
+    texts = col.to_pylist()
+    out = [b.decode(encoding, "replace") if b is not None else None for b in texts]
+    return pa.array(out, pa.string()), int(bad.sum())
+
+
+def _not_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _classify(

@@ -39,7 +39,7 @@ class Instrument:
     def channels(self) -> list[str]:
         """Names an operator sees: non-ignored fields, then derived channels."""
         p = self.profile
-        return [f.name for f in p.fields if not f.ignore] + [d.name for d in p.derived]
+        return [f.name for f in p.channel_fields if not f.ignore] + [d.name for d in p.derived]
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,6 +33,7 @@ SIM_NEEDS: dict[str, tuple[str, ...]] = {
     "seismic": ("amplitude",),
     "radiation": ("value",),
     "cycle": ("values", "period_s"),
+    "random": (),
 }
 
 
@@ -61,7 +62,7 @@ def field_bits(p: Profile) -> dict[str, tuple[int, int]]:
     out: dict[str, tuple[int, int]] = {}
     bit = HEADER_BITS + 8 * p.time.octets
     for f in p.fields:
-        size = f.width * (f.count or 1)
+        size = f.bits
         if f.is_subfield:
             if f.of in out:
                 out[f.name] = (out[f.of][0] + (f.bit or 0), size)
@@ -137,7 +138,7 @@ def _check_time(p: Profile) -> Iterator[Finding]:
         f = fields.get(name) if name is not None else None
         if name is not None and f is None:
             yield (("time", key), f"'{name}' is not a field of this profile", "name a field")
-        elif f is not None and (f.base not in "ui" or f.count is not None):
+        elif f is not None and (f.base not in "ui" or f.count is not None or f.is_octets):
             yield (
                 ("time", key),
                 f"'{name}' is {f.type}{'[]' if f.count else ''}, not an integer",
@@ -161,7 +162,7 @@ def _check_bits(p: Profile) -> Iterator[Finding]:
         if f.is_subfield:
             continue  # bits of its parent, already counted
         yield from _check_byte_order(f, bits, ("fields", i, "endian"))
-        bits += f.width * (f.count or 1)
+        bits += f.bits
     declared = p.packet_length * 8
     if bits != declared:
         octets, rest = divmod(bits, 8)
@@ -252,6 +253,16 @@ def _check_one_variable(
     p: Profile, f: FieldSpec, i: int, before: dict[str, FieldSpec]
 ) -> Iterator[Finding]:
     loc = ("fields", i)
+    if f.is_octets or f.axes:
+        what = "a 2-D array (axes)" if f.axes else f"a {f.type} field"
+        yield (
+            (*loc, "count_from"),
+            f"{what} cannot vary in length",
+            f"declare the octets as {{name: {f.name}, type: u8, count: N, count_from: ...}}"
+            if f.is_octets
+            else "give it a fixed count, or one axis per field",
+        )
+        return
     if f.count is None:
         yield (
             (*loc, "count_from"),
@@ -322,7 +333,11 @@ def _check_subfield(
                 "list the parent field before its sub-fields",
             )
         else:
-            scalars = sorted(n for n, g in before.items() if g.count is None and g.base in "ui")
+            scalars = sorted(
+                n
+                for n, g in before.items()
+                if g.count is None and g.base in "ui" and not g.is_octets
+            )
             yield (
                 (*loc, "of"),
                 f"'{f.of}' is not a field of this profile",
@@ -336,15 +351,21 @@ def _check_subfield(
             f"count from the top field: of: {parent.of}, bit: {(parent.bit or 0) + (f.bit or 0)}",
         )
         return
-    if parent.count is not None or parent.base == "f":
-        what = "an array" if parent.count is not None else f"a float ({parent.type})"
+    if parent.count is not None or parent.axes or parent.base == "f" or parent.is_octets:
+        what = (
+            "an array"
+            if parent.count is not None or parent.axes
+            else f"a {parent.type} field"
+            if parent.is_octets
+            else f"a float ({parent.type})"
+        )
         yield (
             (*loc, "of"),
             f"'{parent.name}' is {what}, but a sub-field reads a scalar integer field",
             "name a scalar integer field (u1..u64, i1..i64)",
         )
         return
-    if f.base == "f":
+    if f.base == "f" or f.is_octets:
         yield ((*loc, "type"), "a sub-field is an integer", "use u1..u64 or i1..i64")
     if "endian" in f.model_fields_set:
         yield (
@@ -366,7 +387,8 @@ def _check_subfield(
 
 
 def _check_fields(p: Profile) -> Iterator[Finding]:
-    fields = {f.name: f for f in p.fields}
+    fields = {f.name: f for f in p.channel_fields}
+    declared = {f.name for f in p.fields} | {d.name for d in p.derived}
     seen: set[str] = set()
     for i, f in enumerate(p.fields):
         if f.name in seen:
@@ -376,9 +398,30 @@ def _check_fields(p: Profile) -> Iterator[Finding]:
                 "give each field its own name",
             )
         seen.add(f.name)
+        for axis in dict.fromkeys(f.axis_names) if f.axes else ():  # an axis twice: below
+            if axis in declared or axis in FUNCTIONS or len(axis) > 63:
+                what = (
+                    "longer than 63 characters"
+                    if len(axis) > 63
+                    else "an expression function"
+                    if axis in FUNCTIONS
+                    else "already the name of a field or derived channel"
+                )
+                yield (
+                    ("fields", i, "axes"),
+                    f"the channel '{axis}' of this 2-D array is {what}",
+                    "rename the field or the axis: each axis is a channel <name>_<axis>",
+                )
+            elif axis in seen:
+                yield (
+                    ("fields", i, "axes"),
+                    f"the channel '{axis}' of this 2-D array is a channel of another one",
+                    "rename the field or the axis: each axis is a channel <name>_<axis>",
+                )
+            seen.add(axis)
         yield from check_field(f, ("fields", i), fields)
     for j, d in enumerate(p.derived):
-        if d.name in seen:
+        if d.name in seen and not any(d.name in f.axis_names for f in p.fields if f.axes):
             yield (
                 ("derived", j, "name"),
                 f"the name '{d.name}' is already a channel",
@@ -411,7 +454,7 @@ def check_field(f: FieldSpec, loc: tuple, fields: dict[str, FieldSpec] | None) -
         )
     if f.base == "f" and f.width not in (32, 64):
         yield ((*loc, "type"), f"type '{f.type}' is not a type", "use f32 or f64")
-    if f.enum is not None:
+    if f.enum is not None and not f.is_octets:
         yield from _check_enum(f, (*loc, "enum"))
         if f.calibration or f.limits:
             yield (
@@ -425,12 +468,109 @@ def check_field(f: FieldSpec, loc: tuple, fields: dict[str, FieldSpec] | None) -
             "sample_rate_hz needs an array field",
             "add count: N, the samples per packet",
         )
-    if f.calibration is not None:
+    yield from _check_octets(f, loc)
+    yield from _check_axes(f, loc)
+    if f.calibration is not None and not f.is_octets:
         yield from _check_calibration(f.calibration, (*loc, "calibration"))
-    if f.limits is not None:
+    if f.limits is not None and not f.is_octets:
         yield from _check_limits(f.limits, (*loc, "limits"), fields)
-    if f.sim is not None:
+    if f.sim is not None and not f.is_octets:
         yield from _check_sim(f.sim, (*loc, "sim"), f)
+
+
+#: The sim models of string, bytes and wide integer fields.
+OCTET_SIM = ("constant", "random")
+
+
+def _check_octets(f: FieldSpec, loc: tuple) -> Iterator[Finding]:
+    """Strings, blobs and wide integers: a length where it belongs, no numeric keys."""
+    sized = f.type in ("string", "bytes")
+    given = f.model_fields_set
+    if sized and f.length is None:
+        yield (
+            (*loc, "type"),
+            f"a {f.type} field needs length: its octets in the packet",
+            f"add length: N, e.g. {{name: {f.name}, type: {f.type}, length: 16}}",
+        )
+    if not sized and "length" in given:
+        yield (
+            (*loc, "length"),
+            f"length applies to string and bytes fields, not to {f.type}",
+            "remove it: the type gives the bits (count: N makes an array)",
+        )
+    if f.type != "string" and "encoding" in given:
+        yield ((*loc, "encoding"), "encoding applies to string fields", "remove it")
+    if not f.is_octets:
+        return
+    what = "text" if f.type == "string" else "octets, not a number"
+    if f.count is not None:
+        yield (
+            (*loc, "count"),
+            f"a {f.type} field is one value of {f.width // 8} octets; arrays of them are not "
+            "supported",
+            "declare one field per element, or use bytes with the whole length",
+        )
+    for key in ("calibration", "limits", "enum", "sample_rate_hz"):
+        if key in given and getattr(f, key) is not None:
+            yield (
+                (*loc, key),
+                f"a {f.type} field cannot have {key}: its value is {what}",
+                "remove it; calibration, limits and rollups need a number of at most 64 bits",
+            )
+    if "endian" in given:
+        yield (
+            (*loc, "endian"),
+            f"a {f.type} field is stored as its octets in the order they travel",
+            "remove endian",
+        )
+    s = f.sim
+    if s is not None and s.model not in OCTET_SIM:
+        yield (
+            (*loc, "sim", "model"),
+            f"a {f.type} field is simulated by constant or random, not {s.model}",
+            "use {model: constant, text: ...} (strings) or {model: random} (random octets)",
+        )
+    if s is not None and s.text is not None and f.type != "string":
+        yield ((*loc, "sim", "text"), "text is the value of a string field", "remove it")
+    if s is not None and s.text is not None and f.type == "string":
+        try:
+            size = len(s.text.encode(f.encoding))
+        except UnicodeEncodeError:
+            size = -1
+        if not 0 <= size <= f.width // 8:
+            yield (
+                (*loc, "sim", "text"),
+                f"'{s.text}' is not {f.encoding} text of at most {f.width // 8} octets",
+                f"shorten it, or use encoding: utf-8 for text beyond {f.encoding}",
+            )
+
+
+def _check_axes(f: FieldSpec, loc: tuple) -> Iterator[Finding]:
+    """A 2-D array: count samples of each axis, axes each named once, of a number type."""
+    if "planar" in f.model_fields_set and not f.axes:
+        yield (
+            (*loc, "planar"),
+            "planar applies to a 2-D array (axes)",
+            "add axes: [x, y, z], or remove planar",
+        )
+    if not f.axes:
+        return
+    if f.is_subfield or f.is_octets:
+        yield (
+            (*loc, "axes"),
+            f"a {'sub-field' if f.is_subfield else f.type + ' field'} cannot have axes",
+            "give axes to an integer or float field of its own bits",
+        )
+        return
+    if f.count is None:
+        yield (
+            (*loc, "axes"),
+            "a 2-D array needs count: the samples of each axis",
+            f"add count: N (N samples x {len(f.axes)} axes)",
+        )
+    twice = sorted({a for a in f.axes if f.axes.count(a) > 1})
+    if twice:
+        yield ((*loc, "axes"), f"axes {twice} are listed twice", "name each axis once")
 
 
 def check_parts(data: dict) -> list[Finding]:
@@ -546,8 +686,10 @@ def _check_limits(
         if fields is None:
             continue
         src = fields.get(ctx.channel)
-        if src is None or src.count is not None or src.ignore:
-            scalars = sorted(n for n, f in fields.items() if f.count is None and not f.ignore)
+        if src is None or src.count is not None or src.ignore or src.is_octets:
+            scalars = sorted(
+                n for n, f in fields.items() if f.count is None and not f.ignore and not f.is_octets
+            )
             yield (
                 (*cloc, "channel"),
                 f"'{ctx.channel}' is not a scalar field of this profile",
@@ -599,6 +741,13 @@ def _check_limit_set(s: LimitSet, loc: tuple) -> Iterator[Finding]:
 
 
 def _check_sim(s: SimSpec, loc: tuple, f: FieldSpec) -> Iterator[Finding]:
+    if s.model == "random" or s.text is not None:
+        yield (
+            (*loc, "model" if s.model == "random" else "text"),
+            f"{'model random' if s.model == 'random' else 'text'} is for string, bytes and "
+            "wide integer fields",
+            "use a model of engineering values (constant, random_walk, ...)",
+        )
     missing = [k for k in SIM_NEEDS[s.model] if getattr(s, k) is None]
     if missing:
         yield (
@@ -620,8 +769,9 @@ def _check_sim(s: SimSpec, loc: tuple, f: FieldSpec) -> Iterator[Finding]:
 
 
 def _check_derived(p: Profile) -> Iterator[Finding]:
-    known = {f.name: f for f in p.fields if not f.ignore}
-    fields = {f.name: f for f in p.fields}
+    known = {f.name: f for f in p.channel_fields if not f.ignore and not f.is_octets}
+    octets = {f.name: f.type for f in p.fields if f.is_octets and not f.ignore}
+    fields = {f.name: f for f in p.channel_fields}
     for j, d in enumerate(p.derived):
         loc = ("derived", j, "expr")
         try:
@@ -630,6 +780,15 @@ def _check_derived(p: Profile) -> Iterator[Finding]:
             yield _expr_finding(loc, exc)
         else:
             unknown = sorted(expr.names - known.keys() - {x.name for x in p.derived[:j]})
+            texts = [n for n in unknown if n in octets]
+            if texts:
+                yield (
+                    loc,
+                    f"{texts} in '{d.expr}' are {', '.join(octets[n] for n in texts)} fields, "
+                    "not numbers",
+                    "expressions compute with numeric fields only",
+                )
+                unknown = [n for n in unknown if n not in octets]
             if unknown:
                 yield (
                     loc,
@@ -650,7 +809,8 @@ def _check_derived(p: Profile) -> Iterator[Finding]:
 
 
 def _check_detectors(p: Profile) -> Iterator[Finding]:
-    channels = {f.name for f in p.fields if not f.ignore} | {d.name for d in p.derived}
+    channels = {f.name for f in p.channel_fields if not f.ignore and not f.is_octets}
+    channels |= {d.name for d in p.derived}
     for k, det in enumerate(p.detectors):
         loc = ("detectors", k)
         if det.channel not in channels:

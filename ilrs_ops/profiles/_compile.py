@@ -39,6 +39,11 @@ def compile_layout(p: Profile) -> Layout:
     A sub-field's slots lie inside its parent's bits and do not move the cursor. In a parent
     whose octets are not in big-endian order, ``bit`` counts in the parent's value, and the
     sub-field's slots read the parent's octets in that order (``Layout.octet_map``).
+
+    A string, a blob or an integer wider than 64 bits is an array field of one u8 slot per
+    octet, so the kernels read it unchanged; the tables turn the octets into text or binary.
+    A 2-D array (``axes``) is one array field per axis (``<name>_<axis>``) whose slots stride
+    over the others' (interleaved) or follow each other (``planar``).
     """
     names: list[str] = []
     field_slot: list[int] = []
@@ -58,14 +63,16 @@ def compile_layout(p: Profile) -> Layout:
         at: int,
         order: tuple[int, ...] | None = None,
         value_bit: int | None = None,
+        stride: int | None = None,
     ) -> None:
-        """The slots of one field from bit ``at``. With a byte ``order``, each element is a
-        value of its own, or (``value_bit``: where the parent's value starts) bits of one."""
+        """The slots of one field from bit ``at``, ``stride`` bits apart (default ``w``). With a
+        byte ``order``, each element is a value of its own, or (``value_bit``: where the
+        parent's value starts) bits of one."""
         names.append(name)
         field_slot.append(len(offset))
         field_count.append(count)
         for j in range(count):
-            slot_bit = at + j * w
+            slot_bit = at + j * (w if stride is None else stride)
             offset.append(slot_bit)
             width.append(w)
             kind.append(k)
@@ -80,7 +87,21 @@ def compile_layout(p: Profile) -> Layout:
         add(name, UNSIGNED, w, 1, bit)
         bit += w
     for f in p.fields:
+        if f.is_octets:
+            add(f.name, UNSIGNED, 8, f.width // 8, bit)
+            bit += f.width
+            continue
         k = {"u": UNSIGNED, "i": SIGNED, "f": FLOAT32 if f.width == 32 else FLOAT64}[f.base]
+        if f.axes:
+            n, count = len(f.axes), f.count or 1
+            for a, axis in enumerate(f.axis_names):
+                if f.planar:  # x0 x1 ... then y0 y1 ...
+                    add(axis, k, f.width, count, bit + a * count * f.width, f.byte_order)
+                else:  # x0 y0 z0 x1 y1 z1 ...
+                    at, stride = bit + a * f.width, n * f.width
+                    add(axis, k, f.width, count, at, f.byte_order, stride=stride)
+            bit += f.bits
+            continue
         if f.is_subfield:
             first, parent = placed[f.of or ""]
             add(f.name, k, f.width, f.count or 1, first + (f.bit or 0), parent.byte_order, first)
@@ -99,6 +120,8 @@ def compile_layout(p: Profile) -> Layout:
         bit_offset=np.array(offset, dtype=np.int64),
         bit_width=np.array(width, dtype=np.int64),
         kind=np.array(kind, dtype=np.int8),
-        array_fields=frozenset(f.name for f in p.fields if f.count is not None),
+        array_fields=frozenset(
+            name for f in p.fields if f.count is not None or f.is_octets for name in f.axis_names
+        ),
         octet_map=np.array(octets, dtype=np.int64).reshape(len(offset), MAX_OCTETS),
     )

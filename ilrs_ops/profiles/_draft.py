@@ -97,8 +97,10 @@ class Mapped:
     """One field as mapped from the definition, before its final name is chosen."""
 
     origin: str  # the definition's name
-    type: str  # u1..u64, i2..i64, f32, f64
+    type: str  # u1..u64, i2..i64, f32, f64; string, bytes (with length), u72..u512
     count: int | None = None
+    length: int | None = None  # string, bytes: octets
+    encoding: str | None = None  # string: ascii or utf-8 (None: the default, ascii)
     endian: str = "big"
     units: str | None = None
     description: str | None = None
@@ -113,6 +115,8 @@ class Mapped:
 
     @property
     def bits(self) -> int:
+        if self.type in ("string", "bytes"):
+            return 8 * (self.length or 0)
         return int(self.type[1:]) * (self.count or 1)
 
 
@@ -530,7 +534,17 @@ def _against_sample(
 def field_data(f: Mapped) -> dict[str, Any]:
     """The field as the profile's YAML has it (the keys a person would write, in that order)."""
     item: dict[str, Any] = {"name": f.name, "type": f.type}
-    for key in ("count", "count_from", "units", "enum", "calibration", "limits", "description"):
+    for key in (
+        "length",
+        "encoding",
+        "count",
+        "count_from",
+        "units",
+        "enum",
+        "calibration",
+        "limits",
+        "description",
+    ):
         if getattr(f, key) is not None:
             item[key] = getattr(f, key)
     if f.endian != "big":

@@ -25,7 +25,7 @@ from ilrs_ops.profiles._draft import (
     add_note,
     spares,
 )
-from ilrs_ops.profiles._schema import REST
+from ilrs_ops.profiles._schema import REST, WIDE_BITS
 
 REQUIRED = ("name", "data_type", "bit_length")
 OPTIONAL = ("bit_offset", "byte_order")
@@ -210,9 +210,12 @@ def _row(
     end = bit + total
     if kind == "fill":  # what fill means: bits that hold nothing
         return [*gap, *spares(origin, total)], end, False
-    if kind == "str":
+    if kind == "str" and (width % 8 or count is not None):
         note("a string", f"kept as spare bits ({total} bits, ignore: true)")
         return [*gap, *spares(origin, total)], end, False
+    if kind == "str":
+        note("a string", f"mapped to type: string, length: {width // 8} (ascii)")
+        return [*gap, Mapped(origin, "string", length=width // 8)], end, False
     digits = order not in ("", "big", "little")
     if digits and (
         sorted(order) != [str(k) for k in range(1, len(order) + 1)]
@@ -229,6 +232,9 @@ def _row(
     if kind == "float" and width not in (32, 64):
         note(f"a float of {width} bits", f"kept as spare bits ({total} bits, ignore: true)")
         return [*gap, *spares(origin, total)], end, False
+    if kind == "uint" and width in WIDE_BITS and count is None and order in ("", "big"):
+        note(f"a uint of {width} bits", f"mapped to u{width}, stored as its octets")
+        return [*gap, Mapped(origin, f"u{width}")], end, False
     if width > MAX_WIDTH:
         note(f"an {kind} of {width} bits", f"kept as spare bits ({total} bits, ignore: true)")
         return [*gap, *spares(origin, total)], end, False

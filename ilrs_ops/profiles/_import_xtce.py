@@ -28,8 +28,11 @@ from ilrs_ops.profiles._draft import (
     add_note,
     spares,
 )
+from ilrs_ops.profiles._schema import WIDE_BITS
 
 HEADER_WIDTHS = (3, 1, 1, 11, 2, 14, 16)
+#: XTCE string encodings that our ``string`` fields read; others (UTF-16...) stay spare bits.
+TEXT_ENCODINGS = {"US-ASCII": "ascii", "UTF-8": "utf-8"}
 LSB_FIRST = "leastSignificantByteFirst"
 #: Entries that space-packet-parser skips without a word; each makes a layout we cannot fix.
 ODD_ENTRIES = {
@@ -486,7 +489,17 @@ class _Reader:
             size = e.fixed_length if what == "string" else e.fixed_size_in_bits
             if size is None:
                 raise _Unfixed(f"{p.name}: a {what} of variable size ({t.name})")
-            return spare(size, f"a {what} ({type(t).__name__} {t.name}, {size} bits)")
+            construct = f"a {what} ({type(t).__name__} {t.name}, {size} bits)"
+            code = TEXT_ENCODINGS.get(str(getattr(e, "encoding", "")).upper())
+            if size % 8 or (what == "string" and (code is None or e.leading_length_size)):
+                return spare(size, construct)
+            if what == "binary blob":
+                note(construct, f"mapped to type: bytes, length: {size // 8}")
+                return [Mapped(p.name, "bytes", length=size // 8, units=units, description=desc)]
+            note(construct, f"mapped to type: string, length: {size // 8}, encoding: {code}")
+            text = Mapped(p.name, "string", length=size // 8, units=units, description=desc)
+            text.encoding = None if code == "ascii" else code
+            return [text]
         if not isinstance(e, enc.NumericDataEncoding):
             raise _Unfixed(f"{p.name}: an encoding we do not know ({type(e).__name__})")
         n = e.size_in_bits
@@ -497,8 +510,11 @@ class _Reader:
             kind = f"f{n}"
         else:
             signed = e.encoding != "unsigned"
-            if n > MAX_WIDTH:
+            if n > MAX_WIDTH and (signed or n not in WIDE_BITS or little or e.default_calibrator):
                 return spare(n, f"an integer of {n} bits (wider than 64)")
+            if n > MAX_WIDTH:  # whole octets: stored as its exact octets, not a number
+                note(f"an integer of {n} bits", f"mapped to u{n}, stored as its octets")
+                return [Mapped(p.name, f"u{n}", units=units, description=desc)]
             if signed and n < 2:
                 return spare(n, "a signed integer of 1 bit")
             kind = f"{'i' if signed else 'u'}{n}"

@@ -50,7 +50,7 @@ def compile_plans(profile: Profile) -> ProcessingPlan:
     Raises ProfileError for what the profile checks would have rejected (an unknown context
     channel or enum label, detector windows that round to the same number of samples).
     """
-    fields = {f.name: f for f in profile.fields}
+    fields = {f.name: f for f in profile.channel_fields}
     problems: list[Problem] = []
 
     def fail(channel: str, message: str, hint: str | None = None) -> None:
@@ -58,11 +58,11 @@ def compile_plans(profile: Profile) -> ProcessingPlan:
 
     calibrations = {
         f.name: calibration_plan(None if f.enum else f.calibration)
-        for f in profile.fields
+        for f in profile.channel_fields
         if not f.ignore
     }
     limits: dict[str, LimitPlan] = {}
-    for name, lim in [(f.name, f.limits) for f in profile.fields] + [
+    for name, lim in [(f.name, f.limits) for f in profile.channel_fields] + [
         (d.name, d.limits) for d in profile.derived
     ]:
         if lim is not None:

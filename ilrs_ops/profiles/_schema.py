@@ -21,8 +21,18 @@ NAME = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_HINT = "use lower-case letters, digits and '_', starting with a letter (e.g. batt_v)"
 ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ID_HINT = "use lower-case letters, digits and '-' (e.g. sup-rover-1)"
-TYPE_RE = re.compile(r"^(?:([ui])([1-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
-TYPE_HINT = "use u1..u64, i1..i64, f32 or f64"
+TYPE_RE = re.compile(
+    r"^(?:([ui])([1-9]|[1-5][0-9]|6[0-4])|f(32|64)"
+    r"|string|bytes|u[1-9][0-9]{1,3})$"  # strings, blobs, wide integers (WIDE_BITS)
+)
+TYPE_HINT = (
+    "use u1..u64, i1..i64, f32 or f64, string or bytes (with length), or u72..u512 (whole octets)"
+)
+#: Unsigned integers wider than 64 bits: whole octets, stored as their exact big-endian octets.
+WIDE_BITS = range(72, 513, 8)
+WIDE_HINT = "use u1..u64, or whole octets for an integer wider than 64 bits: u72, u80, ... u512"
+#: The types whose values are octets, not numbers: strings, blobs, integers wider than 64 bits.
+OCTET_TYPES = ("string", "bytes")
 #: A byte order other than big and little: the digits 1..n of an n-octet field, each once, in
 #: the order the octets travel; digit 1 is the value's most significant octet (ccsdspy's form).
 BYTE_ORDER_RE = re.compile(r"^[1-8]{1,8}$")
@@ -193,8 +203,17 @@ class SimSpec(_Model):
     """How the station simulator makes this channel, in engineering units (see ilrs_ops.sim)."""
 
     model: Literal[
-        "constant", "diurnal", "battery", "random_walk", "counter", "seismic", "radiation", "cycle"
+        "constant",
+        "diurnal",
+        "battery",
+        "random_walk",
+        "counter",
+        "seismic",
+        "radiation",
+        "cycle",
+        "random",
     ]
+    text: str | None = Field(None, description="string fields, model constant: the text sent")
     value: float | None = None
     noise: float = Field(0.0, ge=0)
     day: float | None = None
@@ -249,12 +268,32 @@ class FieldSpec(_Model):
     limits: Limits | None = None
     sample_rate_hz: float | None = Field(None, gt=0, description="array of successive samples")
     sim: SimSpec | None = None
+    length: int | None = Field(
+        None, ge=1, le=4096, description="string, bytes: octets of the value in the packet"
+    )
+    encoding: Literal["ascii", "utf-8"] = Field(
+        "ascii", description="string: how its octets are text; trailing NUL and spaces stripped"
+    )
+    axes: list[Name] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="a 2-D array: count samples of one value per axis, one channel per axis "
+        "(<name>_<axis>)",
+    )
+    planar: bool = Field(
+        False,
+        description="axes: all samples of the first axis, then the next (default: interleaved, "
+        "x0 y0 z0 x1 y1 z1 ...)",
+    )
 
     @field_validator("type")
     @classmethod
     def _type_known(cls, v: str) -> str:
         if not TYPE_RE.match(v):
             raise InputError(f"type '{v}' is not a type; {TYPE_HINT}")  # pydantic needs ValueError
+        if v[0] == "u" and v[1:].isdigit() and int(v[1:]) > 64 and int(v[1:]) not in WIDE_BITS:
+            raise InputError(f"type '{v}' is not a type; {WIDE_HINT}")
         return v
 
     @field_validator("endian", mode="before")
@@ -273,7 +312,26 @@ class FieldSpec(_Model):
 
     @property
     def width(self) -> int:
+        """Bits of one element: a string's or blob's ``length`` octets (0 without one)."""
+        if self.type in OCTET_TYPES:
+            return 8 * (self.length or 0)
         return int(self.type[1:])
+
+    @property
+    def bits(self) -> int:
+        """Bits the field takes in the packet: every element of every axis."""
+        return self.width * (self.count or 1) * (len(self.axes) if self.axes else 1)
+
+    @property
+    def is_octets(self) -> bool:
+        """A value of octets, not a number: a string, a blob, an integer wider than 64 bits.
+        Compiled to one u8 slot per octet; stored as text, binary or its exact octets."""
+        return self.type in OCTET_TYPES or self.width > 64
+
+    @property
+    def axis_names(self) -> list[str]:
+        """The channels of a 2-D array (``<name>_<axis>``); the field itself otherwise."""
+        return [f"{self.name}_{a}" for a in self.axes] if self.axes else [self.name]
 
     @property
     def is_subfield(self) -> bool:
@@ -306,7 +364,7 @@ class FieldSpec(_Model):
 
     @property
     def base(self) -> str:
-        """'u', 'i' or 'f'."""
+        """'u', 'i' or 'f'; 's' for string, 'b' for bytes."""
         return self.type[0]
 
 
@@ -372,6 +430,20 @@ class Profile(_Model):
         "clock is not trusted: a repeat of the same octets with the same sequence count is a "
         "duplicate, nothing is out of order). Default: arrival when time.code is none, else time",
     )
+
+    @functools.cached_property
+    def channel_fields(self) -> tuple[FieldSpec, ...]:
+        """The fields as channels: a 2-D array (``axes``) becomes one array field per axis,
+        ``<name>_<axis>`` with the field's count, calibration, limits and sim; the rest as
+        listed. Everything after the packet layout (plans, tables, the simulator) reads these."""
+        out: list[FieldSpec] = []
+        for f in self.fields:
+            if not f.axes:
+                out.append(f)
+                continue
+            for axis in f.axis_names:
+                out.append(f.model_copy(update={"name": axis, "axes": None, "planar": False}))
+        return tuple(out)
 
     @property
     def ordering(self) -> Literal["time", "arrival"]:

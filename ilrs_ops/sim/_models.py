@@ -30,9 +30,12 @@ class Channel:
         self._covered_s = -np.inf  # episodes are drawn up to this time
 
     def generate(self, t_ns: np.ndarray) -> np.ndarray:
-        """Engineering values, shape (n,) for scalars or (n, count) for arrays."""
+        """Engineering values, shape (n,) for scalars or (n, count) for arrays; the octets
+        (n, length) of a string, bytes or wide integer field."""
         n = t_ns.shape[0]
         s = self.spec
+        if self.field.is_octets:
+            return self._octets(n)
         match s.model:
             case "constant":
                 v = np.full(n, float(s.value or 0.0))
@@ -56,6 +59,17 @@ class Channel:
         if s.noise:
             v = v + self.rng.normal(0.0, s.noise, size=v.shape)
         return v
+
+    def _octets(self, n: int) -> np.ndarray:
+        """``constant``: a string's text, NUL-padded (other fields: zeros); ``random``: random
+        octets in every packet."""
+        size = self.field.width // 8
+        if self.spec.model == "random":
+            return self.rng.integers(0, 256, size=(n, size), dtype=np.uint8)
+        text = (self.spec.text or "").encode(self.field.encoding)[:size]
+        row = np.zeros(size, np.uint8)
+        row[: len(text)] = np.frombuffer(text, np.uint8)
+        return np.repeat(row[None, :], n, axis=0)
 
     def _diurnal(self, t_ns: np.ndarray) -> np.ndarray:
         day, night = float(self.spec.day or 0.0), float(self.spec.night or 0.0)
@@ -150,7 +164,10 @@ class Channel:
 
 
 def default_spec(field: FieldSpec) -> SimSpec:
-    """A quiet nominal value for a field without a ``sim:`` block: mid-limits, or raw zero."""
+    """A quiet nominal value for a field without a ``sim:`` block: mid-limits, or raw zero
+    (an empty string, zero octets)."""
+    if field.is_octets:
+        return SimSpec(model="constant")
     lim = field.limits
     for pair in (lim.yellow, lim.red) if lim else ():
         if pair and None not in pair:
@@ -167,7 +184,8 @@ class RawConverter:
     def __init__(self, field: FieldSpec) -> None:
         self.field = field
         self.is_float = field.base == "f"
-        if self.is_float:
+        self.is_octets = field.is_octets
+        if self.is_float or self.is_octets:
             return
         if field.base == "u":
             lo, hi = 0, (1 << field.width) - 1
@@ -185,6 +203,8 @@ class RawConverter:
             self._raw = grid[ok][order]
 
     def __call__(self, eng: np.ndarray) -> np.ndarray:
+        if self.is_octets:  # already the octets
+            return np.asarray(eng, np.uint8)
         if self.is_float:
             return np.asarray(eng, dtype=np.float32 if self.field.width == 32 else np.float64)
         if self.identity:

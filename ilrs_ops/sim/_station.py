@@ -53,8 +53,8 @@ class Module:
         self.period_ns = round(p.expected_period_s * NS)
         self.faults = faults or Faults()
         self.rng = np.random.default_rng([seed, zlib.crc32(p.instrument.encode())])
-        self.channels = {f.name: Channel(f, env, self.rng) for f in p.fields}
-        self.raw = {f.name: RawConverter(f) for f in p.fields}
+        self.channels = {f.name: Channel(f, env, self.rng) for f in p.channel_fields}
+        self.raw = {f.name: RawConverter(f) for f in p.channel_fields}
         self.index = 0  # packets generated so far
         self.injected: Counter[str] = Counter()
         self._excursion: tuple[str, int, float] | None = None  # channel, until ns, value
@@ -108,7 +108,7 @@ class Module:
         for name, v in values.items():
             cols[name] = self.raw[name](v)
         # A clock in fields: the fields carry the time, rolling over as a narrow counter does.
-        widths = {f.name: f.width for f in p.fields}
+        widths = {f.name: f.width for f in p.channel_fields}
         for name, v in time_columns(p.time, t_ns).items():
             cols[name] = v % (1 << widths[name]) if widths[name] < 63 else v
         layout = self.instrument.layout
@@ -166,7 +166,7 @@ class Module:
     def _pick_excursion(self, t0: int) -> tuple[str, int, float] | None:
         """A limited channel and a value past its red (else yellow) limit that the raw can carry."""
         candidates = []
-        for fs in self.profile.fields:
+        for fs in self.profile.channel_fields:
             pair = fs.limits and (fs.limits.red or fs.limits.yellow)
             if not pair or fs.ignore:
                 continue
