@@ -114,6 +114,37 @@ def test_europa_clipper_magnetometer_decodes_bit_for_bit(tmp_path: Path) -> None
     assert tm.column("time").cast(pa.int64()).to_pylist() == want.tolist()
 
 
+def test_europa_clipper_expanding_block_decodes_bit_for_bit(tmp_path: Path) -> None:
+    import importlib.resources
+
+    from ccsdspy import PacketArray, PacketField, VariableLength
+
+    folder = importlib.resources.files("ccsdspy") / "tests" / "data" / "europa_clipper"
+    file = Path(str(folder / "expanding_footer_packet.bin"))
+    tm, quarantined, summary = imported(tmp_path, file, "nasa-ecm-fgx")
+    assert quarantined == {}  # every PEC right, every length fits the block
+    inst = MISSIONS.instruments["nasa-ecm-fgx"]
+    hk = [f.name for f in inst.profile.fields if f.name.startswith("hk_")]
+    # The independent decoder: ccsdspy's variable-length reader, as its regression test has it.
+    theirs = VariableLength(
+        [
+            PacketField(name="sclk_s", bit_length=32, data_type="uint"),
+            PacketField(name="sclk_sub", bit_length=16, data_type="uint"),
+            PacketField(name="accountability_id", bit_length=32, data_type="uint"),
+            PacketArray(name="fgx", data_type="uint", bit_length=8, array_shape="expand"),
+            *[PacketField(name=n, bit_length=24, data_type="int") for n in hk],
+            PacketField(name="register_80", bit_length=16, data_type="uint"),
+            PacketField(name="pec", bit_length=16, data_type="uint"),
+        ]
+    ).load(str(file))
+    n = len(theirs["sclk_s"])
+    assert tm.num_rows == n == summary.decoded["nasa-ecm-fgx"] == 22
+    assert tm.column("fgx_channels__raw").to_pylist() == [a.tolist() for a in theirs["fgx"]]
+    assert {len(a) for a in theirs["fgx"]} == {1440}
+    for name in ["accountability_id", *hk, "register_80"]:
+        assert tm.column(name + "__raw").to_pylist() == theirs[name].tolist(), name
+
+
 def test_ccsdspy_hs_long_file_decodes_bit_for_bit(tmp_path: Path) -> None:
     """ccsdspy's hs dataset, APID 895: 71,970 packets, the long file of the import benchmark.
 
