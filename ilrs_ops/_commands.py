@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ilrs_ops.ingest import Ingestor
     from ilrs_ops.monitor import Monitor
-    from ilrs_ops.profiles import Catalog
+    from ilrs_ops.profiles import Catalog, Instrument
     from ilrs_ops.settings import Settings
     from ilrs_ops.sim import Faults
     from ilrs_ops.sources import Protocol
@@ -82,9 +82,16 @@ def list_profiles(paths: list[Path]) -> None:
             f"{p.apid:#05x}",
             str(len(inst.channels)),
             f"{rate:g} Hz",
-            f"{p.packet_length} B",
+            _octets(inst),
         )
     out().print(t)
+
+
+def _octets(inst: Instrument) -> str:
+    """A packet's length, or the range of a packet with a variable-length array."""
+    if inst.layout.variable:
+        return f"{int(inst.layout.lengths(0))}..{inst.profile.packet_length} B"
+    return f"{inst.profile.packet_length} B"
 
 
 def import_profiles(

@@ -88,7 +88,7 @@ class Layout:
         _, most, width = self.var_slots
         return 8 * self.packet_length - most * width
 
-    def lengths(self, counts: np.ndarray) -> np.ndarray:
+    def lengths(self, counts: np.ndarray | int) -> np.ndarray:
         """Octets of packets whose variable-length array has ``counts`` elements."""
         if not self.variable:
             return np.full(np.shape(counts), self.packet_length, np.int64)
