@@ -271,9 +271,7 @@ def up(
                 await stack.enter_async_context(EmbeddedBroker(host=host, port=port))
                 err().print(f"embedded MQTT broker on {host}:{port}")
             store = stack.enter_context(Store(s.data))
-            config = IngestConfig(
-                host=host, port=port, root=s.root, protocol="v5" if broker else "v311", **login
-            )
+            config = IngestConfig(host=host, port=port, root=s.root, **login)
             sim = Simulator(
                 catalog,
                 host=host,
@@ -612,8 +610,10 @@ async def _mqtt(
     """An MQTT client; aiomqtt's errors become IlrsError (exit 2 with the broker's address)."""
     import aiomqtt
 
+    from ilrs_ops.sources import open_client
+
     try:
-        async with aiomqtt.Client(host, port, **login) as client:
+        async with open_client(host, port, **login) as client:
             yield client
     except aiomqtt.MqttError as exc:
         raise BrokerError(f"MQTT broker {host}:{port}: {exc}") from exc
