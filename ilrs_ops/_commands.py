@@ -285,10 +285,10 @@ def up(
             err().print(
                 f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
             )
-            # A fresh operator token for this run, kept (hashed) beside the store.
-            tokens = store.root / "up-tokens.yaml"
-            tokens.unlink(missing_ok=True)
-            token = create_token(tokens, "operator", "operator")
+            # A fresh operator token for this run, kept (hashed) beside the store; the file's
+            # other tokens (partners, viewers added with `ilrs-ops token`) stay across runs.
+            tokens = store.root / UP_TOKENS
+            token = create_token(tokens, "operator", "operator", replace=True)
             console = ConsoleSettings(
                 broker_host=host,
                 broker_port=port,
@@ -345,10 +345,21 @@ def console(
     _run(serve(settings, capture_signals=True))
 
 
-def make_token(tokens: Path, name: str, role: str, partner: str | None) -> None:
-    """`token`: add a token for ``name`` to ``tokens`` and print it (its only appearance)."""
+def make_token(
+    tokens: Path, name: str, role: str, partner: str | None, s: Settings | None = None
+) -> None:
+    """`token`: add a token for ``name`` to ``tokens`` and print it (its only appearance). A
+    ``partner`` must be a partner of the profiles (``s.profiles``): a typo would make a token
+    that sees nothing."""
     from ilrs_ops.console import create_token
 
+    if partner is not None and s is not None:
+        known = sorted({i.profile.partner for i in _catalog([s.profiles])})
+        if partner not in known:
+            fail(
+                f"unknown partner {partner!r}: the profiles in {s.profiles} have "
+                f"{', '.join(known)}; use one of them, or --profiles for another folder"
+            )
     try:
         out().print(create_token(tokens, name, role, partner))  # type: ignore[arg-type]
     except IlrsError as exc:
@@ -537,6 +548,9 @@ def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
 
+
+#: `up`'s tokens file, in its data folder (README, "Console").
+UP_TOKENS = "up-tokens.yaml"
 
 HEALTH_STYLE = {
     "nominal": "green",

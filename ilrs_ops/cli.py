@@ -244,9 +244,12 @@ def token_(
     role: Annotated[str, typer.Option(help="operator, partner or viewer")],
     tokens: Annotated[Path, typer.Option(help="tokens file to add it to")],
     partner: Annotated[str | None, typer.Option(help="the partner, for role partner")] = None,
+    profiles: ProfilesOpt = None,
 ) -> None:
-    """Make a console token: printed once; the tokens file keeps only its sha256."""
-    _commands.make_token(tokens, name, role, partner)
+    """Make a console token: printed once; the tokens file keeps only its sha256. A partner
+    must be one of the profiles' partners. A running console takes the new token at once."""
+    s = _settings(profiles=profiles) if partner is not None else None
+    _commands.make_token(tokens, name, role, partner, s)
 
 
 @app.command("broker-config")

@@ -9,8 +9,10 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import watchfiles
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,16 +81,22 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             log.info("alarm state rebuilt from %d events of the store", n)
         except StoreError as exc:
             log.error("alarm state not rebuilt, the store cannot be read: %s", exc)
-        task = asyncio.create_task(
-            follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
-        )
+        tasks = [
+            asyncio.create_task(
+                follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
+            )
+        ]
+        if settings.tokens is not None:
+            tasks.append(asyncio.create_task(watch_tokens(console, settings.tokens)))
         try:
             yield
         finally:
             await replays.close()  # stopped replays seal what they took
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             store.close()
             for name in SERVER_LOGGERS:
                 logging.getLogger(name).removeFilter(redact)
@@ -116,6 +124,21 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         return app.openapi()
 
     return app
+
+
+async def watch_tokens(console: Console, path: Path) -> None:
+    """Reload the tokens file whenever it changes (``ilrs-ops token`` adds one to a running
+    console). The folder is watched, not the file: the file is replaced by a rename."""
+    path = path.absolute()
+
+    def ours(_change: watchfiles.Change, changed: str) -> bool:
+        return Path(changed).name == path.name
+
+    changes = watchfiles.awatch(
+        path.parent, watch_filter=ours, debounce=200, step=50, recursive=False
+    )
+    async for _ in changes:
+        await asyncio.to_thread(console.reload_tokens)
 
 
 async def _access_error(request: Request, exc: AccessError) -> JSONResponse:
