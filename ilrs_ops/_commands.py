@@ -342,7 +342,7 @@ def console(
         )
     except ValidationError as exc:
         fail(exc.errors()[0]["msg"])
-    _run(serve(settings, capture_signals=True))
+    _run(serve(settings, capture_signals=True), signals=False)  # uvicorn takes them
 
 
 def make_token(
@@ -505,15 +505,59 @@ def replay(
     _run(main())
 
 
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    """Run a command's coroutine; Ctrl-C stops cleanly, IlrsError prints its message and exits 2."""
+def _run(main: Coroutine[Any, Any, None], *, signals: bool = True) -> None:
+    """Run a command's coroutine; SIGINT (Ctrl-C) and SIGTERM stop it cleanly (what it holds is
+    closed and sealed, exit 0); IlrsError prints its message and exits 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(main)
+        stopped = asyncio.run(_until_signal(main) if signals else _plain(main))
     except KeyboardInterrupt:
-        err().print("stopped")
+        stopped = True
     except IlrsError as exc:
         fail(str(exc))
+    if stopped:
+        err().print("stopped")
+
+
+async def _plain(main: Coroutine[Any, Any, None]) -> bool:
+    await main
+    return False
+
+
+async def _until_signal(main: Coroutine[Any, Any, None]) -> bool:
+    """Await ``main`` until a SIGINT or SIGTERM cancels it; True if one did. Both are taken
+    even where the shell started us with SIGINT ignored (a background job of a script), where
+    asyncio's own Ctrl-C handling stays off. A second signal while the first one's stop seals
+    the store is only noted: cutting the seal short would lose the point of stopping cleanly."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[int] = []
+
+    def stop(signum: int) -> None:
+        if got:
+            err().print("stopping: closing and sealing, please wait")
+            return
+        got.append(signum)
+        task.cancel()
+
+    taken = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, signum)
+            taken.append(signum)
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        task.uncancel()  # ours, and handled: the run ends normally
+    finally:
+        for signum in taken:
+            loop.remove_signal_handler(signum)
+    return bool(got)
 
 
 def _catalog(paths: list[Path]) -> Catalog:
@@ -599,13 +643,56 @@ async def _show(render: Callable[[], Table]) -> None:
     from rich.live import Live
 
     if sys.stdout.isatty():
-        with Live(render(), console=out(), refresh_per_second=2) as live:
+        with Live(render(), console=out(), refresh_per_second=2) as live, _logs_above(live):
             while True:
                 await asyncio.sleep(0.5)
                 live.update(render())
     while True:
         await asyncio.sleep(10)
         out().print(render())
+
+
+@contextlib.contextmanager
+def _logs_above(live: Any) -> Iterator[None]:
+    """While a live table is drawn, log records are printed through its console, above the
+    table: written straight to the terminal they would break its in-place redraw and leave
+    stacked copies of it behind. Rich redirects print() and sys.stderr, not a logging handler
+    that holds the terminal's stream."""
+    import logging
+
+    class Above(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                live.console.print(self.format(record), markup=False, highlight=False,
+                                   emoji=False, soft_wrap=True)  # fmt: skip
+            except Exception:
+                self.handleError(record)
+
+    def to_terminal(h: logging.Handler) -> bool:
+        stream = getattr(h, "stream", None)
+        # The terminal's own streams: by now Live has put proxies in sys.stdout and sys.stderr.
+        terminal = (sys.__stderr__, sys.__stdout__, sys.stderr, sys.stdout)
+        return isinstance(h, logging.StreamHandler) and stream in terminal
+
+    # The root's handler (basicConfig) and those of loggers with their own (uvicorn's).
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    saved = {lg: lg.handlers[:] for lg in loggers if any(to_terminal(h) for h in lg.handlers)}
+    for lg, handlers in saved.items():
+        lg.handlers[:] = [h if not to_terminal(h) else _above(Above(), h) for h in handlers]
+    try:
+        yield
+    finally:
+        for lg, handlers in saved.items():
+            lg.handlers[:] = handlers
+
+
+def _above(handler: Any, was: Any) -> Any:
+    """``handler`` with the level and format of the handler ``was`` it stands in for."""
+    handler.setLevel(was.level)
+    handler.setFormatter(was.formatter)
+    return handler
 
 
 async def _watch(mon: Monitor, client: aiomqtt.Client) -> None:
