@@ -384,6 +384,33 @@ def test_detail_shows_values_live_and_history_plots(page: Any, up: Up) -> None:
     only_local(page, up.url)
 
 
+# The x tick labels uPlot drew on the canvas (uPlot keeps them on the axis as _values).
+TICKS = "(sel) => document.querySelector(sel)._plot.axes[0]._values"
+ISO_HOVER = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}Z$")
+TICK = re.compile(r"^(\d{4}-\d{2}-\d{2}\n)?\d{2}:\d{2}:\d{2}(\.\d{3})?$")
+
+
+def test_plot_times_are_utc_iso_with_seconds_and_apids_hex(page: Any, up: Up) -> None:
+    login(page, up.url, up.token)
+    iid = "sup-rover-1"  # APID 0x2a1 in its profile
+    page.click(f'.tile[data-instrument="{iid}"]')
+    sync_api.expect(page.locator("#detail-meta")).to_contain_text("APID 0x2a1")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#hist-plot').dataset.points) > 0", timeout=15_000
+    )
+    for sel in ("#live-plot", "#hist-plot"):
+        ticks = page.evaluate(TICKS, sel)
+        assert ticks and all(TICK.match(t) for t in ticks), (sel, ticks)
+        assert "\n" in ticks[0], ticks  # the first tick says the day too
+    over = page.locator("#hist-plot .u-over")
+    box = over.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    hover = page.locator("#hist-plot .u-legend .u-series").first.locator(".u-value")
+    sync_api.expect(hover).to_have_text(ISO_HOVER)
+    page.screenshot(path="/tmp/console-detail-utc.png")
+    only_local(page, up.url)
+
+
 def test_a_partner_token_sees_only_its_own_instruments(
     page: Any, up: Up, station: Catalog, tmp_path: Path
 ) -> None:

@@ -627,7 +627,8 @@
     d.info = info;
     d.chans = new Map(info.channels.map((c) => [c.name, c]));
     $("#detail-title").textContent = `${info.instrument} — ${info.name}`;
-    $("#detail-meta").textContent = `partner ${info.partner} · ${info.kind} · APID ${info.apid}` +
+    $("#detail-meta").textContent = `partner ${info.partner} · ${info.kind}` +
+      ` · APID ${hexApid(info.apid)}` +
       ` · every ${info.expected_period_s} s · ${info.counters.packets ?? 0} packets stored`;
     const plottable = info.channels.filter((c) => !c.enum && !(c.type || "").startsWith("str"));
     plottable.sort((a, b) => (b.limits ? 1 : 0) - (a.limits ? 1 : 0));
@@ -725,12 +726,36 @@
     return out;
   }
 
+  // APIDs as the CLI and the profiles write them: 0x2a1 (three hex digits, 11 bits).
+  function hexApid(apid) {
+    return typeof apid === "number" ? `0x${apid.toString(16).padStart(3, "0")}` : String(apid ?? "—");
+  }
+
+  // Station time is UTC, written ISO-like with seconds: the axis gives the time of day and,
+  // on the first tick and where the day changes, the date; hovering gives the full instant.
+  function isoUtc(sec, ms) {
+    const s = new Date(sec * 1e3).toISOString(); // 2026-12-02T12:31:05.123Z
+    return `${s.slice(0, 10)} ${s.slice(11, ms ? 23 : 19)}Z`;
+  }
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    let day = null;
+    return splits.map((sec) => {
+      const s = new Date(sec * 1e3).toISOString();
+      const tod = incr < 1 ? s.slice(11, 23) : s.slice(11, 19);
+      const d = s.slice(0, 10);
+      const label = d !== day ? `${d}\n${tod}` : tod;
+      day = d;
+      return label;
+    });
+  }
+
   function makePlot(target, chan, names, data) {
     const box = $(target);
     box.replaceChildren();
     const limits = limitSeries(chan);
     const colors = ["#6cb6ff", "#7a8899", "#7a8899"];
-    const series = [{}];
+    const hover = (u, v) => (v === null || v === undefined ? "—" : isoUtc(v, true));
+    const series = [{ label: "UTC", value: hover }];
     names.forEach((n, i) => series.push({ label: n, stroke: colors[i], width: i ? 1 : 2,
       dash: i ? [2, 3] : undefined, spanGaps: false }));
     for (const l of limits) series.push({ label: l.label, stroke: l.color, width: 1, dash: [6, 4],
@@ -742,12 +767,14 @@
       scales: { x: { time: true } },
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // station time is UTC
       series,
-      axes: [{ ...axis }, { ...axis, size: 60, label: chan && chan.units ? chan.units : "" }],
+      axes: [{ ...axis, values: timeTicks, space: 80, size: 56 },
+        { ...axis, size: 60, label: chan && chan.units ? chan.units : "" }],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
     };
     const plot = new uPlot(opts, full, box);
     plot._limits = limits;
+    box._plot = plot; // for the browser tests: the tick labels are drawn, not in the DOM
     box.dataset.points = String(data[0].length);
     return plot;
   }
