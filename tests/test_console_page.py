@@ -411,6 +411,28 @@ def test_plot_times_are_utc_iso_with_seconds_and_apids_hex(page: Any, up: Up) ->
     only_local(page, up.url)
 
 
+def test_api_docs_offline_with_an_authorize_button(page: Any, up: Up) -> None:
+    """/docs is Swagger UI from the console's own files (no CDN, so every request stays
+    local): public, its schema public, its calls refused without the token and answered with
+    it once given to Authorize."""
+    page.goto(up.url + "/docs")
+    sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("ilrs-ops console")
+    status = page.locator("#operations-status-station_status_api_status_get")
+    status.locator(".opblock-summary").click()
+    status.get_by_role("button", name="Try it out").click()
+    status.get_by_role("button", name="Execute").click()
+    code = status.locator(".live-responses-table .response .response-col_status").first
+    sync_api.expect(code).to_have_text("401")
+    page.get_by_role("button", name="Authorize").first.click()
+    page.fill("#auth-bearer-value", up.token)  # the HTTPBearer scheme of the schema
+    page.click(".modal-ux button.authorize")
+    page.click(".modal-ux button.btn-done")
+    status.get_by_role("button", name="Execute").click()
+    sync_api.expect(code).to_have_text("200")
+    page.screenshot(path="/tmp/console-docs.png")
+    only_local(page, up.url)
+
+
 def test_a_partner_token_sees_only_its_own_instruments(
     page: Any, up: Up, station: Catalog, tmp_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ from ilrs_ops.console._auth import (
     Tokens,
     hash_token,
 )
-from ilrs_ops.console._deps import Console, PrincipalDep
+from ilrs_ops.console._deps import Console
 from ilrs_ops.console._errors import AccessError, TooManyRequestsError
 from ilrs_ops.console._limits import BodyLimit
 from ilrs_ops.console._live import follow
@@ -47,10 +47,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     are wrong, before any server starts); follows the broker while the app runs.
 
     In dev mode without a tokens file an operator token is made: ``app.state.dev_token``,
-    logged once at start. Anonymous callers get ``/healthz`` and the page (login box) only:
-    ``/openapi.json`` takes a token too, and there is no ``/docs`` (it would load Swagger UI
-    from a CDN, and could not send the token). Refusals (AccessError) get their status; any
-    other exception is a bug: a logged 500 ``internal error``."""
+    logged once at start. Anonymous callers get ``/healthz``, the page (login box), the API docs
+    ``/docs`` (Swagger UI, vendored: no CDN) and ``/openapi.json`` (the API's description,
+    no data), nothing else: the docs' Authorize button takes a bearer token for their calls.
+    Refusals (AccessError) get their status; any other exception is a bug: a logged 500
+    ``internal error``."""
     catalogs = CatalogOwner(load_catalog([settings.profiles]))
     dev_token: str | None = None
     if settings.tokens is not None:
@@ -120,7 +121,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         app.include_router(router)
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi(principal: PrincipalDep) -> dict[str, Any]:
+    def openapi() -> dict[str, Any]:
         return app.openapi()
 
     return app
