@@ -377,7 +377,10 @@ def test_detail_shows_values_live_and_history_plots(page: Any, up: Up) -> None:
     sync_api.expect(page.locator('#ranges button[data-range="3600"]')).to_have_attribute(
         "aria-pressed", "true"
     )
-    sync_api.expect(page.locator("#hist-info")).to_contain_text("buckets of 6.0 s")
+    # a young station: its samples themselves (over RAW_MAX samples: buckets of 6.0 s)
+    sync_api.expect(page.locator("#hist-info")).to_have_text(
+        re.compile(r"^(\d+ samples|\d+ buckets of 6\.0 s) from ")
+    )
     page.keyboard.press("Escape")
     sync_api.expect(page.locator("#overview")).to_be_visible()
     assert page.evaluate("document.activeElement.dataset.instrument") == iid

@@ -807,6 +807,8 @@
         d.live.ys[0].push(c[`${name}__mean`][i]);
         if (arr) { d.live.ys[1].push(c[`${name}__min`][i]); d.live.ys[2].push(c[`${name}__max`][i]); }
       }
+      const period = Number(d.info.expected_period_s) || 1;
+      [d.live.x, d.live.ys] = withGaps(d.live.x, d.live.ys, GAP_PERIODS * Math.max(period, 0.5));
     } catch (e) { /* live only */ }
     if (detail !== d || d.channel !== name) return;
     d.livePlot = makePlot("#live-plot", chan, arr ? ["mean", "min", "max"] : [name],
@@ -820,7 +822,13 @@
     const v = t.values[d.channel];
     if (!v) return;
     const x = t.last_packet_time_ns / NS;
-    if (d.live.x.length && x <= d.live.x[d.live.x.length - 1]) return;
+    const last = d.live.x.length ? d.live.x[d.live.x.length - 1] : null;
+    if (last !== null && x <= last) return;
+    const period = Number(d.info.expected_period_s) || 1;
+    if (last !== null && x - last > GAP_PERIODS * Math.max(period, 0.5)) {
+      d.live.x.push((x + last) / 2); // nothing arrived for a while: a gap, not a line
+      for (const y of d.live.ys) y.push(null);
+    }
     const [mean, lo, hi] = scalar(v.value);
     d.live.x.push(x);
     d.live.ys[0].push(mean);
@@ -829,33 +837,81 @@
     setPlotData(d.livePlot, "#live-plot", [d.live.x, ...d.live.ys]);
   }
 
+  // Below this many samples in the window the history plot shows the samples themselves, at
+  // their own times; above it, min/max/mean buckets. Either way the axis spans the window
+  // chosen (a young station's data sits at the right end), and a stretch without data longer
+  // than GAP_PERIODS packet periods (or two buckets) is drawn as a gap, not bridged by a line.
+  const RAW_MAX = 2000;
+  const GAP_PERIODS = 3;
+
+  // Points (x, ys) sorted by x with a null point wherever two are more than maxStep apart:
+  // uPlot does not draw a line across a null (spanGaps false).
+  function withGaps(x, ys, maxStep) {
+    const gx = [], gys = ys.map(() => []);
+    for (let i = 0; i < x.length; i++) {
+      if (i && x[i] - x[i - 1] > maxStep) {
+        gx.push((x[i] + x[i - 1]) / 2);
+        for (const g of gys) g.push(null);
+      }
+      gx.push(x[i]);
+      ys.forEach((y, k) => gys[k].push(y[i]));
+    }
+    return [gx, gys];
+  }
+
   async function loadHistory() {
     const d = detail;
     if (!d || !d.channel) return;
     const name = d.channel;
     const range = d.range;
     const stop = Date.now() * 1e6;
+    const start = stop - range * NS;
     $("#hist-info").textContent = "loading…";
-    let r;
+    const base = `/api/instruments/${encodeURIComponent(d.id)}/telemetry?channels=` +
+      `${encodeURIComponent(name)}&start=${start}&stop=${stop}`;
+    const buckets = 600;
+    let r, raw = null;
     try {
-      r = await api(`/api/instruments/${encodeURIComponent(d.id)}/telemetry?channels=` +
-        `${encodeURIComponent(name)}&start=${stop - range * NS}&stop=${stop}&max_points=600`);
+      r = await api(`${base}&max_points=${buckets}`);
+      const counts = r.columns[`${name}__count`] || [];
+      const total = counts.reduce((a, b) => a + (b || 0), 0);
+      if (total > 0 && total <= RAW_MAX) raw = await api(base);
     } catch (e) {
       if (detail === d) $("#hist-info").textContent = `history unavailable: ${e.message}`;
       return;
     }
     if (detail !== d || d.channel !== name || d.range !== range) return;
-    const c = r.columns;
+    const width = range / buckets; // s
+    const period = Number(d.info.expected_period_s) || 1;
     const x = [], mean = [], lo = [], hi = [];
-    for (let i = 0; i < c.time.length; i++) {
-      if (!c[`${name}__count`][i]) continue;
-      x.push(c.time[i] / NS);
-      mean.push(c[`${name}__mean`][i]); lo.push(c[`${name}__min`][i]); hi.push(c[`${name}__max`][i]);
+    let maxStep, how;
+    if (raw) {
+      const c = raw.columns;
+      for (let i = 0; i < c.time.length; i++) {
+        const [m, a, b] = scalar(c[name][i]);
+        x.push(c.time[i] / NS); mean.push(m); lo.push(a); hi.push(b);
+      }
+      maxStep = GAP_PERIODS * period;
+      how = `${x.length} samples from ${raw.source}`;
+    } else {
+      const c = r.columns;
+      for (let i = 0; i < c.time.length; i++) {
+        if (!c[`${name}__count`][i]) continue;
+        x.push(c.time[i] / NS + width / 2); // a bucket's values belong to its middle
+        mean.push(c[`${name}__mean`][i]); lo.push(c[`${name}__min`][i]); hi.push(c[`${name}__max`][i]);
+      }
+      maxStep = Math.max(GAP_PERIODS * period, 2 * width);
+      how = `${x.length} buckets of ${width.toFixed(1)} s from ${r.source}`;
     }
+    const [gx, gys] = withGaps(x, [mean, lo, hi], maxStep);
+    // the window's ends, without values: the axis shows [start, stop) whatever the data covers
+    gx.unshift(start / NS); gx.push(stop / NS);
+    for (const g of gys) { g.unshift(null); g.push(null); }
     if (d.histPlot) d.histPlot.destroy();
-    d.histPlot = makePlot("#hist-plot", d.chans.get(name), ["mean", "min", "max"], [x, mean, lo, hi]);
-    $("#hist-info").textContent = `${x.length} buckets of ${(range / 600).toFixed(1)} s from ` +
-      `${r.source}; min/max dashed`;
+    d.histPlot = makePlot("#hist-plot", d.chans.get(name), ["mean", "min", "max"], [gx, ...gys]);
+    $("#hist-plot").dataset.points = String(x.length);
+    $("#hist-info").textContent = `${how}; min/max dashed; no data for over ` +
+      `${maxStep.toFixed(maxStep < 10 ? 1 : 0)} s is a gap`;
   }
 
   window.addEventListener("resize", () => {
