@@ -1,13 +1,15 @@
 """History plots of the console page in real headless Chromium (Debian's, via Playwright), over
 a store with an outage in it, on a real uvicorn: the outage shows as a gap in the line, not a
 straight line across it; the axis spans the window chosen ("last 1 h" of a young station is an
-hour wide, its data at the right end) and no point is drawn before the first packet."""
+hour wide, its data at the right end) and no point is drawn before the first packet. And when
+the console dies, every tile says it has no live link, visibly."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,3 +99,27 @@ def test_an_outage_is_a_gap_and_the_axis_spans_the_window(
     if range_s == 300:
         page.screenshot(path="/tmp/console-history-gap.png")
     only_local(page, site.url)
+
+
+def test_every_tile_says_so_when_the_backend_dies(
+    page: Any,  # noqa: F811
+    tmp_path: Path,
+    topic_root: str,
+) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    token = create_token(tokens, "desk", "operator")
+    (tmp_path / "data").mkdir()
+    with serving(tmp_path / "data", tokens, topic_root) as (url, _):
+        login(page, url, token)
+        sync_api.expect(page.locator("#conn")).to_have_text("live")
+        n = page.locator(".tile").count()
+        assert n > 0
+        assert page.locator('.tile[data-link="lost"]').count() == 0
+    # the console is gone: its WebSocket closed
+    sync_api.expect(page.locator('.tile[data-link="lost"]')).to_have_count(n, timeout=15_000)
+    for tile in page.locator(".tile").all():
+        sync_api.expect(tile.locator(".health")).to_contain_text("no live link")
+        assert "no live link" in (tile.get_attribute("aria-label") or "")
+    background = page.locator(".tile").first.evaluate("t => getComputedStyle(t).backgroundImage")
+    assert "repeating-linear-gradient" in background
+    page.screenshot(path="/tmp/console-link-lost.png")

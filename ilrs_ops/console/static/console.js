@@ -98,10 +98,22 @@
     route();
   }
 
-  function setConn(ok, text) {
+  // Whether live updates flow. Without them every tile and the detail's badge say so: what
+  // they show is the state when the link was lost, not the state now.
+  let linkLost = null; // Date of the loss, or null while live
+
+  function setConn(ok, text, lostNow = !ok) {
     const c = $("#conn");
     c.textContent = text;
     c.className = `conn ${ok ? "ok" : "bad"}`;
+    let lost = linkLost; // connecting again: still lost, since the first loss
+    if (ok) lost = null;
+    else if (lostNow) lost = linkLost || new Date();
+    if (Boolean(lost) === Boolean(linkLost)) return;
+    linkLost = lost;
+    document.body.dataset.link = lost ? "lost" : "live";
+    for (const t of tiles.values()) paintTile(t);
+    if (detail) paintDetailStatus(tiles.get(detail.id));
   }
 
   function renderOverview() {
@@ -146,6 +158,16 @@
     b.querySelector(".id").textContent = t.instrument;
     b.querySelector(".name").textContent = t.name;
     b.querySelector(".name").title = t.name;
+    if (linkLost) {
+      const at = linkLost.toISOString().slice(11, 19);
+      b.dataset.link = "lost";
+      b.style.setProperty("--c", "var(--stale)");
+      b.querySelector(".health").textContent = `no live link · was ${t.health} at ${at}Z`;
+      b.setAttribute("aria-label", `${t.instrument}, ${t.name}: unknown, no live link ` +
+        `since ${at} UTC (was ${t.health})`);
+      return;
+    }
+    delete b.dataset.link;
     b.querySelector(".health").textContent = `${t.health} · ${ago(t)}`;
     b.setAttribute("aria-label", `${t.instrument}, ${t.name}: ${t.health}`);
   }
@@ -158,7 +180,7 @@
     if (!token) return;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(`${proto}//${location.host}/api/live`, ["bearer", token]);
-    setConn(false, "connecting…");
+    setConn(false, "connecting…", Boolean(linkLost)); // a first connection is no loss
     ws.onmessage = (m) => onLive(JSON.parse(m.data));
     ws.onclose = (e) => {
       ws = null;
@@ -659,9 +681,10 @@
   function paintDetailStatus(t) {
     if (!detail || !t) return;
     const badge = $("#detail-health");
-    badge.textContent = t.health;
+    badge.textContent = linkLost ? `no live link (was ${t.health})` : t.health;
     badge.dataset.health = t.health;
-    badge.style.setProperty("--c", `var(--${t.health})`);
+    badge.dataset.link = linkLost ? "lost" : "live";
+    badge.style.setProperty("--c", linkLost ? "var(--stale)" : `var(--${t.health})`);
     const body = $("#values tbody");
     const rows = [];
     for (const [name, v] of Object.entries(t.values || {})) {
