@@ -103,6 +103,8 @@ async def test_up_in_the_background_of_a_script_stops_cleanly_on_a_signal(
         if shell.returncode is None:
             shell.kill()
             await shell.wait()
+        with contextlib.suppress(ProcessLookupError, UnboundLocalError):
+            os.kill(pid, signal.SIGKILL)  # `up` outlived its shell: the test failed
     assert out.decode().strip().endswith("exit=0"), (out, err.read_text(errors="replace"))
     assert "stopped" in err.read_text()
     raw = ds.dataset(tmp_path / "data" / "raw", format="parquet", partitioning="hive")
