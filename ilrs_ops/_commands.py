@@ -278,9 +278,7 @@ def up(
                 await stack.enter_async_context(EmbeddedBroker(host=host, port=port))
                 err().print(f"embedded MQTT broker on {host}:{port}")
             store = stack.enter_context(Store(s.data))
-            config = IngestConfig(
-                host=host, port=port, root=s.root, protocol="v5" if broker else "v311", **login
-            )
+            config = IngestConfig(host=host, port=port, root=s.root, **login)
             sim = Simulator(
                 catalog,
                 host=host,
@@ -294,10 +292,10 @@ def up(
             err().print(
                 f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
             )
-            # A fresh operator token for this run, kept (hashed) beside the store.
-            tokens = store.root / "up-tokens.yaml"
-            tokens.unlink(missing_ok=True)
-            token = create_token(tokens, "operator", "operator")
+            # A fresh operator token for this run, kept (hashed) beside the store; the file's
+            # other tokens (partners, viewers added with `ilrs-ops token`) stay across runs.
+            tokens = store.root / UP_TOKENS
+            token = create_token(tokens, "operator", "operator", replace=True)
             console = ConsoleSettings(
                 broker_host=host,
                 broker_port=port,
@@ -351,13 +349,24 @@ def console(
         )
     except ValidationError as exc:
         fail(exc.errors()[0]["msg"])
-    _run(serve(settings, capture_signals=True))
+    _run(serve(settings, capture_signals=True), signals=False)  # uvicorn takes them
 
 
-def make_token(tokens: Path, name: str, role: str, partner: str | None) -> None:
-    """`token`: add a token for ``name`` to ``tokens`` and print it (its only appearance)."""
+def make_token(
+    tokens: Path, name: str, role: str, partner: str | None, s: Settings | None = None
+) -> None:
+    """`token`: add a token for ``name`` to ``tokens`` and print it (its only appearance). A
+    ``partner`` must be a partner of the profiles (``s.profiles``): a typo would make a token
+    that sees nothing."""
     from ilrs_ops.console import create_token
 
+    if partner is not None and s is not None:
+        known = sorted({i.profile.partner for i in _catalog([s.profiles])})
+        if partner not in known:
+            fail(
+                f"unknown partner {partner!r}: the profiles in {s.profiles} have "
+                f"{', '.join(known)}; use one of them, or --profiles for another folder"
+            )
     try:
         out().print(create_token(tokens, name, role, partner))  # type: ignore[arg-type]
     except IlrsError as exc:
@@ -503,15 +512,59 @@ def replay(
     _run(main())
 
 
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    """Run a command's coroutine; Ctrl-C stops cleanly, IlrsError prints its message and exits 2."""
+def _run(main: Coroutine[Any, Any, None], *, signals: bool = True) -> None:
+    """Run a command's coroutine; SIGINT (Ctrl-C) and SIGTERM stop it cleanly (what it holds is
+    closed and sealed, exit 0); IlrsError prints its message and exits 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(main)
+        stopped = asyncio.run(_until_signal(main) if signals else _plain(main))
     except KeyboardInterrupt:
-        err().print("stopped")
+        stopped = True
     except IlrsError as exc:
         fail(str(exc))
+    if stopped:
+        err().print("stopped")
+
+
+async def _plain(main: Coroutine[Any, Any, None]) -> bool:
+    await main
+    return False
+
+
+async def _until_signal(main: Coroutine[Any, Any, None]) -> bool:
+    """Await ``main`` until a SIGINT or SIGTERM cancels it; True if one did. Both are taken
+    even where the shell started us with SIGINT ignored (a background job of a script), where
+    asyncio's own Ctrl-C handling stays off. A second signal while the first one's stop seals
+    the store is only noted: cutting the seal short would lose the point of stopping cleanly."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[int] = []
+
+    def stop(signum: int) -> None:
+        if got:
+            err().print("stopping: closing and sealing, please wait")
+            return
+        got.append(signum)
+        task.cancel()
+
+    taken = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop, signum)
+            taken.append(signum)
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        task.uncancel()  # ours, and handled: the run ends normally
+    finally:
+        for signum in taken:
+            loop.remove_signal_handler(signum)
+    return bool(got)
 
 
 def _catalog(paths: list[Path]) -> Catalog:
@@ -546,6 +599,9 @@ def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
 
+
+#: `up`'s tokens file, in its data folder (README, "Console").
+UP_TOKENS = "up-tokens.yaml"
 
 HEALTH_STYLE = {
     "nominal": "green",
@@ -594,13 +650,56 @@ async def _show(render: Callable[[], Table]) -> None:
     from rich.live import Live
 
     if sys.stdout.isatty():
-        with Live(render(), console=out(), refresh_per_second=2) as live:
+        with Live(render(), console=out(), refresh_per_second=2) as live, _logs_above(live):
             while True:
                 await asyncio.sleep(0.5)
                 live.update(render())
     while True:
         await asyncio.sleep(10)
         out().print(render())
+
+
+@contextlib.contextmanager
+def _logs_above(live: Any) -> Iterator[None]:
+    """While a live table is drawn, log records are printed through its console, above the
+    table: written straight to the terminal they would break its in-place redraw and leave
+    stacked copies of it behind. Rich redirects print() and sys.stderr, not a logging handler
+    that holds the terminal's stream."""
+    import logging
+
+    class Above(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                live.console.print(self.format(record), markup=False, highlight=False,
+                                   emoji=False, soft_wrap=True)  # fmt: skip
+            except Exception:
+                self.handleError(record)
+
+    def to_terminal(h: logging.Handler) -> bool:
+        stream = getattr(h, "stream", None)
+        # The terminal's own streams: by now Live has put proxies in sys.stdout and sys.stderr.
+        terminal = (sys.__stderr__, sys.__stdout__, sys.stderr, sys.stdout)
+        return isinstance(h, logging.StreamHandler) and stream in terminal
+
+    # The root's handler (basicConfig) and those of loggers with their own (uvicorn's).
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
+    saved = {lg: lg.handlers[:] for lg in loggers if any(to_terminal(h) for h in lg.handlers)}
+    for lg, handlers in saved.items():
+        lg.handlers[:] = [h if not to_terminal(h) else _above(Above(), h) for h in handlers]
+    try:
+        yield
+    finally:
+        for lg, handlers in saved.items():
+            lg.handlers[:] = handlers
+
+
+def _above(handler: Any, was: Any) -> Any:
+    """``handler`` with the level and format of the handler ``was`` it stands in for."""
+    handler.setLevel(was.level)
+    handler.setFormatter(was.formatter)
+    return handler
 
 
 async def _watch(mon: Monitor, client: aiomqtt.Client) -> None:
@@ -619,8 +718,10 @@ async def _mqtt(
     """An MQTT client; aiomqtt's errors become IlrsError (exit 2 with the broker's address)."""
     import aiomqtt
 
+    from ilrs_ops.sources import open_client
+
     try:
-        async with aiomqtt.Client(host, port, **login) as client:
+        async with open_client(host, port, **login) as client:
             yield client
     except aiomqtt.MqttError as exc:
         raise BrokerError(f"MQTT broker {host}:{port}: {exc}") from exc

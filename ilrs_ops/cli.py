@@ -168,8 +168,8 @@ def ingest(
     data: DataOpt = None,
     shard: Annotated[str, typer.Option(help="this process's shard i/N of the instruments")] = "0/1",
     protocol: Annotated[
-        str, typer.Option(help="MQTT protocol: v5, or v311 (embedded broker)")
-    ] = "v5",
+        str, typer.Option(help="MQTT protocol: auto (5, else 3.1.1 if refused), v5 or v311")
+    ] = "auto",
     segment_messages: Annotated[
         int, typer.Option(help="seal a lane's WAL segment to Parquet at this many messages", min=1)
     ] = SEGMENT_MESSAGES,
@@ -244,9 +244,12 @@ def token_(
     role: Annotated[str, typer.Option(help="operator, partner or viewer")],
     tokens: Annotated[Path, typer.Option(help="tokens file to add it to")],
     partner: Annotated[str | None, typer.Option(help="the partner, for role partner")] = None,
+    profiles: ProfilesOpt = None,
 ) -> None:
-    """Make a console token: printed once; the tokens file keeps only its sha256."""
-    _commands.make_token(tokens, name, role, partner)
+    """Make a console token: printed once; the tokens file keeps only its sha256. A partner
+    must be one of the profiles' partners. A running console takes the new token at once."""
+    s = _settings(profiles=profiles) if partner is not None else None
+    _commands.make_token(tokens, name, role, partner, s)
 
 
 @app.command("broker-config")
@@ -314,7 +317,9 @@ def replay(
     profiles: ProfilesOpt = None,
     root: RootOpt = None,
     data: DataOpt = None,
-    protocol: Annotated[str, typer.Option(help="MQTT protocol: v5, or v311 (embedded)")] = "v5",
+    protocol: Annotated[
+        str, typer.Option(help="MQTT protocol: auto (5, else 3.1.1 if refused), v5 or v311")
+    ] = "auto",
 ) -> None:
     """Replay a store or recording in packet-time order into a new recording: over MQTT under
     {root}-replay/{name} (never the live root) at a speed factor, or --direct."""
@@ -369,9 +374,9 @@ def _broker_address(text: str) -> tuple[str, int]:
 
 
 def _protocol(text: str) -> Protocol:
-    """--protocol checked: v5 or v311."""
-    if text not in ("v5", "v311"):
-        raise typer.BadParameter(f"{text!r}: use v5 or v311", param_hint="--protocol")
+    """--protocol checked: auto, v5 or v311."""
+    if text not in ("auto", "v5", "v311"):
+        raise typer.BadParameter(f"{text!r}: use auto, v5 or v311", param_hint="--protocol")
     return text  # type: ignore[return-value]
 
 

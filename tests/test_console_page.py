@@ -377,10 +377,62 @@ def test_detail_shows_values_live_and_history_plots(page: Any, up: Up) -> None:
     sync_api.expect(page.locator('#ranges button[data-range="3600"]')).to_have_attribute(
         "aria-pressed", "true"
     )
-    sync_api.expect(page.locator("#hist-info")).to_contain_text("buckets of 6.0 s")
+    # a young station: its samples themselves (over RAW_MAX samples: buckets of 6.0 s)
+    sync_api.expect(page.locator("#hist-info")).to_have_text(
+        re.compile(r"^(\d+ samples|\d+ buckets of 6\.0 s) from ")
+    )
     page.keyboard.press("Escape")
     sync_api.expect(page.locator("#overview")).to_be_visible()
     assert page.evaluate("document.activeElement.dataset.instrument") == iid
+    only_local(page, up.url)
+
+
+# The x tick labels uPlot drew on the canvas (uPlot keeps them on the axis as _values).
+TICKS = "(sel) => document.querySelector(sel)._plot.axes[0]._values"
+ISO_HOVER = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}Z$")
+TICK = re.compile(r"^(\d{4}-\d{2}-\d{2}\n)?\d{2}:\d{2}:\d{2}(\.\d{3})?$")
+
+
+def test_plot_times_are_utc_iso_with_seconds_and_apids_hex(page: Any, up: Up) -> None:
+    login(page, up.url, up.token)
+    iid = "sup-rover-1"  # APID 0x2a1 in its profile
+    page.click(f'.tile[data-instrument="{iid}"]')
+    sync_api.expect(page.locator("#detail-meta")).to_contain_text("APID 0x2a1")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#hist-plot').dataset.points) > 0", timeout=15_000
+    )
+    for sel in ("#live-plot", "#hist-plot"):
+        ticks = page.evaluate(TICKS, sel)
+        assert ticks and all(TICK.match(t) for t in ticks), (sel, ticks)
+        assert "\n" in ticks[0], ticks  # the first tick says the day too
+    over = page.locator("#hist-plot .u-over")
+    box = over.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    hover = page.locator("#hist-plot .u-legend .u-series").first.locator(".u-value")
+    sync_api.expect(hover).to_have_text(ISO_HOVER)
+    page.screenshot(path="/tmp/console-detail-utc.png")
+    only_local(page, up.url)
+
+
+def test_api_docs_offline_with_an_authorize_button(page: Any, up: Up) -> None:
+    """/docs is Swagger UI from the console's own files (no CDN, so every request stays
+    local): public, its schema public, its calls refused without the token and answered with
+    it once given to Authorize."""
+    page.goto(up.url + "/docs")
+    sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("ilrs-ops console")
+    status = page.locator("#operations-status-station_status_api_status_get")
+    status.locator(".opblock-summary").click()
+    status.get_by_role("button", name="Try it out").click()
+    status.get_by_role("button", name="Execute").click()
+    code = status.locator(".live-responses-table .response .response-col_status").first
+    sync_api.expect(code).to_have_text("401")
+    page.get_by_role("button", name="Authorize").first.click()
+    page.fill("#auth-bearer-value", up.token)  # the HTTPBearer scheme of the schema
+    page.click(".modal-ux button.authorize")
+    page.click(".modal-ux button.btn-done")
+    status.get_by_role("button", name="Execute").click()
+    sync_api.expect(code).to_have_text("200")
+    page.screenshot(path="/tmp/console-docs.png")
     only_local(page, up.url)
 
 

@@ -1,7 +1,9 @@
 """The Replays panel of the console page in real headless Chromium (Debian's, via Playwright):
 an operator starts a replay from the keyboard and sees its progress bar move and reach the end,
 pauses, resumes and stops one; a partner token gets no panel. Console on a real uvicorn and
-the machine's Mosquitto, recordings imported from simulator packets."""
+the machine's Mosquitto, recordings imported from simulator packets; and under `ilrs-ops up`
+(the embedded MQTT 3.1.1 broker) a replay goes through too, while one whose broker cannot be
+reached says so in its row and leaves no recording."""
 
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ from ilrs_ops.profiles import load_catalog
 from tests.conftest import ROOT
 from tests.test_console_page import (  # noqa: F401 (fixtures)
     CHROMIUM,
+    Up,
     browser,
+    free_port,
     login,
     only_local,
     page,
+    up,
 )
 from tests.test_console_replay import NS, A, import_recording, packets, serving
 
@@ -129,3 +134,49 @@ def test_a_partner_gets_no_replay_panel(
     )
     assert r.status_code == 403
     only_local(page, console.url)
+
+
+def test_a_replay_under_up_goes_through_the_embedded_broker(
+    page: Any,  # noqa: F811
+    up: Up,  # noqa: F811
+) -> None:
+    catalog = load_catalog([ROOT / "hardware_profiles"])
+    t0 = (time.time_ns() // NS - 3600) * NS
+    import_recording(up.data, catalog, "rover", [packets(catalog, A, 20, t0, seed=5)])
+    login(page, up.url, up.token)
+    row = page.locator('#recording-list tr[data-name="rover"]')
+    sync_api.expect(row.locator("td").nth(3)).to_have_text("20", timeout=15_000)
+    page.select_option("#replay-speed", "10")
+    row.locator('button[data-act="start"]').click()
+    sync_api.expect(newest(page)).to_have_attribute("data-state", "finished", timeout=60_000)
+    sync_api.expect(newest(page)).to_contain_text("20 / 20 messages")
+    only_local(page, up.url)
+
+
+def test_a_replay_that_cannot_reach_its_broker_says_so(
+    page: Any,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ilrs_ops.replay import _replay
+
+    monkeypatch.setattr(_replay, "CONNECT_S", 2.0)
+    catalog = load_catalog([ROOT / "hardware_profiles"])
+    data = tmp_path / "data"
+    data.mkdir()
+    t0 = (time.time_ns() // NS - 3600) * NS
+    import_recording(data, catalog, "rover", [packets(catalog, A, 5, t0, seed=3)])
+    tokens = tmp_path / "tokens.yaml"
+    operator = create_token(tokens, "desk", "operator")
+    dead = ("127.0.0.1", free_port())  # nothing listens there
+    with serving(data, tokens, "test/unreachable", broker=dead, wait_for_broker=False) as (url, _):
+        login(page, url, operator)
+        row = page.locator('#recording-list tr[data-name="rover"]')
+        row.locator('button[data-act="start"]').click()
+        sync_api.expect(newest(page)).to_have_attribute("data-state", "failed", timeout=30_000)
+        sync_api.expect(newest(page).locator(".info")).to_contain_text(
+            f"cannot connect to the MQTT broker {dead[0]}:{dead[1]}"
+        )
+        page.screenshot(path="/tmp/replay-failed.png")
+    names = sorted(p.name for p in (data / "recordings").iterdir())
+    assert names == ["rover"], names  # the failed replay left no empty recording

@@ -403,14 +403,13 @@ def test_redaction_filter_blanks_tokens_only() -> None:
 # ---------------------------------------------------------------------- anonymous, defaults
 
 
-def test_anonymous_gets_healthz_and_the_page_only(site: Site, server: Server) -> None:
+def test_anonymous_gets_healthz_the_page_and_the_docs_only(site: Site, server: Server) -> None:
     with client(server) as http:
         assert http.get("/healthz").status_code == 200
         assert http.get("/").status_code == 200
         assert http.get("/static/console.js").status_code == 200
-        assert http.get("/docs").status_code == 404 and http.get("/redoc").status_code == 404
-        assert http.get("/openapi.json").status_code == 401
-        doc = http.get("/openapi.json", headers=site.headers("viewer")).json()
+        assert http.get("/docs").status_code == 200 and http.get("/redoc").status_code == 404
+        doc = http.get("/openapi.json").json()  # the API's description: no data in it
         for path, operations in doc["paths"].items():
             if path == "/healthz":
                 continue

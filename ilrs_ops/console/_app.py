@@ -9,8 +9,10 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import watchfiles
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,7 +26,7 @@ from ilrs_ops.console._auth import (
     Tokens,
     hash_token,
 )
-from ilrs_ops.console._deps import Console, PrincipalDep
+from ilrs_ops.console._deps import Console
 from ilrs_ops.console._errors import AccessError, TooManyRequestsError
 from ilrs_ops.console._limits import BodyLimit
 from ilrs_ops.console._live import follow
@@ -45,10 +47,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     are wrong, before any server starts); follows the broker while the app runs.
 
     In dev mode without a tokens file an operator token is made: ``app.state.dev_token``,
-    logged once at start. Anonymous callers get ``/healthz`` and the page (login box) only:
-    ``/openapi.json`` takes a token too, and there is no ``/docs`` (it would load Swagger UI
-    from a CDN, and could not send the token). Refusals (AccessError) get their status; any
-    other exception is a bug: a logged 500 ``internal error``."""
+    logged once at start. Anonymous callers get ``/healthz``, the page (login box), the API docs
+    ``/docs`` (Swagger UI, vendored: no CDN) and ``/openapi.json`` (the API's description,
+    no data), nothing else: the docs' Authorize button takes a bearer token for their calls.
+    Refusals (AccessError) get their status; any other exception is a bug: a logged 500
+    ``internal error``."""
     catalogs = CatalogOwner(load_catalog([settings.profiles]))
     dev_token: str | None = None
     if settings.tokens is not None:
@@ -79,16 +82,22 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             log.info("alarm state rebuilt from %d events of the store", n)
         except StoreError as exc:
             log.error("alarm state not rebuilt, the store cannot be read: %s", exc)
-        task = asyncio.create_task(
-            follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
-        )
+        tasks = [
+            asyncio.create_task(
+                follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
+            )
+        ]
+        if settings.tokens is not None:
+            tasks.append(asyncio.create_task(watch_tokens(console, settings.tokens)))
         try:
             yield
         finally:
             await replays.close()  # stopped replays seal what they took
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             store.close()
             for name in SERVER_LOGGERS:
                 logging.getLogger(name).removeFilter(redact)
@@ -112,10 +121,25 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         app.include_router(router)
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi(principal: PrincipalDep) -> dict[str, Any]:
+    def openapi() -> dict[str, Any]:
         return app.openapi()
 
     return app
+
+
+async def watch_tokens(console: Console, path: Path) -> None:
+    """Reload the tokens file whenever it changes (``ilrs-ops token`` adds one to a running
+    console). The folder is watched, not the file: the file is replaced by a rename."""
+    path = path.absolute()
+
+    def ours(_change: watchfiles.Change, changed: str) -> bool:
+        return Path(changed).name == path.name
+
+    changes = watchfiles.awatch(
+        path.parent, watch_filter=ours, debounce=200, step=50, recursive=False
+    )
+    async for _ in changes:
+        await asyncio.to_thread(console.reload_tokens)
 
 
 async def _access_error(request: Request, exc: AccessError) -> JSONResponse:

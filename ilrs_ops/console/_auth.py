@@ -230,12 +230,21 @@ class RedactTokens(logging.Filter):
 SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error", "websockets.server")
 
 
-def create_token(path: Path | str, name: str, role: Role, partner: str | None = None) -> str:
+def create_token(
+    path: Path | str,
+    name: str,
+    role: Role,
+    partner: str | None = None,
+    *,
+    replace: bool = False,
+) -> str:
     """Add a token to the tokens file at ``path`` (made when missing) and return it: the only
-    time it is seen, the file keeps its sha256. Raises ConsoleError for a name already used or
-    a bad role/partner."""
+    time it is seen, the file keeps its sha256. Raises ConsoleError for a name already used
+    (unless ``replace``: the old token of that name stops working) or a bad role/partner."""
     path = Path(path)
     entries = _read_entries(path) if path.exists() else []
+    if replace:
+        entries = [e for e in entries if e.name != name]
     if any(e.name == name for e in entries):
         raise ConsoleError(f"{path}: a token named {name!r} exists; pick another name")
     token = secrets.token_urlsafe(32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -11,12 +12,14 @@ from starlette.requests import HTTPConnection
 
 from ilrs_ops.console._auth import FailedLogins, Principal, Tokens
 from ilrs_ops.console._data import Access
-from ilrs_ops.console._errors import TooManyRequestsError, UnauthorizedError
+from ilrs_ops.console._errors import ConsoleError, TooManyRequestsError, UnauthorizedError
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState
 from ilrs_ops.history import History
 from ilrs_ops.profiles import Catalog, CatalogOwner
 from ilrs_ops.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -34,6 +37,22 @@ class Console:
     @property
     def catalog(self) -> Catalog:
         return self.catalogs.current
+
+    def reload_tokens(self) -> bool:
+        """Read the tokens file again (it changed): the new tokens are in force for the next
+        request, and a removed one stops working. A file that cannot be used is logged and
+        the tokens in force stay. Returns whether the new file was taken."""
+        path = self.settings.tokens
+        if path is None:
+            return False
+        try:
+            tokens = Tokens.load(path, dev=self.settings.dev)
+        except ConsoleError as exc:
+            log.error("tokens file not reloaded, the tokens in force stay: %s", exc)
+            return False
+        self.tokens = tokens
+        log.info("tokens file %s reloaded: %d tokens", path, len(tokens.entries))
+        return True
 
     def authenticate(self, token: str, client: str) -> Principal | None:
         """The principal of ``token``, or None for an unknown one (counted against ``client``,

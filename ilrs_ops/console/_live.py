@@ -12,6 +12,7 @@ import logging
 import aiomqtt
 
 from ilrs_ops.console._state import StationState
+from ilrs_ops.sources import open_client
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ async def follow(
     failures = 0
     while True:
         try:
-            async with aiomqtt.Client(host, port, username=username, password=password) as client:
+            async with open_client(host, port, username=username, password=password) as client:
                 for topic in state.topics:
                     await client.subscribe(topic, qos=1)
                 state.connected = True

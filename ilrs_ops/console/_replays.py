@@ -268,7 +268,7 @@ class ReplayManager:
         finally:
             ticker.cancel()
             replay.finished_ns = time.time_ns()
-            if replay.error is not None:
+            if replay.error is not None and rec.path.exists():  # gone: it took nothing
                 rec.extra = {**rec.extra, "error": replay.error}
                 with contextlib.suppress(IlrsError):
                     rec.save()

@@ -41,7 +41,15 @@ from ilrs_ops.backoff import Backoff
 from ilrs_ops.errors import InputError, ProfileError, StoreError
 from ilrs_ops.processing import Lane, Processed, ProcessState, recover, recover_lane, seal
 from ilrs_ops.profiles import Catalog, CatalogOwner, Instrument, load_catalog
-from ilrs_ops.sources import RECEIVE_MAXIMUM, Protocol, ReadGate, ack, make_client
+from ilrs_ops.sources import (
+    RECEIVE_MAXIMUM,
+    Protocol,
+    ReadGate,
+    Version,
+    ack,
+    connect,
+    make_client,
+)
 from ilrs_ops.store import UNKNOWN, Store
 from ilrs_ops.wire import InstrumentStatus
 
@@ -61,7 +69,7 @@ class IngestConfig:
 
     host: str = "127.0.0.1"
     port: int = 1883
-    protocol: Protocol = "v5"
+    protocol: Protocol = "auto"  # auto: MQTT 5, or 3.1.1 where the broker refuses 5
     root: str = "ilrs"  # topic root: {root}/tm/{partner}/{instrument}
     shard: int = 0
     shards: int = 1
@@ -189,6 +197,8 @@ class Ingestor:
         self.committed = Committed()
         self.unacked = 0  # messages taken from the broker and not yet acknowledged
         self._client: aiomqtt.Client | None = None
+        self.speaking: Version | None = None  # the MQTT version of the last connection
+        self.last_error: str | None = None  # why the last connection failed or ended
         self._gate: ReadGate | None = None
         self.read_pauses = 0  # times the read gate stopped reading (connections before this one)
         self._dirty: set[str] = set()
@@ -266,18 +276,17 @@ class Ingestor:
         """Take messages from the broker into their lanes; reconnect with backoff."""
         cfg = self.config
         backoff = Backoff()
+
+        def make(version: Version) -> aiomqtt.Client:
+            self.speaking = version
+            return make_client(cfg.host, cfg.port, client_id=cfg.session_id, protocol=version,
+                               username=cfg.username, password=cfg.password)  # fmt: skip
+
         while True:
             try:
-                client = make_client(
-                    cfg.host,
-                    cfg.port,
-                    client_id=cfg.session_id,
-                    protocol=cfg.protocol,
-                    username=cfg.username,
-                    password=cfg.password,
-                )
-                async with client:
+                async with connect(cfg.host, cfg.port, make, cfg.protocol) as client:
                     self._client = client
+                    self.last_error = None
                     if self._gate is not None:
                         self.read_pauses += self._gate.pauses
                     self._gate = gate = ReadGate(client)
@@ -306,6 +315,7 @@ class Ingestor:
                         await lane.queue.put((client, message, recv_ns))
             except aiomqtt.MqttError as exc:
                 self._client = None
+                self.last_error = str(exc)
                 await backoff.wait(log, f"ingest: broker {cfg.host}:{cfg.port}: {exc}")
 
     # -- lanes -----------------------------------------------------------------------------
@@ -524,7 +534,7 @@ class Ingestor:
             "shard": f"{self.config.shard}/{self.config.shards}",
             "connected": self._client is not None,
             "unacked": self._held(),
-            "receive_maximum": RECEIVE_MAXIMUM if self.config.protocol == "v5" else None,
+            "receive_maximum": RECEIVE_MAXIMUM if self.speaking == "v5" else None,
             "read_paused": bool(self._gate and self._gate.paused),
             "read_pauses": self.read_pauses + (self._gate.pauses if self._gate else 0),
             "lanes": {

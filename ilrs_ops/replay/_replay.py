@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.replay._recording import Recording
-from ilrs_ops.sources import Protocol, Source, StoreSource
+from ilrs_ops.sources import Protocol, Source, StoreSource, open_client
 from ilrs_ops.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ NS = wire.NS
 PUBLISH_WINDOW = 1000
 #: Seconds without a message more reaching the ingestor before a replay gives up.
 STALL_S = 60.0
+#: Seconds a replay waits for its ingestor's first connection to the broker before it fails
+#: (a broker that is down or refuses us: the operator sees why instead of a replay that waits).
+CONNECT_S = 15.0
 
 
 def replay_root(live_root: str, name: str) -> str:
@@ -114,7 +118,7 @@ async def publish(
     t0 = time.monotonic()
     first: int | None = None
     try:
-        async with aiomqtt.Client(
+        async with open_client(
             host, port, identifier=client_id, username=username, password=password
         ) as client:
             client.pending_calls_threshold = PUBLISH_WINDOW + 100
@@ -166,15 +170,18 @@ async def replay_mqtt(
     port: int,
     root: str,
     speed: float | None,
-    protocol: Protocol = "v5",
+    protocol: Protocol = "auto",
     progress: Callable[[int], None] | None = None,
     control: ReplayControl | None = None,
     username: str | None = None,
     password: str | None = None,
+    connect_s: float | None = None,
 ) -> Ingestor:
     """Publish ``source`` (whose topics are under ``root``) and ingest ``root`` into ``store``
     with an in-process Ingestor; returns once every message published has been committed and
-    the ingestor has sealed (its ``status`` and ``rejects`` count what it took)."""
+    the ingestor has sealed (its ``status`` and ``rejects`` count what it took). BrokerError
+    when the ingestor cannot connect within ``connect_s`` seconds (None: CONNECT_S)."""
+    connect_s = CONNECT_S if connect_s is None else connect_s
     session = "ilrs-replay-" + root.replace("/", "-")
     config = IngestConfig(
         host=host,
@@ -192,12 +199,18 @@ async def replay_mqtt(
             waits = {ready, running}
             if control is not None:  # a stop while the ingestor (re)connects, the broker down
                 waits.add(asyncio.ensure_future(control._stop.wait()))
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=connect_s, return_when=asyncio.FIRST_COMPLETED)
             is_ready = ready.done()
             for t in waits - {running}:
                 t.cancel()
             if running.done():
                 running.result()  # raises what stopped it
+            if not is_ready and not (control is not None and control._stopped):
+                why = ingestor.last_error or "no answer"
+                raise BrokerError(
+                    f"replay: cannot connect to the MQTT broker {host}:{port} within "
+                    f"{connect_s:g} s ({why}); is it running, and does it take our login?"
+                )
             if is_ready:
                 sent = await publish(
                     source, host=host, port=port, speed=speed, progress=progress,
@@ -232,7 +245,7 @@ async def _clear_retained(
     """The replay's ingestor left retained status and metrics under its root: remove them, a
     finished replay has no live status."""
     with contextlib.suppress(aiomqtt.MqttError):
-        async with aiomqtt.Client(host, port, username=username, password=password) as client:
+        async with open_client(host, port, username=username, password=password) as client:
             for inst in catalog:
                 topic = wire.topic(root, wire.STATUS, inst.profile.partner, inst.id)
                 await client.publish(topic, b"", qos=1, retain=True)
@@ -248,7 +261,7 @@ async def replay_into(
     port: int,
     speed: float | None,
     direct: bool = False,
-    protocol: Protocol = "v5",
+    protocol: Protocol = "auto",
     progress: Callable[[int], None] | None = None,
     control: ReplayControl | None = None,
     username: str | None = None,
@@ -256,24 +269,41 @@ async def replay_into(
 ) -> Recording:
     """What ``ilrs-ops replay`` and the console run: ``source`` (whose topics are under its
     ``root``, a ``replay_root``) into the fresh recording ``rec``, over MQTT with
-    ``replay_mqtt`` or ``direct``; then ``rec`` records the packets taken and is saved."""
-    with Store(rec.path) as store:
-        if direct:
-            recorder = Recorder(store, catalog)
-            await replay_direct(source, recorder, progress)
-            packets, rejects = dict(recorder.packets), dict(recorder.rejects)
-        else:
-            ing = await replay_mqtt(
-                source, store, catalog, host=host, port=port, root=source.root, speed=speed,
-                protocol=protocol, progress=progress, control=control, username=username,
-                password=password,
-            )  # fmt: skip
-            packets = {i: st.packets for i, st in ing.status.items() if st.packets}
-            rejects = {i: dict(st.rejects) for i, st in ing.status.items() if st.rejects}
+    ``replay_mqtt`` or ``direct``; then ``rec`` records the packets taken and is saved.
+
+    A replay that fails or is interrupted (Ctrl-C, a broker it cannot reach) before any data
+    reached the recording removes the recording: nothing is left that looks like an empty
+    replay. One that took data keeps it (its recording.json says what it took so far)."""
+    try:
+        with Store(rec.path) as store:
+            if direct:
+                recorder = Recorder(store, catalog)
+                await replay_direct(source, recorder, progress)
+                packets, rejects = dict(recorder.packets), dict(recorder.rejects)
+            else:
+                ing = await replay_mqtt(
+                    source, store, catalog, host=host, port=port, root=source.root,
+                    speed=speed, protocol=protocol, progress=progress, control=control,
+                    username=username, password=password,
+                )  # fmt: skip
+                packets = {i: st.packets for i, st in ing.status.items() if st.packets}
+                rejects = {i: dict(st.rejects) for i, st in ing.status.items() if st.rejects}
+    except BaseException:
+        if not _holds_data(rec):
+            shutil.rmtree(rec.path, ignore_errors=True)
+        raise
     if control is not None and control.state == "stopped":
         rec.extra = {**rec.extra, "stopped": True}
     rec.finish(source.instruments, packets, rejects)
     return rec
+
+
+def _holds_data(rec: Recording) -> bool:
+    """Whether any table or WAL file was written into the recording's store."""
+    return any(
+        p.is_file() and p.suffix in (".parquet", ".arrows") and p.stat().st_size
+        for p in rec.path.rglob("*")
+    )
 
 
 async def replay_direct(

@@ -16,6 +16,7 @@ from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._station import Module
+from ilrs_ops.sources import open_client
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Simulator:
         backoff = Backoff()
         while True:
             try:
-                async with aiomqtt.Client(
+                async with open_client(
                     self.host,
                     self.port,
                     identifier=self.client_id,

@@ -4,11 +4,15 @@ recorded stores, behind one Source interface of message batches."""
 from ilrs_ops.sources._mqtt import (
     HOLD_HIGH,
     HOLD_LOW,
+    PROTOCOLS,
     RECEIVE_MAXIMUM,
     Protocol,
     ReadGate,
+    Version,
     ack,
+    connect,
     make_client,
+    open_client,
 )
 from ilrs_ops.sources._source import Message, Source
 from ilrs_ops.sources._store import StoreSource
@@ -16,12 +20,16 @@ from ilrs_ops.sources._store import StoreSource
 __all__ = [
     "HOLD_HIGH",
     "HOLD_LOW",
+    "PROTOCOLS",
     "RECEIVE_MAXIMUM",
     "Message",
     "Protocol",
     "ReadGate",
     "Source",
     "StoreSource",
+    "Version",
     "ack",
+    "connect",
     "make_client",
+    "open_client",
 ]

@@ -9,9 +9,10 @@ the message is durable in the WAL. The underlying paho client has one: ``manual_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import aiomqtt
@@ -31,9 +32,114 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 HOLD_HIGH = 2 * RECEIVE_MAXIMUM
 HOLD_LOW = RECEIVE_MAXIMUM
 
-Protocol = Literal["v5", "v311"]
+#: What a client speaks: ``auto`` tries MQTT 5 and falls back to 3.1.1 when the broker refuses
+#: it (the embedded amqtt broker does); ``v5`` or ``v311`` insist.
+Protocol = Literal["auto", "v5", "v311"]
+Version = Literal["v5", "v311"]
+PROTOCOLS: tuple[str, ...] = ("auto", "v5", "v311")
+_VERSIONS = {"v5": aiomqtt.ProtocolVersion.V5, "v311": aiomqtt.ProtocolVersion.V311}
+#: MQTT 5's CONNACK reason "Unsupported Protocol Version" (0x84); an MQTT 3.1.1 broker answers
+#: a v5 CONNECT with return code 1, which paho reads as the same reason.
+_UNSUPPORTED_VERSION = 0x84
 
 log = logging.getLogger(__name__)
+
+#: The version each broker (host, port) was found to speak in this process: every client after
+#: the first goes straight to it, so the broker sees (and logs) one refused CONNECT, and we say
+#: so once. A cache of facts about the outside, not configuration: a broker that starts
+#: speaking MQTT 5 later is spoken 3.1.1 to until the process restarts (which still works).
+_spoken: dict[tuple[str, int], Version] = {}
+
+
+def refused_version(exc: BaseException) -> bool:
+    """Whether ``exc`` is a broker refusing the protocol version of our CONNECT."""
+    rc = getattr(exc, "rc", None)
+    return isinstance(exc, aiomqtt.MqttCodeError) and (
+        getattr(rc, "value", rc) in (_UNSUPPORTED_VERSION, 1)
+    )
+
+
+#: An MQTT 5 CONNECT with nothing in it: no properties, no login, an empty client id, clean
+#: start. A 3.1.1 broker must refuse its version (CONNACK return code 1) and may just close.
+_PROBE = bytes.fromhex("100d00044d5154540502003c000000")
+_DISCONNECT = bytes.fromhex("e000")
+PROBE_S = 5.0
+
+
+async def probe(host: str, port: int, *, timeout: float = PROBE_S) -> Version | None:
+    """The version a broker speaks, from its answer to a bare MQTT 5 CONNECT; None when it
+    cannot be told (nothing listens, no answer in time). A real client's v5 CONNECT does not
+    do: the embedded amqtt broker misreads its properties and waits, instead of refusing."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(_PROBE)
+                await writer.drain()
+                answer = await reader.read(4)
+                if len(answer) == 4 and answer[0] == 0x20 and answer[3] == 0:
+                    writer.write(_DISCONNECT)  # accepted (an auth refusal is 0x86/0x87: v5)
+                    await writer.drain()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return None
+    if answer[:1] != b"\x20" or len(answer) < 4:
+        return "v311"  # closed on us without a CONNACK: a broker that knows no MQTT 5
+    return "v311" if answer[3] in (1, _UNSUPPORTED_VERSION) else "v5"
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    host: str,
+    port: int,
+    make: Callable[[Version], aiomqtt.Client],
+    protocol: Protocol = "auto",
+) -> AsyncIterator[aiomqtt.Client]:
+    """The client ``make(version)`` builds, connected, for the context's length. With
+    ``auto``: what ``probe`` found this broker speaks (once per broker and process), MQTT 5
+    when it could not tell, MQTT 3.1.1 when the broker refuses 5; a fallback is said once in
+    the log per broker. MqttError when it cannot connect at all."""
+    if protocol not in PROTOCOLS:
+        raise InputError(f"MQTT protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    where = (host, port)
+    if protocol == "auto" and where not in _spoken:
+        found = await probe(host, port)
+        if found == "v311":
+            log.warning("MQTT broker %s:%d refused MQTT 5: speaking MQTT 3.1.1 to it", host, port)
+        if found is not None:
+            _spoken[where] = found
+    version: Version = _spoken.get(where, "v5") if protocol == "auto" else protocol
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            client = await stack.enter_async_context(make(version))
+        except aiomqtt.MqttCodeError as exc:
+            if protocol != "auto" or version != "v5" or not refused_version(exc):
+                raise
+            if _spoken.get(where) != "v311":
+                log.warning(
+                    "MQTT broker %s:%d refused MQTT 5 (%s): speaking MQTT 3.1.1 to it",
+                    host, port, exc.rc,
+                )  # fmt: skip
+            _spoken[where] = version = "v311"
+            client = await stack.enter_async_context(make(version))
+        if protocol == "auto":
+            _spoken[where] = version
+        yield client
+
+
+def open_client(
+    host: str, port: int, *, protocol: Protocol = "auto", **options: Any
+) -> contextlib.AbstractAsyncContextManager[aiomqtt.Client]:
+    """A plain client (clean session, automatic acks), connected with ``connect``: the
+    simulator, replays, the console and the monitor. ``options`` go to ``aiomqtt.Client``."""
+
+    def make(version: Version) -> aiomqtt.Client:
+        return aiomqtt.Client(host, port, protocol=_VERSIONS[version], **options)
+
+    return connect(host, port, make, protocol)
 
 
 def make_client(
@@ -41,7 +147,7 @@ def make_client(
     port: int,
     *,
     client_id: str,
-    protocol: Protocol = "v5",
+    protocol: Version = "v5",
     receive_maximum: int = RECEIVE_MAXIMUM,
     username: str | None = None,
     password: str | None = None,
@@ -49,7 +155,8 @@ def make_client(
     """A client with a persistent session whose QoS 1 messages we acknowledge ourselves.
 
     MQTT 5 (Mosquitto, EMQX, HiveMQ) lets us ask for a large in-flight window; MQTT 3.1.1 (the
-    embedded amqtt broker) leaves it to the broker (Mosquitto's default is 20).
+    embedded amqtt broker) leaves it to the broker (Mosquitto's default is 20). Connect it with
+    ``connect`` to find which the broker speaks.
     """
     # Small messages go out at once: with Nagle on, an event publish waits behind our own
     # PUBACKs for the peer's delayed ACK (~30 ms measured by bench/bench_console.py).

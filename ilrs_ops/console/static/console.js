@@ -98,10 +98,22 @@
     route();
   }
 
-  function setConn(ok, text) {
+  // Whether live updates flow. Without them every tile and the detail's badge say so: what
+  // they show is the state when the link was lost, not the state now.
+  let linkLost = null; // Date of the loss, or null while live
+
+  function setConn(ok, text, lostNow = !ok) {
     const c = $("#conn");
     c.textContent = text;
     c.className = `conn ${ok ? "ok" : "bad"}`;
+    let lost = linkLost; // connecting again: still lost, since the first loss
+    if (ok) lost = null;
+    else if (lostNow) lost = linkLost || new Date();
+    if (Boolean(lost) === Boolean(linkLost)) return;
+    linkLost = lost;
+    document.body.dataset.link = lost ? "lost" : "live";
+    for (const t of tiles.values()) paintTile(t);
+    if (detail) paintDetailStatus(tiles.get(detail.id));
   }
 
   function renderOverview() {
@@ -146,6 +158,16 @@
     b.querySelector(".id").textContent = t.instrument;
     b.querySelector(".name").textContent = t.name;
     b.querySelector(".name").title = t.name;
+    if (linkLost) {
+      const at = linkLost.toISOString().slice(11, 19);
+      b.dataset.link = "lost";
+      b.style.setProperty("--c", "var(--stale)");
+      b.querySelector(".health").textContent = `no live link · was ${t.health} at ${at}Z`;
+      b.setAttribute("aria-label", `${t.instrument}, ${t.name}: unknown, no live link ` +
+        `since ${at} UTC (was ${t.health})`);
+      return;
+    }
+    delete b.dataset.link;
     b.querySelector(".health").textContent = `${t.health} · ${ago(t)}`;
     b.setAttribute("aria-label", `${t.instrument}, ${t.name}: ${t.health}`);
   }
@@ -158,7 +180,7 @@
     if (!token) return;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(`${proto}//${location.host}/api/live`, ["bearer", token]);
-    setConn(false, "connecting…");
+    setConn(false, "connecting…", Boolean(linkLost)); // a first connection is no loss
     ws.onmessage = (m) => onLive(JSON.parse(m.data));
     ws.onclose = (e) => {
       ws = null;
@@ -627,7 +649,8 @@
     d.info = info;
     d.chans = new Map(info.channels.map((c) => [c.name, c]));
     $("#detail-title").textContent = `${info.instrument} — ${info.name}`;
-    $("#detail-meta").textContent = `partner ${info.partner} · ${info.kind} · APID ${info.apid}` +
+    $("#detail-meta").textContent = `partner ${info.partner} · ${info.kind}` +
+      ` · APID ${hexApid(info.apid)}` +
       ` · every ${info.expected_period_s} s · ${info.counters.packets ?? 0} packets stored`;
     const plottable = info.channels.filter((c) => !c.enum && !(c.type || "").startsWith("str"));
     plottable.sort((a, b) => (b.limits ? 1 : 0) - (a.limits ? 1 : 0));
@@ -658,9 +681,10 @@
   function paintDetailStatus(t) {
     if (!detail || !t) return;
     const badge = $("#detail-health");
-    badge.textContent = t.health;
+    badge.textContent = linkLost ? `no live link (was ${t.health})` : t.health;
     badge.dataset.health = t.health;
-    badge.style.setProperty("--c", `var(--${t.health})`);
+    badge.dataset.link = linkLost ? "lost" : "live";
+    badge.style.setProperty("--c", linkLost ? "var(--stale)" : `var(--${t.health})`);
     const body = $("#values tbody");
     const rows = [];
     for (const [name, v] of Object.entries(t.values || {})) {
@@ -725,12 +749,36 @@
     return out;
   }
 
+  // APIDs as the CLI and the profiles write them: 0x2a1 (three hex digits, 11 bits).
+  function hexApid(apid) {
+    return typeof apid === "number" ? `0x${apid.toString(16).padStart(3, "0")}` : String(apid ?? "—");
+  }
+
+  // Station time is UTC, written ISO-like with seconds: the axis gives the time of day and,
+  // on the first tick and where the day changes, the date; hovering gives the full instant.
+  function isoUtc(sec, ms) {
+    const s = new Date(sec * 1e3).toISOString(); // 2026-12-02T12:31:05.123Z
+    return `${s.slice(0, 10)} ${s.slice(11, ms ? 23 : 19)}Z`;
+  }
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    let day = null;
+    return splits.map((sec) => {
+      const s = new Date(sec * 1e3).toISOString();
+      const tod = incr < 1 ? s.slice(11, 23) : s.slice(11, 19);
+      const d = s.slice(0, 10);
+      const label = d !== day ? `${d}\n${tod}` : tod;
+      day = d;
+      return label;
+    });
+  }
+
   function makePlot(target, chan, names, data) {
     const box = $(target);
     box.replaceChildren();
     const limits = limitSeries(chan);
     const colors = ["#6cb6ff", "#7a8899", "#7a8899"];
-    const series = [{}];
+    const hover = (u, v) => (v === null || v === undefined ? "—" : isoUtc(v, true));
+    const series = [{ label: "UTC", value: hover }];
     names.forEach((n, i) => series.push({ label: n, stroke: colors[i], width: i ? 1 : 2,
       dash: i ? [2, 3] : undefined, spanGaps: false }));
     for (const l of limits) series.push({ label: l.label, stroke: l.color, width: 1, dash: [6, 4],
@@ -742,12 +790,14 @@
       scales: { x: { time: true } },
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // station time is UTC
       series,
-      axes: [{ ...axis }, { ...axis, size: 60, label: chan && chan.units ? chan.units : "" }],
+      axes: [{ ...axis, values: timeTicks, space: 80, size: 56 },
+        { ...axis, size: 60, label: chan && chan.units ? chan.units : "" }],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
     };
     const plot = new uPlot(opts, full, box);
     plot._limits = limits;
+    box._plot = plot; // for the browser tests: the tick labels are drawn, not in the DOM
     box.dataset.points = String(data[0].length);
     return plot;
   }
@@ -780,6 +830,8 @@
         d.live.ys[0].push(c[`${name}__mean`][i]);
         if (arr) { d.live.ys[1].push(c[`${name}__min`][i]); d.live.ys[2].push(c[`${name}__max`][i]); }
       }
+      const period = Number(d.info.expected_period_s) || 1;
+      [d.live.x, d.live.ys] = withGaps(d.live.x, d.live.ys, GAP_PERIODS * Math.max(period, 0.5));
     } catch (e) { /* live only */ }
     if (detail !== d || d.channel !== name) return;
     d.livePlot = makePlot("#live-plot", chan, arr ? ["mean", "min", "max"] : [name],
@@ -793,7 +845,13 @@
     const v = t.values[d.channel];
     if (!v) return;
     const x = t.last_packet_time_ns / NS;
-    if (d.live.x.length && x <= d.live.x[d.live.x.length - 1]) return;
+    const last = d.live.x.length ? d.live.x[d.live.x.length - 1] : null;
+    if (last !== null && x <= last) return;
+    const period = Number(d.info.expected_period_s) || 1;
+    if (last !== null && x - last > GAP_PERIODS * Math.max(period, 0.5)) {
+      d.live.x.push((x + last) / 2); // nothing arrived for a while: a gap, not a line
+      for (const y of d.live.ys) y.push(null);
+    }
     const [mean, lo, hi] = scalar(v.value);
     d.live.x.push(x);
     d.live.ys[0].push(mean);
@@ -802,33 +860,81 @@
     setPlotData(d.livePlot, "#live-plot", [d.live.x, ...d.live.ys]);
   }
 
+  // Below this many samples in the window the history plot shows the samples themselves, at
+  // their own times; above it, min/max/mean buckets. Either way the axis spans the window
+  // chosen (a young station's data sits at the right end), and a stretch without data longer
+  // than GAP_PERIODS packet periods (or two buckets) is drawn as a gap, not bridged by a line.
+  const RAW_MAX = 2000;
+  const GAP_PERIODS = 3;
+
+  // Points (x, ys) sorted by x with a null point wherever two are more than maxStep apart:
+  // uPlot does not draw a line across a null (spanGaps false).
+  function withGaps(x, ys, maxStep) {
+    const gx = [], gys = ys.map(() => []);
+    for (let i = 0; i < x.length; i++) {
+      if (i && x[i] - x[i - 1] > maxStep) {
+        gx.push((x[i] + x[i - 1]) / 2);
+        for (const g of gys) g.push(null);
+      }
+      gx.push(x[i]);
+      ys.forEach((y, k) => gys[k].push(y[i]));
+    }
+    return [gx, gys];
+  }
+
   async function loadHistory() {
     const d = detail;
     if (!d || !d.channel) return;
     const name = d.channel;
     const range = d.range;
     const stop = Date.now() * 1e6;
+    const start = stop - range * NS;
     $("#hist-info").textContent = "loading…";
-    let r;
+    const base = `/api/instruments/${encodeURIComponent(d.id)}/telemetry?channels=` +
+      `${encodeURIComponent(name)}&start=${start}&stop=${stop}`;
+    const buckets = 600;
+    let r, raw = null;
     try {
-      r = await api(`/api/instruments/${encodeURIComponent(d.id)}/telemetry?channels=` +
-        `${encodeURIComponent(name)}&start=${stop - range * NS}&stop=${stop}&max_points=600`);
+      r = await api(`${base}&max_points=${buckets}`);
+      const counts = r.columns[`${name}__count`] || [];
+      const total = counts.reduce((a, b) => a + (b || 0), 0);
+      if (total > 0 && total <= RAW_MAX) raw = await api(base);
     } catch (e) {
       if (detail === d) $("#hist-info").textContent = `history unavailable: ${e.message}`;
       return;
     }
     if (detail !== d || d.channel !== name || d.range !== range) return;
-    const c = r.columns;
+    const width = range / buckets; // s
+    const period = Number(d.info.expected_period_s) || 1;
     const x = [], mean = [], lo = [], hi = [];
-    for (let i = 0; i < c.time.length; i++) {
-      if (!c[`${name}__count`][i]) continue;
-      x.push(c.time[i] / NS);
-      mean.push(c[`${name}__mean`][i]); lo.push(c[`${name}__min`][i]); hi.push(c[`${name}__max`][i]);
+    let maxStep, how;
+    if (raw) {
+      const c = raw.columns;
+      for (let i = 0; i < c.time.length; i++) {
+        const [m, a, b] = scalar(c[name][i]);
+        x.push(c.time[i] / NS); mean.push(m); lo.push(a); hi.push(b);
+      }
+      maxStep = GAP_PERIODS * period;
+      how = `${x.length} samples from ${raw.source}`;
+    } else {
+      const c = r.columns;
+      for (let i = 0; i < c.time.length; i++) {
+        if (!c[`${name}__count`][i]) continue;
+        x.push(c.time[i] / NS + width / 2); // a bucket's values belong to its middle
+        mean.push(c[`${name}__mean`][i]); lo.push(c[`${name}__min`][i]); hi.push(c[`${name}__max`][i]);
+      }
+      maxStep = Math.max(GAP_PERIODS * period, 2 * width);
+      how = `${x.length} buckets of ${width.toFixed(1)} s from ${r.source}`;
     }
+    const [gx, gys] = withGaps(x, [mean, lo, hi], maxStep);
+    // the window's ends, without values: the axis shows [start, stop) whatever the data covers
+    gx.unshift(start / NS); gx.push(stop / NS);
+    for (const g of gys) { g.unshift(null); g.push(null); }
     if (d.histPlot) d.histPlot.destroy();
-    d.histPlot = makePlot("#hist-plot", d.chans.get(name), ["mean", "min", "max"], [x, mean, lo, hi]);
-    $("#hist-info").textContent = `${x.length} buckets of ${(range / 600).toFixed(1)} s from ` +
-      `${r.source}; min/max dashed`;
+    d.histPlot = makePlot("#hist-plot", d.chans.get(name), ["mean", "min", "max"], [gx, ...gys]);
+    $("#hist-plot").dataset.points = String(x.length);
+    $("#hist-info").textContent = `${how}; min/max dashed; no data for over ` +
+      `${maxStep.toFixed(maxStep < 10 ? 1 : 0)} s is a gap`;
   }
 
   window.addEventListener("resize", () => {
