@@ -410,8 +410,11 @@
     const s = shelving;
     shelving = null;
     if (!s) return;
+    // A live update may have re-rendered the list while the dialog was open: back to the same
+    // button of the same alarm's new row, not to whichever button comes first.
     const row = $("#alarm-list").querySelector(`tr[data-key="${CSS.escape(alarmKey(s.alarm))}"]`);
-    const target = s.opener.isConnected ? s.opener : row && row.querySelector("button");
+    const same = row && row.querySelector(`button[data-act="${s.opener.dataset.act}"]`);
+    const target = s.opener.isConnected ? s.opener : same || (row && row.querySelector("button"));
     (target || $("#alarms-title")).focus();
   });
   $("#shelve-form").addEventListener("submit", async (ev) => {
