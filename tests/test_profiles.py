@@ -126,3 +126,18 @@ def test_hardware_profiles_of_the_station_load() -> None:
     catalog = load_catalog([Path(__file__).parents[1] / "hardware_profiles"])
     partners = {i.profile.partner for i in catalog}
     assert len(catalog) >= 12 and len(partners) >= 7
+
+
+def test_a_copy_with_other_fields_computes_its_cached_properties_afresh() -> None:
+    profile = load_profile(DATA / "good_profiles" / "acme" / "rover.yaml")
+    assert profile.channel_fields  # computed and cached on the original
+    first = profile.fields[0]
+    fewer = profile.model_copy(update={"fields": profile.fields[1:]})
+    assert [f.name for f in fewer.channel_fields] == [f.name for f in profile.fields[1:]]
+    assert len(profile.channel_fields) == len(profile.fields)  # the original keeps its own
+    plain = first.model_copy(update={"enum": None})
+    assert plain.enumeration is None
+    before = plain.enumeration  # cached as None on the copy
+    labelled = plain.model_copy(update={"type": "u8", "enum": {0: "OFF", 1: "ON"}})
+    assert before is None and labelled.enumeration is not None
+    assert labelled.enumeration.get(1) == "ON"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -48,6 +49,24 @@ Range = tuple[float | None, float | None]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose cached properties are computed afresh: pydantic copies the instance
+        dict, cached values included, so a copy with other fields would keep the old ones."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _cached_names(type(self)):
+            copy.__dict__.pop(name, None)
+        return copy
+
+
+@functools.cache
+def _cached_names(cls: type) -> tuple[str, ...]:
+    return tuple(
+        name
+        for klass in cls.__mro__
+        for name, attr in vars(klass).items()
+        if isinstance(attr, functools.cached_property)
+    )
 
 
 @functools.cache
