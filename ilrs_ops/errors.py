@@ -7,8 +7,10 @@ IlrsError
 ├── StoreError        the store cannot read or write: disk full, not writable, corrupt files
 ├── InputError        a bad argument or value (a window, a channel name, a speed); also a
 │   │                 ValueError, so argument checks read the Python way
-│   └── DefinitionError  a partner's packet definition (XTCE, ccsdspy CSV) that cannot be
-│                        imported: the file, the line and the element or column
+│   ├── DefinitionError  a partner's packet definition (XTCE, ccsdspy CSV) that cannot be
+│   │                    imported: the file, the line and the element or column
+│   └── CommandError     a command that cannot be sent as asked: an unknown instrument or
+│                        command, an argument out of range or of the wrong type (named)
 ├── ToolError         an external program ilrs-ops runs (mosquitto_passwd) failed
 ├── RecordingError    (ilrs_ops.replay) a recording that cannot be made or read
 └── ConsoleError      (ilrs_ops.console) bad console settings or tokens; its AccessError
@@ -105,6 +107,15 @@ class DefinitionError(InputError):
         where = file if line is None else f"{file}:{line}"
         what = f"{element}: " if element else ""
         super().__init__(f"{where}: {what}{message}" + (f"; {hint}" if hint else ""))
+
+
+class CommandError(InputError):
+    """A command request that cannot become a packet: ``argument`` names the argument at fault
+    (None when the instrument or command itself is unknown)."""
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        self.argument = argument
+        super().__init__(message)
 
 
 class ToolError(IlrsError):

@@ -5,6 +5,7 @@ import these names; none spells them itself.
 Topics (MQTT, under a topic root, ``ilrs`` by default):
 
     {root}/tm/{partner}/{instrument}       telemetry frames, QoS 1, from the station
+    {root}/tc/{partner}/{instrument}       telecommand packets, QoS 1, from the commanding service
     {root}/status/{partner}/{instrument}   retained status document, from ingest
     {root}/events/{partner}/{instrument}   one event JSON per message, from ingest
     {root}/metrics/ingest/{shard}          retained metrics of one ingest shard
@@ -24,11 +25,11 @@ NS = 1_000_000_000
 
 # ---------------------------------------------------------------------- topics
 
-TM, STATUS, EVENTS, METRICS = "tm", "status", "events", "metrics"
+TM, TC, STATUS, EVENTS, METRICS = "tm", "tc", "status", "events", "metrics"
 
 
 def topic(root: str, kind: str, partner: str, instrument: str) -> str:
-    """``{root}/{kind}/{partner}/{instrument}`` for kind tm, status or events."""
+    """``{root}/{kind}/{partner}/{instrument}`` for kind tm, tc, status or events."""
     return f"{root}/{kind}/{partner}/{instrument}"
 
 
@@ -73,6 +74,24 @@ REASONS = (
     OUT_OF_ORDER,
     UNKNOWN_INSTRUMENT,
     UNKNOWN_APID,
+)
+
+# ---------------------------------------------------------------------- telecommands
+
+# Why a module rejects a telecommand: the labels its ``commanding.error`` enum gives them.
+TC_NONE = "NONE"  # nothing rejected yet
+TC_BAD_CHECKSUM = "BAD_CHECKSUM"  # the packet's CRC does not match its octets
+TC_BAD_LENGTH = "BAD_LENGTH"  # not the length of the command its opcode names
+TC_UNKNOWN_OPCODE = "UNKNOWN_OPCODE"
+TC_BAD_ARGUMENT = "BAD_ARGUMENT"  # an argument outside its range or enum
+TC_BAD_APID = "BAD_APID"  # not this module's TC APID, or not a TC packet
+TC_REJECTIONS = (
+    TC_NONE,
+    TC_BAD_CHECKSUM,
+    TC_BAD_LENGTH,
+    TC_UNKNOWN_OPCODE,
+    TC_BAD_ARGUMENT,
+    TC_BAD_APID,
 )
 
 # ---------------------------------------------------------------------- event kinds

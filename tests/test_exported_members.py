@@ -108,6 +108,12 @@ PUBLIC = {
     "ilrs_ops.profiles": {
         "REST",
         "TIME_KEYS",
+        "Argument",
+        "Command",
+        "CommandSim",
+        "Commanding",
+        "Condition",
+        "RawConverter",
         "Calibration",
         "Catalog",
         "CatalogOwner",
@@ -147,6 +153,14 @@ PUBLIC = {
         "parse_time",
         "time_fields",
         "write_imported",
+    },
+    "ilrs_ops.commanding": {
+        "Codec",
+        "Read",
+        "Telecommands",
+        "describe",
+        "tc_profile",
+        "value_range",
     },
     "ilrs_ops.replay": {
         "CHUNK_OCTETS",

@@ -2,7 +2,7 @@
 partners' XTCE and ccsdspy CSV definitions imported as profiles."""
 
 from ilrs_ops.errors import Problem, ProfileError
-from ilrs_ops.profiles._calibrate import calibrate
+from ilrs_ops.profiles._calibrate import RawConverter, calibrate
 from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
 from ilrs_ops.profiles._checks import field_bits
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
@@ -23,7 +23,12 @@ from ilrs_ops.profiles._schema import (
     ID_HINT,
     REST,
     TIME_KEYS,
+    Argument,
     Calibration,
+    Command,
+    Commanding,
+    CommandSim,
+    Condition,
     Derived,
     Detector,
     FieldSpec,
@@ -42,9 +47,14 @@ __all__ = [
     "ID_HINT",
     "REST",
     "TIME_KEYS",
+    "Argument",
     "Calibration",
     "Catalog",
     "CatalogOwner",
+    "Command",
+    "CommandSim",
+    "Commanding",
+    "Condition",
     "Derived",
     "Detector",
     "Enumeration",
@@ -62,6 +72,7 @@ __all__ = [
     "ProcessingPlan",
     "Profile",
     "ProfileError",
+    "RawConverter",
     "SimSpec",
     "TimeCode",
     "calibrate",

@@ -101,9 +101,10 @@ class CatalogOwner:
         return catalog if isinstance(catalog, CatalogOwner) else cls(catalog)
 
 
-def load_catalog(paths: Iterable[str | Path]) -> Catalog:
-    """Load every profile under ``paths``; raise ProfileError listing all problems of all files."""
-    roots = [Path(p) for p in paths]
+def load_catalog(paths: str | Path | Iterable[str | Path]) -> Catalog:
+    """Load every profile under ``paths`` (one folder or file, or several); raise ProfileError
+    listing all problems of all files."""
+    roots = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     problems: list[Problem] = []
     loaded: list[Instrument] = []
     for path in iter_profile_files(roots):

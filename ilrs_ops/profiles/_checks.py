@@ -38,6 +38,8 @@ SIM_NEEDS: dict[str, tuple[str, ...]] = {
 
 
 def check_profile(p: Profile) -> list[Finding]:
+    from ilrs_ops.profiles._command_checks import check_commands  # it builds on these helpers
+
     """Every cross-part mistake in ``p``; empty when the profile is usable."""
     return [
         *_check_time(p),
@@ -49,6 +51,7 @@ def check_profile(p: Profile) -> list[Finding]:
         *_check_derived(p),
         *_check_detectors(p),
         *_check_integrity(p),
+        *check_commands(p),
     ]
 
 

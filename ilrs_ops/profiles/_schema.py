@@ -419,6 +419,114 @@ class Integrity(_Model):
     start: int = Field(0, ge=0, description="first octet checked (0: the primary header on)")
 
 
+#: The numeric types a command argument may have (no strings, blobs or arrays in commands).
+ARG_TYPE_RE = re.compile(r"^(?:[ui]([1-9]|[1-5][0-9]|6[0-4])|f(32|64))$")
+#: Names the telecommand layout uses itself; an argument may not take them.
+TC_RESERVED = ("opcode", "spare", "checksum")
+
+
+class Condition(_Model):
+    """A test of one telemetry channel's latest value: ``equals`` (a number or an enum label),
+    ``above`` or ``below`` (engineering units, exclusive). A value ``$name`` is the command's
+    argument ``name``, so ``{channel: mode, equals: $mode}`` waits for the mode just commanded."""
+
+    channel: Name
+    equals: float | str | None = None
+    above: float | str | None = None
+    below: float | str | None = None
+
+    @property
+    def tests(self) -> list[tuple[str, float | str]]:
+        """The (test, value) pairs written: equals, above, below."""
+        pairs = (("equals", self.equals), ("above", self.above), ("below", self.below))
+        return [(k, v) for k, v in pairs if v is not None]
+
+    def __str__(self) -> str:
+        words = {"equals": "==", "above": ">", "below": "<"}
+        return " and ".join(f"{self.channel} {words[k]} {v}" for k, v in self.tests)
+
+
+class Argument(_Model):
+    """One argument of a command, in packet order after the opcode, bit-packed big-endian. The
+    operator gives engineering units; ``calibration`` (raw -> engineering, as for telemetry) is
+    inverted to the raw counts the packet carries."""
+
+    name: Name
+    type: str
+    units: str | None = None
+    description: str | None = None
+    enum: dict[int | str, str] | None = Field(None, description="{raw value: LABEL}")
+    calibration: Calibration | None = None
+    range: Range | None = Field(
+        None, description="[lo, hi] in engineering units, inclusive; default: what the type holds"
+    )
+    default: float | str | None = None
+    sensitive: bool = Field(False, description="never shown to viewers (keys, passwords)")
+
+    @field_validator("type")
+    @classmethod
+    def _numeric(cls, v: str) -> str:
+        if not ARG_TYPE_RE.match(v):
+            raise InputError(
+                f"type '{v}' is not an argument type; use u1..u64, i1..i64, f32 or f64"
+            )
+        return v
+
+    def as_field(self) -> FieldSpec:
+        """The argument as a packet field, for the codec."""
+        return FieldSpec(
+            name=self.name,
+            type=self.type,
+            units=self.units,
+            enum=self.enum,
+            calibration=self.calibration,
+        )
+
+
+class Verification(_Model):
+    """When a sent command counts as received (the module's accept counter or reject counter
+    moved, and its last sequence count is this command's) and as executed (every condition
+    holds in telemetry); a stage that does not happen within its time fails as timed out."""
+
+    received_s: float = Field(5.0, gt=0, le=3600)
+    executed: list[Condition] = []
+    executed_s: float = Field(10.0, gt=0, le=86_400)
+
+
+class CommandSim(_Model):
+    """What the simulated module does when it executes the command: ``set`` holds channels at
+    values (engineering units or enum labels; ``$arg`` for an argument) until another command
+    sets them; ``power: off`` stops its telemetry after the acknowledging packet, ``on`` resumes."""
+
+    set: dict[Name, float | str] = {}
+    power: Literal["on", "off"] | None = None
+
+
+class Command(_Model):
+    """One telecommand of the instrument: opcode, arguments, authority and verification."""
+
+    name: Name
+    description: str | None = None
+    opcode: int = Field(ge=0, le=255, description="the function code, first octet after the header")
+    arguments: list[Argument] = []
+    hazardous: bool = Field(False, description="needs a second operator's approval")
+    pre: list[Condition] = Field([], description="telemetry that must hold before it is sent")
+    verify: Verification = Verification()
+    sim: CommandSim | None = None
+
+
+class Commanding(_Model):
+    """How the instrument takes commands: its TC APID, and the telemetry fields in which it
+    acknowledges them (counters of accepted and rejected commands, the sequence count of the
+    last one handled, and an enum of why the last one was rejected)."""
+
+    apid: int | None = Field(None, ge=0, le=0x7FD, description="TC APID; default: the TM APID")
+    accepted: Name = "cmd_accepted"
+    rejected: Name = "cmd_rejected"
+    last_seq: Name = "cmd_last_seq"
+    error: Name | None = "cmd_error"
+
+
 class Profile(_Model):
     """One partner instrument: identity, packet layout, calibration, limits, derived channels."""
 
@@ -442,6 +550,8 @@ class Profile(_Model):
     derived: list[Derived] = []
     detectors: list[Detector] = []
     integrity: Integrity | None = None
+    commanding: Commanding | None = None
+    commands: list[Command] = []
     order: Literal["time", "arrival"] | None = Field(
         None,
         description="what decides duplicates and order: time (the packet clock: a repeat of "
@@ -470,6 +580,20 @@ class Profile(_Model):
         if self.order is not None:
             return self.order
         return "arrival" if self.time.code == "none" else "time"
+
+    @property
+    def link(self) -> Commanding:
+        """How the instrument takes commands: ``commanding``, or its defaults."""
+        return self.commanding or Commanding()
+
+    @property
+    def tc_apid(self) -> int:
+        """The APID of the instrument's telecommands."""
+        c = self.commanding
+        return self.apid if c is None or c.apid is None else c.apid
+
+    def command(self, name: str) -> Command | None:
+        return next((c for c in self.commands if c.name == name), None)
 
     @property
     def variable(self) -> FieldSpec | None:

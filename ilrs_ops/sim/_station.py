@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc, utc_ns_to_tai58_ns
-from ilrs_ops.profiles import REST, Instrument, TimeCode, calibrate, field_bits
+from ilrs_ops.profiles import REST, Instrument, RawConverter, TimeCode, calibrate, field_bits
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
-from ilrs_ops.sim._models import NS, Channel, RawConverter
+from ilrs_ops.sim._models import NS, Channel
 from pipelines.encode import encode
 from pipelines.integrity import WIDTH, checks
 
