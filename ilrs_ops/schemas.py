@@ -49,6 +49,19 @@ EVENTS = pa.schema(
     ]
 )
 
+#: Command history, event-sourced: one row per stage a command reaches (requested, queued,
+#: approved, sent, received, executed, completed, failed, timed_out, rejected, cancelled), written
+#: by the commanding service; the command's state is a fold over its rows.
+COMMANDS = pa.schema(
+    [
+        ("time", TIME),
+        ("id", pa.string()),  # the request id: one command, however often it is asked for
+        ("stage", pa.string()),  # one of ilrs_ops.wire.COMMAND_STAGES
+        ("who", pa.string()),  # the operator, partner or service that caused the stage
+        ("detail", pa.string()),  # JSON: the command, its arguments, seq, packet, reason...
+    ]
+)
+
 #: Per channel, per bucket (1 s and 60 s) aggregates. A bucket may appear in several rows (one
 #: per batch that touched it); readers combine rows of one bucket: sum counts and sums, min of
 #: mins, max of maxes, first of firsts, last of lasts.

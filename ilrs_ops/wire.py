@@ -94,6 +94,16 @@ TC_REJECTIONS = (
     TC_BAD_APID,
 )
 
+# The stages of a command, in the order they can happen; the last five are final.
+REQUESTED, QUEUED, APPROVED, SENT, RECEIVED, EXECUTED = (
+    "requested", "queued", "approved", "sent", "received", "executed"
+)  # fmt: skip
+COMPLETED, FAILED, TIMED_OUT, REJECTED, CANCELLED = (
+    "completed", "failed", "timed_out", "rejected", "cancelled"
+)  # fmt: skip
+FINAL_STAGES = (COMPLETED, FAILED, TIMED_OUT, REJECTED, CANCELLED)
+COMMAND_STAGES = (REQUESTED, QUEUED, APPROVED, SENT, RECEIVED, EXECUTED, *FINAL_STAGES)
+
 # ---------------------------------------------------------------------- event kinds
 
 LIMIT = "limit"  # a limit transition (ingest)

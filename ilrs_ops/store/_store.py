@@ -33,7 +33,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ilrs_ops.errors import InputError, StoreError
-from ilrs_ops.schemas import EVENTS, RAW, TIME
+from ilrs_ops.schemas import COMMANDS, EVENTS, RAW, TIME
 from ilrs_ops.store import _seal
 from ilrs_ops.store._fs import describe, is_temp, make_dirs, translate, write_atomic
 from ilrs_ops.store._seal import DAY_NS, TABLES
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 #: Events the console writes itself (acks, shelves, profile uploads), outside any WAL lane:
 #: ``events/instrument={id}/date={D}/console-{ns}.parquet``, final once renamed in place.
 CONSOLE_PREFIX = "console-"
+#: The tables that hold such files: events, and the command history (only such files).
+CONSOLE_TABLES = ("events", "commands")
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,16 +248,32 @@ class Store:
         """Write events that come from no WAL (the console's acks, shelves, profile uploads) as
         ``events/instrument={id}/date={D}/console-{ns}.parquet``, one atomic file per day;
         readers include them at once (no checkpoint gates them). Returns the files written."""
+        return self._append_console("events", EVENTS, instrument, table)
+
+    def append_commands(self, instrument: str, table: pa.Table) -> list[Path]:
+        """Write command stages (``schemas.COMMANDS``) as ``append_events`` writes events:
+        ``commands/instrument={id}/date={D}/console-{ns}.parquet``, durable when it returns."""
+        return self._append_console("commands", COMMANDS, instrument, table)
+
+    def commands(self, instrument: str, start_ns: int, stop_ns: int) -> pa.Table:
+        """The command stages of ``instrument`` in [start_ns, stop_ns), in time order."""
+        start, stop = window(start_ns, stop_ns)
+        rows = self.sealed("commands", COMMANDS, instrument, "time", start, stop, -1)
+        return rows.sort_by([("time", "ascending")])
+
+    def _append_console(
+        self, name: str, schema: pa.Schema, instrument: str, table: pa.Table
+    ) -> list[Path]:
         if table.num_rows == 0:
             return []
-        with translate("convert events of", instrument):
-            table = table.select(EVENTS.names).cast(EVENTS)
+        with translate(f"convert {name} of", instrument):
+            table = table.select(schema.names).cast(schema)
         with self._guard:
             ns = self._console_ns = max(time.time_ns(), self._console_ns + 1)
         files = []
         for day, part in _seal.split_by_day(table, "time").items():
             folder = (
-                self.root / "events" / f"instrument={instrument}" / f"date={_seal.date_of_day(day)}"
+                self.root / name / f"instrument={instrument}" / f"date={_seal.date_of_day(day)}"
             )
             path = folder / f"{CONSOLE_PREFIX}{ns:020d}.parquet"
             with translate("write Parquet file", path):
@@ -418,7 +436,7 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot list {folder}: {describe(exc)}", str(folder)) from exc
             for name in names:
-                if table == "events" and _is_console_file(name):
+                if table in CONSOLE_TABLES and _is_console_file(name):
                     found.append((day, -1, folder / name))  # no lane: never gated
                     continue
                 parsed = _seal.parse_file_name(name)
