@@ -54,9 +54,19 @@ OPERATIONS = [
     ("POST", "/api/replays/{replay_id}/pause"),
     ("POST", "/api/replays/{replay_id}/resume"),
     ("POST", "/api/replays/{replay_id}/stop"),
+    ("GET", "/api/instruments/{instrument}/commands"),
+    ("POST", "/api/commands"),
+    ("GET", "/api/commands"),
+    ("GET", "/api/commands/{id}"),
+    ("POST", "/api/commands/{id}/approve"),
+    ("POST", "/api/commands/{id}/reject"),
+    ("POST", "/api/commands/{id}/cancel"),
+    ("GET", "/api/queues/{instrument}"),
+    ("POST", "/api/queues/{instrument}/hold"),
+    ("POST", "/api/queues/{instrument}/release"),
 ]
-#: GETs that cannot answer 200 over this site (no replay runs in it).
-NO_DATA = {"/healthz", "/metrics", "/api/replays/{replay_id}"}
+#: GETs that cannot answer 200 over this site (no replay runs in it, no command was sent).
+NO_DATA = {"/healthz", "/metrics", "/api/replays/{replay_id}", "/api/commands/{id}"}
 
 
 @pytest.fixture(scope="module")

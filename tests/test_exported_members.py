@@ -165,6 +165,7 @@ PUBLIC = {
         "Uplink",
         "Telecommands",
         "describe",
+        "redacted",
         "tc_profile",
         "value_range",
     },

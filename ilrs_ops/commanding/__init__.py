@@ -2,7 +2,7 @@
 against telemetry and recorded as events."""
 
 from ilrs_ops.commanding._codec import Codec, Read, Telecommands, describe, tc_profile, value_range
-from ilrs_ops.commanding._history import Record
+from ilrs_ops.commanding._history import Record, redacted
 from ilrs_ops.commanding._service import Actor, Commander, RefusedError
 from ilrs_ops.commanding._uplink import CommandLinkError, Uplink
 
@@ -17,6 +17,7 @@ __all__ = [
     "Telecommands",
     "Uplink",
     "describe",
+    "redacted",
     "tc_profile",
     "value_range",
 ]

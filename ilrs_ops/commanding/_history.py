@@ -49,15 +49,14 @@ class Record:
     def json(self, *, show_args: bool = True) -> dict[str, Any]:
         """The record for the API and the WebSocket; ``show_args`` False hides the arguments
         marked sensitive (viewers)."""
-        hide = () if show_args else self.sensitive
-        args = {k: ("(hidden)" if k in hide else v) for k, v in self.args.items()}
-        return {
+        doc = {
             "id": self.id,
             "instrument": self.instrument,
             "partner": self.partner,
             "command": self.command,
-            "args": args,
+            "args": dict(self.args),
             "hazardous": self.hazardous,
+            "sensitive": list(self.sensitive),
             "state": self.stage,
             "waiting": self.waiting,
             "final": self.final,
@@ -66,11 +65,21 @@ class Record:
             "requested_ns": self.requested_ns,
             "approved_by": self.approved_by,
             "seq": self.seq,
-            "packet": None if hide else self.packet,
+            "packet": self.packet,
             "failed_stage": self.failed_stage,
             "reason": self.reason,
-            "stages": self.stages,
+            "stages": list(self.stages),
         }
+        return doc if show_args else redacted(doc)
+
+
+def redacted(doc: dict[str, Any]) -> dict[str, Any]:
+    """A record's JSON (``Record.json``) with its sensitive arguments and packet hidden."""
+    hide = set(doc.get("sensitive") or ())
+    if not hide:
+        return doc
+    args = {k: ("(hidden)" if k in hide else v) for k, v in doc["args"].items()}
+    return {**doc, "args": args, "packet": None}
 
 
 def row(time_ns: int, id: str, stage: str, who: str, detail: dict[str, Any]) -> pa.Table:

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ilrs_ops.commanding import Commander, RefusedError, Uplink
 from ilrs_ops.console._alarms import ALARM_DAYS, AlarmBook, on_event, rebuild
 from ilrs_ops.console._auth import (
     SERVER_LOGGERS,
@@ -33,7 +34,7 @@ from ilrs_ops.console._live import follow
 from ilrs_ops.console._replays import ReplayManager
 from ilrs_ops.console._routes import ROUTERS
 from ilrs_ops.console._settings import ConsoleSettings
-from ilrs_ops.console._state import StationState
+from ilrs_ops.console._state import StationState, Update
 from ilrs_ops.errors import StoreError
 from ilrs_ops.history import History
 from ilrs_ops.profiles import CatalogOwner, load_catalog
@@ -67,6 +68,19 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     alarms = AlarmBook()
     state.listeners.append(functools.partial(on_event, alarms, console))
     replays = ReplayManager(settings, catalogs, state)
+    commander = Commander(
+        store,
+        catalogs,
+        state.status.get,
+        root=settings.root,  # the live root only: replays never get a command
+        notify=lambda rec: state.publish(
+            Update("command", rec.instrument, rec.partner, rec.json())
+        ),
+    )
+    state.listeners.append(
+        lambda u: commander.on_status(u.instrument) if u.kind == "status" else None
+    )
+    uplink = Uplink(settings.broker_host, settings.broker_port, **settings.commander_login)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,10 +96,17 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             log.info("alarm state rebuilt from %d events of the store", n)
         except StoreError as exc:
             log.error("alarm state not rebuilt, the store cannot be read: %s", exc)
+        try:
+            n = await asyncio.to_thread(commander.rebuild)
+            log.info("command history rebuilt from %d stages of the store", n)
+        except StoreError as exc:
+            log.error("command history not rebuilt, the store cannot be read: %s", exc)
+        commander.start(uplink.publish)
         tasks = [
             asyncio.create_task(
                 follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
-            )
+            ),
+            asyncio.create_task(uplink.run()),
         ]
         if settings.tokens is not None:
             tasks.append(asyncio.create_task(watch_tokens(console, settings.tokens)))
@@ -93,6 +114,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             yield
         finally:
             await replays.close()  # stopped replays seal what they took
+            await commander.close()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -114,7 +136,9 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app.state.dev_token = dev_token
     app.state.alarms = alarms
     app.state.replays = replays
+    app.state.commander = commander
     app.add_exception_handler(AccessError, _access_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RefusedError, _access_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)
     app.add_middleware(InternalErrors)  # outermost of ours: it sees what no handler took
     for router in ROUTERS:
@@ -142,7 +166,7 @@ async def watch_tokens(console: Console, path: Path) -> None:
         await asyncio.to_thread(console.reload_tokens)
 
 
-async def _access_error(request: Request, exc: AccessError) -> JSONResponse:
+async def _access_error(request: Request, exc: AccessError | RefusedError) -> JSONResponse:
     body: dict[str, object] = {"detail": str(exc)}
     if exc.parameter is not None:
         body["parameter"] = exc.parameter

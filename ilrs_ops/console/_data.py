@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from ilrs_ops import wire
+from ilrs_ops.commanding import redacted
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._errors import (
     BadRequestError,
@@ -223,6 +224,8 @@ class Access:
             partner = inst.profile.partner if inst is not None else update.partner
             if update.kind == "event":
                 return events and self.principal.can_read_partner(partner)
+            if update.kind == "command":  # viewers see the history, partners their own
+                return self.principal.role == "viewer" or self.principal.can_read_partner(partner)
             return self.principal.can_see_tile(partner)
 
         return accepts
@@ -231,6 +234,9 @@ class Access:
         """An update as a WebSocket message, scoped again at the point of sending."""
         if update.kind == "replay":
             return {"type": "replay", "replay": update.data} if self.principal.is_operator else None
+        if update.kind == "command":
+            doc = update.data if self.principal.role != "viewer" else redacted(update.data)
+            return {"type": "command", "command": doc}
         inst = self.catalog.instruments.get(update.instrument)
         if inst is None:
             return None

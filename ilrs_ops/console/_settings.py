@@ -26,6 +26,10 @@ class ConsoleSettings(BaseSettings):
     broker_port: int = Field(1883, ge=1, le=65535)
     broker_user: str | None = Field(None, description="MQTT user name; none = anonymous")
     broker_password: SecretStr | None = Field(None, description="the MQTT user's password")
+    commander_user: str | None = Field(
+        None, description="MQTT user that publishes {root}/tc/# (commands); none: broker_user"
+    )
+    commander_password: SecretStr | None = Field(None, description="that user's password")
     root: str = Field("ilrs", description="topic root: {root}/status/{partner}/{instrument}")
     data: Path = Field(Path("ilrs-data"), description="folder of the telemetry store")
     profiles: Path = Field(Path("hardware_profiles"), description="folder of instrument profiles")
@@ -49,6 +53,13 @@ class ConsoleSettings(BaseSettings):
     def broker_login(self) -> dict[str, str | None]:
         """``username`` and ``password`` keywords for the console's MQTT clients."""
         return broker_login(self.broker_user, self.broker_password)
+
+    @property
+    def commander_login(self) -> dict[str, str | None]:
+        """``username`` and ``password`` of the commanding service's uplink client."""
+        if self.commander_user is None:
+            return self.broker_login
+        return broker_login(self.commander_user, self.commander_password)
 
     @model_validator(mode="after")
     def _tokens_outside_dev(self) -> ConsoleSettings:

@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Update:
-    """One change to fan out: the new status of an instrument, or one of its events; or the
-    progress of a replay (``instrument`` and ``partner`` empty, operators only)."""
+    """One change to fan out: the new status of an instrument, or one of its events, or a
+    command's new stage (``data`` its record); or the progress of a replay (``instrument`` and
+    ``partner`` empty, operators only)."""
 
-    kind: Literal["status", "event", "replay"]
+    kind: Literal["status", "event", "command", "replay"]
     instrument: str
     partner: str
     data: dict[str, Any]
@@ -57,7 +58,8 @@ class StationState:
     messages: int = 0
     bad_messages: int = 0
     clients_dropped: int = 0
-    #: Called with every event update before it is fanned out (the alarm fold); may add keys.
+    #: Called with every status and event update before it is fanned out (the alarm fold,
+    #: command verification); may add keys.
     listeners: list[Callable[[Update], None]] = field(default_factory=list)
     _subscribers: set[Subscriber] = field(default_factory=set)
 
@@ -104,11 +106,11 @@ class StationState:
             doc = {**doc, "instrument": instrument, "partner": partner}
             self.events.append(doc)
             update = Update("event", instrument, partner, doc)
-            for listen in self.listeners:
-                try:
-                    listen(update)
-                except Exception:
-                    log.exception("event listener failed on %s", topic)
+        for listen in self.listeners:
+            try:
+                listen(update)
+            except Exception:
+                log.exception("listener failed on %s", topic)
         self.publish(update)
         return update
 

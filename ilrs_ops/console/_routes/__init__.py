@@ -2,6 +2,7 @@
 
 from ilrs_ops.console._routes import (
     alarms,
+    commands,
     events,
     health,
     instruments,
@@ -24,5 +25,6 @@ ROUTERS = [
     alarms.audit_router,
     profiles.router,
     replays.router,
+    commands.router,
     page.router,
 ]

@@ -1,0 +1,179 @@
+"""Telecommands: definitions, requests, approvals, queues and the command history.
+
+Who may do what: operators everything, but a hazardous command they ask for waits for another
+operator's approval. A partner commands its own instruments (a hazardous one waits for an
+operator) and sees their history. A viewer sees the history of every instrument, without the
+arguments marked sensitive, and commands nothing. Every stage goes to WebSockets as
+``{"type": "command", "command": {...}}`` and into the ``commands`` table of the store.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection
+
+from ilrs_ops import wire
+from ilrs_ops.commanding import Commander, Record, describe, value_range
+from ilrs_ops.console._auth import Principal
+from ilrs_ops.console._data import parse_time
+from ilrs_ops.console._deps import PrincipalDep
+from ilrs_ops.console._errors import BadRequestError, ErrorBody, ValidationBody, responses
+from ilrs_ops.profiles import Command
+
+#: 422 is FastAPI's validation error, or ours (an argument the command does not take).
+INPUT_422: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ErrorBody | ValidationBody,
+        "description": "a body FastAPI refuses, or an argument the command does not take "
+        "(``parameter`` names it)",
+    }
+}
+
+router = APIRouter(
+    prefix="/api", tags=["commands"], responses=responses(400, 401, 403, 404, 409, 429) | INPUT_422
+)
+
+STATES = (*wire.COMMAND_STAGES, "open")
+
+
+def commander(conn: HTTPConnection) -> Commander:
+    return conn.app.state.commander  # type: ignore[no-any-return]
+
+
+CommanderDep = Annotated[Commander, Depends(commander)]
+
+
+class CommandBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instrument: str = Field(min_length=1, max_length=200)
+    command: str = Field(min_length=1, max_length=200)
+    args: dict[str, float | int | str] = Field({}, description="engineering values or labels")
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="request id: the same id again is the same command [a new one]",
+    )
+
+
+class RejectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=500)
+
+
+def _show(principal: Principal, rec: Record) -> dict[str, Any]:
+    return rec.json(show_args=principal.role != "viewer")
+
+
+def definition(c: Command) -> dict[str, Any]:
+    """A command as the page's form and the CLI need it."""
+    args = []
+    for a in c.arguments:
+        lo, hi = value_range(a)
+        args.append(
+            {
+                "name": a.name,
+                "type": a.type,
+                "units": a.units,
+                "description": a.description,
+                "enum": sorted(set(a.enum.values())) if a.enum else None,
+                "range": None if a.enum else [lo, hi],
+                "default": a.default,
+                "sensitive": a.sensitive,
+                "summary": describe(a),
+            }
+        )
+    v = c.verify
+    return {
+        "name": c.name,
+        "description": c.description,
+        "opcode": c.opcode,
+        "hazardous": c.hazardous,
+        "arguments": args,
+        "pre": [str(p) for p in c.pre],
+        "verify": {
+            "received_s": v.received_s,
+            "executed": [str(e) for e in v.executed],
+            "executed_s": v.executed_s,
+        },
+    }
+
+
+@router.get("/instruments/{instrument}/commands")
+def definitions(instrument: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    """The commands of an instrument: arguments with types, ranges, units and enums."""
+    return {
+        "instrument": instrument,
+        "queue": cmd.queue(instrument) if principal.role != "viewer" else None,
+        "commands": [definition(c) for c in cmd.definitions(principal, instrument)],
+    }
+
+
+@router.post("/commands")
+async def submit(body: CommandBody, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    """Ask for a command: checked, then sent, or queued (hazardous: for approval; a held
+    queue: until released). 409 when a pre-send condition does not hold in live telemetry."""
+    rec = await cmd.submit(principal, body.instrument, body.command, body.args, body.id)
+    return _show(principal, rec)
+
+
+@router.get("/commands")
+def history(
+    principal: PrincipalDep,
+    cmd: CommanderDep,
+    instrument: Annotated[str | None, Query(max_length=200)] = None,
+    state: Annotated[str | None, Query(description="a stage, or open: not final")] = None,
+    since: Annotated[str | None, Query(description="requested at or after (UTC ISO or ns)")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> dict[str, Any]:
+    """The command history (last 30 days; older stages stay in the store), newest first."""
+    if state is not None and state not in STATES:
+        raise BadRequestError(f"state {state!r} is not one of {', '.join(STATES)}", "state")
+    since_ns = parse_time(since, "since")
+    records = cmd.history(principal, instrument, state, since_ns, limit)
+    return {"commands": [_show(principal, r) for r in records]}
+
+
+@router.get("/commands/{id}")
+def one(id: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    return _show(principal, cmd.get(principal, id))
+
+
+@router.post("/commands/{id}/approve")
+async def approve(id: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    """A second operator approves a hazardous command (not the one who asked for it)."""
+    return _show(principal, await cmd.approve(principal, id))
+
+
+@router.post("/commands/{id}/reject")
+async def reject(
+    id: str, principal: PrincipalDep, cmd: CommanderDep, body: RejectBody | None = None
+) -> dict[str, Any]:
+    return _show(principal, await cmd.reject(principal, id, body.reason if body else ""))
+
+
+@router.post("/commands/{id}/cancel")
+async def cancel(id: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    """Withdraw a command not yet sent (its requester, or an operator)."""
+    return _show(principal, await cmd.cancel(principal, id))
+
+
+@router.get("/queues/{instrument}")
+def queue(instrument: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    cmd.definitions(principal, instrument)  # 403/404 as for its commands
+    return cmd.queue(instrument)
+
+
+@router.post("/queues/{instrument}/hold")
+async def hold(instrument: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    """Hold an instrument's queue: nothing more is sent until it is released (operators)."""
+    return await cmd.hold(principal, instrument)
+
+
+@router.post("/queues/{instrument}/release")
+async def release(instrument: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    return await cmd.hold(principal, instrument, held=False)

@@ -1,0 +1,242 @@
+"""Commanding through the console on a real uvicorn and the real Mosquitto: definitions per
+role, a command sent, acknowledged and executed with its stages live on the WebSocket, the
+two-person rule for hazardous commands, refusals named, and nothing under a replay's root.
+
+The module is a stand-in on the broker: it takes the rover's TC topic, reads each packet with
+the TC codec and answers with a retained status document, as ingest would publish it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from ilrs_ops import wire
+from ilrs_ops.commanding import Telecommands
+from ilrs_ops.console import create_token
+from ilrs_ops.profiles import load_catalog
+from tests.conftest import MOSQUITTO, ROOT
+from tests.test_console import role_tokens
+from tests.test_console_replay import serving
+
+ROVER = "sup-rover-1"
+
+
+class StandIn:
+    """The rover's command handling and its status document, on the broker, in a thread."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.profile = load_catalog(ROOT / "hardware_profiles").instruments[ROVER].profile
+        self.tc = Telecommands(self.profile)
+        self.values: dict[str, Any] = dict(
+            mode="SAFE", batt_v=28.0, cmd_accepted=0, cmd_rejected=0, cmd_last_seq=0,
+            cmd_error="NONE",
+        )  # fmt: skip
+        self.topics: list[str] = []
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
+
+    def status(self) -> bytes:
+        doc = {"instrument": ROVER, "partner": "suparco", "health": "nominal",
+               "updated": time.time(), "last_recv": time.time(), "expected_period_s": 1.0,
+               "packets": 1, "bytes": 69, "rejects": {},
+               "values": {k: {"value": v, "state": 0} for k, v in self.values.items()}}  # fmt: skip
+        return json.dumps(doc).encode()
+
+    async def _run(self) -> None:
+        status = wire.topic(self.root, wire.STATUS, "suparco", ROVER)
+        async with aiomqtt.Client(*MOSQUITTO) as client:
+            await client.subscribe(f"{self.root}/tc/#", qos=1)
+            await client.subscribe(f"{self.root}-replay/#", qos=1)
+            await client.publish(status, self.status(), qos=1, retain=True)
+            self.ready.set()
+            async for message in client.messages:
+                self.topics.append(str(message.topic))
+                if str(message.topic) != wire.topic(self.root, wire.TC, "suparco", ROVER):
+                    continue
+                read = self.tc.read(bytes(message.payload))  # type: ignore[arg-type]
+                self.values["cmd_last_seq"] = read.seq
+                if read.reason != wire.TC_NONE:
+                    self.values["cmd_rejected"] += 1
+                    self.values["cmd_error"] = read.reason
+                else:
+                    self.values["cmd_accepted"] += 1
+                    self.values["cmd_error"] = "NONE"
+                    if read.command is not None and read.command.name == "set_mode":
+                        self.values["mode"] = read.args["mode"]  # type: ignore[index]
+                await client.publish(status, self.status(), qos=1, retain=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        assert self.ready.wait(10), "the stand-in module did not reach the broker"
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("commands")
+    root = f"test/test_console_commands-{os.getpid()}"
+    module = StandIn(root)
+    module.start()
+    tokens_file = tmp / "tokens.yaml"
+    tokens = role_tokens(tokens_file)
+    tokens["operator_2"] = create_token(tokens_file, "desk-2", "operator")
+    data = tmp / "data"
+    data.mkdir()
+    with serving(data, tokens_file, root) as (url, app):
+        deadline = time.monotonic() + 10
+        while ROVER not in app.state.console.state.status:  # the retained status came in
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with httpx.Client(base_url=url, timeout=10) as http:
+            yield {"url": url, "http": http, "tokens": tokens, "module": module, "data": data}
+
+
+def as_(station: dict[str, Any], role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {station['tokens'][role]}"}
+
+
+def until(station: dict[str, Any], id: str, role: str = "operator") -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:
+        doc = station["http"].get(f"/api/commands/{id}", headers=as_(station, role)).json()
+        if doc["final"] or time.monotonic() > deadline:
+            return doc
+        time.sleep(0.05)
+
+
+def test_definitions_follow_the_roles(station: dict[str, Any]) -> None:
+    http = station["http"]
+    r = http.get(f"/api/instruments/{ROVER}/commands", headers=as_(station, "partner_a"))
+    assert r.status_code == 200
+    drive = next(c for c in r.json()["commands"] if c["name"] == "drive")
+    assert drive["hazardous"] and drive["pre"] == ["mode == DRIVE", "batt_v > 26.0"]
+    distance = drive["arguments"][0]
+    assert (distance["units"], distance["range"]) == ("m", [0.1, 50.0])
+    mode = next(c for c in r.json()["commands"] if c["name"] == "set_mode")["arguments"][0]
+    assert mode["enum"] == ["CHARGE", "DRIVE", "HIBERNATE", "SAFE", "SCIENCE"]
+    for role, status in (("partner_b", 403), ("anonymous", 401)):
+        headers = as_(station, role) if station["tokens"][role] else {}
+        assert http.get(f"/api/instruments/{ROVER}/commands", headers=headers).status_code == status
+    assert (
+        http.get("/api/instruments/nope/commands", headers=as_(station, "operator")).status_code
+        == 404
+    )
+
+
+def test_a_command_is_sent_verified_and_live_on_the_websocket(station: dict[str, Any]) -> None:
+    http, module = station["http"], station["module"]
+    url = station["url"].replace("http", "ws", 1) + f"/api/live?token={station['tokens']['viewer']}"
+    with connect(url) as ws:
+        assert json.loads(ws.recv())["type"] == "snapshot"
+        body = {"instrument": ROVER, "command": "set_mode", "args": {"mode": "SCIENCE"}}
+        r = http.post("/api/commands", json=body, headers=as_(station, "partner_a"))
+        assert r.status_code == 200, r.text
+        id = r.json()["id"]
+        doc = until(station, id)
+        assert doc["state"] == "completed", doc
+        assert [s["stage"] for s in doc["stages"]] == ["requested", "sent", "received",
+                                                       "executed", "completed"]  # fmt: skip
+        seen = []
+        deadline = time.monotonic() + 10
+        while "completed" not in seen and time.monotonic() < deadline:
+            msg = json.loads(ws.recv(timeout=10))
+            if msg["type"] == "command" and msg["command"]["id"] == id:
+                seen.append(msg["command"]["state"])
+    assert seen[-1] == "completed" and "sent" in seen
+    assert module.values["mode"] == "SCIENCE"
+    assert doc["requested_by"] == "suparco-ops"
+    # the viewer sees the history; the other partner does not
+    assert id in [
+        c["id"]
+        for c in http.get("/api/commands", headers=as_(station, "viewer")).json()["commands"]
+    ]
+    assert http.get("/api/commands", headers=as_(station, "partner_b")).json()["commands"] == []
+    assert http.get(f"/api/commands/{id}", headers=as_(station, "partner_b")).status_code == 404
+    # sent under the live root only: nothing reached a replay root
+    assert not [t for t in module.topics if "-replay/" in t]
+    # the commands table is Parquet in the store, readable without us
+    duckdb = pytest.importorskip("duckdb")
+    files = str(Path(station["data"]) / "commands" / "**" / "*.parquet")
+    rows = duckdb.sql(
+        f"select stage from read_parquet('{files}') where id = '{id}' order by time"
+    ).fetchall()
+    assert [s for (s,) in rows] == ["requested", "sent", "received", "executed", "completed"]
+
+
+def test_hazardous_commands_need_a_second_operator(station: dict[str, Any]) -> None:
+    http = station["http"]
+    body = {"instrument": ROVER, "command": "set_mode", "args": {"mode": "DRIVE"}}
+    assert (
+        until(
+            station,
+            http.post("/api/commands", json=body, headers=as_(station, "operator")).json()["id"],
+        )["state"]
+        == "completed"
+    )
+    body = {"instrument": ROVER, "command": "drive", "args": {"distance": 3.0}, "id": "drive-1"}
+    r = http.post("/api/commands", json=body, headers=as_(station, "operator"))
+    assert r.status_code == 200 and (r.json()["state"], r.json()["waiting"]) == (
+        "queued",
+        "approval",
+    )
+    again = http.post("/api/commands", json=body, headers=as_(station, "operator"))
+    assert (
+        again.json()["id"] == "drive-1" and again.json()["requested_ns"] == r.json()["requested_ns"]
+    )
+    for role, status in (("operator", 403), ("partner_a", 403), ("viewer", 403)):
+        assert (
+            http.post("/api/commands/drive-1/approve", headers=as_(station, role)).status_code
+            == status
+        )
+    r = http.post("/api/commands/drive-1/approve", headers=as_(station, "operator_2"))
+    assert r.status_code == 200 and r.json()["approved_by"] == "desk-2"
+    doc = until(station, "drive-1")
+    assert doc["state"] == "completed" and doc["packet"] is not None
+    assert (
+        http.post("/api/commands/drive-1/cancel", headers=as_(station, "operator")).status_code
+        == 409
+    )
+
+
+def test_refusals_say_what_and_where(station: dict[str, Any]) -> None:
+    http = station["http"]
+    cases = [
+        (
+            {"instrument": ROVER, "command": "drive", "args": {"distance": 99}},
+            "partner_a",
+            422,
+            "distance",
+        ),
+        ({"instrument": ROVER, "command": "warp"}, "operator", 404, "command"),
+        ({"instrument": "nope", "command": "safe"}, "operator", 404, "instrument"),
+        ({"instrument": ROVER, "command": "safe"}, "partner_b", 403, None),
+        ({"instrument": ROVER, "command": "safe"}, "viewer", 403, None),
+    ]
+    for body, role, status, parameter in cases:
+        r = http.post("/api/commands", json=body, headers=as_(station, role))
+        assert r.status_code == status, (body, r.text)
+        assert r.json().get("parameter") == parameter and r.json()["detail"]
+    station["module"].values["mode"] = "SAFE"
+    body = {"instrument": ROVER, "command": "set_mode", "args": {"mode": "SAFE"}}
+    until(
+        station,
+        http.post("/api/commands", json=body, headers=as_(station, "operator")).json()["id"],
+    )
+    body = {"instrument": ROVER, "command": "drive", "args": {"distance": 1}}
+    r = http.post("/api/commands", json=body, headers=as_(station, "partner_a"))
+    assert r.status_code == 409 and "mode == DRIVE does not hold (it is SAFE)" in r.json()["detail"]
+    r = http.get("/api/commands?state=flying", headers=as_(station, "operator"))
+    assert r.status_code == 400 and r.json()["parameter"] == "state"
