@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from ilrs_ops.commanding._client import CommandsClient
     from ilrs_ops.ingest import Ingestor
     from ilrs_ops.monitor import Monitor
     from ilrs_ops.profiles import Catalog, Instrument
@@ -510,6 +511,105 @@ def replay(
         )
 
     _run(main())
+
+
+def _commands_client(url: str, token: str) -> CommandsClient:
+    from ilrs_ops.commanding._client import CommandsClient
+
+    if not token:
+        fail("no token: give --token or set ILRS_TOKEN (`ilrs-ops up` prints an operator's)")
+    return CommandsClient(url, token)
+
+
+def send_command(
+    url: str, token: str, instrument: str, name: str, pairs: list[str], *, wait: bool,
+    timeout_s: float,
+) -> None:  # fmt: skip
+    """`command`: send one command; with ``wait`` follow it to its final stage (exit 1 unless
+    it completed)."""
+    from ilrs_ops.commanding._client import ConsoleCallError, parse_args, stage_lines, summary
+    from ilrs_ops.commanding._client import watch as follow
+
+    try:
+        args = parse_args(pairs)
+    except InputError as exc:
+        fail(str(exc))
+    client = _commands_client(url, token)
+    try:
+        doc = client.submit(instrument, name, args)
+        out().print(summary(doc), highlight=False)
+        if not wait:
+            for line in stage_lines(doc, 0):
+                out().print(line, highlight=False)
+            return
+        last = follow(client, doc, timeout_s, lambda line: out().print(line, highlight=False))
+    except ConsoleCallError as exc:
+        fail(f"{instrument} {name}: {exc}")
+    finally:
+        client.close()
+    if not last["final"]:
+        err().print(f"still {last['state']} after {timeout_s:g} s; see `ilrs-ops commands history`")
+        raise typer.Exit(1)
+    if last["state"] != "completed":
+        raise typer.Exit(1)
+
+
+def list_commands(url: str, token: str, instrument: str) -> None:
+    """`commands list`: an instrument's commands as a table."""
+    from rich.table import Table
+
+    from ilrs_ops.commanding._client import ConsoleCallError
+
+    client = _commands_client(url, token)
+    try:
+        doc = client.definitions(instrument)
+    except ConsoleCallError as exc:
+        fail(f"{instrument}: {exc}")
+    finally:
+        client.close()
+    table = Table("command", "opcode", "arguments", "hazardous", "pre-send", "verified by",
+                  title=f"commands of {instrument}")  # fmt: skip
+    for c in doc["commands"]:
+        args = "\n".join(f"{a['name']}: {a['summary']}" for a in c["arguments"]) or "-"
+        v = c["verify"]
+        verified = f"ack in {v['received_s']:g} s"
+        if v["executed"]:
+            verified += f"; {' and '.join(v['executed'])} in {v['executed_s']:g} s"
+        table.add_row(c["name"], f"0x{c['opcode']:02X}", args, "yes" if c["hazardous"] else "",
+                      " and ".join(c["pre"]) or "-", verified)  # fmt: skip
+    out().print(table)
+
+
+def command_history(
+    url: str, token: str, instrument: str | None, state: str | None, limit: int
+) -> None:
+    """`commands history`: the newest commands as a table."""
+    from rich.table import Table
+
+    from ilrs_ops.commanding._client import ConsoleCallError
+
+    client = _commands_client(url, token)
+    try:
+        records = client.history(instrument, state, limit)
+    except ConsoleCallError as exc:
+        fail(str(exc))
+    finally:
+        client.close()
+    table = Table("requested (UTC)", "id", "instrument", "command", "arguments", "by", "state",
+                  "why")  # fmt: skip
+    for r in records:
+        when = _utc(r["requested_ns"])
+        args = " ".join(f"{k}={v}" for k, v in r["args"].items())
+        why = f"at {r['failed_stage']}: {r['reason']}" if r["reason"] else (r["waiting"] or "")
+        table.add_row(when, r["id"][:12], r["instrument"], r["command"], args,
+                      r["requested_by"], r["state"], why)  # fmt: skip
+    out().print(table)
+
+
+def _utc(ns: int) -> str:
+    import datetime as dt
+
+    return f"{dt.datetime.fromtimestamp(ns / 1e9, dt.UTC):%Y-%m-%d %H:%M:%S}"
 
 
 def _run(main: Coroutine[Any, Any, None], *, signals: bool = True) -> None:

@@ -373,6 +373,68 @@ def _broker_address(text: str) -> tuple[str, int]:
         raise typer.BadParameter(str(exc), param_hint="--broker") from None
 
 
+commands_app = typer.Typer(
+    help="The commands of instruments, and the command history, from a console.",
+    no_args_is_help=True,
+)
+app.add_typer(commands_app, name="commands")
+
+ConsoleUrlOpt = Annotated[
+    str,
+    typer.Option("--console", envvar="ILRS_CONSOLE_URL", help="the console's URL"),
+]
+TokenOpt = Annotated[
+    str,
+    typer.Option(
+        "--token", envvar="ILRS_TOKEN", help="your console token (`up` prints an operator's)"
+    ),
+]
+CONSOLE_URL = "http://127.0.0.1:8000"
+
+
+@app.command("command")
+def command_(
+    instrument: Annotated[str, typer.Argument(help="instrument id, e.g. sup-rover-1")],
+    name: Annotated[str, typer.Argument(help="command name (`ilrs-ops commands list`)")],
+    args: Annotated[list[str] | None, typer.Argument(help="arguments as name=value")] = None,
+    wait: Annotated[
+        bool, typer.Option(help="print each stage as it happens, until the final one")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="seconds --wait waits at most", min=0)] = 120.0,
+    console: ConsoleUrlOpt = CONSOLE_URL,
+    token: TokenOpt = "",
+) -> None:
+    """Send a telecommand through the console: checked there (your role, arguments, pre-send
+    conditions), queued when hazardous until a second operator approves, then verified in
+    telemetry. With --wait exits 0 only when it completed, 1 when it ended otherwise."""
+    _commands.send_command(console, token, instrument, name, args or [], wait=wait,
+                           timeout_s=timeout)  # fmt: skip
+
+
+@commands_app.command("list")
+def commands_list(
+    instrument: Annotated[str, typer.Argument(help="instrument id")],
+    console: ConsoleUrlOpt = CONSOLE_URL,
+    token: TokenOpt = "",
+) -> None:
+    """The commands of an instrument: arguments, ranges, units, hazardous, conditions."""
+    _commands.list_commands(console, token, instrument)
+
+
+@commands_app.command("history")
+def commands_history(
+    instrument: Annotated[str | None, typer.Option(help="only this instrument")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="only this state (completed, failed..., open)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="newest this many", min=1, max=5000)] = 50,
+    console: ConsoleUrlOpt = CONSOLE_URL,
+    token: TokenOpt = "",
+) -> None:
+    """The command history, newest first: who asked, state, where and why it failed."""
+    _commands.command_history(console, token, instrument, state, limit)
+
+
 def _protocol(text: str) -> Protocol:
     """--protocol checked: auto, v5 or v311."""
     if text not in ("auto", "v5", "v311"):

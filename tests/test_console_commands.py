@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -240,3 +242,32 @@ def test_refusals_say_what_and_where(station: dict[str, Any]) -> None:
     assert r.status_code == 409 and "mode == DRIVE does not hold (it is SAFE)" in r.json()["detail"]
     r = http.get("/api/commands?state=flying", headers=as_(station, "operator"))
     assert r.status_code == 400 and r.json()["parameter"] == "state"
+
+
+def cli(station: dict[str, Any], role: str, *words: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "ilrs-ops"
+    env = {**os.environ, "ILRS_TOKEN": station["tokens"][role] or "", "COLUMNS": "200"}
+    return subprocess.run(
+        [str(exe), *words, "--console", station["url"]],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+
+
+def test_the_command_line_sends_waits_lists_and_shows_history(station: dict[str, Any]) -> None:
+    done = cli(station, "partner_a", "command", ROVER, "set_mode", "mode=CHARGE", "--wait")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "sup-rover-1 set_mode mode=CHARGE" in lines[0]
+    stages = [line.split()[1] for line in lines[1:]]
+    assert stages == ["requested", "sent", "received", "executed", "completed"]
+    assert station["module"].values["mode"] == "CHARGE"
+    bad = cli(station, "partner_a", "command", ROVER, "drive", "distance=500", "--wait")
+    assert bad.returncode == 2 and "distance" in bad.stderr and "outside [0.1, 50]" in bad.stderr
+    word = cli(station, "partner_a", "command", ROVER, "set_mode", "CHARGE")
+    assert word.returncode == 2 and "name=value" in word.stderr
+    other = cli(station, "partner_b", "command", ROVER, "safe")
+    assert other.returncode == 2 and "403" in other.stderr
+    listed = cli(station, "partner_a", "commands", "list", ROVER)
+    assert listed.returncode == 0 and "drive" in listed.stdout and "0x10" in listed.stdout
+    history = cli(station, "viewer", "commands", "history", "--instrument", ROVER)
+    assert history.returncode == 0 and "CHARGE" in history.stdout and "completed" in history.stdout
