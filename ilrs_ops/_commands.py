@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from ilrs_ops.commanding._client import CommandsClient
+    from ilrs_ops.commanding.client import CommandsClient
     from ilrs_ops.ingest import Ingestor
     from ilrs_ops.monitor import Monitor
     from ilrs_ops.profiles import Catalog, Instrument
@@ -514,7 +514,7 @@ def replay(
 
 
 def _commands_client(url: str, token: str) -> CommandsClient:
-    from ilrs_ops.commanding._client import CommandsClient
+    from ilrs_ops.commanding.client import CommandsClient
 
     if not token:
         fail("no token: give --token or set ILRS_TOKEN (`ilrs-ops up` prints an operator's)")
@@ -527,8 +527,8 @@ def send_command(
 ) -> None:  # fmt: skip
     """`command`: send one command; with ``wait`` follow it to its final stage (exit 1 unless
     it completed)."""
-    from ilrs_ops.commanding._client import ConsoleCallError, parse_args, stage_lines, summary
-    from ilrs_ops.commanding._client import watch as follow
+    from ilrs_ops.commanding.client import ConsoleCallError, parse_args, stage_lines, summary
+    from ilrs_ops.commanding.client import watch as follow
 
     try:
         args = parse_args(pairs)
@@ -558,7 +558,7 @@ def list_commands(url: str, token: str, instrument: str) -> None:
     """`commands list`: an instrument's commands as a table."""
     from rich.table import Table
 
-    from ilrs_ops.commanding._client import ConsoleCallError
+    from ilrs_ops.commanding.client import ConsoleCallError
 
     client = _commands_client(url, token)
     try:
@@ -586,7 +586,7 @@ def command_history(
     """`commands history`: the newest commands as a table."""
     from rich.table import Table
 
-    from ilrs_ops.commanding._client import ConsoleCallError
+    from ilrs_ops.commanding.client import ConsoleCallError
 
     client = _commands_client(url, token)
     try:

@@ -13,6 +13,10 @@ IlrsError
 │                        command, an argument out of range or of the wrong type (named)
 ├── ToolError         an external program ilrs-ops runs (mosquitto_passwd) failed
 ├── RecordingError    (ilrs_ops.replay) a recording that cannot be made or read
+├── RefusedError      (ilrs_ops.commanding) a command request refused; ``status`` its HTTP
+│                     status (403 not allowed, 404 unknown, 409 not now, 422 bad argument)
+├── CommandLinkError  (ilrs_ops.commanding) the broker did not take a telecommand
+├── ConsoleCallError  (ilrs_ops.commanding.client) a console refused the CLI's call
 └── ConsoleError      (ilrs_ops.console) bad console settings or tokens; its AccessError
                       subclasses map to HTTP 400/401/403/404/409/413/422/429/503
 

@@ -56,6 +56,7 @@ OPERATIONS = [
     ("POST", "/api/replays/{replay_id}/stop"),
     ("GET", "/api/instruments/{instrument}/commands"),
     ("POST", "/api/commands"),
+    ("POST", "/api/commands/preview"),
     ("GET", "/api/commands"),
     ("GET", "/api/commands/{id}"),
     ("POST", "/api/commands/{id}/approve"),

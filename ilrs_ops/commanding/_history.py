@@ -55,6 +55,7 @@ class Record:
             "partner": self.partner,
             "command": self.command,
             "args": dict(self.args),
+            "raw": dict(self.raw),
             "hazardous": self.hazardous,
             "sensitive": list(self.sensitive),
             "state": self.stage,
@@ -78,8 +79,10 @@ def redacted(doc: dict[str, Any]) -> dict[str, Any]:
     hide = set(doc.get("sensitive") or ())
     if not hide:
         return doc
-    args = {k: ("(hidden)" if k in hide else v) for k, v in doc["args"].items()}
-    return {**doc, "args": args, "packet": None}
+    def hidden(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: ("(hidden)" if k in hide else v) for k, v in values.items()}
+
+    return {**doc, "args": hidden(doc["args"]), "raw": hidden(doc["raw"]), "packet": None}
 
 
 def row(time_ns: int, id: str, stage: str, who: str, detail: dict[str, Any]) -> pa.Table:

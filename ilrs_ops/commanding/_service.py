@@ -217,6 +217,36 @@ class Commander:
         await self._dispatch(instrument)
         return rec
 
+    def preview(
+        self, actor: Actor, instrument: str, command: str, args: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """What ``submit`` would send now, without sending: checked arguments, raw counts and
+        the exact packet with the instrument's next sequence count (a command sent before it
+        takes that count, and this one the next), and the pre-send condition that does not
+        hold, if one does not. Refused as ``submit`` is."""
+        p = self._profile(instrument)
+        if actor.role == "viewer" or (actor.role == "partner" and actor.partner != p.partner):
+            raise RefusedError(403, f"{actor.name!r} may not command {instrument!r}")
+        try:
+            codec = self.telecommands(instrument).codec(command)
+        except CommandError as exc:
+            raise RefusedError(404, str(exc), "command") from None
+        try:
+            values = codec.arguments(args)
+        except CommandError as exc:
+            raise RefusedError(422, str(exc), exc.argument) from None
+        seq = self._lane(instrument).next_seq
+        return {
+            "instrument": instrument,
+            "command": command,
+            "hazardous": codec.command.hazardous,
+            "args": values,
+            "raw": codec.raw(values),
+            "seq": seq,
+            "packet": codec.encode(values, seq).hex(),
+            "unmet": self._unmet(instrument, codec.command.pre, values),
+        }
+
     async def approve(self, actor: Actor, id: str) -> Record:
         """A second operator lets a hazardous command go (not its requester)."""
         async with self._lock:

@@ -168,8 +168,10 @@ class Access:
             tile = self.tile(inst, now_s)
             if tile is not None:
                 partners.setdefault(inst.profile.partner, []).append(tile)
+        who = self.principal
         return {
             "updated": now_s,
+            "you": {"name": who.name, "role": who.role, "partner": who.partner},
             "broker_connected": self.state.connected,
             "partners": [{"partner": p, "instruments": t} for p, t in partners.items()],
         }

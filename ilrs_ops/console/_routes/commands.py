@@ -121,6 +121,13 @@ async def submit(body: CommandBody, principal: PrincipalDep, cmd: CommanderDep) 
     return _show(principal, rec)
 
 
+@router.post("/commands/preview")
+def preview(body: CommandBody, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+    """The packet a request would be, in hex, with its checked arguments and raw counts; sends
+    nothing (the page's confirmation of a hazardous command shows it)."""
+    return cmd.preview(principal, body.instrument, body.command, body.args)
+
+
 @router.get("/commands")
 def history(
     principal: PrincipalDep,

@@ -50,8 +50,12 @@
     $("#token").focus();
   }
 
+  // commands.js follows the session, the live stream and the open instrument through these
+  const tell = (name, detail) => window.dispatchEvent(new CustomEvent(`ilrs:${name}`, { detail }));
+
   function logout(message) {
     token = null;
+    tell("session", { token: null, you: null });
     sessionStorage.removeItem(KEY);
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
     clearTimeout(wsRetry);
@@ -91,6 +95,7 @@
     $("#login").hidden = true;
     $("#logout").hidden = false;
     for (const p of status.partners) for (const t of p.instruments) tiles.set(t.instrument, t);
+    tell("session", { token, you: status.you });
     renderOverview();
     loadAlarms();
     loadReplays();
@@ -198,6 +203,7 @@
       renderOverview();
       loadAlarms(); // (re)connected: what changed while the socket was down
       if (replaysShown) loadReplays();
+      tell("resync", {});
       if (detail) paintDetailStatus(tiles.get(detail.id));
     } else if (msg.type === "status") {
       const t = msg.status;
@@ -210,6 +216,8 @@
       if (detail && detail.id === msg.event.instrument) addEvent(msg.event, true);
     } else if (msg.type === "replay") {
       putReplay(msg.replay);
+    } else if (msg.type === "command") {
+      tell("command", msg.command);
     }
   }
 
@@ -626,6 +634,7 @@
       if (detail.livePlot) detail.livePlot.destroy();
       if (detail.histPlot) detail.histPlot.destroy();
     }
+    if (detail) tell("detail", { id: null });
     detail = null;
     $("#detail").hidden = true;
   }
@@ -667,6 +676,7 @@
       .sort((a, b) => vals[b.name].state - vals[a.name].state)[0];
     d.channel = worst ? worst.name : plottable.length ? plottable[0].name : null;
     for (const e of info.recent_events.slice().reverse()) addEvent(e, false);
+    tell("detail", { id, info });
     paintDetailStatus(tiles.get(id) || info.status);
     $("#back").focus();
     await selectChannel(d.channel);
