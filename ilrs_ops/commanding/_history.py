@@ -79,6 +79,7 @@ def redacted(doc: dict[str, Any]) -> dict[str, Any]:
     hide = set(doc.get("sensitive") or ())
     if not hide:
         return doc
+
     def hidden(values: dict[str, Any]) -> dict[str, Any]:
         return {k: ("(hidden)" if k in hide else v) for k, v in values.items()}
 
