@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from ilrs_ops import wire
+from ilrs_ops.broker import EmbeddedBroker
 from ilrs_ops.commanding import Telecommands
 from ilrs_ops.profiles import Catalog, Command, CommandSim, Instrument
 from ilrs_ops.sim import Environment, Faults, Module, Simulator
@@ -106,8 +107,13 @@ def rows_of(catalog: Catalog, payload: bytes) -> list[tuple[str, Row]]:
 
 
 @contextlib.asynccontextmanager
-async def running(catalog: Catalog, root: str, faults: Faults | None = None) -> AsyncIterator[Link]:
-    host, port = MOSQUITTO
+async def running(
+    catalog: Catalog,
+    root: str,
+    faults: Faults | None = None,
+    broker: tuple[str, int] = MOSQUITTO,
+) -> AsyncIterator[Link]:
+    host, port = broker
     sim = Simulator(catalog, host=host, port=port, root=root, seed=5, faults=faults)
     async with aiomqtt.Client(host, port) as sub, aiomqtt.Client(host, port) as pub:
         link = Link(sim, catalog, root, pub, {i.id: asyncio.Queue() for i in catalog})
@@ -162,6 +168,22 @@ async def test_command_is_acknowledged_and_its_effect_shows(station: Catalog, to
         row = await link.until(ROVER, lambda r: r["cmd_accepted"] == 2)
         assert (row["cmd_last_seq"], row["mode"]) == (2, "SAFE")
         assert link.sim.commands == Counter({(ROVER, "executed"): 2})
+
+
+async def test_commands_on_the_embedded_broker(
+    station: Catalog, topic_root: str, free_port: int
+) -> None:
+    """The zero-setup path: amqtt (MQTT 3.1.1) carries commands to the module and acks back."""
+    async with (
+        EmbeddedBroker(port=free_port),
+        running(fast_rover(station), topic_root, broker=("127.0.0.1", free_port)) as link,
+    ):
+        await link.send(ROVER, link.packet(ROVER, "set_mode", mode="CHARGE"))
+        row = await link.until(ROVER, acked(1, accepted=1))
+        assert (row["mode"], row["cmd_error"]) == ("CHARGE", "NONE")
+        await link.send(ROVER, _bad_crc(link))
+        row = await link.until(ROVER, acked(2, rejected=1))
+        assert (row["mode"], row["cmd_error"]) == ("CHARGE", wire.TC_BAD_CHECKSUM)
 
 
 def _recrc(packet: bytearray) -> bytes:
