@@ -9,10 +9,14 @@
   user, mode 0600 (secrets are never logged or printed);
 - ``mosquitto.conf``: a listener with ``allow_anonymous false``, the two files, persistence.
 
-Users: one per instrument (its id), which may only write its own ``{root}/tm/{partner}/{id}``;
-``ingest`` reads ``{root}/tm/#`` and writes ``{root}/status/#``, ``{root}/events/#`` and
-``{root}/metrics/#``; ``console`` reads those three and, since operators start replays in it,
-reads and writes ``{root}-replay/#``, as ``replay`` (``ilrs-ops replay``) does. Passwords
+Users: one per instrument (its id), which may only write its own ``{root}/tm/{partner}/{id}``
+and, when its profile has commands, read its own ``{root}/tc/{partner}/{id}``; ``commander``
+(the commanding service) is the only user that may write ``{root}/tc/#``, and reads the status,
+events and metrics it verifies commands against (a console that hosts commanding publishes
+with this login, not its own); ``ingest`` reads ``{root}/tm/#`` and writes ``{root}/status/#``,
+``{root}/events/#`` and ``{root}/metrics/#``; ``console`` reads those three and, since operators
+start replays in it, reads and writes ``{root}-replay/#``, as ``replay`` (``ilrs-ops replay``)
+does. Passwords
 already in ``credentials.env`` are kept for users that remain, so regenerating after a profile
 change does not lock running clients out.
 """
@@ -31,10 +35,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ilrs_ops import wire
 from ilrs_ops.errors import InputError, Problem, ProfileError, ToolError
 from ilrs_ops.profiles import Catalog
 
 __all__ = [
+    "COMMANDER",
     "CONSOLE",
     "INGEST",
     "REPLAY",
@@ -52,7 +58,8 @@ log = logging.getLogger(__name__)
 INGEST = "ingest"
 CONSOLE = "console"
 REPLAY = "replay"
-SERVICE_USERS = (INGEST, CONSOLE, REPLAY)
+COMMANDER = "commander"
+SERVICE_USERS = (INGEST, CONSOLE, REPLAY, COMMANDER)
 
 PASSWORDS = "passwords"
 ACL = "acl"
@@ -103,13 +110,16 @@ def broker_users(catalog: Catalog, root: str = "ilrs") -> list[BrokerUser]:
         BrokerUser(INGEST, read=(f"{root}/tm/#",), write=_outputs(root)),
         BrokerUser(CONSOLE, read=(*_outputs(root), replays), write=(replays,)),
         BrokerUser(REPLAY, read=(replays,), write=(replays,)),
+        BrokerUser(COMMANDER, read=_outputs(root), write=(wire.all_of(root, wire.TC),)),
     ]
     for inst in sorted(catalog, key=lambda i: i.id):
         if inst.id in SERVICE_USERS:
             why = f"instrument id {inst.id!r} is reserved for a service user"
             hint = f"use an id other than {', '.join(SERVICE_USERS)}"
             raise ProfileError([Problem(str(inst.path), None, None, why, "instrument", hint)])
-        out.append(BrokerUser(inst.id, write=(inst.topic(root),)))
+        p = inst.profile
+        tc = (wire.topic(root, wire.TC, p.partner, inst.id),) if p.commands else ()
+        out.append(BrokerUser(inst.id, read=tc, write=(inst.topic(root),)))
     for u in out:
         if not _USER.match(u.name):
             raise InputError(f"user name {u.name!r}: use letters, digits, '_' and '-'")
@@ -232,7 +242,10 @@ def write_broker_config(
         "autosave_interval 30\n",
     )
     log.info(
-        "broker config for %d users (%d instruments) in %s", len(users), len(users) - 3, folder
+        "broker config for %d users (%d instruments) in %s",
+        len(users),
+        len(users) - len(SERVICE_USERS),
+        folder,
     )
     return BrokerConfig(folder, users, chosen, "mosquitto_passwd" if exe else "python")
 

@@ -52,7 +52,11 @@ ScaleOpt = Annotated[
 ]
 FaultOpt = Annotated[
     str,
-    typer.Option("--fault", help="fault rates per packet, e.g. limit=0.01,gap=0.005 or all=0.01"),
+    typer.Option(
+        "--fault",
+        help="fault rates per packet, e.g. limit=0.01,gap=0.005 or all=0.01; per command: "
+        "tc_lost, tc_rejected, tc_unexecuted",
+    ),
 ]
 
 

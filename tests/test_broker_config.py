@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ilrs_ops.broker_config import (
+    COMMANDER,
     CONSOLE,
     INGEST,
     REPLAY,
@@ -42,11 +43,17 @@ needs_mosquitto = pytest.mark.skipif(
 
 def test_users_and_acl_follow_the_profiles(station: Catalog) -> None:
     users = {u.name: u for u in broker_users(station, ROOT)}
-    assert set(users) == {INGEST, CONSOLE, REPLAY} | set(station.instruments)
+    assert set(users) == {INGEST, CONSOLE, REPLAY, COMMANDER} | set(station.instruments)
     for inst in station:
         u = users[inst.id]
-        assert u.read == ()
+        tc = f"{ROOT}/tc/{inst.profile.partner}/{inst.id}"
+        assert u.read == ((tc,) if inst.profile.commands else ())  # only its own commands
         assert u.write == (f"{ROOT}/tm/{inst.profile.partner}/{inst.id}",)
+    assert any(users[i.id].read for i in station) and not all(users[i.id].read for i in station)
+    # Only the commanding service writes commands; it reads what it verifies them against.
+    writers = [u.name for u in users.values() if any("/tc/" in t for t in u.write)]
+    assert writers == [COMMANDER] and users[COMMANDER].write == ("ilrs/tc/#",)
+    assert set(users[COMMANDER].read) == {"ilrs/status/#", "ilrs/events/#", "ilrs/metrics/#"}
     assert users[INGEST].read == ("ilrs/tm/#",)
     assert set(users[INGEST].write) == {"ilrs/status/#", "ilrs/events/#", "ilrs/metrics/#"}
     assert set(users[CONSOLE].read) == {*users[INGEST].write, "ilrs-replay/#"}
@@ -61,7 +68,7 @@ def test_files_modes_and_credentials(station: Catalog, tmp_path: Path) -> None:
     cfg = write_broker_config(station, tmp_path / "b", root=ROOT, port=1883)
     creds = read_credentials(cfg.credentials)
     assert creds == cfg.passwords
-    assert len(creds) == len(station) + 3 and len(set(creds.values())) == len(creds)
+    assert len(creds) == len(station) + 4 and len(set(creds.values())) == len(creds)
     assert stat.S_IMODE(cfg.credentials.stat().st_mode) == 0o600
     assert stat.S_IMODE((cfg.folder / "passwords").stat().st_mode) == 0o600
     hashed = (cfg.folder / "passwords").read_text()
@@ -315,3 +322,58 @@ async def test_console_logs_in_follows_status_and_may_run_replays(acl_broker) ->
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await follower
+
+
+def _commandable(station: Catalog) -> tuple:
+    a, b = sorted((i for i in station if i.profile.commands), key=lambda i: i.id)[:2]
+    return a, b
+
+
+def _tc(inst) -> str:
+    return f"{ROOT}/tc/{inst.profile.partner}/{inst.id}"
+
+
+@needs_mosquitto
+async def test_only_the_commander_publishes_commands(acl_broker, station: Catalog) -> None:
+    port, creds = acl_broker
+    a, b = _commandable(station)
+    async with (
+        _client(port, creds, a.id) as module,
+        _client(port, creds, COMMANDER) as commander,
+        _client(port, creds, CONSOLE) as console,
+        _client(port, creds, INGEST) as ingest,
+        _client(port, creds, b.id) as other,
+    ):
+        await module.subscribe(_tc(a), qos=1)
+        acks = _puback_reasons(commander)
+        await commander.publish(_tc(a), b"cmd", qos=1)
+        assert [(str(m.topic), m.payload) for m in await received(module)] == [(_tc(a), b"cmd")]
+        assert [int(rc.value) for rc in acks] == [0x00]
+        # Nobody else may command it: not the console, not ingest, not another instrument,
+        # not the module itself (Not authorized in the PUBACK; nothing arrives).
+        for forger in (console, ingest, other, module):
+            forged = _puback_reasons(forger)
+            await forger.publish(_tc(a), b"forged", qos=1)
+            assert [int(rc.value) for rc in forged] == [0x87]
+        # The commander may not forge telemetry either.
+        await commander.publish(a.topic(ROOT), b"forged-tm", qos=1)
+        assert [int(rc.value) for rc in acks] == [0x00, 0x87]
+        assert await received(module) == []
+
+
+@needs_mosquitto
+async def test_a_module_hears_only_its_own_commands(acl_broker, station: Catalog) -> None:
+    port, creds = acl_broker
+    a, b = _commandable(station)
+    async with (
+        _client(port, creds, a.id) as spy,
+        _client(port, creds, b.id) as module_b,
+        _client(port, creds, COMMANDER) as commander,
+    ):
+        granted = await spy.subscribe(_tc(b), qos=1)
+        assert int(getattr(granted[0], "value", granted[0])) in (0, 1, 0x80, 0x87)
+        await spy.subscribe(f"{ROOT}/tc/#", qos=1)
+        await module_b.subscribe(_tc(b), qos=1)
+        await commander.publish(_tc(b), b"for-b", qos=1)
+        assert [m.payload for m in await received(module_b)] == [b"for-b"]
+        assert await received(spy, 0.2) == []

@@ -23,7 +23,13 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from ilrs_ops.broker_config import CONSOLE, INGEST, SERVICE_USERS, write_broker_config
+from ilrs_ops.broker_config import (
+    COMMANDER,
+    CONSOLE,
+    INGEST,
+    SERVICE_USERS,
+    write_broker_config,
+)
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.settings import Settings
 from ilrs_ops.sources import ack, make_client
@@ -110,6 +116,17 @@ def _listeners(conf: list[list[str]]) -> dict[int, dict[str, str]]:
         elif current is not None and words[0] in {"allow_anonymous", "password_file", "acl_file"}:
             current[words[0]] = words[1]
     return out
+
+
+def _writes_telecommands(acl: list[list[str]]) -> bool:
+    """Whether Mosquitto ACL lines grant writing a ``.../tc/...`` topic (``topic X`` is both)."""
+    for words in acl:
+        if words[0] != "topic" or len(words) < 2:
+            continue
+        access, topic = (words[1], words[2]) if len(words) > 2 else ("readwrite", words[1])
+        if access in ("write", "readwrite") and "/tc/" in topic:
+            return True
+    return False
 
 
 def problems(doc: dict, base: Path = ROOT) -> list[str]:
@@ -236,6 +253,10 @@ def problems(doc: dict, base: Path = ROOT) -> list[str]:
             acl = opts.get("acl_file")
             if not acl or not mounted_bind(acl):
                 out.append(f"mosquitto: anonymous listener {port} has no ACL from the repo")
+                continue
+            # Only the commander may write telecommands: never an anonymous client.
+            if _writes_telecommands(_conf_lines(base / mq_mounts[acl]["source"])):
+                out.append(f"mosquitto: anonymous listener {port} may write telecommands")
             continue
         for key in ("password_file", "acl_file"):
             if mounted_volume(opts.get(key, "")) != gen_volume or gen_volume is None:
@@ -271,6 +292,8 @@ def problems(doc: dict, base: Path = ROOT) -> list[str]:
             out.append(f"{name}: credentials {creds!r} are not on the generated volume")
         if _command(svc)[:1] == ["ingest"] and user != INGEST:
             out.append(f"{name}: ingest logs in as {user!r}")
+        if env.get("ILRS_COMMANDER_USER") not in (None, COMMANDER):
+            out.append(f"{name}: commands as {env['ILRS_COMMANDER_USER']!r}, not {COMMANDER}")
 
     # The console: tokens file required (never --dev), mounted where it is read.
     console = next((s for s in services.values() if _command(s)[:1] == ["console"]), None)
@@ -285,6 +308,8 @@ def problems(doc: dict, base: Path = ROOT) -> list[str]:
             out.append(f"console: tokens file {tokens} is not mounted")
         if _env(console).get("ILRS_BROKER_USER") not in (None, CONSOLE):
             out.append("console: logs in as another service's user")
+        if _env(console).get("ILRS_COMMANDER_USER") != COMMANDER:
+            out.append("console: hosts commanding without the commander login")
     return out
 
 
@@ -358,6 +383,14 @@ def test_schema_refuses_broken_copies(edit) -> None:
             lambda d: d["services"]["ingest-1"]["environment"].update(ILRS_BROKER="broker:1883"),
             "not a listener",
         ),
+        (
+            lambda d: d["services"]["console"]["environment"].pop("ILRS_COMMANDER_USER"),
+            "without the commander login",
+        ),
+        (
+            lambda d: d["services"]["console"]["environment"].update(ILRS_COMMANDER_USER=CONSOLE),
+            "commands as 'console'",
+        ),
     ],
     ids=[
         "missing-shard",
@@ -372,6 +405,8 @@ def test_schema_refuses_broken_copies(edit) -> None:
         "no-user",
         "simulator-on-the-public-listener",
         "unknown-broker",
+        "no-commander-login",
+        "console-commands-as-itself",
     ],
 )
 def test_station_checks_refuse_broken_copies(edit, expected: str) -> None:
@@ -393,6 +428,12 @@ def test_station_checks_read_the_broker_config(tmp_path: Path) -> None:
     assert "mosquitto: persistence is off" in problems(load_compose(), base=tmp_path)
     conf.write_text(text.replace("allow_anonymous false", "allow_anonymous true"))
     assert any("1883 is published" in p for p in problems(load_compose(), base=tmp_path))
+    conf.write_text(text)
+    acl = tmp_path / "deploy" / "simulator.acl"
+    acl.write_text(acl.read_text().replace("topic read ilrs/tc/#", "topic readwrite ilrs/tc/#"))
+    assert "mosquitto: anonymous listener 1884 may write telecommands" in problems(
+        load_compose(), base=tmp_path
+    )
 
 
 # ------------------------------------------------------------------ deploy/ pieces, for real
@@ -437,7 +478,10 @@ def _entrypoint(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProc
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     stub = bin_dir / "ilrs-ops"
-    stub.write_text('#!/bin/sh\necho "args=$*"\necho "password=${ILRS_BROKER_PASSWORD:-}"\n')
+    stub.write_text(
+        '#!/bin/sh\necho "args=$*"\necho "password=${ILRS_BROKER_PASSWORD:-}"\n'
+        'echo "commander=${ILRS_COMMANDER_PASSWORD:-}"\n'
+    )
     stub.chmod(0o755)
     full = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **env}
     return subprocess.run(
@@ -457,10 +501,24 @@ def test_entry_point_exports_the_users_password(station: Catalog, tmp_path: Path
     assert done.stdout.splitlines() == [
         "args=ingest --shard 1/2",
         f"password={cfg.passwords[INGEST]}",
+        "commander=",
     ]
     # Without a user the entry point is plain ilrs-ops.
     done = _entrypoint(tmp_path, {})
-    assert done.stdout.splitlines() == ["args=ingest --shard 1/2", "password="]
+    assert done.stdout.splitlines() == ["args=ingest --shard 1/2", "password=", "commander="]
+    # A console that hosts commanding gets the commander's password as a second login.
+    both = {"ILRS_BROKER_USER": CONSOLE, "ILRS_COMMANDER_USER": COMMANDER}
+    done = _entrypoint(tmp_path, {**both, "ILRS_BROKER_CREDENTIALS": creds})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        f"password={cfg.passwords[CONSOLE]}",
+        f"commander={cfg.passwords[COMMANDER]}",
+    ]
+    done = _entrypoint(
+        tmp_path, {**both, "ILRS_COMMANDER_USER": "nobody", "ILRS_BROKER_CREDENTIALS": creds}
+    )
+    assert done.returncode == 2 and "no MQTT user 'nobody'" in done.stderr
+    assert not any(p in done.stderr + done.stdout for p in cfg.passwords.values())
     # An unknown user or a missing file stops the service, naming the problem, no secret.
     done = _entrypoint(tmp_path, {"ILRS_BROKER_USER": "nobody", "ILRS_BROKER_CREDENTIALS": creds})
     assert done.returncode == 2 and "no MQTT user 'nobody'" in done.stderr
@@ -573,4 +631,18 @@ async def test_deploy_broker_config_works_with_real_mosquitto(
             await sim.publish(f"ilrs/status/{inst.profile.partner}/{inst.id}", b"forged", qos=1)
             await ingest.publish(f"ilrs/status/{inst.profile.partner}/{inst.id}", b"ok", qos=1)
             assert [m.payload for m in await received(console)] == [b"ok"]
+            assert await received(sim) == []
+        # Telecommands: the commander writes them, the simulator's listener hears them, and
+        # neither the simulator nor the console may write one.
+        tc = f"ilrs/tc/{inst.profile.partner}/{inst.id}"
+        async with (
+            client(free_port, COMMANDER) as commander,
+            client(free_port, CONSOLE) as console,
+            client(sim_port) as sim,
+        ):
+            await sim.subscribe(tc, qos=1)
+            await commander.publish(tc, b"cmd", qos=1)
+            assert [m.payload for m in await received(sim)] == [b"cmd"]
+            await sim.publish(tc, b"forged-by-sim", qos=1)
+            await console.publish(tc, b"forged-by-console", qos=1)
             assert await received(sim) == []

@@ -142,6 +142,17 @@ def _cross_file_problems(loaded: list[Instrument], roots: list[Path]) -> list[Pr
                     hint="give each instrument its own APID",
                 )
             )
+        for i, c in enumerate(p.commands):
+            target = c.sim.target if c.sim is not None else None
+            if target is not None and target not in {x.profile.instrument for x in loaded}:
+                problems.append(
+                    Problem(
+                        str(inst.path),
+                        *key_position(inst.path, "commands", i, "sim", "target"),
+                        f"command '{c.name}' switches '{target}', which no profile here is",
+                        hint="name an instrument id of these profiles, or load its profile too",
+                    )
+                )
         folder = inst.path.parent
         if folder not in roots and folder.name != p.partner:
             problems.append(

@@ -211,3 +211,15 @@ def _check_sim(p: Profile, c: Command, args: dict[str, Argument], loc: tuple) ->
                 f"{value!r} is not a value of '{name}'",
                 f"use one of {labels}" if labels else "write a number",
             )
+    if c.sim.target is not None and c.sim.power is None:
+        yield (
+            (*loc, "target"),
+            f"'{c.name}' names a target, '{c.sim.target}', but switches nothing",
+            "add power: on or power: off, or remove target",
+        )
+    elif c.sim.target == p.instrument:
+        yield (
+            (*loc, "target"),
+            f"'{c.name}' switches its own instrument's supply",
+            "remove target: power without a target switches the module itself",
+        )

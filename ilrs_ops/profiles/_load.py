@@ -64,14 +64,15 @@ def load_profile(path: str | Path, text: str | None = None) -> Profile:
     return profile
 
 
-def key_position(path: Path, key: str) -> tuple[int | None, int | None]:
-    """Line and column of a top-level key of a profile that loaded (for problems found across
-    files, such as two profiles with one APID); (None, None) if it cannot be read again."""
+def key_position(path: Path, *key: str | int) -> tuple[int | None, int | None]:
+    """Line and column of a key of a profile that loaded, top-level or a path of keys and list
+    indices (for problems found across files, such as two profiles with one APID); (None, None)
+    if it cannot be read again."""
     try:
         _, positions = _parse_yaml(str(path), path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ProfileError):
         return None, None
-    return positions.at.get((key,), (None, None))
+    return positions.at.get(key, (None, None))
 
 
 def _parse_yaml(name: str, text: str) -> tuple[Any, Positions]:

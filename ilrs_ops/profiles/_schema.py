@@ -496,10 +496,13 @@ class Verification(_Model):
 class CommandSim(_Model):
     """What the simulated module does when it executes the command: ``set`` holds channels at
     values (engineering units or enum labels; ``$arg`` for an argument) until another command
-    sets them; ``power: off`` stops its telemetry after the acknowledging packet, ``on`` resumes."""
+    sets them; ``power: off`` stops its telemetry after the acknowledging packet, ``on`` resumes.
+    With ``target`` (an instrument id), ``power`` switches that instrument's supply instead, as a
+    power distribution unit does: it falls silent at once, and hears no commands while off."""
 
     set: dict[Name, float | str] = {}
     power: Literal["on", "off"] | None = None
+    target: str | None = Field(None, pattern=ID, description="the instrument ``power`` switches")
 
 
 class Command(_Model):

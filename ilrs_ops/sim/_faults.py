@@ -1,7 +1,8 @@
 """Fault injection for the simulator: what can go wrong between a module and the ground.
 
-Rates are probabilities per packet (``limit`` and ``dropout`` start an episode that lasts a while).
-Every injected fault is counted, so tests can check that the ground accounts for each one.
+Rates are probabilities per packet (``limit`` and ``dropout`` start an episode that lasts a while),
+and per telecommand for the ``tc_`` kinds. Every injected fault is counted, so tests can check that
+the ground accounts for each one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from dataclasses import dataclass, fields
 
 from ilrs_ops.errors import InputError
 
-KINDS = ("limit", "dropout", "gap", "duplicate", "reorder", "corrupt", "truncate", "wrong_apid")
+#: Faults of the telemetry a module sends, drawn per packet.
+TM_KINDS = ("limit", "dropout", "gap", "duplicate", "reorder", "corrupt", "truncate", "wrong_apid")
+#: Faults of the telecommands a module receives, drawn per command (at most one each).
+TC_KINDS = ("tc_lost", "tc_rejected", "tc_unexecuted")
+KINDS = TM_KINDS + TC_KINDS
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,9 @@ class Faults:
     corrupt: float = 0.0  # the version bits flipped: not a valid space packet
     truncate: float = 0.0  # the packet cut short
     wrong_apid: float = 0.0  # an APID that no profile has
+    tc_lost: float = 0.0  # a telecommand never reaches the module: no acknowledgement at all
+    tc_rejected: float = 0.0  # a telecommand garbled on the uplink: rejected as BAD_CHECKSUM
+    tc_unexecuted: float = 0.0  # a telecommand acknowledged, but its effect never happens
     limit_s: float = 5.0  # how long an excursion lasts
     dropout_s: float = 20.0  # how long a dropout lasts
 
@@ -39,11 +47,17 @@ class Faults:
 
     @property
     def any(self) -> bool:
-        return any(getattr(self, k) > 0 for k in KINDS)
+        """Whether any telemetry fault is on (commands have their own draw, ``any_tc``)."""
+        return any(getattr(self, k) > 0 for k in TM_KINDS)
+
+    @property
+    def any_tc(self) -> bool:
+        return any(getattr(self, k) > 0 for k in TC_KINDS)
 
     @classmethod
     def parse(cls, text: str) -> Faults:
-        """``"limit=0.01,gap=0.005"``; ``"all=0.01"`` sets every kind."""
+        """``"limit=0.01,gap=0.005"``; ``"all=0.01"`` sets every telemetry kind (commands'
+        faults only by name, e.g. ``tc_lost=0.1``: a demo with all=... still commands)."""
         known = {f.name for f in fields(cls)}
         values: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
@@ -58,7 +72,7 @@ class Faults:
                 rate = float(val)
             except ValueError:
                 raise InputError(f"bad fault rate in {part!r}: {val!r} is not a number") from None
-            for k in KINDS if key == "all" else (key,):
+            for k in TM_KINDS if key == "all" else (key,):
                 values[k] = rate
         return cls(**values)
 

@@ -1,4 +1,5 @@
-"""The simulator's MQTT side: every module publishes its packets at its own rate, QoS 1."""
+"""The simulator's MQTT side: every module publishes its packets at its own rate, QoS 1, and
+executes the telecommands that arrive on its TC topic."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from collections.abc import Iterable
 
 import aiomqtt
 
+from ilrs_ops import wire
 from ilrs_ops.backoff import Backoff
 from ilrs_ops.errors import InputError
 from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
-from ilrs_ops.sim._station import Module
+from ilrs_ops.sim._station import Handled, Module
 from ilrs_ops.sources import open_client
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,9 @@ class Simulator:
     ``start_ns`` (default: now) and advance by each profile's period; ``bundle`` packets travel
     per MQTT message. Lost connections are retried with backoff; packets that fall due while
     the broker is away are lost, as on a real link, and show up as sequence gaps on the ground.
+
+    Each module with commands subscribes (QoS 1) to ``{root}/tc/{partner}/{id}`` before the
+    first packet goes out; what became of each command is counted in ``commands``.
     """
 
     def __init__(
@@ -69,6 +74,13 @@ class Simulator:
         self.published: Counter[str] = Counter()  # packets per instrument
         self.messages: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()  # packets that fell due while disconnected
+        self.commands: Counter[tuple[str, str]] = Counter()  # (instrument, Handled.outcome)
+        self._by_tc_topic = {
+            wire.topic(root, wire.TC, m.profile.partner, m.profile.instrument): m
+            for m in self.modules
+            if m.telecommands is not None
+        }
+        self._by_id = {m.instrument.id: m for m in self.modules}
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
 
@@ -99,15 +111,45 @@ class Simulator:
                 ) as client:
                     # Every module publishes concurrently by design; aiomqtt's default warns at 10.
                     client.pending_calls_threshold = 10 * len(self.modules) + 100
+                    for tc in self._by_tc_topic:
+                        await client.subscribe(tc, qos=1)
                     self._client = client
                     backoff.reset()
                     self._connected.set()
                     log.info("simulator connected to %s:%d", self.host, self.port)
-                    await _wait_for_disconnect(client)
+                    await self._listen(client)
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 self._client = None
                 await backoff.wait(log, f"simulator: broker {self.host}:{self.port}: {exc}")
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        """Hand each telecommand to its module until the connection drops (aiomqtt raises
+        MqttError from the iterator)."""
+        async for message in client.messages:
+            m = self._by_tc_topic.get(str(message.topic))
+            if m is None or not isinstance(message.payload, bytes | bytearray):
+                continue
+            self.handle(m, bytes(message.payload))
+
+    def handle(self, m: Module, packet: bytes) -> Handled:
+        """One telecommand to module ``m``; a power switch of another module takes effect on
+        that module at once."""
+        done = m.command(packet)
+        self.commands[m.instrument.id, done.outcome] += 1
+        r = done.read
+        log.info(
+            "simulator: %s: telecommand %s seq %s: %s%s",
+            m.instrument.id,
+            r.command.name if r is not None and r.command is not None else "?",
+            r.seq if r is not None else "?",
+            done.outcome,
+            f" ({r.reason}: {r.detail})" if r is not None and r.reason != wire.TC_NONE else "",
+        )
+        target = self._by_id.get(done.target) if done.target is not None else None
+        if target is not None and r is not None and r.command is not None:
+            target.switch(r.command.sim.power == "on")  # type: ignore[union-attr]
+        return done
 
     async def _run_module(self, m: Module, duration_s: float | None) -> None:
         # The clock starts with the first connection: a packet lost before the first one that
@@ -156,9 +198,3 @@ class Simulator:
                 return
             self.messages[instrument] += 1
         self.published[instrument] += len(packets)
-
-
-async def _wait_for_disconnect(client: aiomqtt.Client) -> None:
-    """Block until the client's connection drops (aiomqtt raises MqttError from the iterator)."""
-    async for _ in client.messages:  # we subscribe to nothing; this only ends on disconnect
-        pass

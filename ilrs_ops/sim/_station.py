@@ -2,6 +2,9 @@
 
 Packet k of an instrument is stamped ``start + k * period``, and every value follows from that
 time, the seed and the instrument id, so a run is reproducible whatever the wall clock does.
+A module with commands also executes telecommands (``command``): it acknowledges each in its
+next packets and holds the channels the command sets; command faults draw from their own
+generator, so when commands arrive never changes the telemetry's random values.
 """
 
 from __future__ import annotations
@@ -12,10 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ilrs_ops import wire
 from ilrs_ops.ccsds import SEQ_COUNT_MODULO, utc_ns_to_cds, utc_ns_to_cuc, utc_ns_to_tai58_ns
-from ilrs_ops.profiles import REST, Instrument, RawConverter, TimeCode, calibrate, field_bits
+from ilrs_ops.commanding import Read, Telecommands
+from ilrs_ops.profiles import (
+    REST,
+    Command,
+    FieldSpec,
+    Instrument,
+    RawConverter,
+    TimeCode,
+    calibrate,
+    field_bits,
+)
 from ilrs_ops.sim._environment import Environment
-from ilrs_ops.sim._faults import Faults
+from ilrs_ops.sim._faults import TC_KINDS, Faults
 from ilrs_ops.sim._models import NS, Channel
 from pipelines.encode import encode
 from pipelines.integrity import WIDTH, checks
@@ -24,6 +38,29 @@ from pipelines.integrity import WIDTH, checks
 PACKET_FAULTS = ("dropout", "gap", "corrupt", "truncate", "wrong_apid", "duplicate", "reorder")
 #: An APID that no profile may use (the schema stops at 0x7FD), for wrong-APID faults.
 STRAY_APID = 0x7FE
+
+# What became of a telecommand at the module (``Handled.outcome``).
+EXECUTED = "executed"  # accepted and its effect applied
+UNEXECUTED = "unexecuted"  # accepted, but (a tc_unexecuted fault) its effect never happens
+REJECTED = "rejected"  # acknowledged as rejected, with a reason in the error field
+LOST = "lost"  # never reached the module (a tc_lost fault): no acknowledgement
+UNPOWERED = "unpowered"  # the module's supply is switched off: nobody there to hear it
+
+
+@dataclass(frozen=True)
+class Handled:
+    """A telecommand as the module handled it: the outcome, and the packet as it read it."""
+
+    outcome: str
+    read: Read | None = None
+
+    @property
+    def target(self) -> str | None:
+        """The instrument whose supply an executed command switches (``sim.target``)."""
+        c = self.read.command if self.read is not None else None
+        if self.outcome != EXECUTED or c is None or c.sim is None:
+            return None
+        return c.sim.target
 
 
 @dataclass
@@ -60,6 +97,16 @@ class Module:
         self._excursion: tuple[str, int, float] | None = None  # channel, until ns, value
         self._silent_until_ns = -1
         self._held: bytes | None = None  # a packet held back to be sent out of order
+        # Commanding: the acknowledgement the module sends, the channels commands hold.
+        self.telecommands = Telecommands(p) if p.commands else None
+        self.tc_rng = np.random.default_rng([seed, zlib.crc32(p.instrument.encode()), 1])
+        self.accepted = self.rejected = self.last_seq = 0
+        self.error = wire.TC_NONE
+        self.holds: dict[str, float] = {}  # channel -> engineering value (enum: its code)
+        self.powered = True  # the module's own power state (its ``power`` commands)
+        self.supplied = True  # its supply (another module's ``power`` command with a target)
+        self._off_after_ack = False  # powered off: one more packet carries the acknowledgement
+        self.unsent = 0  # packets that fell due while the module was off
 
     def times(self, n: int) -> np.ndarray:
         """Nominal times of the next ``n`` packets."""
@@ -69,8 +116,91 @@ class Module:
     def values(self, t_ns: np.ndarray) -> dict[str, np.ndarray]:
         """Engineering values of every field for packets at ``t_ns`` (limit faults applied)."""
         vals = {name: ch.generate(t_ns) for name, ch in self.channels.items()}
+        for name, value in self.holds.items():
+            vals[name] = np.full(vals[name].shape, value)
         self._apply_excursion(vals, t_ns)
+        if self.telecommands is not None:
+            self._acknowledge(vals, t_ns.shape[0])
         return vals
+
+    @property
+    def transmitting(self) -> bool:
+        return self.powered and self.supplied
+
+    # ------------------------------------------------------------------ telecommands
+
+    def command(self, packet: bytes) -> Handled:
+        """Execute one TC packet: check it, count it in the acknowledgement the next packets
+        carry, and apply its effect (``sim``) unless a fault says otherwise."""
+        if self.telecommands is None or not self.supplied:
+            return Handled(UNPOWERED)
+        fault = self._draw_tc_fault()
+        if fault is not None:
+            self.injected[fault] += 1
+        if fault == "tc_lost":
+            return Handled(LOST)
+        read = self.telecommands.read(packet)
+        if fault == "tc_rejected":  # garbled on the uplink: the CRC no longer matches
+            read = Read(read.seq, reason=wire.TC_BAD_CHECKSUM, detail="garbled (fault)")
+        seq = read.seq if read.seq >= 0 else _seq_of(packet)
+        if read.reason != wire.TC_NONE or read.command is None:
+            self.rejected += 1
+            self.last_seq = self.last_seq if seq is None else seq
+            self.error = read.reason
+            return Handled(REJECTED, read)
+        self.accepted += 1
+        self.last_seq = read.seq
+        self.error = wire.TC_NONE
+        if fault == "tc_unexecuted":
+            return Handled(UNEXECUTED, read)
+        self._execute(read)
+        return Handled(EXECUTED, read)
+
+    def switch(self, on: bool) -> None:
+        """Switch the module's supply (another module's command): off, it falls silent at once
+        and hears no commands; on, it resumes where its clock is."""
+        self.supplied = on
+
+    def _execute(self, read: Read) -> None:
+        c, args = read.command, read.args or {}
+        assert c is not None
+        if c.sim is None:
+            return
+        fields = {f.name: f for f in self.profile.channel_fields}
+        for name, value in c.sim.set.items():
+            if isinstance(value, str) and value.startswith("$"):
+                value = args[value[1:]]
+            self.holds[name] = _engineering(fields[name], value, c)
+        if c.sim.power is not None and c.sim.target is None:
+            if c.sim.power == "off":
+                self._off_after_ack = self.powered
+            else:
+                self.powered, self._off_after_ack = True, False
+
+    def _acknowledge(self, vals: dict[str, np.ndarray], n: int) -> None:
+        link = self.profile.link
+        fields = {f.name: f for f in self.profile.channel_fields}
+        counters = (
+            (link.accepted, self.accepted),
+            (link.rejected, self.rejected),
+            (link.last_seq, self.last_seq),
+        )
+        for name, count in counters:
+            vals[name] = np.full(n, float(count % (1 << fields[name].width)))
+        if link.error is not None:
+            states = fields[link.error].enumeration
+            code = states.code(self.error) if states is not None else None
+            vals[link.error] = np.full(n, float(code or 0))
+
+    def _draw_tc_fault(self) -> str | None:
+        if not self.faults.any_tc:
+            return None
+        r = self.tc_rng.random()
+        for kind in TC_KINDS:
+            r -= getattr(self.faults, kind)
+            if r < 0:
+                return kind
+        return None
 
     def encode(self, t_ns: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
         """Packets carrying ``values`` at ``t_ns`` (n * packet_length octets, unless the packet
@@ -133,13 +263,23 @@ class Module:
         return buf
 
     def next_batch(self, n: int) -> Batch:
-        """The next ``n`` packets as they leave the module, faults included."""
+        """The next ``n`` packets as they leave the module, faults included; none while it is
+        off (after a ``power: off``, the first packet still goes: it carries the ack)."""
         t = self.times(n)
+        if not self.transmitting:
+            self.index += n
+            self.unsent += n
+            return Batch([], t)
         buf = self.encode(t, self.values(t))
         self.index += n
         out: list[bytes] = []
         at = 0
-        for i in range(n):
+        sending = n
+        if self._off_after_ack:
+            self.powered, self._off_after_ack = False, False
+            sending = 1
+            self.unsent += n - 1
+        for i in range(sending):
             size = (int(buf[at + 4]) << 8 | int(buf[at + 5])) + 7  # its length field
             out.extend(self._faulty(bytes(buf[at : at + size]), int(t[i])))
             at += size
@@ -225,6 +365,25 @@ class Module:
             if r < 0:
                 return kind
         return None
+
+
+def _seq_of(packet: bytes) -> int | None:
+    """The sequence count of a packet too short to be read, if it has one."""
+    return int.from_bytes(packet[2:4], "big") & 0x3FFF if len(packet) >= 4 else None
+
+
+def _engineering(field: FieldSpec, value: float | str, c: Command) -> float:
+    """A value a command sets a channel to, as the channel's models make them: an enum label
+    as its code, anything else as a number."""
+    if isinstance(value, str):
+        states = field.enumeration
+        code = states.code(value) if states is not None else None
+        if code is None:  # an argument's label on a channel without that state: its raw code
+            arg = next((a for a in c.arguments if a.enum and value in a.enum.values()), None)
+            labels = arg.as_field().enumeration if arg is not None else None
+            code = labels.code(value) if labels is not None else None
+        return float(code or 0)
+    return float(value)
 
 
 def time_columns(t: TimeCode, t_ns: np.ndarray) -> dict[str, np.ndarray]:
