@@ -337,6 +337,8 @@ def console(
     given: dict[str, object] = {"tokens": tokens} if tokens else {}
     if s.broker_user:  # else ILRS_CONSOLE_BROKER_USER/_PASSWORD, when set, stay in force
         given |= {"broker_user": s.broker_user, "broker_password": s.broker_password}
+    if s.commander_user:  # ILRS_COMMANDER_USER/_PASSWORD: the one user that may send commands
+        given |= {"commander_user": s.commander_user, "commander_password": s.commander_password}
     try:
         settings = ConsoleSettings(
             broker_host=host,

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     broker: str | None = Field(None, description="host:port of an MQTT broker; none = embedded")
     broker_user: str | None = Field(None, description="MQTT user name; none = anonymous")
     broker_password: SecretStr | None = Field(None, description="the MQTT user's password")
+    commander_user: str | None = Field(
+        None, description="MQTT user of the commanding service (the console's uplink)"
+    )
+    commander_password: SecretStr | None = Field(None, description="that user's password")
     embedded_port: int = Field(
         1884, description="port of the embedded broker (1883 is often taken)"
     )
