@@ -255,8 +255,8 @@
       const res = await call("POST", "/api/commands/preview", body);
       if (!res.ok) { formMsg(why(res), true); return; }
       pending = body;
-      $("#confirm-what").textContent = `${c.name} on ${inst.id}: ${argText(res.doc.args)} ` +
-        `(raw ${argText(res.doc.raw)})`;
+      $("#confirm-what").textContent = `${c.name} on ${inst.id}: ` + (c.arguments.length
+        ? `${argText(res.doc.args)} (raw ${argText(res.doc.raw)})` : "no arguments");
       $("#confirm-packet").textContent = res.doc.packet.replace(/(..)/g, "$1 ").trim() +
         `\n(sequence count ${res.doc.seq})`;
       $("#confirm-unmet").textContent = res.doc.unmet ? `Cannot be sent now: ${res.doc.unmet}` : "";
