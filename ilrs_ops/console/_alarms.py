@@ -16,9 +16,10 @@ States (``state_at(now)``):
 
 ``severity`` is the worst limit state seen since the last ack (red > invalid > yellow). An ack
 resets it to the present state. ``trip_value`` is the value that raised the alarm or made it
-worse (what tripped it); ``value`` the value at the channel's last transition. An acknowledged alarm that gets worse (yellow -> red) is
-unacknowledged again: it is a new, worse condition. A shelf belongs to the channel, not to one
-excursion: it lasts until its time even across clears (shelving is for nuisance channels).
+worse (what tripped it); ``value`` the value at the channel's last transition. An acknowledged
+alarm that gets worse (yellow -> red) is unacknowledged again: it is a new, worse condition.
+A shelf belongs to the channel, not to one excursion: it lasts until its time even across
+clears (shelving is for nuisance channels).
 Live limit events at or before the last one folded for their channel are duplicates of what the
 store already gave (the WAL is read too) and are skipped. An action that does not fit the state
 (ack of nothing, unshelve of no shelf) raises ``ConflictError``, a 409.
