@@ -316,3 +316,25 @@ def _next_event(ws: ClientConnection, kind: str) -> dict:
         msg = json.loads(ws.recv(max(0.01, deadline - time.monotonic())))
         if msg["type"] == "event" and msg["event"]["kind"] == kind:
             return msg["event"]
+
+
+def test_an_alarm_keeps_the_value_that_tripped_it() -> None:
+    """The list shows what tripped an alarm beside the present value: ``trip_value`` is the
+    value of the transition that raised it or made it worse, not of the last transition."""
+    book = AlarmBook()
+
+    def limit(t: int, to: int, value: float) -> None:
+        book.apply(A, {"time_ns": t, "kind": "limit", "channel": "batt_v", "to_state": to,
+                       "value": value})  # fmt: skip
+
+    limit(1, 1, 33.5)  # yellow: raised
+    limit(2, 2, 35.0)  # red: worse
+    limit(3, 1, 33.2)  # better, still out
+    alarm = book.get(A, "batt_v")
+    assert alarm is not None
+    doc = alarm.json(4, "suparco")
+    assert (doc["trip_value"], doc["trip_ns"], doc["value"]) == (35.0, 2, 33.2)
+    limit(5, 0, 28.0)  # back in limits: latched, still says what tripped it
+    assert alarm.json(6, "suparco")["trip_value"] == 35.0
+    book.apply(A, {"time_ns": 7, "kind": "ack", "channel": "batt_v", "detail": "{}"})
+    assert alarm.json(8, "suparco")["trip_value"] is None  # cleared

@@ -360,6 +360,33 @@ def test_shelve_form_and_a_refusal(page: Any, up: Up) -> None:
     only_local(page, up.url)
 
 
+def test_an_alarm_opens_its_channel_and_shows_what_tripped_it(page: Any, up: Up) -> None:
+    """Issue 13, defect 4: the alarm list shows the value that tripped an alarm and the value
+    now; clicking the alarm opens its instrument on the channel in alarm."""
+    login(page, up.url, up.token)
+    sync_api.expect(page.locator("#conn")).to_have_text("live")
+    handle = page.wait_for_function(FRESH_ROW, arg=["latched", None], timeout=60_000)
+    key, since = handle.json_value()
+    iid, channel = key.split("/", 1)
+    api = alarms_api(up)[key]
+    assert api["trip_value"] is not None, api
+    r = row(page, key, since)
+    trip = r.locator("td.trip").inner_text()
+    assert trip != "—" and float(trip.split()[0]) == pytest.approx(api["trip_value"], rel=1e-3)
+    sync_api.expect(r.locator("td.now")).not_to_have_text("—")  # the tile's live value
+    # the default channel of the detail is another one: the alarm's must be asked for
+    r.locator("td.nw a").first.click()
+    sync_api.expect(page.locator("#detail-title")).to_contain_text(iid)
+    sync_api.expect(page.locator("#channel")).to_have_value(channel)
+    page.wait_for_selector("#live-plot canvas", timeout=15_000)
+    assert "/" + channel in page.evaluate("location.hash")
+    page.screenshot(path="/tmp/console-alarm-channel.png")
+    page.keyboard.press("Escape")
+    sync_api.expect(page.locator("#overview")).to_be_visible()
+    page.screenshot(path="/tmp/console-alarm-values.png")
+    only_local(page, up.url)
+
+
 def test_detail_shows_values_live_and_history_plots(page: Any, up: Up) -> None:
     login(page, up.url, up.token)
     iid = "sup-rover-1"

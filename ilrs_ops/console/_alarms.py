@@ -15,9 +15,11 @@ States (``state_at(now)``):
 - cleared           in limits and acknowledged: the alarm is gone (not listed)
 
 ``severity`` is the worst limit state seen since the last ack (red > invalid > yellow). An ack
-resets it to the present state. An acknowledged alarm that gets worse (yellow -> red) is
-unacknowledged again: it is a new, worse condition. A shelf belongs to the channel, not to one
-excursion: it lasts until its time even across clears (shelving is for nuisance channels).
+resets it to the present state. ``trip_value`` is the value that raised the alarm or made it
+worse (what tripped it); ``value`` the value at the channel's last transition. An acknowledged
+alarm that gets worse (yellow -> red) is unacknowledged again: it is a new, worse condition.
+A shelf belongs to the channel, not to one excursion: it lasts until its time even across
+clears (shelving is for nuisance channels).
 Live limit events at or before the last one folded for their channel are duplicates of what the
 store already gave (the WAL is read too) and are skipped. An action that does not fit the state
 (ack of nothing, unshelve of no shelf) raises ``ConflictError``, a 409.
@@ -61,6 +63,8 @@ class Alarm:
     since_ns: int | None = None  # when it was raised
     last_limit_ns: int | None = None
     value: float | None = None  # the value at the last transition
+    trip_value: float | None = None  # the value that raised it (or made it worse)
+    trip_ns: int | None = None  # when that was
     shelved_until_ns: int | None = None
     acked_by: str | None = None
     ack_reason: str | None = None
@@ -99,6 +103,9 @@ class Alarm:
             "severity": STATE_NAMES.get(self.worst, str(self.worst)),
             "limit_state": STATE_NAMES.get(self.level, str(self.level)),
             "value": self.value,
+            "trip_value": self.trip_value,
+            "trip_ns": self.trip_ns,
+            "trip": iso(self.trip_ns),
             "since_ns": self.since_ns,
             "since": iso(self.since_ns),
             "changed_ns": self.changed_ns,
@@ -181,9 +188,11 @@ class AlarmBook:
         if not alarm.raised:
             alarm.raised, alarm.acked, alarm.worst, alarm.since_ns = True, False, to, t
             alarm.acked_by = alarm.ack_reason = None
+            alarm.trip_value, alarm.trip_ns = alarm.value, t
         elif RANK.get(to, 0) > RANK.get(alarm.worst, 0):
             alarm.worst = to
             alarm.acked = False  # worse than what was acknowledged: a new condition
+            alarm.trip_value, alarm.trip_ns = alarm.value, t
 
     @staticmethod
     def _ack(alarm: Alarm, detail: dict[str, Any]) -> None:
@@ -199,6 +208,7 @@ class AlarmBook:
 
 def _clear(alarm: Alarm) -> None:
     alarm.raised, alarm.acked, alarm.worst, alarm.since_ns = False, False, NOMINAL, None
+    alarm.trip_value = alarm.trip_ns = None
     alarm.acked_by = alarm.ack_reason = None
 
 

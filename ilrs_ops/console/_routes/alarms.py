@@ -94,7 +94,7 @@ def list_alarms(
     alarms = listing(book_of(conn), now, partner_of, visible, states, ids)
     if principal.role == "viewer":
         for a in alarms:
-            a["value"] = None
+            a["value"] = a["trip_value"] = None
     return {"now_ns": now, "alarms": alarms}
 
 

@@ -210,6 +210,7 @@
       const isNew = !tiles.has(t.instrument);
       tiles.set(t.instrument, t);
       if (isNew) renderOverview(); else paintTile(t);
+      paintAlarmNow(t);
       if (detail && detail.id === t.instrument) { paintDetailStatus(t); pushLive(t); }
     } else if (msg.type === "event") {
       if (msg.event.alarm) liveAlarm(msg.event.alarm);
@@ -309,12 +310,28 @@
     }
   }
 
+  // A channel's value with its units, "—" when there is none (viewers see no values).
+  // An array as its range: the element in alarm is the smallest or the largest.
+  function withUnits(v, units) {
+    if (v === null || v === undefined) return "—";
+    const xs = Array.isArray(v) ? v.filter((x) => typeof x === "number") : null;
+    const text = !xs ? fmtNum(v) : !xs.length ? "—"
+      : Math.min(...xs) === Math.max(...xs) ? fmtNum(xs[0])
+      : `${fmtNum(Math.min(...xs))} … ${fmtNum(Math.max(...xs))}`;
+    return `${text}${units ? ` ${units}` : ""}`;
+  }
+  function nowValue(a) {
+    const t = tiles.get(a.instrument);
+    const v = t && t.values ? t.values[a.channel] : null;
+    return v ? [v.value, v.units] : [null, ""];
+  }
+  const channelHash = (iid, ch) =>
+    `#/i/${encodeURIComponent(iid)}${ch ? `/${encodeURIComponent(ch)}` : ""}`;
+
   function alarmRow(a) {
     const key = alarmKey(a);
-    const t = tiles.get(a.instrument);
-    const units = t && t.values && t.values[a.channel] ? t.values[a.channel].units : "";
-    const value = a.value === null || a.value === undefined ? "—"
-      : `${fmtNum(a.value)}${units ? ` ${units}` : ""}`;
+    const [now, units] = nowValue(a);
+    const tripped = withUnits(a.trip_value ?? a.value, units);
     let sub = "";
     if (a.state === "shelved") {
       sub = `to ${hhmmss(a.shelved_until_ns)} · ${a.underlying}`;
@@ -344,12 +361,26 @@
       "data-since": a.since || "" }, // ISO: the ns of since_ns do not survive a JS number
       el("td", { class: "astate", title: stateTitle }, el("span", { class: "sev", text: a.severity }), " ",
         a.state, sub ? el("span", { class: "sub", text: sub }) : ""),
-      el("td", { class: "nw" }, el("a", { href: `#/i/${encodeURIComponent(a.instrument)}`, text: a.instrument })),
-      el("td", { class: "nw", text: a.channel }),
-      el("td", { class: "num", text: value, title: a.value === null ? "" : String(a.value) }),
+      el("td", { class: "nw" }, el("a", { href: channelHash(a.instrument, a.channel), text: a.instrument,
+        "aria-label": `Open ${a.instrument} on ${a.channel}` })),
+      el("td", { class: "nw" }, el("a", { href: channelHash(a.instrument, a.channel), text: a.channel,
+        tabindex: "-1" })),
+      el("td", { class: "num trip", text: tripped,
+        title: a.trip ? `tripped at ${a.trip.replace("T", " ")}` : "" }),
+      el("td", { class: "num now", text: withUnits(now, units) }),
       el("td", { title: a.since || "" }, el("time", { datetime: a.since || "", text: hhmmss(a.since_ns) }),
         el("span", { class: "ago", "data-ns": String(a.since_ns ?? ""), text: agoNs(a.since_ns) })),
       acts);
+  }
+
+  // The "Now" cells follow the live status, in place (a re-render would cost the focus).
+  function paintAlarmNow(t) {
+    for (const r of document.querySelectorAll(`#alarm-list tr[data-instrument="${CSS.escape(t.instrument)}"]`)) {
+      const a = alarms.get(r.dataset.key);
+      if (!a) continue;
+      const [now, units] = nowValue(a);
+      r.querySelector(".now").textContent = withUnits(now, units);
+    }
   }
 
   setInterval(() => {
@@ -612,8 +643,8 @@
 
   function route() {
     if (!token) return;
-    const m = location.hash.match(/^#\/i\/(.+)$/);
-    if (m) openDetail(decodeURIComponent(m[1]));
+    const m = location.hash.match(/^#\/i\/([^/]+)(?:\/(.+))?$/);
+    if (m) openDetail(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
     else {
       const was = detail && detail.id;
       closeDetail();
@@ -639,7 +670,11 @@
     $("#detail").hidden = true;
   }
 
-  async function openDetail(id) {
+  // ``channel``: the one to plot (an alarm's); else the one in the worst limit state.
+  async function openDetail(id, channel = null) {
+    if (detail && detail.id === id && detail.info && channel) { // same instrument: just the channel
+      if (detail.chans.has(channel)) { selectChannel(channel); return; }
+    }
     closeDetail();
     $("#overview").hidden = true;
     $("#detail").hidden = false;
@@ -674,7 +709,11 @@
     const vals = (tiles.get(id) || info.status || {}).values || {};
     const worst = plottable.filter((c) => vals[c.name] && vals[c.name].state > 0)
       .sort((a, b) => vals[b.name].state - vals[a.name].state)[0];
-    d.channel = worst ? worst.name : plottable.length ? plottable[0].name : null;
+    const asked = channel && d.chans.get(channel);
+    if (asked && !plottable.includes(asked)) { // an enum channel in alarm: still the one to show
+      $("#channel").prepend(el("option", { value: asked.name, text: asked.name }));
+    }
+    d.channel = asked ? asked.name : worst ? worst.name : plottable.length ? plottable[0].name : null;
     for (const e of info.recent_events.slice().reverse()) addEvent(e, false);
     tell("detail", { id, info });
     paintDetailStatus(tiles.get(id) || info.status);
