@@ -136,8 +136,8 @@ async def test_bad_requests_are_refused_with_what_and_where(tmp_path: Path) -> N
         (ALICE, "sup-rover-1", "drive", {"distance": 80.0}, 422, "distance"),
         (ALICE, "sup-rover-1", "set_mode", {"mode": "FLY"}, 422, "mode"),
         (ALICE, "sup-rover-1", "set_mode", {"mode": "SAFE", "speed": 2}, 422, "speed"),
-        (ALICE, "sup-rover-1", "warp", {}, 404, "command"),
-        (ALICE, "sup-rover-9", "safe", {}, 404, "instrument"),
+        (ALICE, "sup-rover-1", "warp", {}, 422, "command"),
+        (ALICE, "sup-rover-9", "safe", {}, 422, "instrument"),
         (NARIT, "sup-rover-1", "safe", {}, 403, None),
         (VIEWER, "sup-rover-1", "safe", {}, 403, None),
     ]

@@ -30,7 +30,7 @@ from ilrs_ops.console import create_token
 from ilrs_ops.profiles import load_catalog
 from tests.conftest import MOSQUITTO, ROOT
 from tests.test_console import role_tokens
-from tests.test_console_replay import serving
+from tests.test_console_replay import NS, import_recording, packets, serving
 
 ROVER = "sup-rover-1"
 
@@ -97,6 +97,9 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     tokens["operator_2"] = create_token(tokens_file, "desk-2", "operator")
     data = tmp / "data"
     data.mkdir()
+    catalog = load_catalog(ROOT / "hardware_profiles")
+    t0 = (time.time_ns() // NS - 3600) * NS
+    import_recording(data, catalog, "rover", [packets(catalog, ROVER, 120, t0, seed=3)])
     with serving(data, tokens_file, root) as (url, app):
         deadline = time.monotonic() + 10
         while ROVER not in app.state.console.state.status:  # the retained status came in
@@ -140,8 +143,12 @@ def test_definitions_follow_the_roles(station: dict[str, Any]) -> None:
 
 def test_a_command_is_sent_verified_and_live_on_the_websocket(station: dict[str, Any]) -> None:
     http, module = station["http"], station["module"]
-    url = station["url"].replace("http", "ws", 1) + f"/api/live?token={station['tokens']['viewer']}"
-    with connect(url) as ws:
+    base = station["url"].replace("http", "ws", 1) + "/api/live?token="
+    with (
+        connect(base + station["tokens"]["viewer"]) as ws,
+        connect(base + station["tokens"]["partner_b"]) as other,
+    ):
+        assert json.loads(other.recv())["type"] == "snapshot"
         assert json.loads(ws.recv())["type"] == "snapshot"
         body = {"instrument": ROVER, "command": "set_mode", "args": {"mode": "SCIENCE"}}
         r = http.post("/api/commands", json=body, headers=as_(station, "partner_a"))
@@ -157,6 +164,9 @@ def test_a_command_is_sent_verified_and_live_on_the_websocket(station: dict[str,
             msg = json.loads(ws.recv(timeout=10))
             if msg["type"] == "command" and msg["command"]["id"] == id:
                 seen.append(msg["command"]["state"])
+        # the other partner's socket carried none of it
+        for message in _drain(other):
+            assert message["type"] != "command", message
     assert seen[-1] == "completed" and "sent" in seen
     assert module.values["mode"] == "SCIENCE"
     assert doc["requested_by"] == "suparco-ops"
@@ -222,8 +232,8 @@ def test_refusals_say_what_and_where(station: dict[str, Any]) -> None:
             422,
             "distance",
         ),
-        ({"instrument": ROVER, "command": "warp"}, "operator", 404, "command"),
-        ({"instrument": "nope", "command": "safe"}, "operator", 404, "instrument"),
+        ({"instrument": ROVER, "command": "warp"}, "operator", 422, "command"),
+        ({"instrument": "nope", "command": "safe"}, "operator", 422, "instrument"),
         ({"instrument": ROVER, "command": "safe"}, "partner_b", 403, None),
         ({"instrument": ROVER, "command": "safe"}, "viewer", 403, None),
     ]
@@ -271,3 +281,34 @@ def test_the_command_line_sends_waits_lists_and_shows_history(station: dict[str,
     assert listed.returncode == 0 and "drive" in listed.stdout and "0x10" in listed.stdout
     history = cli(station, "viewer", "commands", "history", "--instrument", ROVER)
     assert history.returncode == 0 and "CHARGE" in history.stdout and "completed" in history.stdout
+
+
+def _drain(ws: Any, quiet_s: float = 0.5) -> list[dict[str, Any]]:
+    """The messages a socket has, until it is quiet for ``quiet_s``."""
+    out = []
+    while True:
+        try:
+            out.append(json.loads(ws.recv(timeout=quiet_s)))
+        except TimeoutError:
+            return out
+
+
+def test_commands_during_a_replay_go_to_the_live_module_only(station: dict[str, Any]) -> None:
+    http, module = station["http"], station["module"]
+    r = http.post("/api/replays", json={"recording": "rover", "speed": 1, "to": "rover-again"},
+                  headers=as_(station, "operator"))  # fmt: skip
+    assert r.status_code == 201, r.text
+    replay = r.json()["id"]
+    try:
+        deadline = time.monotonic() + 15
+        while not [t for t in module.topics if "-replay/" in t]:  # the replay is on the air
+            assert time.monotonic() < deadline, "no replayed telemetry reached the broker"
+            time.sleep(0.05)
+        body = {"instrument": ROVER, "command": "set_mode", "args": {"mode": "HIBERNATE"}}
+        r = http.post("/api/commands", json=body, headers=as_(station, "operator"))
+        assert until(station, r.json()["id"])["state"] == "completed"
+        replayed = [t for t in module.topics if "-replay/" in t]
+        assert replayed and all("/tm/" in t for t in replayed), set(replayed)
+        assert module.topics.count(wire.topic(module.root, wire.TC, "suparco", ROVER)) >= 1
+    finally:
+        http.post(f"/api/replays/{replay}/stop", headers=as_(station, "operator"))

@@ -87,14 +87,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    """`ilrs-ops up` with limit faults on free ports; URL and token read from its stderr."""
-    tmp = tmp_path_factory.mktemp("page")
+@contextlib.contextmanager
+def running_up(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Up]:
+    """`ilrs-ops up` with limit faults on free ports (``args`` added to its command line);
+    URL and token read from its stderr; stopped with SIGINT on exit."""
     broker_port = free_port()
-    env = os.environ | {"ILRS_EMBEDDED_PORT": str(broker_port)}
+    env = os.environ | {"ILRS_EMBEDDED_PORT": str(broker_port)} | (env or {})
     cmd = [sys.executable, "-m", "ilrs_ops", "up", "--data", str(tmp / "data"),
-           "--http-port", str(free_port()), "--fault", FAULTS]  # fmt: skip
+           "--http-port", str(free_port()), "--fault", FAULTS, *args]  # fmt: skip
     with (tmp / "up.err").open("wb") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -109,6 +109,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         yield Up(m[1], m[2], tmp / "data", broker_port)
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """`ilrs-ops up` on its embedded broker (see ``running_up``)."""
+    with running_up(tmp_path_factory.mktemp("page")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

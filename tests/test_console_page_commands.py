@@ -1,13 +1,16 @@
 # ruff: noqa: F811  (pytest fixtures imported from test_console_page)
 """Commanding on the web page, in real headless Chromium against `ilrs-ops up` (its simulator
-executes the commands): a form generated from the definitions sends a command whose stages
-reach completed live; a hazardous command shows its exact packet before it is requested, its
-requester cannot approve it, a second operator does and it completes; a viewer gets the
-history and no form. Screenshots go to test-artifacts/ (always, for review)."""
+executes the commands), on its embedded broker and on Mosquitto: a form generated from the
+definitions sends a command whose stages reach completed live; a hazardous command shows its
+exact packet before it is requested, its requester cannot approve it, a second operator does
+and it completes; a viewer gets the history and no form. Screenshots go to test-artifacts/
+(always, for review)."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,13 +25,26 @@ from tests.test_console_page import (  # noqa: F401 (fixtures)
     login,
     only_local,
     page,
-    up,
+    running_up,
 )
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
 
 DONE_MS = 30_000  # acknowledgement and execution at ~1 packet/s, with margin for a loaded CI
+
+
+@pytest.fixture(scope="module", params=["embedded", "mosquitto"])
+def up(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """The station on the embedded broker, then on Mosquitto (under a topic root of its own)."""
+    tmp = tmp_path_factory.mktemp(f"page-commands-{request.param}")
+    if request.param == "embedded":
+        with running_up(tmp) as running:
+            yield running
+        return
+    root = f"test/page-commands-{os.getpid()}"
+    with running_up(tmp, "--broker", "127.0.0.1:1883", env={"ILRS_ROOT": root}) as running:
+        yield running
 
 
 def shot(page: Any, name: str) -> None:

@@ -67,7 +67,8 @@ class Actor(Protocol):
 
 class RefusedError(IlrsError):
     """A request the service does not take; ``status`` is its HTTP status (403 not allowed,
-    404 no such instrument/command/record, 409 not in a state for it, 422 a bad argument)."""
+    404 no such instrument or record in a path, 409 not in a state for it, 422 a request
+    naming a bad argument or no such instrument or command)."""
 
     def __init__(self, status: int, message: str, parameter: str | None = None) -> None:
         self.status = status
@@ -173,9 +174,10 @@ class Commander:
     ) -> Record:
         """Check and take one command request; the same ``id`` again is the same command
         (its record returned, nothing sent twice). RefusedError: 403 a viewer, or a partner's
-        request for another partner's instrument; 404 no such instrument or command; 422 a
-        bad argument (``parameter`` names it); 409 a pre-send condition that does not hold."""
-        p = self._profile(instrument)
+        request for another partner's instrument; 422 a bad argument, or no such instrument
+        or command (``parameter`` names which); 409 a pre-send condition that does not hold.
+        Nothing refused reaches the wire."""
+        p = self._profile(instrument, 422)
         if actor.role == "viewer" or (actor.role == "partner" and actor.partner != p.partner):
             self._audit(actor, "refused", instrument, command, "not allowed")
             raise RefusedError(403, f"{actor.name!r} may not command {instrument!r}")
@@ -189,7 +191,7 @@ class Commander:
             try:
                 codec = codecs.codec(command)
             except CommandError as exc:
-                raise RefusedError(404, str(exc), "command") from None
+                raise RefusedError(422, str(exc), "command") from None
             try:
                 values = codec.arguments(args)
             except CommandError as exc:
@@ -224,13 +226,13 @@ class Commander:
         the exact packet with the instrument's next sequence count (a command sent before it
         takes that count, and this one the next), and the pre-send condition that does not
         hold, if one does not. Refused as ``submit`` is."""
-        p = self._profile(instrument)
+        p = self._profile(instrument, 422)
         if actor.role == "viewer" or (actor.role == "partner" and actor.partner != p.partner):
             raise RefusedError(403, f"{actor.name!r} may not command {instrument!r}")
         try:
             codec = self.telecommands(instrument).codec(command)
         except CommandError as exc:
-            raise RefusedError(404, str(exc), "command") from None
+            raise RefusedError(422, str(exc), "command") from None
         try:
             values = codec.arguments(args)
         except CommandError as exc:
@@ -519,10 +521,12 @@ class Commander:
         inst = self.catalogs.current.instruments.get(instrument)
         return None if inst is None else inst.profile
 
-    def _profile(self, instrument: str) -> Profile:
+    def _profile(self, instrument: str, status: int = 404) -> Profile:
+        """The profile of ``instrument``; RefusedError ``status`` (404 for a path, 422 for a
+        request body) when there is none."""
         p = self._profile_or_none(instrument)
         if p is None:
-            raise RefusedError(404, f"no instrument {instrument!r}", "instrument")
+            raise RefusedError(status, f"no instrument {instrument!r}", "instrument")
         return p
 
     def _may_see(self, actor: Actor, partner: str) -> None:
