@@ -82,6 +82,7 @@ class Module:
 def catalog(tmp_path: Path, **verify: float) -> CatalogOwner:
     """The station's rover, its verification windows changed to ``verify`` (seconds)."""
     doc = yaml.safe_load(ROVER.read_text())
+    doc["expected_period_s"] = 0.1  # the stand-in acknowledges at once: windows may be short
     for c in doc["commands"]:
         c.setdefault("verify", {}).update(verify)
     folder = tmp_path / "profiles" / "suparco"

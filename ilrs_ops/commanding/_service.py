@@ -26,8 +26,11 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import pyarrow as pa
 
 from ilrs_ops import wire
 from ilrs_ops.commanding._codec import Telecommands, Value
@@ -102,6 +105,9 @@ class Commander:
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _writer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="commands-writer")
+    )
     _publish: Publish | None = None
 
     # ------------------------------------------------------------------ start
@@ -148,6 +154,7 @@ class Commander:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._writer.shutdown(wait=True)
 
     # ------------------------------------------------------------------ requests
 
@@ -290,7 +297,7 @@ class Commander:
             lane = self._lane(instrument)
             table = row(time.time_ns(), QUEUE_ID + instrument, HOLD if held else RELEASE,
                         actor.name, {})  # fmt: skip
-            await asyncio.to_thread(self.store.append_commands, instrument, table)
+            await self._write(instrument, table)
             lane.held, lane.held_by = held, actor.name
         self._audit(actor, HOLD if held else RELEASE, instrument, "", "queue")
         await self._dispatch(instrument)
@@ -388,13 +395,14 @@ class Commander:
 
     def _arm(self, rec: Record, grace: float = 0.0) -> None:
         """The deadline of the stage ``rec`` waits for next (received or executed)."""
-        c = self._profile_or_none(rec.instrument)
-        cmd = c.command(rec.command) if c is not None else None
-        verify = cmd.verify if cmd is not None else None
+        p = self._profile_or_none(rec.instrument)
+        cmd = p.command(rec.command) if p is not None else None
         if rec.stage == wire.SENT:
-            window, since = (verify.received_s if verify else 5.0), rec.at(wire.SENT)
+            window = p.received_s(cmd) if p is not None and cmd is not None else 5.0
+            since = rec.at(wire.SENT)
         else:
-            window, since = (verify.executed_s if verify else 10.0), rec.at(wire.RECEIVED)
+            window = cmd.verify.executed_s if cmd is not None else 10.0
+            since = rec.at(wire.RECEIVED)
         left = window - (time.time_ns() - (since or time.time_ns())) / wire.NS
         stage = rec.stage
         old = self._timers.pop(rec.id, None)
@@ -489,9 +497,7 @@ class Commander:
         t = time.time_ns()
         known = self.records.get(id)
         instrument = detail["instrument"] if known is None else known.instrument
-        await asyncio.to_thread(
-            self.store.append_commands, instrument, row(t, id, stage, who, detail)
-        )
+        await self._write(instrument, row(t, id, stage, who, detail))
         rec = fold(self.records, t, id, stage, who, detail)
         assert rec is not None
         if stage in wire.FINAL_STAGES or stage == wire.RECEIVED:
@@ -513,6 +519,12 @@ class Commander:
                  f" at {at}: {reason}" if reason else "")  # fmt: skip
 
     # ------------------------------------------------------------------ helpers
+
+    async def _write(self, instrument: str, table: pa.Table) -> None:
+        """Append stage rows, durable when it returns, on the service's own writer thread: a
+        command never waits in the default pool behind ingest's or the console's jobs."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self.store.append_commands, instrument, table)
 
     def _lane(self, instrument: str) -> _Lane:
         return self._lanes.setdefault(instrument, _Lane())

@@ -33,6 +33,24 @@ def check_commands(p: Profile) -> Iterator[Finding]:
             )
         opcodes.setdefault(c.opcode, c.name)
         yield from _check_command(p, c, loc)
+        yield from _check_windows(p, c, loc)
+
+
+def _check_windows(p: Profile, c: Command, loc: tuple) -> Iterator[Finding]:
+    """Verification windows that a packet period can fill: the module says it took the command,
+    and what it did, only in its next packets."""
+    period = p.expected_period_s
+    for key in ("received_s", "executed_s"):
+        window = getattr(c.verify, key)
+        if window is not None and window < period:
+            yield (
+                (*loc, "verify", key),
+                f"{key} {window:g} is shorter than the packet period ({period:g} s): the "
+                "telemetry that shows it cannot come in time, every command would time out",
+                f"make it at least {2 * period + 1:g}"
+                + (" or leave it out (default: 2 periods + 1 s, at least 5 s)"
+                   if key == "received_s" else ""),
+            )  # fmt: skip
 
 
 def _check_acks(p: Profile) -> Iterator[Finding]:

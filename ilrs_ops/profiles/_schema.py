@@ -486,9 +486,11 @@ class Argument(_Model):
 class Verification(_Model):
     """When a sent command counts as received (the module's accept counter or reject counter
     moved, and its last sequence count is this command's) and as executed (every condition
-    holds in telemetry); a stage that does not happen within its time fails as timed out."""
+    holds in telemetry); a stage that does not happen within its time fails as timed out.
+    The acknowledgement travels in telemetry, so ``received_s`` must cover a packet period:
+    by default two periods plus a second, at least 5 s (``Profile.received_s``)."""
 
-    received_s: float = Field(5.0, gt=0, le=3600)
+    received_s: float | None = Field(None, gt=0, le=3600)
     executed: list[Condition] = []
     executed_s: float = Field(10.0, gt=0, le=86_400)
 
@@ -597,6 +599,12 @@ class Profile(_Model):
 
     def command(self, name: str) -> Command | None:
         return next((c for c in self.commands if c.name == name), None)
+
+    def received_s(self, c: Command) -> float:
+        """Seconds ``c``'s acknowledgement may take: as written, or two packet periods plus a
+        second (at least 5 s), since it comes in the next packets."""
+        given = c.verify.received_s
+        return given if given is not None else max(5.0, 2 * self.expected_period_s + 1.0)
 
     @property
     def variable(self) -> FieldSpec | None:

@@ -21,7 +21,7 @@ from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._data import parse_time
 from ilrs_ops.console._deps import PrincipalDep
 from ilrs_ops.console._errors import BadRequestError, ErrorBody, ValidationBody, responses
-from ilrs_ops.profiles import Command
+from ilrs_ops.profiles import Command, Profile
 
 #: 422 is FastAPI's validation error, or ours (an argument the command does not take).
 INPUT_422: dict[int | str, dict[str, Any]] = {
@@ -69,7 +69,7 @@ def _show(principal: Principal, rec: Record) -> dict[str, Any]:
     return rec.json(show_args=principal.role != "viewer")
 
 
-def definition(c: Command) -> dict[str, Any]:
+def definition(p: Profile, c: Command) -> dict[str, Any]:
     """A command as the page's form and the CLI need it."""
     args = []
     for a in c.arguments:
@@ -96,7 +96,7 @@ def definition(c: Command) -> dict[str, Any]:
         "arguments": args,
         "pre": [str(p) for p in c.pre],
         "verify": {
-            "received_s": v.received_s,
+            "received_s": p.received_s(c),
             "executed": [str(e) for e in v.executed],
             "executed_s": v.executed_s,
         },
@@ -106,10 +106,12 @@ def definition(c: Command) -> dict[str, Any]:
 @router.get("/instruments/{instrument}/commands")
 def definitions(instrument: str, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
     """The commands of an instrument: arguments with types, ranges, units and enums."""
+    defs = cmd.definitions(principal, instrument)
+    p = cmd.catalogs.current.instruments[instrument].profile
     return {
         "instrument": instrument,
         "queue": cmd.queue(instrument) if principal.role != "viewer" else None,
-        "commands": [definition(c) for c in cmd.definitions(principal, instrument)],
+        "commands": [definition(p, c) for c in defs],
     }
 
 
