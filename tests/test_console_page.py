@@ -220,6 +220,7 @@ def test_tiles_and_a_limit_excursion_turns_its_tile_red(
     page.keyboard.press("Enter")
     sync_api.expect(page.locator("#login-error")).to_contain_text("Unknown token")
     login(page, up.url, up.token)
+    sync_api.expect(page.locator("#who")).to_have_text("operator · operator")  # up's token
     sync_api.expect(page.locator(".tile")).to_have_count(len(station.instruments))
     assert tile_ids(page) == set(station.instruments)
     partners = page.eval_on_selector_all(".partner", "ps => ps.map(p => p.dataset.partner)")
@@ -502,6 +503,7 @@ def test_a_partner_token_sees_only_its_own_instruments(
         own = {i.id for i in station if i.profile.partner == "suparco"}
         login(page, url, partner_token)
         sync_api.expect(page.locator("#conn")).to_have_text("live")
+        sync_api.expect(page.locator("#who")).to_have_text("suparco-ops · partner of suparco")
         page.wait_for_timeout(3000)  # live updates of other partners must not add tiles
         assert tile_ids(page) == own
         assert page.eval_on_selector_all(".partner", "ps => ps.map(p => p.dataset.partner)") == [
@@ -522,6 +524,29 @@ def test_a_partner_token_sees_only_its_own_instruments(
         page.wait_for_selector("#alarm-list tr", timeout=30_000)
         assert page.locator("#alarm-list button").count() == 0
         assert page.locator("#alarm-list td.num").first.inner_text() == "—"  # no values
+        sync_api.expect(page.locator("#who")).to_have_text("wall · viewer")
+        page.screenshot(path="/tmp/console-viewer-overview.png")
+
+        # a viewer's tile opens a status-only detail: health, alarms, last packet age; no
+        # values, no plots, and no call of the data API (it would answer 403)
+        alarmed = page.locator("#alarm-list tr").first.get_attribute("data-instrument")
+        page.requests.clear()
+        page.click(f'.tile[data-instrument="{alarmed}"]')
+        sync_api.expect(page.locator("#status-only")).to_be_visible()
+        sync_api.expect(page.locator("#detail-title")).to_contain_text(alarmed)
+        sync_api.expect(page.locator("#detail-data")).to_be_hidden()
+        sync_api.expect(page.locator('#status-list dd[data-item="age"]')).to_contain_text(" ago")
+        health = page.locator('.tile[data-instrument="' + alarmed + '"]').get_attribute(
+            "data-health"
+        )
+        sync_api.expect(page.locator('#status-list dd[data-item="health"]')).to_have_text(
+            re.compile(r"^(nominal|warning|critical|stale|offline)$")
+        )
+        assert health
+        assert page.locator("#status-alarms li[data-state]").count() >= 1
+        assert "403" not in page.locator("#detail").inner_text()
+        assert not [u for u in page.requests if "/api/instruments/" in u], page.requests
+        page.screenshot(path="/tmp/console-viewer-detail.png")
         only_local(page, url)
     finally:
         _stop(proc)

@@ -41,6 +41,9 @@ class ConsoleSettings(BaseSettings):
     auth_failures: int = Field(
         10, ge=1, description="failed authentications a client address may make at once (429 after)"
     )
+    simulation: str | None = Field(
+        None, description="what is simulated, shown on the page (ilrs-ops up); None: a real station"
+    )
     auth_window_s: float = Field(
         60.0, gt=0, description="seconds in which a client address gets its auth_failures back"
     )

@@ -6,6 +6,7 @@ from ilrs_ops.console._routes import (
     health,
     instruments,
     live,
+    me,
     metrics,
     page,
     profiles,
@@ -16,6 +17,7 @@ from ilrs_ops.console._routes import (
 ROUTERS = [
     health.router,
     status.router,
+    me.router,
     instruments.router,
     events.router,
     metrics.router,

@@ -46,6 +46,7 @@
     $("#detail").hidden = true;
     $("#logout").hidden = true;
     $("#who").textContent = "";
+    $("#sim").hidden = true;
     $("#login-error").textContent = message || "";
     $("#token").focus();
   }
@@ -87,9 +88,25 @@
 
   // ------------------------------------------------------------------ overview
 
+  // Who is logged in, and whether the station is a simulation (the header says both).
+  let me = null;
+  async function loadMe() {
+    try { me = await api("/api/me"); } catch (e) { $("#who").textContent = ""; return; }
+    const who = $("#who");
+    who.textContent = `${me.name} · ${me.role}${me.partner ? ` of ${me.partner}` : ""}`;
+    who.title = `${me.role}: sees ${me.sees}`;
+    who.dataset.role = me.role;
+    const sim = $("#sim");
+    sim.hidden = !me.simulation;
+    sim.textContent = me.simulation ? `SIMULATED · ${me.simulation}` : "";
+    sim.title = me.simulation ? "This station is the simulator of ilrs-ops up: its data, " +
+      "and any faults it injects, are made up." : "";
+  }
+
   function start(status) {
     $("#login").hidden = true;
     $("#logout").hidden = false;
+    loadMe();
     for (const p of status.partners) for (const t of p.instruments) tiles.set(t.instrument, t);
     renderOverview();
     loadAlarms();
@@ -172,7 +189,10 @@
     b.setAttribute("aria-label", `${t.instrument}, ${t.name}: ${t.health}`);
   }
 
-  setInterval(() => { for (const t of tiles.values()) paintTile(t); }, 5000);
+  setInterval(() => {
+    for (const t of tiles.values()) paintTile(t);
+    if (detail && detail.statusOnly && tiles.has(detail.id)) paintStatusOnly(tiles.get(detail.id));
+  }, 5000);
 
   // ------------------------------------------------------------------ live WebSocket
 
@@ -292,6 +312,7 @@
     const rows = sorted.map((a) => { counts[a.state] = (counts[a.state] || 0) + 1; return alarmRow(a); });
     list.replaceChildren(...rows);
     $("#alarm-empty").hidden = rows.length > 0;
+    if (detail && detail.statusOnly && tiles.has(detail.id)) paintStatusOnly(tiles.get(detail.id));
     $("#alarm-counts").textContent = Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(" · ");
     if (hadFocus) {
       const row = rows.find((r) => r.dataset.key === hadFocus.key) ||
@@ -669,6 +690,10 @@
     closeDetail();
     $("#overview").hidden = true;
     $("#detail").hidden = false;
+    const seen = tiles.get(id);
+    $("#status-only").hidden = true;
+    $("#detail-data").hidden = false;
+    if (seen && !seen.values) { openStatusOnly(seen); return; } // a viewer: no data to ask for
     $("#detail-title").textContent = id;
     $("#detail-meta").textContent = "loading…";
     $("#values tbody").replaceChildren();
@@ -711,6 +736,35 @@
     await selectChannel(d.channel);
   }
 
+  // A tile whose data this token may not read (a viewer's): what the tile knows, nothing
+  // asked of the data API (which would refuse), kept current by the live status.
+  function openStatusOnly(t) {
+    detail = { id: t.instrument, statusOnly: true };
+    $("#detail-title").textContent = `${t.instrument} — ${t.name}`;
+    $("#detail-meta").textContent = `partner ${t.partner} · ${t.kind} · every ` +
+      `${t.expected_period_s} s · status only`;
+    $("#detail-data").hidden = true;
+    $("#status-only").hidden = false;
+    paintDetailStatus(t);
+    $("#back").focus();
+  }
+
+  function paintStatusOnly(t) {
+    const rejects = Object.values(t.rejects || {}).reduce((a, b) => a + b, 0);
+    const last = t.last_packet_time ? `${ago(t)} (packet time ${t.last_packet_time.replace("T", " ")
+      .replace(/\.\d+Z$/, "Z")})` : ago(t);
+    const items = [["Health", linkLost ? `unknown: no live link (was ${t.health})` : t.health, "health"],
+      ["Last packet", last, "age"], ["Packets", String(t.packets ?? 0), "packets"],
+      ["Rejected packets", String(rejects), "rejects"]];
+    $("#status-list").replaceChildren(...items.flatMap(([k, v, key]) =>
+      [el("dt", { text: k }), el("dd", { text: v, "data-item": key })]));
+    const mine = [...alarms.values()].filter((a) => a.instrument === t.instrument);
+    $("#status-alarms").replaceChildren(...(mine.length ? mine.map((a) =>
+      el("li", { class: `sev-${a.severity}`, "data-channel": a.channel, "data-state": a.state },
+        el("span", { class: "sev", text: a.severity }), ` ${a.channel} · ${a.state} since ` +
+        `${hhmmss(a.since_ns)}Z`)) : [el("li", { class: "meta", text: "No alarms." })]));
+  }
+
   $("#channel").addEventListener("change", (e) => selectChannel(e.target.value));
   for (const b of document.querySelectorAll("#ranges button")) {
     b.addEventListener("click", () => {
@@ -727,6 +781,7 @@
     badge.dataset.health = t.health;
     badge.dataset.link = linkLost ? "lost" : "live";
     badge.style.setProperty("--c", linkLost ? "var(--stale)" : `var(--${t.health})`);
+    if (detail.statusOnly) { paintStatusOnly(t); return; }
     const body = $("#values tbody");
     const rows = [];
     for (const [name, v] of Object.entries(t.values || {})) {
