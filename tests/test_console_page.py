@@ -87,14 +87,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    """`ilrs-ops up` with limit faults on free ports; URL and token read from its stderr."""
-    tmp = tmp_path_factory.mktemp("page")
+@contextlib.contextmanager
+def running_up(tmp: Path, *args: str) -> Iterator[Up]:
+    """`ilrs-ops up` on free ports with ``args``; URL and token read from its stderr."""
     broker_port = free_port()
     env = os.environ | {"ILRS_EMBEDDED_PORT": str(broker_port)}
     cmd = [sys.executable, "-m", "ilrs_ops", "up", "--data", str(tmp / "data"),
-           "--http-port", str(free_port()), "--fault", FAULTS]  # fmt: skip
+           "--http-port", str(free_port()), *args]  # fmt: skip
     with (tmp / "up.err").open("wb") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -109,6 +108,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         yield Up(m[1], m[2], tmp / "data", broker_port)
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """`ilrs-ops up` with limit faults."""
+    with running_up(tmp_path_factory.mktemp("page"), "--fault", FAULTS) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

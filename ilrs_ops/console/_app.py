@@ -33,7 +33,7 @@ from ilrs_ops.console._live import follow
 from ilrs_ops.console._replays import ReplayManager
 from ilrs_ops.console._routes import ROUTERS
 from ilrs_ops.console._settings import ConsoleSettings
-from ilrs_ops.console._state import StationState
+from ilrs_ops.console._state import StationState, Update
 from ilrs_ops.errors import StoreError
 from ilrs_ops.history import History
 from ilrs_ops.profiles import CatalogOwner, load_catalog
@@ -75,6 +75,12 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             logging.getLogger(name).addFilter(redact)
         if dev_token is not None:
             log.warning("dev mode: operator token (shown once): %s", dev_token)
+        loop = asyncio.get_running_loop()
+
+        def catalog_changed(_new: object) -> None:  # called in the thread that replaced it
+            loop.call_soon_threadsafe(state.publish, Update("catalog", "", "", {}))
+
+        stop_following_catalog = catalogs.subscribe(catalog_changed)
         try:
             n = await asyncio.to_thread(
                 rebuild, alarms, history, console.catalog, ALARM_DAYS, time.time_ns()
@@ -92,6 +98,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         try:
             yield
         finally:
+            stop_following_catalog()
             await replays.close()  # stopped replays seal what they took
             for task in tasks:
                 task.cancel()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 
 from ilrs_ops.errors import InputError
 
+#: What turns every fault off.
+NONE = ("", "none", "off", "0")
 KINDS = ("limit", "dropout", "gap", "duplicate", "reorder", "corrupt", "truncate", "wrong_apid")
 
 
@@ -43,7 +45,10 @@ class Faults:
 
     @classmethod
     def parse(cls, text: str) -> Faults:
-        """``"limit=0.01,gap=0.005"``; ``"all=0.01"`` sets every kind."""
+        """``"limit=0.01,gap=0.005"``; ``"all=0.01"`` sets every kind; ``""``, ``"none"``,
+        ``"off"`` and ``"0"`` none."""
+        if text.strip().lower() in NONE:
+            return cls()
         known = {f.name for f in fields(cls)}
         values: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):

@@ -219,6 +219,11 @@
       loadAlarms(); // (re)connected: what changed while the socket was down
       if (replaysShown) loadReplays();
       if (detail) paintDetailStatus(tiles.get(detail.id));
+    } else if (msg.type === "catalog") { // a profile uploaded: instruments added or changed
+      tiles.clear();
+      for (const t of msg.status) tiles.set(t.instrument, t);
+      renderOverview();
+      if (detail) paintDetailStatus(tiles.get(detail.id));
     } else if (msg.type === "status") {
       const t = msg.status;
       const isNew = !tiles.has(t.instrument);
@@ -811,13 +816,44 @@
     return fmtNum(v);
   }
 
+  // An event's detail: the console's own events (acks, shelves, profile uploads) carry JSON,
+  // as an object live and as text from the store; ingest's carry words ("nominal -> red").
+  function detailOf(e) {
+    if (e.detail && typeof e.detail === "object") return e.detail;
+    if (typeof e.detail === "string" && e.detail.startsWith("{")) {
+      try { return JSON.parse(e.detail); } catch (err) { /* words after all */ }
+    }
+    return null;
+  }
+
+  function eventText(e) {
+    const d = detailOf(e);
+    if (!d) {
+      return [e.kind, e.channel, e.detail || (e.value !== undefined && e.value !== null
+        ? `value ${fmtNum(e.value)}` : "")].filter(Boolean).join(" · ");
+    }
+    const by = d.who ? `by ${d.who}${d.role ? ` (${d.role})` : ""}` : "";
+    const why = d.reason ? `: ${d.reason}` : "";
+    if (e.kind === "profile") {
+      return [`profile ${d.replaced ? "replaced" : "uploaded"} ${by}`, d.path,
+        d.apid !== undefined ? `APID ${hexApid(d.apid)}` : "",
+        d.bytes !== undefined ? `${d.bytes} bytes` : "",
+        d.sha256 ? `sha256 ${d.sha256.slice(0, 12)}…` : ""].filter(Boolean).join(" · ");
+    }
+    if (e.kind === "shelve") {
+      return `shelve · ${e.channel} · ${by} until ${hhmmss(d.until_ns)}Z${why}`;
+    }
+    if (e.kind === "ack" || e.kind === "unshelve") return `${e.kind} · ${e.channel} · ${by}${why}`;
+    const rest = Object.entries(d).filter(([k]) => !["who", "role", "partner"].includes(k))
+      .map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`);
+    return [e.kind, e.channel, by, ...rest].filter(Boolean).join(" · ");
+  }
+
   function addEvent(e, fresh) {
     const list = $("#events");
     const t = e.time || "";
-    const what = [e.kind, e.channel, e.detail || (e.value !== undefined && e.value !== null
-      ? `value ${fmtNum(e.value)}` : "")].filter(Boolean).join(" · ");
     const li = el("li", { "data-kind": e.kind || "" },
-      el("time", { datetime: t, text: t.replace("T", " ").replace(/\.\d+Z$/, "Z") }), what);
+      el("time", { datetime: t, text: t.replace("T", " ").replace(/\.\d+Z$/, "Z") }), eventText(e));
     if (fresh) list.prepend(li); else list.append(li);
     while (list.children.length > 200) list.lastChild.remove();
   }
