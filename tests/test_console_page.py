@@ -227,6 +227,9 @@ def test_tiles_and_a_limit_excursion_turns_its_tile_red(
     sync_api.expect(page.locator("#login-error")).to_contain_text("Unknown token")
     login(page, up.url, up.token)
     sync_api.expect(page.locator("#who")).to_have_text("operator · operator")  # up's token
+    sync_api.expect(page.locator("#sim")).to_have_text(  # `up` says its station is simulated
+        "SIMULATED STATION · demo faults injected: limit=0.03 per packet"
+    )
     sync_api.expect(page.locator(".tile")).to_have_count(len(station.instruments))
     assert tile_ids(page) == set(station.instruments)
     partners = page.eval_on_selector_all(".partner", "ps => ps.map(p => p.dataset.partner)")

@@ -48,6 +48,7 @@ def test_an_uploaded_instrument_reaches_an_open_page_live(
 ) -> None:
     login(page, up_copy.url, up_copy.token)
     sync_api.expect(page.locator("#conn")).to_have_text("live")
+    sync_api.expect(page.locator("#sim")).to_have_text("SIMULATED STATION · no faults injected")
     page.evaluate("window.notReloaded = true")  # gone if the page were reloaded
 
     # a changed profile of an instrument whose detail is open: its event comes live, in words

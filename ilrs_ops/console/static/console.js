@@ -98,7 +98,7 @@
     who.dataset.role = me.role;
     const sim = $("#sim");
     sim.hidden = !me.simulation;
-    sim.textContent = me.simulation ? `SIMULATED · ${me.simulation}` : "";
+    sim.textContent = me.simulation ? `SIMULATED STATION · ${me.simulation}` : "";
     sim.title = me.simulation ? "This station is the simulator of ilrs-ops up: its data, " +
       "and any faults it injects, are made up." : "";
   }
