@@ -309,6 +309,8 @@ def up(
                 tokens=tokens,
                 http_port=http_port,
                 simulation=simulation,
+                sim_epoch_ns=sim.env.epoch_ns,
+                sim_time_scale=sim.env.time_scale,
                 broker_user=login.get("username"),
                 broker_password=login.get("password"),
             )

@@ -230,6 +230,19 @@ def test_tiles_and_a_limit_excursion_turns_its_tile_red(
     sync_api.expect(page.locator("#sim")).to_have_text(  # `up` says its station is simulated
         "SIMULATED STATION · demo faults injected: limit=0.03 per packet"
     )
+    # the header clock: UTC, and lunar day/night with the next terminator from the simulator
+    sync_api.expect(page.locator("#clock-utc")).to_have_text(
+        re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$")
+    )
+    lunar = page.locator("#clock-lunar")
+    sync_api.expect(lunar).to_have_text(
+        re.compile(r"^lunar (day|night) · (sunset|sunrise) in \d+ min \d{2} s$")
+    )
+    clock = httpx.get(f"{up.url}/api/clock", headers={"Authorization": f"Bearer {up.token}"},
+                      timeout=10).json()  # fmt: skip
+    text = lunar.inner_text()
+    assert ("day" if clock["lunar"]["day"] else "night") in text or clock["lunar"]["in_s"] < 3
+    page.screenshot(path="/tmp/console-overview-clock.png")
     sync_api.expect(page.locator(".tile")).to_have_count(len(station.instruments))
     assert tile_ids(page) == set(station.instruments)
     partners = page.eval_on_selector_all(".partner", "ps => ps.map(p => p.dataset.partner)")

@@ -36,6 +36,7 @@ OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/api/status"),
     ("GET", "/api/me"),
+    ("GET", "/api/clock"),
     ("GET", "/api/instruments/{instrument_id}"),
     ("GET", "/api/instruments/{instrument_id}/telemetry"),
     ("GET", "/api/instruments/{instrument_id}/export"),

@@ -47,6 +47,8 @@
     $("#logout").hidden = true;
     $("#who").textContent = "";
     $("#sim").hidden = true;
+    lunar = null;
+    $("#clock-lunar").hidden = true;
     $("#login-error").textContent = message || "";
     $("#token").focus();
   }
@@ -99,14 +101,55 @@
     const sim = $("#sim");
     sim.hidden = !me.simulation;
     sim.textContent = me.simulation ? `SIMULATED STATION · ${me.simulation}` : "";
-    sim.title = me.simulation ? "This station is the simulator of ilrs-ops up: its data, " +
-      "and any faults it injects, are made up." : "";
+    sim.title = me.simulation ? `${sim.textContent}. This station is the simulator of ` +
+      "ilrs-ops up: its data, and any faults it injects, are made up." : "";
   }
+
+  // The header clock: UTC from this machine, set by the console's offset; lunar day or night
+  // at the station and the time to the next terminator from the simulator's environment model
+  // (GET /api/clock; none for a station without one), counted down here between asks.
+  let lunar = null; // {day, next, nextMs (console clock)}
+  let skewMs = 0; // console clock - this machine's
+  let clockAsked = 0;
+  async function loadClock() {
+    clockAsked = Date.now();
+    let c;
+    try { c = await api("/api/clock"); } catch (e) { return; }
+    skewMs = c.now_ns / 1e6 - Date.now();
+    lunar = c.lunar ? { day: c.lunar.day, next: c.lunar.next, nextMs: c.lunar.next_ns / 1e6 } : null;
+    paintClock();
+  }
+  function span(s) {
+    s = Math.max(0, Math.round(s));
+    const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+    if (d) return `${d} d ${h} h`;
+    if (h) return `${h} h ${String(m).padStart(2, "0")} min`;
+    return `${m} min ${String(s % 60).padStart(2, "0")} s`;
+  }
+  function paintClock() {
+    const now = Date.now() + skewMs;
+    const iso = new Date(now).toISOString();
+    const t = $("#clock-utc");
+    t.textContent = `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+    t.dateTime = iso;
+    const l = $("#clock-lunar");
+    l.hidden = !lunar || !token;
+    if (!lunar) return;
+    const left = (lunar.nextMs - now) / 1000;
+    if ((left <= 0 || Date.now() - clockAsked > 15000) && token) loadClock();
+    l.dataset.day = String(lunar.day);
+    l.textContent = `lunar ${lunar.day ? "day" : "night"} · ${lunar.next} in ${span(left)}`;
+    l.title = `at the station, by the simulator's environment model: ${lunar.next} at ` +
+      `${new Date(lunar.nextMs).toISOString().slice(11, 19)} UTC`;
+  }
+  setInterval(paintClock, 1000);
+  paintClock();
 
   function start(status) {
     $("#login").hidden = true;
     $("#logout").hidden = false;
     loadMe();
+    loadClock();
     for (const p of status.partners) for (const t of p.instruments) tiles.set(t.instrument, t);
     renderOverview();
     loadAlarms();
