@@ -1,5 +1,7 @@
 # The README's commands. `make run` sets up and starts the station; `make test` sets up and tests.
+# `make run ARGS="--http-port 8090 --seed 7"` passes options to `ilrs-ops up`.
 PY ?= python3
+ARGS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -14,7 +16,7 @@ $(BIN)/ilrs-ops: pyproject.toml
 setup: $(BIN)/ilrs-ops
 
 run: setup
-	$(BIN)/ilrs-ops up
+	$(BIN)/ilrs-ops up $(ARGS)
 
 test: setup
 	scripts/ensure-mosquitto

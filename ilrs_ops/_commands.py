@@ -293,6 +293,10 @@ def up(
             err().print(
                 f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
             )
+            simulation = _simulation_note(faults)
+            if faults.any:
+                note = f"[bold yellow]SIMULATED station[/]: {simulation} (--fault none: no faults)"
+                err().print(note, highlight=False)
             # A fresh operator token for this run, kept (hashed) beside the store; the file's
             # other tokens (partners, viewers added with `ilrs-ops token`) stay across runs.
             tokens = store.root / UP_TOKENS
@@ -305,6 +309,9 @@ def up(
                 profiles=folder,
                 tokens=tokens,
                 http_port=http_port,
+                simulation=simulation,
+                sim_epoch_ns=sim.env.epoch_ns,
+                sim_time_scale=sim.env.time_scale,
                 broker_user=login.get("username"),
                 broker_password=login.get("password"),
             )
@@ -690,6 +697,16 @@ def _faults(text: str) -> Faults:
         return Faults.parse(text)
     except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault") from None
+
+
+def _simulation_note(faults: Faults) -> str:
+    """What the page and the terminal say about `up`'s simulated station and its faults."""
+    from ilrs_ops.sim import FAULT_KINDS
+
+    if not faults.any:
+        return "no faults injected"
+    rates = ", ".join(f"{k}={getattr(faults, k):g}" for k in FAULT_KINDS if getattr(faults, k))
+    return f"demo faults injected: {rates} per packet"
 
 
 @contextlib.contextmanager

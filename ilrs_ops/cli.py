@@ -58,6 +58,17 @@ FaultOpt = Annotated[
         "tc_lost, tc_rejected, tc_unexecuted",
     ),
 ]
+#: `up`'s demo faults: with ~8 packets/s from the station a limit excursion about every 25 s,
+#: so a first `make run` shows alarms within a minute; labelled as simulated where shown.
+UP_FAULTS = "limit=0.005"
+UpFaultOpt = Annotated[
+    str,
+    typer.Option(
+        "--fault",
+        help="simulated fault rates per packet (a demo by default; none: no faults), "
+        "e.g. limit=0.01,gap=0.005 or all=0.01",
+    ),
+]
 
 
 @profiles_app.command("check")
@@ -207,11 +218,12 @@ def up(
     data: DataOpt = None,
     seed: SeedOpt = 0,
     time_scale: ScaleOpt = 10000.0,
-    fault: FaultOpt = "",
+    fault: UpFaultOpt = UP_FAULTS,
     http_port: PortOpt = 8000,
 ) -> None:
-    """Run the station on one machine: broker (embedded unless --broker), simulator, ingest
-    into the store, the operations console, and a live status table."""
+    """Run the station on one machine: broker (embedded unless --broker), simulator (with a
+    small demo rate of limit faults unless --fault none), ingest into the store, the
+    operations console, and a live status table."""
     s = _settings(broker=broker, profiles=profiles, data=data)
     _commands.up(
         s,

@@ -120,3 +120,25 @@ def test_help_loads_none_of_the_framework() -> None:
     assert loaded & heavy == set()
     ours = {m for m in loaded if m == "ilrs_ops" or m.startswith("ilrs_ops.")}
     assert ours == {"ilrs_ops", "ilrs_ops.cli", "ilrs_ops._commands", "ilrs_ops.errors"}
+
+
+def test_make_run_passes_args_to_up() -> None:
+    """`make run ARGS="..."` hands its options to `ilrs-ops up` (README, issue 13 defect 13)."""
+    done = subprocess.run(["make", "-n", "run", "ARGS=--http-port 8090 --seed 7"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].endswith("ilrs-ops up --http-port 8090 --seed 7")
+    plain = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=30)  # fmt: skip
+    assert plain.stdout.strip().splitlines()[-1].strip().endswith("ilrs-ops up")
+
+
+def test_up_has_demo_faults_by_default_and_none_turns_them_off() -> None:
+    from ilrs_ops.sim import Faults
+
+    result = runner.invoke(app, ["up", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert cli.UP_FAULTS in result.output and "none" in result.output
+    assert Faults.parse(cli.UP_FAULTS).limit > 0
+    for off in ("none", "off", "0", "", " None "):
+        assert not Faults.parse(off).any, off

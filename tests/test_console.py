@@ -193,6 +193,19 @@ def test_each_role_gets_exactly_what_it_may(console: Running, http: httpx.Client
     h = console.headers(role)
     assert http.get("/healthz").status_code == 200
 
+    # Who the token is (the page's header says it): name, role and partner, as the file has it.
+    me = http.get("/api/me", headers=h)
+    if role == "anonymous":
+        assert me.status_code == 401
+    else:
+        assert me.status_code == 200, me.text
+        want = {"viewer": ("wall", "viewer", None), "operator": ("desk", "operator", None),
+                "partner_a": ("suparco-ops", "partner", "suparco"),
+                "partner_b": ("cnsa-ops", "partner", "cnsa")}[role]  # fmt: skip
+        doc = me.json()
+        assert (doc["name"], doc["role"], doc["partner"]) == want
+        assert doc["sees"] and doc["simulation"] is None  # a real station: nothing simulated
+
     # Station status: tiles for everyone with a token; values only where the data is theirs.
     r = http.get("/api/status", headers=h)
     if role == "anonymous":

@@ -89,12 +89,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def running_up(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Up]:
-    """`ilrs-ops up` with limit faults on free ports (``args`` added to its command line);
-    URL and token read from its stderr; stopped with SIGINT on exit."""
+    """`ilrs-ops up` on free ports with ``args`` (and ``env`` added to the environment); URL
+    and token read from its stderr; stopped with SIGINT on exit."""
     broker_port = free_port()
     env = os.environ | {"ILRS_EMBEDDED_PORT": str(broker_port)} | (env or {})
     cmd = [sys.executable, "-m", "ilrs_ops", "up", "--data", str(tmp / "data"),
-           "--http-port", str(free_port()), "--fault", FAULTS, *args]  # fmt: skip
+           "--http-port", str(free_port()), *args]  # fmt: skip
     with (tmp / "up.err").open("wb") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -113,8 +113,8 @@ def running_up(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Iter
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    """`ilrs-ops up` on its embedded broker (see ``running_up``)."""
-    with running_up(tmp_path_factory.mktemp("page")) as running:
+    """`ilrs-ops up` with limit faults."""
+    with running_up(tmp_path_factory.mktemp("page"), "--fault", FAULTS) as running:
         yield running
 
 
@@ -227,6 +227,23 @@ def test_tiles_and_a_limit_excursion_turns_its_tile_red(
     page.keyboard.press("Enter")
     sync_api.expect(page.locator("#login-error")).to_contain_text("Unknown token")
     login(page, up.url, up.token)
+    sync_api.expect(page.locator("#who")).to_have_text("operator · operator")  # up's token
+    sync_api.expect(page.locator("#sim")).to_have_text(  # `up` says its station is simulated
+        "SIMULATED STATION · demo faults injected: limit=0.03 per packet"
+    )
+    # the header clock: UTC, and lunar day/night with the next terminator from the simulator
+    sync_api.expect(page.locator("#clock-utc")).to_have_text(
+        re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$")
+    )
+    lunar = page.locator("#clock-lunar")
+    sync_api.expect(lunar).to_have_text(
+        re.compile(r"^lunar (day|night) · (sunset|sunrise) in \d+ min \d{2} s$")
+    )
+    clock = httpx.get(f"{up.url}/api/clock", headers={"Authorization": f"Bearer {up.token}"},
+                      timeout=10).json()  # fmt: skip
+    text = lunar.inner_text()
+    assert ("day" if clock["lunar"]["day"] else "night") in text or clock["lunar"]["in_s"] < 3
+    page.screenshot(path="/tmp/console-overview-clock.png")
     sync_api.expect(page.locator(".tile")).to_have_count(len(station.instruments))
     assert tile_ids(page) == set(station.instruments)
     partners = page.eval_on_selector_all(".partner", "ps => ps.map(p => p.dataset.partner)")
@@ -509,6 +526,7 @@ def test_a_partner_token_sees_only_its_own_instruments(
         own = {i.id for i in station if i.profile.partner == "suparco"}
         login(page, url, partner_token)
         sync_api.expect(page.locator("#conn")).to_have_text("live")
+        sync_api.expect(page.locator("#who")).to_have_text("suparco-ops · partner of suparco")
         page.wait_for_timeout(3000)  # live updates of other partners must not add tiles
         assert tile_ids(page) == own
         assert page.eval_on_selector_all(".partner", "ps => ps.map(p => p.dataset.partner)") == [
@@ -529,6 +547,29 @@ def test_a_partner_token_sees_only_its_own_instruments(
         page.wait_for_selector("#alarm-list tr", timeout=30_000)
         assert page.locator("#alarm-list button").count() == 0
         assert page.locator("#alarm-list td.num").first.inner_text() == "—"  # no values
+        sync_api.expect(page.locator("#who")).to_have_text("wall · viewer")
+        page.screenshot(path="/tmp/console-viewer-overview.png")
+
+        # a viewer's tile opens a status-only detail: health, alarms, last packet age; no
+        # values, no plots, and no call of the data API (it would answer 403)
+        alarmed = page.locator("#alarm-list tr").first.get_attribute("data-instrument")
+        page.requests.clear()
+        page.click(f'.tile[data-instrument="{alarmed}"]')
+        sync_api.expect(page.locator("#status-only")).to_be_visible()
+        sync_api.expect(page.locator("#detail-title")).to_contain_text(alarmed)
+        sync_api.expect(page.locator("#detail-data")).to_be_hidden()
+        sync_api.expect(page.locator('#status-list dd[data-item="age"]')).to_contain_text(" ago")
+        health = page.locator('.tile[data-instrument="' + alarmed + '"]').get_attribute(
+            "data-health"
+        )
+        sync_api.expect(page.locator('#status-list dd[data-item="health"]')).to_have_text(
+            re.compile(r"^(nominal|warning|critical|stale|offline)$")
+        )
+        assert health
+        assert page.locator("#status-alarms li[data-state]").count() >= 1
+        assert "403" not in page.locator("#detail").inner_text()
+        assert not [u for u in page.requests if "/api/instruments/" in u], page.requests
+        page.screenshot(path="/tmp/console-viewer-detail.png")
         only_local(page, url)
     finally:
         _stop(proc)

@@ -35,6 +35,8 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/api/status"),
+    ("GET", "/api/me"),
+    ("GET", "/api/clock"),
     ("GET", "/api/instruments/{instrument_id}"),
     ("GET", "/api/instruments/{instrument_id}/telemetry"),
     ("GET", "/api/instruments/{instrument_id}/export"),

@@ -199,3 +199,16 @@ def test_fault_spec_parses(text: str, expect: Faults) -> None:
 def test_bad_fault_spec_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Faults.parse(text)
+
+
+def test_the_next_terminator_follows_the_phase() -> None:
+    """The console's header clock asks the simulator's model for day/night and the next
+    terminator: day from sunrise (phase 0) to sunset (0.5), at the model's time scale."""
+    env = Environment(epoch_ns=0, time_scale=10_000.0, phase0=0.1)
+    day, nxt, at = env.terminator(0)
+    assert (day, nxt) == (True, "sunset")
+    assert at == pytest.approx(0.4 * SYNODIC_S / 10_000 * 1e9, rel=1e-9)
+    day, nxt, at2 = env.terminator(at + 1_000_000)
+    assert (day, nxt) == (False, "sunrise")
+    assert at2 - at == pytest.approx(0.5 * SYNODIC_S / 10_000 * 1e9, rel=1e-6)
+    assert env.sun(np.array([at - 10**9]))[0] > 0 and env.sun(np.array([at + 10**9]))[0] == 0

@@ -64,7 +64,15 @@ async def test_up_runs_the_station_and_the_console(station: Catalog, tmp_path: P
                     if all(t["packets"] > 0 for t in tiles):
                         break
                     await asyncio.sleep(1)
-        assert {t["instrument"] for t in tiles} == set(station.instruments)
+            assert {t["instrument"] for t in tiles} == set(station.instruments)
+            # A plain `up` (`make run`) shows alarms soon: a demo rate of limit faults, said
+            # to be simulated in the terminal and to the page (/api/me).
+            assert b"SIMULATED station: demo faults injected: limit=0.005 per packet" in seen
+            me = (await http.get("/api/me", headers=headers)).json()
+            assert me["simulation"] == "demo faults injected: limit=0.005 per packet", me
+            async with asyncio.timeout(90):
+                while not (await http.get("/api/alarms", headers=headers)).json()["alarms"]:
+                    await asyncio.sleep(1)
     finally:
         proc.send_signal(signal.SIGINT)
         await proc.communicate()

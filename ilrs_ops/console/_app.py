@@ -89,6 +89,12 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             logging.getLogger(name).addFilter(redact)
         if dev_token is not None:
             log.warning("dev mode: operator token (shown once): %s", dev_token)
+        loop = asyncio.get_running_loop()
+
+        def catalog_changed(_new: object) -> None:  # called in the thread that replaced it
+            loop.call_soon_threadsafe(state.publish, Update("catalog", "", "", {}))
+
+        stop_following_catalog = catalogs.subscribe(catalog_changed)
         try:
             n = await asyncio.to_thread(
                 rebuild, alarms, history, console.catalog, ALARM_DAYS, time.time_ns()
@@ -113,6 +119,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         try:
             yield
         finally:
+            stop_following_catalog()
             await replays.close()  # stopped replays seal what they took
             await commander.close()
             for task in tasks:

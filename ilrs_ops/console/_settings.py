@@ -45,6 +45,13 @@ class ConsoleSettings(BaseSettings):
     auth_failures: int = Field(
         10, ge=1, description="failed authentications a client address may make at once (429 after)"
     )
+    simulation: str | None = Field(
+        None, description="what is simulated, shown on the page (ilrs-ops up); None: a real station"
+    )
+    sim_epoch_ns: int | None = Field(
+        None, description="the simulator's environment epoch (UTC ns): lunar day/night in the clock"
+    )
+    sim_time_scale: float = Field(1.0, gt=0, description="the simulator's lunar cycle speed-up")
     auth_window_s: float = Field(
         60.0, gt=0, description="seconds in which a client address gets its auth_failures back"
     )

@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Update:
     """One change to fan out: the new status of an instrument, or one of its events, or a
-    command's new stage (``data`` its record); or the progress of a replay (``instrument`` and
-    ``partner`` empty, operators only)."""
+    command's new stage (``data`` its record); the progress of a replay (``instrument`` and
+    ``partner`` empty, operators only); or a new catalog (``catalog``: instruments added,
+    changed or removed; every client, data empty)."""
 
-    kind: Literal["status", "event", "command", "replay"]
+    kind: Literal["status", "event", "command", "replay", "catalog"]
     instrument: str
     partner: str
     data: dict[str, Any]

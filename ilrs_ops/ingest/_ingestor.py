@@ -596,7 +596,9 @@ class Ingestor:
             if client is None:
                 continue
             now = time.time()
-            for lane_id, st in self.status.items():
+            # A copy: a profile reload adds lanes while this loop awaits a publish (it crashed
+            # `up` with "dictionary changed size during iteration" after a profile upload).
+            for lane_id, st in list(self.status.items()):
                 h = st.health(now)
                 if lane_id not in self._dirty and health.get(lane_id) == h:
                     continue

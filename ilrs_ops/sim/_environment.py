@@ -36,6 +36,15 @@ class Environment:
         elapsed = (np.asarray(t_ns, dtype=np.float64) - self.epoch_ns) * 1e-9 * self.time_scale
         return np.mod(self.phase0 + (elapsed - lag_h * 3600.0) / SYNODIC_S, 1.0)
 
+    def terminator(self, t_ns: int) -> tuple[bool, str, int]:
+        """At ``t_ns``: whether it is lunar day at the site, the next terminator ("sunset" or
+        "sunrise") and when it comes (UTC ns), at this environment's time scale."""
+        p = float(self.phase(np.array([t_ns]))[0])
+        day = p < 0.5
+        left = (0.5 if day else 1.0) - p  # of the cycle, to sunset (0.5) or sunrise (1.0)
+        wall_s = left * SYNODIC_S / self.time_scale
+        return day, "sunset" if day else "sunrise", t_ns + round(wall_s * 1e9)
+
     def sun(self, t_ns: np.ndarray, lag_h: float = 0.0) -> np.ndarray:
         """Sine of the sun's elevation at the south-pole site, clipped to [0, 1] (0 at night)."""
         return np.clip(np.sin(2.0 * np.pi * self.phase(t_ns, lag_h)), 0.0, 1.0)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 
 from ilrs_ops.errors import InputError
 
+#: What turns every fault off.
+NONE = ("", "none", "off", "0")
 #: Faults of the telemetry a module sends, drawn per packet.
 TM_KINDS = ("limit", "dropout", "gap", "duplicate", "reorder", "corrupt", "truncate", "wrong_apid")
 #: Faults of the telecommands a module receives, drawn per command (at most one each).
@@ -57,7 +59,10 @@ class Faults:
     @classmethod
     def parse(cls, text: str) -> Faults:
         """``"limit=0.01,gap=0.005"``; ``"all=0.01"`` sets every telemetry kind (commands'
-        faults only by name, e.g. ``tc_lost=0.1``: a demo with all=... still commands)."""
+        faults only by name, e.g. ``tc_lost=0.1``: a demo with all=... still commands);
+        ``""``, ``"none"``, ``"off"`` and ``"0"`` none."""
+        if text.strip().lower() in NONE:
+            return cls()
         known = {f.name for f in fields(cls)}
         values: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):

@@ -65,7 +65,7 @@ class Simulator:
         self.bundle = bundle
         self.client_id = client_id or f"ilrs-sim-{seed}-{int(time.time())}"
         self.start_ns = start_ns if start_ns is not None else time.time_ns()
-        env = Environment(epoch_ns=self.start_ns, time_scale=time_scale)
+        self.env = env = Environment(epoch_ns=self.start_ns, time_scale=time_scale)
         self.modules = [
             Module(inst, env, seed=seed, start_ns=self.start_ns, faults=faults)
             for inst in catalog

@@ -7,6 +7,7 @@ from ilrs_ops.console._routes import (
     health,
     instruments,
     live,
+    me,
     metrics,
     page,
     profiles,
@@ -17,6 +18,7 @@ from ilrs_ops.console._routes import (
 ROUTERS = [
     health.router,
     status.router,
+    me.router,
     instruments.router,
     events.router,
     metrics.router,

@@ -3,7 +3,9 @@
 Token: ``?token=...`` or the ``Sec-WebSocket-Protocol`` header as ``bearer, <token>`` (browsers
 cannot set Authorization on a WebSocket). The first message is a snapshot of the tiles; then
 ``{"type": "status", ...}`` and ``{"type": "event", ...}`` as they come (and, for operators,
-``{"type": "replay", "replay": {...}}`` as replays progress). Refusals accept and then close
+``{"type": "replay", "replay": {...}}`` as replays progress), and when the catalog changes (a
+profile uploaded: an instrument added or changed) ``{"type": "catalog", "status": [...]}``, the
+tiles afresh, as in the snapshot. Refusals accept and then close
 with a code, so a browser can tell why: 4401 no/unknown token, 4403 not allowed, 4404 unknown
 instrument, 4429 too many failed authentications from this address (the reason ends in
 ``retry-after: <s>``), 4008 the client fell behind (its queue filled) and was dropped.
@@ -14,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -64,7 +67,6 @@ async def live(
     if principal is None:
         await ws.close(CLOSE_UNAUTHORIZED, "no token or unknown token")
         return
-    access = console.access(principal)
     wanted = split_list(instruments)
     if wanted is not None:
         for iid in wanted:
@@ -75,23 +77,33 @@ async def live(
             if not principal.can_see_tile(inst.profile.partner):
                 await ws.close(CLOSE_FORBIDDEN, f"{principal.name!r} may not see {iid!r}")
                 return
+    access = console.access(principal)
     sub = console.state.subscribe(access.accepts(set(wanted) if wanted else None))
     try:
-        await _serve(ws, access, sub, wanted)
+        await _serve(ws, lambda: console.access(principal), sub, wanted)
     except WebSocketDisconnect:
         pass
     finally:
         console.state.unsubscribe(sub)
 
 
-async def _serve(ws: WebSocket, access: Access, sub: Subscriber, wanted: list[str] | None) -> None:
+def _tiles(access: Access, wanted: list[str] | None) -> list[dict[str, Any]]:
     tiles = []
     for inst in access.catalog:
         if wanted is None or inst.id in wanted:
             tile = access.tile(inst)
             if tile is not None:
                 tiles.append(tile)
-    await ws.send_json({"type": "snapshot", "status": tiles})
+    return tiles
+
+
+async def _serve(
+    ws: WebSocket, make_access: Callable[[], Access], sub: Subscriber, wanted: list[str] | None
+) -> None:
+    """Send the snapshot, then the updates; ``make_access`` gives the principal's view of the
+    catalog in force: an Access holds one catalog, so a new catalog takes a new one."""
+    access = make_access()
+    await ws.send_json({"type": "snapshot", "status": _tiles(access, wanted)})
     gone = asyncio.create_task(_until_disconnect(ws))
     dropped = asyncio.create_task(sub.dropped.wait())
     try:
@@ -103,7 +115,15 @@ async def _serve(ws: WebSocket, access: Access, sub: Subscriber, wanted: list[st
                 if dropped in done and gone not in done:
                     await _close(ws, CLOSE_TOO_SLOW, "too slow: fell behind the live updates")
                 return
-            message = access.render(get.result())
+            update = get.result()
+            if update.kind == "catalog":
+                access = make_access()
+                message: dict[str, Any] | None = {
+                    "type": "catalog",
+                    "status": _tiles(access, wanted),
+                }
+            else:
+                message = access.render(update)
             if message is None:
                 continue
             try:

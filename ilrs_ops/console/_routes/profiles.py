@@ -8,8 +8,9 @@ checked as ``profiles check`` does (422 with every problem: file, line, column, 
 message, hint), must name the same partner and instrument as the URL, and must not take an
 instrument id or APID of another profile (422). It is then written atomically (temp, fsync,
 rename, directory fsync) to ``{profiles}/{partner}/{instrument}.yaml`` (or over the file that
-already holds that instrument), recorded as a ``profile`` event (audit), and the console's own
-catalog is reloaded. ``GET`` of the same path returns the stored text.
+already holds that instrument), recorded as a ``profile`` event (audit; also sent to the
+WebSocket clients that may read the instrument), and the console's own catalog is reloaded
+(its WebSocket clients get the new tiles). ``GET`` of the same path returns the stored text.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ilrs_ops.console._audit import record
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._deps import Console, ConsoleDep, PrincipalDep
 from ilrs_ops.console._errors import BadRequestError, ForbiddenError, NotFoundError, responses
+from ilrs_ops.console._state import Update
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.files import write_atomic
 from ilrs_ops.profiles import ID, ID_HINT, Catalog, load_catalog, load_profile
@@ -254,7 +256,11 @@ async def upload_profile(
             return _too_large()
         chunks.append(chunk)
     data = b"".join(chunks)
-    return await asyncio.to_thread(_upload, console, principal, partner, instrument, data)
+    done = await asyncio.to_thread(_upload, console, principal, partner, instrument, data)
+    if isinstance(done, dict) and done["event"] is not None:  # to open pages, as it happens
+        event = {**done["event"], "partner": partner}
+        console.state.publish(Update("event", instrument, partner, event))
+    return done
 
 
 def _too_large() -> JSONResponse:

@@ -46,6 +46,9 @@
     $("#detail").hidden = true;
     $("#logout").hidden = true;
     $("#who").textContent = "";
+    $("#sim").hidden = true;
+    lunar = null;
+    $("#clock-lunar").hidden = true;
     $("#login-error").textContent = message || "";
     $("#token").focus();
   }
@@ -91,9 +94,66 @@
 
   // ------------------------------------------------------------------ overview
 
+  // Who is logged in, and whether the station is a simulation (the header says both).
+  let me = null;
+  async function loadMe() {
+    try { me = await api("/api/me"); } catch (e) { $("#who").textContent = ""; return; }
+    const who = $("#who");
+    who.textContent = `${me.name} · ${me.role}${me.partner ? ` of ${me.partner}` : ""}`;
+    who.title = `${me.role}: sees ${me.sees}`;
+    who.dataset.role = me.role;
+    const sim = $("#sim");
+    sim.hidden = !me.simulation;
+    sim.textContent = me.simulation ? `SIMULATED STATION · ${me.simulation}` : "";
+    sim.title = me.simulation ? `${sim.textContent}. This station is the simulator of ` +
+      "ilrs-ops up: its data, and any faults it injects, are made up." : "";
+  }
+
+  // The header clock: UTC from this machine, set by the console's offset; lunar day or night
+  // at the station and the time to the next terminator from the simulator's environment model
+  // (GET /api/clock; none for a station without one), counted down here between asks.
+  let lunar = null; // {day, next, nextMs (console clock)}
+  let skewMs = 0; // console clock - this machine's
+  let clockAsked = 0;
+  async function loadClock() {
+    clockAsked = Date.now();
+    let c;
+    try { c = await api("/api/clock"); } catch (e) { return; }
+    skewMs = c.now_ns / 1e6 - Date.now();
+    lunar = c.lunar ? { day: c.lunar.day, next: c.lunar.next, nextMs: c.lunar.next_ns / 1e6 } : null;
+    paintClock();
+  }
+  function span(s) {
+    s = Math.max(0, Math.round(s));
+    const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
+    if (d) return `${d} d ${h} h`;
+    if (h) return `${h} h ${String(m).padStart(2, "0")} min`;
+    return `${m} min ${String(s % 60).padStart(2, "0")} s`;
+  }
+  function paintClock() {
+    const now = Date.now() + skewMs;
+    const iso = new Date(now).toISOString();
+    const t = $("#clock-utc");
+    t.textContent = `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+    t.dateTime = iso;
+    const l = $("#clock-lunar");
+    l.hidden = !lunar || !token;
+    if (!lunar) return;
+    const left = (lunar.nextMs - now) / 1000;
+    if ((left <= 0 || Date.now() - clockAsked > 15000) && token) loadClock();
+    l.dataset.day = String(lunar.day);
+    l.textContent = `lunar ${lunar.day ? "day" : "night"} · ${lunar.next} in ${span(left)}`;
+    l.title = `at the station, by the simulator's environment model: ${lunar.next} at ` +
+      `${new Date(lunar.nextMs).toISOString().slice(11, 19)} UTC`;
+  }
+  setInterval(paintClock, 1000);
+  paintClock();
+
   function start(status) {
     $("#login").hidden = true;
     $("#logout").hidden = false;
+    loadMe();
+    loadClock();
     for (const p of status.partners) for (const t of p.instruments) tiles.set(t.instrument, t);
     tell("session", { token, you: status.you });
     renderOverview();
@@ -177,7 +237,10 @@
     b.setAttribute("aria-label", `${t.instrument}, ${t.name}: ${t.health}`);
   }
 
-  setInterval(() => { for (const t of tiles.values()) paintTile(t); }, 5000);
+  setInterval(() => {
+    for (const t of tiles.values()) paintTile(t);
+    if (detail && detail.statusOnly && tiles.has(detail.id)) paintStatusOnly(tiles.get(detail.id));
+  }, 5000);
 
   // ------------------------------------------------------------------ live WebSocket
 
@@ -204,6 +267,11 @@
       loadAlarms(); // (re)connected: what changed while the socket was down
       if (replaysShown) loadReplays();
       tell("resync", {});
+      if (detail) paintDetailStatus(tiles.get(detail.id));
+    } else if (msg.type === "catalog") { // a profile uploaded: instruments added or changed
+      tiles.clear();
+      for (const t of msg.status) tiles.set(t.instrument, t);
+      renderOverview();
       if (detail) paintDetailStatus(tiles.get(detail.id));
     } else if (msg.type === "status") {
       const t = msg.status;
@@ -300,6 +368,7 @@
     const rows = sorted.map((a) => { counts[a.state] = (counts[a.state] || 0) + 1; return alarmRow(a); });
     list.replaceChildren(...rows);
     $("#alarm-empty").hidden = rows.length > 0;
+    if (detail && detail.statusOnly && tiles.has(detail.id)) paintStatusOnly(tiles.get(detail.id));
     $("#alarm-counts").textContent = Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(" · ");
     if (hadFocus) {
       const row = rows.find((r) => r.dataset.key === hadFocus.key) ||
@@ -678,6 +747,10 @@
     closeDetail();
     $("#overview").hidden = true;
     $("#detail").hidden = false;
+    const seen = tiles.get(id);
+    $("#status-only").hidden = true;
+    $("#detail-data").hidden = false;
+    if (seen && !seen.values) { openStatusOnly(seen); return; } // a viewer: no data to ask for
     $("#detail-title").textContent = id;
     $("#detail-meta").textContent = "loading…";
     $("#values tbody").replaceChildren();
@@ -721,6 +794,35 @@
     await selectChannel(d.channel);
   }
 
+  // A tile whose data this token may not read (a viewer's): what the tile knows, nothing
+  // asked of the data API (which would refuse), kept current by the live status.
+  function openStatusOnly(t) {
+    detail = { id: t.instrument, statusOnly: true };
+    $("#detail-title").textContent = `${t.instrument} — ${t.name}`;
+    $("#detail-meta").textContent = `partner ${t.partner} · ${t.kind} · every ` +
+      `${t.expected_period_s} s · status only`;
+    $("#detail-data").hidden = true;
+    $("#status-only").hidden = false;
+    paintDetailStatus(t);
+    $("#back").focus();
+  }
+
+  function paintStatusOnly(t) {
+    const rejects = Object.values(t.rejects || {}).reduce((a, b) => a + b, 0);
+    const last = t.last_packet_time ? `${ago(t)} (packet time ${t.last_packet_time.replace("T", " ")
+      .replace(/\.\d+Z$/, "Z")})` : ago(t);
+    const items = [["Health", linkLost ? `unknown: no live link (was ${t.health})` : t.health, "health"],
+      ["Last packet", last, "age"], ["Packets", String(t.packets ?? 0), "packets"],
+      ["Rejected packets", String(rejects), "rejects"]];
+    $("#status-list").replaceChildren(...items.flatMap(([k, v, key]) =>
+      [el("dt", { text: k }), el("dd", { text: v, "data-item": key })]));
+    const mine = [...alarms.values()].filter((a) => a.instrument === t.instrument);
+    $("#status-alarms").replaceChildren(...(mine.length ? mine.map((a) =>
+      el("li", { class: `sev-${a.severity}`, "data-channel": a.channel, "data-state": a.state },
+        el("span", { class: "sev", text: a.severity }), ` ${a.channel} · ${a.state} since ` +
+        `${hhmmss(a.since_ns)}Z`)) : [el("li", { class: "meta", text: "No alarms." })]));
+  }
+
   $("#channel").addEventListener("change", (e) => selectChannel(e.target.value));
   for (const b of document.querySelectorAll("#ranges button")) {
     b.addEventListener("click", () => {
@@ -737,6 +839,7 @@
     badge.dataset.health = t.health;
     badge.dataset.link = linkLost ? "lost" : "live";
     badge.style.setProperty("--c", linkLost ? "var(--stale)" : `var(--${t.health})`);
+    if (detail.statusOnly) { paintStatusOnly(t); return; }
     const body = $("#values tbody");
     const rows = [];
     for (const [name, v] of Object.entries(t.values || {})) {
@@ -766,13 +869,44 @@
     return fmtNum(v);
   }
 
+  // An event's detail: the console's own events (acks, shelves, profile uploads) carry JSON,
+  // as an object live and as text from the store; ingest's carry words ("nominal -> red").
+  function detailOf(e) {
+    if (e.detail && typeof e.detail === "object") return e.detail;
+    if (typeof e.detail === "string" && e.detail.startsWith("{")) {
+      try { return JSON.parse(e.detail); } catch (err) { /* words after all */ }
+    }
+    return null;
+  }
+
+  function eventText(e) {
+    const d = detailOf(e);
+    if (!d) {
+      return [e.kind, e.channel, e.detail || (e.value !== undefined && e.value !== null
+        ? `value ${fmtNum(e.value)}` : "")].filter(Boolean).join(" · ");
+    }
+    const by = d.who ? `by ${d.who}${d.role ? ` (${d.role})` : ""}` : "";
+    const why = d.reason ? `: ${d.reason}` : "";
+    if (e.kind === "profile") {
+      return [`profile ${d.replaced ? "replaced" : "uploaded"} ${by}`, d.path,
+        d.apid !== undefined ? `APID ${hexApid(d.apid)}` : "",
+        d.bytes !== undefined ? `${d.bytes} bytes` : "",
+        d.sha256 ? `sha256 ${d.sha256.slice(0, 12)}…` : ""].filter(Boolean).join(" · ");
+    }
+    if (e.kind === "shelve") {
+      return `shelve · ${e.channel} · ${by} until ${hhmmss(d.until_ns)}Z${why}`;
+    }
+    if (e.kind === "ack" || e.kind === "unshelve") return `${e.kind} · ${e.channel} · ${by}${why}`;
+    const rest = Object.entries(d).filter(([k]) => !["who", "role", "partner"].includes(k))
+      .map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`);
+    return [e.kind, e.channel, by, ...rest].filter(Boolean).join(" · ");
+  }
+
   function addEvent(e, fresh) {
     const list = $("#events");
     const t = e.time || "";
-    const what = [e.kind, e.channel, e.detail || (e.value !== undefined && e.value !== null
-      ? `value ${fmtNum(e.value)}` : "")].filter(Boolean).join(" · ");
     const li = el("li", { "data-kind": e.kind || "" },
-      el("time", { datetime: t, text: t.replace("T", " ").replace(/\.\d+Z$/, "Z") }), what);
+      el("time", { datetime: t, text: t.replace("T", " ").replace(/\.\d+Z$/, "Z") }), eventText(e));
     if (fresh) list.prepend(li); else list.append(li);
     while (list.children.length > 200) list.lastChild.remove();
   }
