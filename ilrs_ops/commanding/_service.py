@@ -105,9 +105,7 @@ class Commander:
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _writer: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="commands-writer")
-    )
+    _writer: ThreadPoolExecutor | None = None  # made at the first write, ended by close
     _publish: Publish | None = None
 
     # ------------------------------------------------------------------ start
@@ -154,7 +152,9 @@ class Commander:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._writer.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
     # ------------------------------------------------------------------ requests
 
@@ -523,6 +523,8 @@ class Commander:
     async def _write(self, instrument: str, table: pa.Table) -> None:
         """Append stage rows, durable when it returns, on the service's own writer thread: a
         command never waits in the default pool behind ingest's or the console's jobs."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="commands-writer")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self.store.append_commands, instrument, table)
 
