@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import socket
@@ -55,8 +56,9 @@ def rover() -> Catalog:
 
 @pytest.fixture
 def topic_root(request: pytest.FixtureRequest) -> str:
-    """A topic root of this test's own, so tests never see each other's traffic."""
-    return "test/" + re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)
+    """A topic root of this test's own, so tests never see each other's traffic, not even the
+    same test run by another session on the same broker at the same time (the process id)."""
+    return f"test/{os.getpid()}/" + re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)
 
 
 @pytest.fixture
