@@ -117,11 +117,11 @@ def test_event_log_is_live_and_filters(page: Any, up: Up) -> None:
     page.fill("#ev-stop", "yesterday")
     page.click("#ev-apply")
     expect(page.locator("#ev-msg")).to_contain_text("not a UTC time")
-    # A row's instrument opens its page; the header's Overview comes back.
+    # A row's instrument opens its page; the header's title goes back to the overview.
     page.select_option("#ev-window", "3600")
     page.locator("#ev-list tr a").first.click()
     expect(page.locator("#detail")).to_be_visible()
-    page.click("#nav-overview")
+    page.click("#home")
     expect(page.locator("#overview")).to_be_visible()
     only_local(page, up.url)
 
@@ -160,6 +160,8 @@ def test_a_viewer_log_holds_commands_only(page: Any, up: Up) -> None:
 
 def test_search_opens_the_instrument_on_the_channel(page: Any, up: Up) -> None:
     login(page, up.url, up.token)
+    logout = page.locator("#logout").bounding_box()  # the header still fits at 1440 px
+    assert logout and logout["x"] + logout["width"] <= 1440 - 8, logout
     page.keyboard.press("/")  # the shortcut focuses the box
     page.keyboard.type("batt_v")
     first = page.locator("#search-results li[role=option]").first

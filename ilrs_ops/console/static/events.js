@@ -58,10 +58,8 @@
 
   window.addEventListener("ilrs:route", (ev) => {
     const want = ev.detail.view === "events";
-    for (const a of document.querySelectorAll("#nav a")) {
-      const here = (a.id === "nav-events") === want && ev.detail.view !== "detail";
-      if (here) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
-    }
+    const nav = $("#nav-events");
+    if (want) nav.setAttribute("aria-current", "page"); else nav.removeAttribute("aria-current");
     $("#eventlog").hidden = !want;
     if (want && !shown) { shown = true; apply(); $("#eventlog-title").focus(); }
     shown = want;
