@@ -41,6 +41,7 @@ OPERATIONS = [
     ("GET", "/api/instruments/{instrument_id}/telemetry"),
     ("GET", "/api/instruments/{instrument_id}/export"),
     ("GET", "/api/events"),
+    ("GET", "/api/search"),
     ("GET", "/metrics"),
     ("GET", "/api/alarms"),
     ("POST", "/api/alarms/{instrument}/{channel}/ack"),

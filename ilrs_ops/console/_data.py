@@ -336,7 +336,10 @@ class Access:
         start: str | None,
         stop: str | None,
         limit: int,
+        partner: str | None = None,
     ) -> dict[str, Any]:
+        """Events of the named instruments (else all the principal may read), optionally only
+        of ``partner`` (comma-separated partner ids) and ``kind``, time in [start, stop)."""
         kinds = split_list(kind)
         if kinds is not None:
             bad = [k for k in kinds if k not in wire.EVENT_KINDS]
@@ -349,6 +352,13 @@ class Access:
         insts = [self.instrument(i) for i in ids] if ids is not None else self.readable()
         if not insts and self.principal.role == "viewer":
             raise ForbiddenError("viewers see station status only, not events")
+        partners = split_list(partner)
+        if partners is not None:
+            known = sorted({i.profile.partner for i in self.catalog})
+            bad = [p for p in partners if p not in known]
+            if bad:
+                raise BadRequestError(f"partner: unknown {bad}; the partners: {known}", "partner")
+            insts = [i for i in insts if i.profile.partner in partners]
         rows: list[dict[str, Any]] = []
         for inst in insts:
             with reading(f"events of {inst.id}"):
@@ -360,6 +370,50 @@ class Access:
             "stop_ns": stop_ns,
             "truncated": len(rows) > limit,
             "events": rows[-limit:],
+        }
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, q: str, limit: int) -> dict[str, Any]:
+        """Channels of every instrument the principal may read whose name, description or
+        units contain every word of ``q`` (case-insensitive); best first: a name equal to
+        ``q``, then names that start with it, then names that contain it, then the rest."""
+        words = q.lower().split()
+        if not words:
+            raise BadRequestError("q: give a word to look for (a name, description or units)", "q")
+        whole = " ".join(words)
+        hits: list[tuple[tuple[int, str, str], dict[str, Any]]] = []
+        for inst in self.readable():
+            for ch in _channels(inst):
+                name = ch["name"].lower()
+                text = " ".join(
+                    str(ch.get(k) or "").lower() for k in ("name", "description", "units")
+                )
+                if not all(w in text for w in words):
+                    continue
+                rank = (
+                    0
+                    if name == whole
+                    else 1
+                    if name.startswith(whole)
+                    else (2 if whole in name else 3)
+                )
+                hit = {
+                    "instrument": inst.id,
+                    "partner": inst.profile.partner,
+                    "instrument_name": inst.profile.name,
+                    "channel": ch["name"],
+                    "description": ch.get("description"),
+                    "units": ch.get("units"),
+                    "source": ch["source"],
+                }
+                hits.append(((rank, ch["name"], inst.id), hit))
+        hits.sort(key=lambda h: h[0])
+        return {
+            "q": q,
+            "total": len(hits),
+            "truncated": len(hits) > limit,
+            "results": [h for _, h in hits[:limit]],
         }
 
     # ------------------------------------------------------------------ metrics

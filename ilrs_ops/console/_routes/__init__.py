@@ -12,6 +12,7 @@ from ilrs_ops.console._routes import (
     page,
     profiles,
     replays,
+    search,
     status,
 )
 
@@ -21,6 +22,7 @@ ROUTERS = [
     me.router,
     instruments.router,
     events.router,
+    search.router,
     metrics.router,
     live.router,
     alarms.router,

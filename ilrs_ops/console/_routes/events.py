@@ -20,6 +20,9 @@ def list_events(
     instrument: Annotated[
         str | None, Query(description="comma-separated ids; all the caller may read if omitted")
     ] = None,
+    partner: Annotated[
+        str | None, Query(description="comma-separated partner ids; all if omitted")
+    ] = None,
     kind: Annotated[
         str | None, Query(description="comma-separated: limit, gap, reject, detector, ...")
     ] = None,
@@ -28,4 +31,4 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=100_000, description="newest this many")] = 1000,
 ) -> dict[str, Any]:
     """Events with time in [start, stop) (default: the last hour), oldest first."""
-    return access.events(instrument, kind, start, stop, limit)
+    return access.events(instrument, kind, start, stop, limit, partner)

@@ -281,10 +281,12 @@
       paintAlarmNow(t);
       if (detail && detail.id === t.instrument) { paintDetailStatus(t); pushLive(t); }
     } else if (msg.type === "event") {
+      tell("event", msg.event);
       if (msg.event.alarm) liveAlarm(msg.event.alarm);
       if (detail && detail.id === msg.event.instrument) addEvent(msg.event, true);
     } else if (msg.type === "replay") {
       putReplay(msg.replay);
+      tell("replay", msg.replay);
     } else if (msg.type === "command") {
       tell("command", msg.command);
     }
@@ -713,8 +715,13 @@
   function route() {
     if (!token) return;
     const m = location.hash.match(/^#\/i\/([^/]+)(?:\/(.+))?$/);
+    const view = m ? "detail" : location.hash === "#/events" ? "events" : "overview";
+    tell("route", { view });
     if (m) openDetail(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
-    else {
+    else if (view === "events") { // events.js shows the log
+      closeDetail();
+      $("#overview").hidden = true;
+    } else {
       const was = detail && detail.id;
       closeDetail();
       $("#overview").hidden = false;
@@ -901,6 +908,8 @@
       .map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`);
     return [e.kind, e.channel, by, ...rest].filter(Boolean).join(" · ");
   }
+
+  window.ilrsEventText = eventText; // the station-wide log (events.js) words events alike
 
   function addEvent(e, fresh) {
     const list = $("#events");
