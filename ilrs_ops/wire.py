@@ -183,7 +183,9 @@ class InstrumentStatus:
         """The retained document of ``{root}/status/{partner}/{instrument}``."""
         now_s = time.time() if now_s is None else now_s
         p = self.instrument.profile
-        units = {f.name: f.units for f in p.channel_fields} | {d.name: d.units for d in p.derived}
+        units = {f.name: f.units for f in p.channel_fields} | {
+            d.name: d.units for d in p.derived_channels
+        }
         doc = {
             "instrument": p.instrument,
             "partner": p.partner,
