@@ -321,3 +321,35 @@ def test_idex_science_packets_decode_as_space_packet_parser_does(
                 assert row[f"{ours}__raw"] == value.raw_value, name
         kinds[1 if row["idx_sci0type__raw"] == 1 else "wave"] += 1
     assert kinds == {1: 6, "wave": 72}
+
+
+def test_variant_packets_import_into_the_store_and_read_back_with_nulls(tmp_path: Path) -> None:
+    """One table of every variant's channels: History queries, buckets and DuckDB read it."""
+    from ilrs_ops.history import History
+    from ilrs_ops.replay import Recorder, create_recording, import_packets
+    from ilrs_ops.store import Store
+    from tests.inline import simulated
+
+    duckdb = pytest.importorskip("duckdb")
+    catalog = load_catalog([DATA / "v2_profiles"])
+    n = 40
+    file = tmp_path / "event.bin"
+    file.write_bytes(simulated(EVENT, n))
+    rec = create_recording(tmp_path / "data", "event", "imported", str(file))
+    with Store(rec.path) as store:
+        summary = import_packets(file, Recorder(store, catalog), {EVENT.profile.apid: EVENT})
+    assert dict(summary.quarantined) == {} and summary.decoded["acme-event"] == n
+    with History.at(rec.path, catalog) as history:
+        tm = history.query("acme-event", ["pkt_type", "trigger_level", "samples"], 0, 2**62)
+        b = history.query("acme-event", ["trigger_level", "event_id"], START_NS,
+                          START_NS + n * 10**9, buckets=2, source="telemetry")  # fmt: skip
+    levels = tm.column("trigger_level").to_pylist()
+    assert [v is None for v in levels] == [False, True] * (n // 2)
+    assert [v is None for v in tm.column("samples").to_pylist()] == [True, False] * (n // 2)
+    assert [c.as_py() for c in b.column("trigger_level__count")] == [n // 4, n // 4]
+    assert [c.as_py() for c in b.column("event_id__count")] == [n // 2, n // 2]
+    glob = f"{rec.path}/telemetry/**/*.parquet"
+    row = duckdb.sql(
+        f"select count(*) filter (where pkt_type = 1), count(samples) from read_parquet('{glob}')"
+    ).fetchall()[0]
+    assert row == (n // 2, n // 2)
