@@ -1,6 +1,7 @@
 """What the real-mission profile features cost: packets through the whole Processor (split,
 route, integrity check, decode, sequence, calibrate, limits, rollups) for a CRC-checked, an
-arrival-ordered and a variable-length profile, against the fixed-layout rover in the same run.
+arrival-ordered, a variable-length and a packet-variants profile, against the fixed-layout
+rover in the same run.
 
 Run: .venv/bin/python bench/bench_layouts.py [n_packets]   (default 200,000 per profile)
 
@@ -56,7 +57,8 @@ def fixed_twin(inst: Instrument) -> Instrument:
 def main(n: int) -> None:
     station = load_catalog([ROOT / "hardware_profiles"]).instruments
     missions = load_catalog([ROOT / "tests" / "data" / "missions"]).instruments
-    wave = load_catalog([ROOT / "tests" / "data" / "v2_profiles"]).instruments["acme-wave"]
+    v2 = load_catalog([ROOT / "tests" / "data" / "v2_profiles"]).instruments
+    wave = v2["acme-wave"]
     rover = station["sup-rover-1"]
     arrival = Instrument(rover.profile.model_copy(update={"order": "arrival"}), rover.path)
     cases = [
@@ -66,6 +68,7 @@ def main(n: int) -> None:
         ("Europa Clipper ECM FG3 (CRC-16, 1508 octets, J2000 CUC)", missions["nasa-ecm-fg3"]),
         ("wave probe (0..64 x i16 by a count field, CRC-16)", wave),
         ("wave probe twin, count fixed at 64 (what variable costs)", fixed_twin(wave)),
+        ("acme event probe: 2 variants by pkt_type, CRC-16, waveform 0..32", v2["acme-event"]),
     ]
     print(f"{n:,} packets per profile, {PER_FRAME} per frame; best of 3")
     base = None

@@ -89,7 +89,11 @@ def list_profiles(paths: list[Path]) -> None:
 
 
 def _octets(inst: Instrument) -> str:
-    """A packet's length, or the range of a packet with a variable-length array."""
+    """A packet's length, or the range of a packet with a variable-length array or variants."""
+    if inst.variant_layouts:
+        lo = min(int(x.lengths(0)) for x in inst.variant_layouts)
+        hi = max(x.packet_length for x in inst.variant_layouts)
+        return f"{lo}..{hi} B ({len(inst.variant_layouts)} variants)"
     if inst.layout.variable:
         return f"{int(inst.layout.lengths(0))}..{inst.profile.packet_length} B"
     return f"{inst.profile.packet_length} B"

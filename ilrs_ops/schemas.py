@@ -118,15 +118,15 @@ def telemetry_schema(inst: Instrument) -> pa.Schema:
             continue
         scalar = pa.int64() if f.enum else pa.float64()
         cols.append((f.name, _array_type(scalar, f) if f.count is not None else scalar))
-    cols += [(d.name, pa.float64()) for d in p.derived]
+    cols += [(d.name, pa.float64()) for d in p.derived_channels]
     limited = [f.name for f in p.channel_fields if f.limits and not f.ignore]
-    limited += [d.name for d in p.derived if d.limits]
+    limited += [d.name for d in p.derived_channels if d.limits]
     cols += [(name + STATE_SUFFIX, pa.int8()) for name in limited]
     for f in p.channel_fields:
         if f.is_octets and not f.ignore:
             cols.append((f.name + RAW_SUFFIX, pa.binary(f.width // 8)))
         elif not f.ignore:
-            native = pa.from_numpy_dtype(inst.layout.field_dtype(f.name))
+            native = pa.from_numpy_dtype(inst.field_dtype(f.name))
             cols.append((f.name + RAW_SUFFIX, _array_type(native, f) if f.count else native))
     return pa.schema(cols)
 

@@ -56,6 +56,7 @@ LENGTH_PAST_END = "length_past_end"  # the length field runs past the end of the
 BAD_VERSION = "bad_version"  # the version bits are not 0
 WRONG_APID = "wrong_apid"  # a good packet of another APID on an instrument's topic
 BAD_LENGTH = "bad_length"  # not the profile's packet length
+UNKNOWN_VARIANT = "unknown_variant"  # a selector value that chooses none of the profile's variants
 BAD_CRC = "bad_crc"  # the packet's CRC or checksum does not match its octets
 BAD_TIME = "bad_time"  # a time code that is no time
 DUPLICATE = "duplicate"  # the same (sequence count, time) as a recently accepted packet
@@ -68,6 +69,7 @@ REASONS = (
     BAD_VERSION,
     WRONG_APID,
     BAD_LENGTH,
+    UNKNOWN_VARIANT,
     BAD_CRC,
     BAD_TIME,
     DUPLICATE,
@@ -183,7 +185,9 @@ class InstrumentStatus:
         """The retained document of ``{root}/status/{partner}/{instrument}``."""
         now_s = time.time() if now_s is None else now_s
         p = self.instrument.profile
-        units = {f.name: f.units for f in p.channel_fields} | {d.name: d.units for d in p.derived}
+        units = {f.name: f.units for f in p.channel_fields} | {
+            d.name: d.units for d in p.derived_channels
+        }
         doc = {
             "instrument": p.instrument,
             "partner": p.partner,

@@ -322,6 +322,26 @@ def element_counts(
     return counts, fits
 
 
+def field_values(buf: np.ndarray, starts: np.ndarray, layout: Layout, name: str) -> np.ndarray:
+    """The raw value (int64; sign-extended for a signed field) of one scalar field of the
+    packets at ``starts``; only the octets of that field need lie in ``buf``. For routing
+    packets by a field before their layout is known (packet variants)."""
+    buf = _check_buf(buf)
+    starts = _check_starts(starts)
+    f = layout.field_index(name)
+    slot = int(layout.field_slot[f])
+    plan = slot_plan(layout)
+    one = SlotPlan(*(a[slot : slot + 1] for a in plan))
+    end = int(one.first[0] + one.nbytes[0])
+    if one.reordered[0]:
+        end = int(one.where[0][: one.nbytes[0]].max()) + 1
+    if starts.size and (starts.min() < 0 or starts.max() + end > buf.shape[0]):
+        raise ValueError(f"every packet's field {name!r} must lie within the buffer")
+    value = np.empty((1, starts.shape[0]), np.uint64)
+    _decode_kernel(buf, starts, *one, value)
+    return value[0].view(np.int64)
+
+
 def columns_from_raw(raw: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     """Turn raw slot values (n_slots, N) uint64, as the kernel writes them, into columns."""
     columns, targets = _empty_columns(layout, raw.shape[1])

@@ -148,7 +148,10 @@ def check_processing(instrument: str, frames_list: list[list[bytes]]) -> set[str
         seen |= reasons | ({"accepted"} if out.raw.num_rows else set())
         assert out.raw.num_rows == out.telemetry.num_rows
         sizes = [len(b) for b in out.raw.column("data").to_pylist()]
-        if inst.layout.variable:  # each as long as its array: between empty and the most
+        if inst.variant_layouts:  # packet variants: as long as one of the variants' packets
+            ranges = [(int(x.lengths(np.array(0))), x.packet_length) for x in inst.variant_layouts]
+            assert all(any(lo <= n <= hi for lo, hi in ranges) for n in sizes)
+        elif inst.layout.variable:  # each as long as its array: between empty and the most
             shortest = int(inst.layout.lengths(np.array(0)))
             assert all(shortest <= n <= inst.profile.packet_length for n in sizes)
         else:

@@ -432,7 +432,7 @@ def jsonable_dict(d: dict[str, Any]) -> dict[str, Any]:
 def _units(inst: Instrument) -> dict[str, str | None]:
     p = inst.profile
     return {f.name: f.units for f in p.channel_fields if not f.ignore} | {
-        d.name: d.units for d in p.derived
+        d.name: d.units for d in p.derived_channels
     }
 
 
@@ -459,7 +459,7 @@ def _channels(inst: Instrument) -> list[dict[str, Any]]:
                 "limits": _limits(f.limits),
             }
         )
-    for d in inst.profile.derived:
+    for d in inst.profile.derived_channels:
         out.append(
             {
                 "name": d.name,

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ilrs_ops import wire
 from ilrs_ops.ccsds import (
@@ -76,10 +77,11 @@ from ilrs_ops.schemas import (
     telemetry_schema,
 )
 from pipelines.calibrate import CalPlan, calibrate
-from pipelines.decode import decode, element_counts
+from pipelines.decode import decode, element_counts, field_values
 from pipelines.detectors import StaLtaState, sta_lta
 from pipelines.frames import APIDS, HEADER_OCTETS, OK, STATUS_NAMES, Packets, split_frames
 from pipelines.integrity import WIDTH, checks, fingerprints
+from pipelines.layout import Layout
 from pipelines.limits import (
     NOMINAL,
     STATE_NAMES,
@@ -99,6 +101,7 @@ _REASONS = (
     *(STATUS_NAMES[k] for k in sorted(STATUS_NAMES) if k != OK),
     wire.WRONG_APID,
     wire.BAD_LENGTH,
+    wire.UNKNOWN_VARIANT,
     wire.BAD_CRC,
     wire.BAD_TIME,
     wire.DUPLICATE,
@@ -248,15 +251,34 @@ class Processor:
         p = instrument.profile
         self._plan = plan = compile_plans(p)
         self._layout = instrument.layout
-        self._length = p.packet_length
         self._apid = p.apid
-        self._variable = p.variable.name if p.variable else None
         self._tables = apid_tables([p])
-        self._integrity = None
-        if p.integrity is not None:
-            bit, _ = field_bits(p)[p.integrity.field]
-            moves = self._layout.moves(p.integrity.field)
-            self._integrity = (p.integrity, bit // 8, WIDTH[p.integrity.check] // 8, moves)
+        # Packet variants: one flat profile and layout each, chosen by the selector's value.
+        flats = p.variant_profiles or (p,)
+        self._flats = flats
+        self._layouts = instrument.variant_layouts or (self._layout,)
+        self._length = max(int(f.packet_length or 0) for f in flats)  # the longest packet
+        self._var_names = frozenset(f.variable.name for f in flats if f.variable)
+        self._variable = next(iter(self._var_names)) if len(flats) == 1 and p.variable else None
+        self._varlen = bool(self._var_names) or p.variants is not None  # lengths differ
+        self._integrity = [
+            _integrity(f, layout) for f, layout in zip(flats, self._layouts, strict=True)
+        ]
+        self._present: dict[str, np.ndarray] = {}  # channel -> the variants that have it
+        if p.variants is not None:
+            ranges = [(lo, hi, k) for k, v in enumerate(p.variants.cases) for lo, hi in v.ranges]
+            ranges.sort()
+            self._sel_lo = np.array([r[0] for r in ranges], np.int64)
+            self._sel_hi = np.array([r[1] for r in ranges], np.int64)
+            self._sel_variant = np.array([r[2] for r in ranges], np.int64)
+            have: dict[str, list[int]] = {}
+            for k, (flat, layout) in enumerate(zip(flats, self._layouts, strict=True)):
+                names = {*layout.names, *(d.name for d in flat.derived)}
+                for name in names:
+                    have.setdefault(name, []).append(k)
+            self._present = {
+                name: np.array(ks, np.int64) for name, ks in have.items() if len(ks) < len(flats)
+            }
         self._receive_time = p.time.code == "none"
         self._arrival = p.ordering == "arrival"
         tol = p.time.future_tolerance_s
@@ -273,7 +295,9 @@ class Processor:
             for f in p.channel_fields
             if not f.ignore
         ]
-        self._derived: list[tuple[str, Expression]] = [(d.name, parse(d.expr)) for d in p.derived]
+        self._derived: list[tuple[str, Expression]] = [
+            (d.name, parse(d.expr)) for d in p.derived_channels
+        ]
         self.schema = telemetry_schema(instrument)
         self._widths_s = rollup_widths(instrument)
         self._channel_index = {name: k for k, name in enumerate(instrument.channels)}
@@ -309,15 +333,27 @@ class Processor:
         ok = code == 0
         notes: dict[int, str] = {}
         counts = np.zeros(len(items), np.int64)  # elements of the variable-length array
-        if self._variable is None:
+        vidx = np.zeros(len(items), np.int64)  # the variant of each packet
+        if self.instrument.profile.variants is not None:
+            self._route_variants(buf, items, np.flatnonzero(ok), code, counts, vidx, notes)
+        elif self._variable is None:
             code[ok & (items.length != self._length)] = _CODE[wire.BAD_LENGTH]
         else:
             self._check_lengths(buf, items, np.flatnonzero(ok), code, counts, notes)
         cand = np.flatnonzero(code == 0)
-        if self._integrity is not None and cand.size:
-            cand = self._check_integrity(buf, items, counts, cand, code, notes)
+        if self._integrity[0] is not None and cand.size:
+            if len(self._flats) == 1:
+                cand = self._check_integrity(buf, items, counts, cand, code, notes)
+            else:
+                for k in range(len(self._flats)):
+                    cand = self._check_integrity(buf, items, counts, cand, code, notes, vidx, k)
 
-        raw = decode(buf, items.start[cand], self._layout, counts[cand] if self._variable else None)
+        if len(self._flats) == 1:
+            raw = decode(
+                buf, items.start[cand], self._layout, counts[cand] if self._variable else None
+            )
+        else:
+            raw = self._decode_variants(buf, items, cand, counts, vidx)
         if self._receive_time:  # time code none: the packet is as old as its arrival
             t, bad_time = recv[items.frame[cand]].copy(), {}
         else:
@@ -365,12 +401,18 @@ class Processor:
         else:
             good = cand
         n = good.shape[0]
+        # Per channel of some variants only, the packets that have it (empty without variants).
+        present = (
+            {name: np.isin(raw["_variant"], ks) for name, ks in self._present.items()}
+            if self._present
+            else {}
+        )
 
         gaps = self._gaps(seq, t)
-        eng = self._engineering(raw, n, counts[good])
+        eng = self._engineering(raw, n, counts[good], present)
         text, bad_text = self._texts(eng)
-        states, limit_events = self._limits(eng, t, n, counts[good])
-        detector_events, detector_states = self._detect(eng, t)
+        states, limit_events, last_states = self._limits(eng, t, n, counts[good], present)
+        detector_events, detector_states = self._detect(eng, t, present)
         events = [
             _gap_events(gaps.gap_index, gaps.gap_missing, seq, t, st.last_seq),
             *limit_events,
@@ -380,17 +422,17 @@ class Processor:
         bad = np.flatnonzero(code != 0)
         out = Processed(
             raw=self._raw_table(buf, items, good, t, recv[items.frame[good]], seq),
-            telemetry=self._telemetry_table(t, seq, eng, states, raw, text, counts[good]),
+            telemetry=self._telemetry_table(t, seq, eng, states, raw, text, counts[good], present),
             events=_events_table(events, self.instrument.channels),
-            rollups=self._rollups(eng, t, counts[good]),
+            rollups=self._rollups(eng, t, counts[good], present),
             quarantine=self._quarantine(buf, frame_start, items, bad, code, recv, topic, notes),
-            latest=self._latest(t, seq, eng, states, text, counts[good]),
+            latest=self._latest(t, seq, eng, states, text, counts[good], present),
         )
 
         # Carry the state only once everything above has succeeded.
         st.detectors.update(detector_states)
         if n:
-            st.limit_states.update((name, int(col[-1])) for name, col in states.items())
+            st.limit_states.update(last_states)
             st.last_seq, st.last_time_ns = int(seq[-1]), int(t[-1])
             keep = DEDUPE_WINDOW
             st.dedupe_key = np.concatenate([st.dedupe_key, key])[-keep:].copy()
@@ -424,23 +466,26 @@ class Processor:
         code: np.ndarray,
         counts: np.ndarray,
         notes: dict[int, str],
+        k: int = 0,
     ) -> None:
-        """Variable-length packets: the element count of each item ``at``, and ``bad_length``
-        for those whose length does not fit it."""
-        got, fits = element_counts(buf, items.start[at], items.length[at], self._layout)
+        """Variable-length packets (of variant ``k``): the element count of each item ``at``,
+        and ``bad_length`` for those whose length does not fit it."""
+        layout, p = self._layouts[k], self._flats[k]
+        got, fits = element_counts(buf, items.start[at], items.length[at], layout)
         counts[at] = got
-        layout, p = self._layout, self.instrument.profile
         most, width = layout.var_slots[1:]
+        var = p.variable.name if p.variable else ""
         src = p.variable.count_from if p.variable else ""
+        what = self._what(k)
         for k in np.flatnonzero(~fits).tolist():
             i = int(at[k])
             code[i] = _CODE[wire.BAD_LENGTH]
             size = int(items.length[i])
-            lo, hi = int(layout.lengths(np.array(0))), self._length
+            lo, hi = int(layout.lengths(np.array(0))), layout.packet_length
             if size < lo or size > hi or layout.count_field < 0:
                 notes[i] = (
-                    f"{size} octets, a {self.instrument.id} packet has {lo}..{hi} "
-                    f"(0..{most} elements of {width} bits in {self._variable})"
+                    f"{size} octets, {what} has {lo}..{hi} "
+                    f"(0..{most} elements of {width} bits in {var})"
                 )
             else:  # the count field lies before the array: readable at count 0
                 value = int(decode(buf, items.start[i : i + 1], layout, np.zeros(1))[src][0])
@@ -448,9 +493,98 @@ class Processor:
                     f"{src} = {value} needs {int(layout.lengths(np.array(value)))} octets, "
                     f"the packet has {size}"
                     if value <= most
-                    else f"{src} = {value} is more than the {most} elements {self._variable} "
-                    "has at most"
+                    else f"{src} = {value} is more than the {most} elements {var} has at most"
                 )
+
+    def _what(self, k: int) -> str:
+        """``a <id> packet``, or ``a <id> <variant> packet``, for quarantine notes."""
+        v = self.instrument.profile.variants
+        return f"a {self.instrument.id}{f' {v.cases[k].name}' if v else ''} packet"
+
+    def _route_variants(
+        self,
+        buf: np.ndarray,
+        items: Packets,
+        at: np.ndarray,
+        code: np.ndarray,
+        counts: np.ndarray,
+        vidx: np.ndarray,
+        notes: dict[int, str],
+    ) -> None:
+        """Packet variants: the variant each item ``at`` is (its selector's value), then its
+        length as that variant's; ``unknown_variant`` for a value that chooses none, with the
+        value in the note, and ``bad_length`` for a packet too short to hold the selector."""
+        p = self.instrument.profile
+        assert p.variants is not None
+        sel = p.variants.selector
+        layout = self._layouts[0]  # the selector is common: the same bits in every layout
+        slot = int(layout.field_slot[layout.field_index(sel)])
+        need = (int(layout.bit_offset[slot]) + int(layout.bit_width[slot]) + 7) // 8
+        short = items.length[at] < need
+        for i in at[short].tolist():
+            code[i] = _CODE[wire.BAD_LENGTH]
+            notes[i] = (
+                f"{int(items.length[i])} octets, too short for the selector {sel} of "
+                f"{self.instrument.id} (octets up to {need})"
+            )
+        at = at[~short]
+        value = field_values(buf, items.start[at], layout, sel)
+        j = np.searchsorted(self._sel_lo, value, side="right") - 1
+        hit = (j >= 0) & (value <= self._sel_hi[np.maximum(j, 0)])
+        vidx[at] = np.where(hit, self._sel_variant[np.maximum(j, 0)], -1)
+        if not hit.all():
+            known = ", ".join(f"{v.name}: {v.value}" for v in p.variants.cases)
+            for i, v in zip(at[~hit].tolist(), value[~hit].tolist(), strict=True):
+                code[i] = _CODE[wire.UNKNOWN_VARIANT]
+                notes[i] = (
+                    f"{sel} = {v} chooses no variant of {self.instrument.id} (variants {known})"
+                )
+        for k, (flat, layout) in enumerate(zip(self._flats, self._layouts, strict=True)):
+            mine = at[hit & (vidx[at] == k)]
+            if flat.variable is not None:
+                self._check_lengths(buf, items, mine, code, counts, notes, k)
+                continue
+            wrong = mine[items.length[mine] != layout.packet_length]
+            code[wrong] = _CODE[wire.BAD_LENGTH]
+            for i in wrong.tolist():
+                notes[i] = (
+                    f"{int(items.length[i])} octets, {self._what(k)} has {layout.packet_length}"
+                )
+
+    def _decode_variants(
+        self,
+        buf: np.ndarray,
+        items: Packets,
+        cand: np.ndarray,
+        counts: np.ndarray,
+        vidx: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Decode each variant's packets with its own layout (the kernels run once per variant
+        present), into columns of every variant's fields over all of ``cand``: a field's rows
+        of packets of another variant are 0 (``present`` masks them later). ``_variant`` holds
+        the variant of each packet."""
+        v = vidx[cand]
+        out: dict[str, np.ndarray] = {"_variant": v}
+        n = cand.shape[0]
+        for k, layout in enumerate(self._layouts):
+            rows = np.flatnonzero(v == k)
+            if not rows.size:
+                continue
+            sel = cand[rows]
+            cols = decode(buf, items.start[sel], layout, counts[sel] if layout.variable else None)
+            for name, col in cols.items():
+                full = out.get(name)
+                if full is None:
+                    full = out[name] = np.zeros((n, *col.shape[1:]), col.dtype)
+                full[rows] = col
+        for layout in self._layouts:  # fields of variants absent from the batch
+            for name in layout.names:
+                if name not in out:
+                    is_array = name in layout.array_fields or layout.field_count[
+                        layout.field_index(name)] != 1  # fmt: skip
+                    shape = (n, int(layout.field_count[layout.field_index(name)]))
+                    out[name] = np.zeros(shape if is_array else (n,), layout.field_dtype(name))
+        return out
 
     def _check_integrity(
         self,
@@ -460,13 +594,20 @@ class Processor:
         cand: np.ndarray,
         code: np.ndarray,
         notes: dict[int, str],
+        vidx: np.ndarray | None = None,
+        k: int = 0,
     ) -> np.ndarray:
-        """Quarantine the candidates whose check does not match (``bad_crc``); the rest."""
-        assert self._integrity is not None
-        spec, at, octets, moves = self._integrity
+        """Quarantine the candidates (of variant ``k``, with ``vidx``) whose check does not
+        match (``bad_crc``); the rest (of every variant)."""
+        integrity = self._integrity[k]
+        assert integrity is not None
+        spec, at, octets, moves = integrity
+        every = cand
+        if vidx is not None:
+            cand = cand[vidx[cand] == k]
         s = items.start[cand]
         if moves:  # after a variable-length array: as far from the end as at the most
-            at = items.length[cand] - (self._length - at)
+            at = items.length[cand] - (self._layouts[k].packet_length - at)
         at = np.broadcast_to(np.asarray(at, np.int64), s.shape)
         computed = checks(buf, s, spec.start, at, spec.check)
         stored = np.zeros(s.shape[0], np.uint64)
@@ -482,12 +623,18 @@ class Processor:
                 f"{int(computed[k]):#0{digits}x}, "
                 f"field {spec.field} says {int(stored[k]):#0{digits}x}"
             )
+        if vidx is not None:
+            return np.setdiff1d(every, cand[bad], assume_unique=True) if bad.size else every
         return np.delete(cand, bad) if bad.size else cand
 
     # ------------------------------------------------------------------ channels
 
     def _engineering(
-        self, raw: dict[str, np.ndarray], n: int, counts: np.ndarray
+        self,
+        raw: dict[str, np.ndarray],
+        n: int,
+        counts: np.ndarray,
+        present: dict[str, np.ndarray],
     ) -> dict[str, np.ndarray]:
         """Calibrated fields (enum codes as int64), then the derived channels (float64). The
         elements a variable-length array does not have are NaN (limits see them as invalid,
@@ -500,48 +647,75 @@ class Processor:
                 eng[f.name] = raw[f.name].astype(np.int64)
             else:
                 eng[f.name] = calibrate(raw[f.name], f.cal)
-            if f.name == self._variable and not f.enum:
+            if f.name in self._var_names and not f.enum:
                 eng[f.name][_absent(eng[f.name], counts)] = np.nan
+            if f.name in present and eng[f.name].dtype.kind == "f":  # another variant's packet
+                eng[f.name][~present[f.name]] = np.nan
         for name, expr in self._derived:
             v = expr.evaluate(eng)
             if v.shape != (n,):
                 v = np.broadcast_to(v, (n,))  # a constant expression, or an empty batch
             eng[name] = np.ascontiguousarray(v, np.float64)
+            if name in present:
+                eng[name] = np.where(present[name], eng[name], np.nan)
         return eng
 
     def _limits(
-        self, eng: dict[str, np.ndarray], t: np.ndarray, n: int, counts: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], list[_Events]]:
-        """The state column of every limited channel, and its transitions as events. A packet
-        whose variable-length array is empty has nothing out of limits: nominal."""
+        self,
+        eng: dict[str, np.ndarray],
+        t: np.ndarray,
+        n: int,
+        counts: np.ndarray,
+        present: dict[str, np.ndarray],
+    ) -> tuple[dict[str, np.ndarray], list[_Events], dict[str, int]]:
+        """The state column of every limited channel, its transitions as events, and its last
+        state. A packet whose variable-length array is empty has nothing out of limits:
+        nominal. A channel of some variants only is judged over their packets alone (its
+        state in the others' rows is NOMINAL and stored as null), so a header packet between
+        two waveforms neither raises nor clears a waveform's alarm."""
         states: dict[str, np.ndarray] = {}
         events: list[_Events] = []
+        last: dict[str, int] = {}
         for name, plan in self._plan.limits.items():
-            values = eng[name]
+            rows = np.flatnonzero(present[name]) if name in present else None
+            values = eng[name] if rows is None else eng[name][rows]
+            m = n if rows is None else rows.shape[0]
             ctx = (
-                select_context(plan, {c: eng[c] for c in plan.context_channels}, n)
+                select_context(
+                    plan,
+                    {c: eng[c] if rows is None else eng[c][rows] for c in plan.context_channels},
+                    m,
+                )
                 if plan.n_sets > 1
                 else None
             )
             per_value = limit_states(values, plan, ctx)
             col = _worst(per_value)
-            if name == self._variable:
-                col[counts == 0] = NOMINAL
+            if name in self._var_names:
+                col[(counts if rows is None else counts[rows]) == 0] = NOMINAL
             prev = self.state.limit_states.get(name, NOMINAL)
             tr = transitions(col, prev)
-            states[name] = col
+            if col.size:
+                last[name] = int(col[-1])
+            if rows is not None:
+                full = np.full(n, NOMINAL, col.dtype)
+                full[rows] = col
+                states[name] = full
+            else:
+                states[name] = col
             if tr.index.size:
                 if values.ndim == 2:  # the first element in the packet's worst state
-                    rows = per_value[tr.index]
-                    value = values[tr.index, rows.argmax(axis=1)]
+                    worst = per_value[tr.index]
+                    value = values[tr.index, worst.argmax(axis=1)]
                 else:
                     value = values[tr.index]
                 k = tr.index.shape[0]
+                packet = tr.index if rows is None else rows[tr.index]
                 events.append(
                     _Events(
-                        packet=tr.index,
+                        packet=packet,
                         sub=np.zeros(k, np.int64),
-                        time=t[tr.index],
+                        time=t[packet],
                         kind=wire.LIMIT,
                         channel=np.full(k, self._channel_index[name]),
                         from_state=tr.from_state,
@@ -553,15 +727,17 @@ class Processor:
                         ],
                     )
                 )
-        return states, events
+        return states, events, last
 
     def _detect(
-        self, eng: dict[str, np.ndarray], t: np.ndarray
+        self, eng: dict[str, np.ndarray], t: np.ndarray, present: dict[str, np.ndarray]
     ) -> tuple[list[_Events], dict[str, StaLtaState]]:
-        """Trigger events of every detector, and each detector's state after the batch."""
+        """Trigger events of every detector, and each detector's state after the batch (on a
+        channel of some variants only: over their packets)."""
         events, after = [], {}
         for key, det in zip(self._detector_keys, self._plan.detectors, strict=True):
-            values = eng[det.channel]
+            rows = np.flatnonzero(present[det.channel]) if det.channel in present else None
+            values = eng[det.channel] if rows is None else eng[det.channel][rows]
             x = values.reshape(-1)  # (n, count) row by row: the samples in time order
             res = sta_lta(x, det.sta_lta, self.state.detectors.get(key))
             after[key] = res.state
@@ -571,6 +747,8 @@ class Processor:
                 if not idx.size:
                     continue
                 packet, sample = idx // count, idx % count
+                if rows is not None:
+                    packet = rows[packet]
                 k = idx.shape[0]
                 events.append(
                     _Events(
@@ -621,7 +799,7 @@ class Processor:
             raise InputError(
                 f"{n} packets of up to {size} octets: more than 2 GiB in one batch; split it"
             )
-        if self._variable is not None:  # each packet its own length: gather by octet index
+        if self._varlen:  # each packet its own length: gather by octet index
             lengths = items.length[good]
             ends = np.cumsum(lengths)
             data = buf[
@@ -662,39 +840,72 @@ class Processor:
         raw: dict[str, np.ndarray],
         text: dict[str, pa.Array],
         counts: np.ndarray,
+        present: dict[str, np.ndarray],
     ) -> pa.Table:
+        """The telemetry rows. A channel of some variants only is null in the other
+        variants' rows (its value, state and raw value)."""
         columns: list[pa.Array] = []
         for f in self.schema:
-            if f.name in text:
-                columns.append(text[f.name])
-            elif f.name.endswith(RAW_SUFFIX) and f.name[: -len(RAW_SUFFIX)] in text:
-                columns.append(fixed_binary_column(raw[f.name[: -len(RAW_SUFFIX)]]))
+            base = f.name
+            for suffix in (RAW_SUFFIX, STATE_SUFFIX):
+                if base.endswith(suffix) and base not in eng:
+                    base = base[: -len(suffix)]
+            has = present.get(base)
+            null = None if has is None else pa.array(~has)
+            if f.name in text or (f.name.endswith(RAW_SUFFIX) and base in text):
+                col = text[f.name] if f.name in text else fixed_binary_column(raw[base])
+                if has is not None:
+                    col = pc.if_else(pa.array(has), col, pa.scalar(None, col.type))
+                columns.append(col)
             elif f.name == "time":
                 columns.append(_times(t))
             elif f.name == "seq":
                 columns.append(pa.array(seq.astype(np.int16)))
             elif f.name.endswith(STATE_SUFFIX) and f.name not in eng:
-                columns.append(pa.array(states[f.name[: -len(STATE_SUFFIX)]]))
+                columns.append(pa.array(states[base], mask=None if has is None else ~has))
             else:
                 raw_name = f.name.endswith(RAW_SUFFIX) and f.name not in eng
-                v = raw[f.name[: -len(RAW_SUFFIX)]] if raw_name else eng[f.name]
+                v = raw[base] if raw_name else eng[f.name]
                 if pa.types.is_fixed_size_list(f.type):
                     flat = pa.array(v.reshape(-1), type=f.type.value_type)
-                    columns.append(pa.FixedSizeListArray.from_arrays(flat, type=f.type))
+                    columns.append(pa.FixedSizeListArray.from_arrays(flat, type=f.type, mask=null))
                 elif pa.types.is_list(f.type):  # the variable-length array: its elements only
-                    flat = pa.array(v[~_absent(v, counts)], type=f.type.value_type)
-                    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-                    columns.append(pa.ListArray.from_arrays(offsets, flat, type=f.type))
+                    c = counts if has is None else np.where(has, counts, 0)
+                    flat = pa.array(v[~_absent(v, c)], type=f.type.value_type)
+                    offsets = pa.array(np.concatenate([[0], np.cumsum(c)]).astype(np.int32))
+                    columns.append(pa.ListArray.from_arrays(offsets, flat, type=f.type, mask=null))
                 else:
-                    columns.append(pa.array(v, type=f.type))
+                    columns.append(pa.array(v, type=f.type, mask=None if has is None else ~has))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def _rollups(self, eng: dict[str, np.ndarray], t: np.ndarray, counts: np.ndarray) -> pa.Table:
-        names = self._rolled
+    def _rollups(
+        self,
+        eng: dict[str, np.ndarray],
+        t: np.ndarray,
+        counts: np.ndarray,
+        present: dict[str, np.ndarray],
+    ) -> pa.Table:
+        """Rollup rows of every rolled channel; a channel of some variants only over their
+        packets alone (a table of its own per such channel, concatenated)."""
+        if present:
+            parts = [
+                self._rollups_of([n for n in self._rolled if n not in present], eng, t, counts)
+            ]
+            for name in self._rolled:
+                if name in present:
+                    has = present[name]
+                    sub = {name: eng[name][has]}
+                    parts.append(self._rollups_of([name], sub, t[has], counts[has]))
+            return pa.concat_tables(parts)
+        return self._rollups_of(self._rolled, eng, t, counts)
+
+    def _rollups_of(
+        self, names: list[str], eng: dict[str, np.ndarray], t: np.ndarray, counts: np.ndarray
+    ) -> pa.Table:
         if not t.size or not names or not self._widths_s:
             return ROLLUPS.empty_table()
         values = [
-            _row_mean(eng[name], counts if name == self._variable else None) for name in names
+            _row_mean(eng[name], counts if name in self._var_names else None) for name in names
         ]
         widths = [w * wire.NS for w in self._widths_s]
         bucket, count, lo, hi, total, first, last, sizes = rollup_many(t, values, widths)
@@ -778,14 +989,25 @@ class Processor:
         states: dict,
         text: dict[str, pa.Array],
         counts: np.ndarray,
+        present: dict[str, np.ndarray],
     ) -> dict[str, object]:
+        """The live status of the batch's last packet; a channel of some variants only from
+        the last packet that has it (none: left out, so the status keeps its older value)."""
         if not t.size:
             return {}
         enums = {f.name: f.enum for f in self._fields if f.enum}
         values: dict[str, object] = {}
+        at: dict[str, int] = {}
+        for name, has in present.items():
+            where = np.flatnonzero(has)
+            if where.size:
+                at[name] = int(where[-1])
         for name in self.instrument.channels:
+            row = at.get(name, -1)
+            if name in present and name not in at:
+                continue
             if name in text:  # JSON: the text; octets as hex; a wide integer in decimal
-                last = text[name][-1].as_py()
+                last = text[name][row].as_py()
                 kind = self._octets[name].octets
                 values[name] = (
                     last
@@ -795,8 +1017,8 @@ class Processor:
                     else str(int.from_bytes(last, "big"))
                 )
                 continue
-            last = eng[name][-1]
-            v = (last[: counts[-1]] if name == self._variable else last).tolist()
+            last = eng[name][row]
+            v = (last[: counts[row]] if name in self._var_names else last).tolist()
             if name in enums:
                 label = enums[name]
                 values[name] = (
@@ -808,7 +1030,11 @@ class Processor:
             "time_ns": int(t[-1]),
             "seq": int(seq[-1]),
             "values": values,
-            "states": {name: int(col[-1]) for name, col in states.items()},
+            "states": {
+                name: int(col[at.get(name, -1)])
+                for name, col in states.items()
+                if name not in present or name in at
+            },
         }
 
 
@@ -1125,13 +1351,22 @@ def split_batch(
     return buf, ends - sizes, split_frames(buf, ends - sizes, ends, known, lengths)
 
 
+def _integrity(p: Profile, layout: Layout) -> tuple | None:
+    """(check, octet of its field, octets, whether it moves with a variable-length array)."""
+    if p.integrity is None:
+        return None
+    bit, _ = field_bits(p)[p.integrity.field]
+    return (p.integrity, bit // 8, WIDTH[p.integrity.check] // 8, layout.moves(p.integrity.field))
+
+
 def apid_tables(profiles: Iterable[Profile]) -> tuple[np.ndarray, np.ndarray]:
     """The ``known`` and ``lengths`` tables of ``pipelines.frames.split_frames`` for these
     profiles' APIDs: a bad header resyncs on the next packet of one of them, at its packet
     length (any length for a packet with a variable-length array)."""
     known, table = np.zeros(APIDS, np.bool_), np.zeros(APIDS, np.int64)
     for p in profiles:
-        known[p.apid], table[p.apid] = True, 0 if p.variable else p.packet_length
+        fixed = not (p.variable or p.variants)
+        known[p.apid], table[p.apid] = True, p.packet_length if fixed else 0
     return known, table
 
 

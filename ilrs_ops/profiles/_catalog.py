@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ilrs_ops.errors import Problem, ProfileError
+import numpy as np
+
+from ilrs_ops.errors import InputError, Problem, ProfileError
 from ilrs_ops.profiles._compile import compile_layout
 from ilrs_ops.profiles._load import iter_profile_files, key_position, load_profile
 from ilrs_ops.profiles._schema import Profile
@@ -33,13 +35,30 @@ class Instrument:
 
     @cached_property
     def layout(self) -> Layout:
+        """The packet layout; with variants, the first variant's (``variant_layouts``)."""
+        if self.profile.variants is not None:
+            return self.variant_layouts[0]
         return compile_layout(self.profile)
+
+    @cached_property
+    def variant_layouts(self) -> tuple[Layout, ...]:
+        """One layout per variant, in profile order; empty without variants."""
+        return tuple(compile_layout(v) for v in self.profile.variant_profiles)
+
+    def field_dtype(self, name: str) -> np.dtype:
+        """The dtype field ``name`` decodes to, in whichever layout has it."""
+        for layout in self.variant_layouts or (self.layout,):
+            if name in layout.names:
+                return layout.field_dtype(name)
+        raise InputError(f"{name!r} is not a field of {self.id}")
 
     @property
     def channels(self) -> list[str]:
         """Names an operator sees: non-ignored fields, then derived channels."""
         p = self.profile
-        return [f.name for f in p.channel_fields if not f.ignore] + [d.name for d in p.derived]
+        return [f.name for f in p.channel_fields if not f.ignore] + [
+            d.name for d in p.derived_channels
+        ]
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,6 +41,10 @@ def check_profile(p: Profile) -> list[Finding]:
     from ilrs_ops.profiles._command_checks import check_commands  # it builds on these helpers
 
     """Every cross-part mistake in ``p``; empty when the profile is usable."""
+    if p.variants is not None:
+        return [*check_variants(p), *check_commands(p)]
+    if p.packet_length is None:
+        return [(("packet_length",), "'packet_length' is required", "add 'packet_length: ...'")]
     return [
         *_check_time(p),
         *_check_bits(p),
@@ -53,6 +57,167 @@ def check_profile(p: Profile) -> list[Finding]:
         *_check_integrity(p),
         *check_commands(p),
     ]
+
+
+def check_variants(p: Profile) -> list[Finding]:
+    """A profile with ``variants``: the rules of the variants section, then every rule of each
+    variant's flat profile (common fields then its own), located in the variant's part of the
+    file. A finding in the common part is given once, or with the variants it holds for."""
+    assert p.variants is not None
+    own: list[Finding] = []
+    cases = p.variants.cases
+    at = ("variants", "cases")
+    if p.packet_length is not None:
+        own.append(
+            (
+                ("packet_length",),
+                "a profile with variants has no packet_length of its own",
+                "give each variant its packet_length, and remove this one",
+            )
+        )
+    common = {f.name: f for f in p.fields}
+    common_channels = {n for f in p.fields for n in f.axis_names} | {d.name for d in p.derived}
+    sel = p.variants.selector
+    f = common.get(sel)
+    if f is None:
+        where = next((v.name for v in cases if any(g.name == sel for g in v.fields)), None)
+        own.append(
+            (
+                ("variants", "selector"),
+                f"the selector '{sel}' is a field of variant '{where}', not of the common part"
+                if where
+                else f"the selector '{sel}' is not a field of this profile",
+                "the selector must be one of the common fields (listed under the top-level "
+                "fields:), which every variant shares, so it can be read before the layout "
+                "is known",
+            )
+        )
+    elif f.base not in "ui" or f.count is not None or f.is_octets:
+        own.append(
+            (
+                ("variants", "selector"),
+                f"the selector '{sel}' is {f.type}{f'[{f.count}]' if f.count else ''}, "
+                "not a scalar integer",
+                "choose a scalar u or i field of the common part",
+            )
+        )
+    for name in p.time.field_names:
+        if name not in common:
+            own.append(
+                (
+                    ("time",),
+                    f"time field '{name}' is not a common field",
+                    "the clock must be in the part every variant shares: list it under the "
+                    "top-level fields:",
+                )
+            )
+    lo_ok, hi_ok = None, None
+    if f is not None and f.base in "ui" and f.width <= 64:
+        lo_ok, hi_ok = (0, (1 << f.width) - 1) if f.base == "u" else (
+            -(1 << (f.width - 1)), (1 << (f.width - 1)) - 1)  # fmt: skip
+    taken: list[tuple[int, int, str]] = []
+    names: dict[str, int] = {}
+    shared: dict[str, tuple[str, object]] = {}  # field or derived name -> (variant, spec)
+    clash: set[tuple] = set()
+    for k, v in enumerate(cases):
+        if v.name in names:
+            own.append(
+                (
+                    (*at, k, "name"),
+                    f"the variant name '{v.name}' is used twice",
+                    "give each variant its own name",
+                )
+            )
+        names[v.name] = k
+        try:
+            ranges = v.ranges
+        except InputError as exc:
+            msg, _, hint = str(exc).replace("enum key", "value").partition("; ")
+            own.append(((*at, k, "value"), msg, hint or None))
+            ranges = []
+        for lo, hi in ranges:
+            if lo_ok is not None and (lo < lo_ok or hi > hi_ok):
+                own.append(
+                    (
+                        (*at, k, "value"),
+                        f"value {lo if lo == hi else f'{lo}..{hi}'} does not fit the selector "
+                        f"'{sel}' ({f.type if f else '?'}: {lo_ok}..{hi_ok})",
+                        "give raw values of the selector field",
+                    )
+                )
+            for a, b, other in taken:
+                if lo <= b and a <= hi:
+                    both = f"{max(lo, a)}" + (f"..{min(hi, b)}" if min(hi, b) > max(lo, a) else "")
+                    own.append(
+                        (
+                            (*at, k, "value"),
+                            f"selector value {both} is also variant '{other}''s",
+                            "each selector value chooses one variant: give each value once",
+                        )
+                    )
+            taken.append((lo, hi, v.name))
+        items = [("fields", i, g.name, g, g.axis_names) for i, g in enumerate(v.fields)]
+        items += [("derived", j, d.name, d, [d.name]) for j, d in enumerate(v.derived)]
+        for section, i, name, spec, channels in items:
+            loc = (*at, k, section, i, "name")
+            if name in common or any(c in common_channels for c in channels):
+                own.append(
+                    (
+                        loc,
+                        f"variant '{v.name}': '{name}' is already a common field or channel",
+                        "a variant's fields follow the common ones, which every variant has: "
+                        f"give it another name (e.g. {v.name}_{name})",
+                    )
+                )
+                clash.add(loc)
+            elif name in shared and shared[name][0] != v.name and shared[name][1] != spec:
+                own.append(
+                    (
+                        loc,
+                        f"variant '{v.name}': '{name}' is declared differently in variant "
+                        f"'{shared[name][0]}'",
+                        "one channel has one declaration: give it another name, or declare it "
+                        "the same way in both",
+                    )
+                )
+                clash.add(loc)
+            shared.setdefault(name, (v.name, spec))
+    for j, d in enumerate(p.detectors):
+        if not any(d.channel in {x.name for x in vp.channel_fields} | {x.name for x in vp.derived}
+                   for vp in p.variant_profiles):  # fmt: skip
+            own.append(
+                (
+                    ("detectors", j, "channel"),
+                    f"'{d.channel}' is not a channel of any variant",
+                    "name a field or derived channel",
+                )
+            )
+    # Each variant's flat profile, with its findings moved to where the variant is written.
+    nf, nd = len(p.fields), len(p.derived)
+    per_common: dict[tuple, list[str]] = {}
+    located: list[Finding] = []
+    for k, (v, flat) in enumerate(zip(cases, p.variant_profiles, strict=True)):
+        for loc, msg, hint in check_profile(flat):
+            head = loc[0] if loc else None
+            if head == "fields" and len(loc) > 1 and isinstance(loc[1], int) and loc[1] >= nf:
+                new = (*at, k, "fields", loc[1] - nf, *loc[2:])
+            elif head == "derived" and len(loc) > 1 and isinstance(loc[1], int) and loc[1] >= nd:
+                new = (*at, k, "derived", loc[1] - nd, *loc[2:])
+            elif head == "packet_length":
+                new = (*at, k, "packet_length")
+            elif head == "detectors" and len(loc) > 1 and isinstance(loc[1], int):
+                new = ("detectors", p.detectors.index(flat.detectors[loc[1]]), *loc[2:])
+            else:
+                per_common.setdefault((loc, msg, hint), []).append(v.name)
+                continue
+            if new[:6] in clash or (*new[:5], "name") in clash:
+                continue  # said above, better
+            located.append((new, f"variant '{v.name}': {msg}", hint))
+    for (loc, msg, hint), which in per_common.items():
+        if len(which) < len(cases):
+            msg = f"variant{'s' if len(which) > 1 else ''} {', '.join(which)}: {msg}"
+        located.append((loc, msg, hint))
+    return [*own, *located]
 
 
 def field_bits(p: Profile) -> dict[str, tuple[int, int]]:

@@ -55,6 +55,13 @@ def load_profile(path: str | Path, text: str | None = None) -> Profile:
     except ValidationError as exc:
         problems = [_problem(name, positions, e["loc"], _message(e)) for e in exc.errors()]
         problems += [_problem(name, positions, *found) for found in check_parts(data)]
+        if isinstance(data, dict) and "packet_length" not in data and "variants" not in data:
+            # Optional in the schema (variants give their own), required here.
+            problems.append(
+                _problem(
+                    name, positions, (), ("'packet_length' is required", "add 'packet_length: ...'")
+                )
+            )
         raise ProfileError(sorted(problems, key=_order)) from None
     problems = [
         _problem(name, positions, loc, msg, hint) for loc, msg, hint in check_profile(profile)
@@ -129,7 +136,7 @@ def _plain(node: Any, loc: Loc, positions: Positions) -> Any:
     """Convert ruamel nodes to plain Python, recording where each key and item stands."""
     if isinstance(node, CommentedMap):
         out = {}
-        if len(loc) == 2 and loc[0] in SECTIONS and isinstance(node.get("name"), str):
+        if len(loc) >= 2 and loc[-2] in SECTIONS and isinstance(node.get("name"), str):
             positions.names[loc] = str(node["name"])
         for key, value in node.items():
             line, col = node.lc.value(key) if _is_scalar(value) else node.lc.key(key)
@@ -216,8 +223,9 @@ def _locate(positions: Positions, loc: Loc) -> tuple[int, int]:
 
 def _field_name(positions: Positions, loc: Loc) -> str | None:
     """The field, derived channel or detector a location is in (``fields[3]`` -> its name)."""
-    if len(loc) >= 2 and loc[0] in SECTIONS:
-        return positions.names.get(loc[:2], f"{loc[0]}[{loc[1]}]")
+    for n in range(len(loc) - 1, 0, -1):  # the innermost: a variant's field inside variants
+        if loc[n - 1] in SECTIONS and isinstance(loc[n], int):
+            return positions.names.get(loc[: n + 1], f"{loc[n - 1]}[{loc[n]}]")
     return None
 
 

@@ -63,7 +63,7 @@ def compile_plans(profile: Profile) -> ProcessingPlan:
     }
     limits: dict[str, LimitPlan] = {}
     for name, lim in [(f.name, f.limits) for f in profile.channel_fields] + [
-        (d.name, d.limits) for d in profile.derived
+        (d.name, d.limits) for d in profile.derived_channels
     ]:
         if lim is not None:
             try:

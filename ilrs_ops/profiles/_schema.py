@@ -532,6 +532,38 @@ class Commanding(_Model):
     error: Name | None = "cmd_error"
 
 
+class Variant(_Model):
+    """One layout of a packet whose APID carries several: chosen by the selector's raw value,
+    its own fields after the common ones, its own length and derived channels."""
+
+    name: Name
+    value: int | str | list[int | str] = Field(
+        description="the selector's raw value(s) of this layout: 3, '2..255', or a list of those"
+    )
+    description: str | None = None
+    packet_length: int = Field(
+        ge=7, le=65542, description="octets of this layout's packets (the longest, when variable)"
+    )
+    fields: list[FieldSpec] = Field(min_length=1)
+    derived: list[Derived] = []
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        """The selector values of this layout as inclusive (lo, hi) ranges."""
+        from ilrs_ops.profiles._enum import parse_key
+
+        values = self.value if isinstance(self.value, list) else [self.value]
+        return [parse_key(v) for v in values]
+
+
+class Variants(_Model):
+    """Several layouts behind one APID (XTCE: containers inheriting a common one with a
+    restriction on a field): the common ``fields`` come first, then the chosen layout's."""
+
+    selector: Name = Field(description="the common field whose raw value chooses the layout")
+    cases: list[Variant] = Field(min_length=1)
+
+
 class Profile(_Model):
     """One partner instrument: identity, packet layout, calibration, limits, derived channels."""
 
@@ -543,11 +575,12 @@ class Profile(_Model):
     apid: int = Field(
         ge=0, le=0x7FD, description="0x7FE is the simulator's stray APID, 0x7FF the idle APID"
     )
-    packet_length: int = Field(
+    packet_length: int | None = Field(
+        None,
         ge=7,
         le=65542,
         description="octets, primary header included; with a variable-length array, the "
-        "longest packet (the array at its count)",
+        "longest packet (the array at its count). Required, unless each variant gives its own",
     )
     expected_period_s: float = Field(gt=0)
     time: TimeCode
@@ -555,6 +588,7 @@ class Profile(_Model):
     derived: list[Derived] = []
     detectors: list[Detector] = []
     integrity: Integrity | None = None
+    variants: Variants | None = None
     commanding: Commanding | None = None
     commands: list[Command] = []
     order: Literal["time", "arrival"] | None = Field(
@@ -570,6 +604,12 @@ class Profile(_Model):
         """The fields as channels: a 2-D array (``axes``) becomes one array field per axis,
         ``<name>_<axis>`` with the field's count, calibration, limits and sim; the rest as
         listed. Everything after the packet layout (plans, tables, the simulator) reads these."""
+        if self.variants is not None:  # every layout's channels, each name once
+            seen: dict[str, FieldSpec] = {}
+            for v in self.variant_profiles:
+                for f in v.channel_fields:
+                    seen.setdefault(f.name, f)
+            return tuple(seen.values())
         out: list[FieldSpec] = []
         for f in self.fields:
             if not f.axes:
@@ -610,3 +650,40 @@ class Profile(_Model):
     def variable(self) -> FieldSpec | None:
         """The variable-length array (``count_from``), if the packet has one."""
         return next((f for f in self.fields if f.is_variable), None)
+
+    @functools.cached_property
+    def variant_profiles(self) -> tuple[Profile, ...]:
+        """One flat profile per variant: the common fields then the variant's, its length, the
+        common derived channels then its own, the detectors on its channels. Empty without
+        ``variants``. The checks, the layouts and the decode work on these."""
+        if self.variants is None:
+            return ()
+        out = []
+        for v in self.variants.cases:
+            fields = [*self.fields, *v.fields]
+            names = {n for f in fields for n in f.axis_names} | {d.name for d in v.derived}
+            out.append(
+                self.model_copy(
+                    update={
+                        "fields": fields,
+                        "derived": [*self.derived, *v.derived],
+                        "packet_length": v.packet_length,
+                        "detectors": [d for d in self.detectors if d.channel in names],
+                        "variants": None,
+                        "commands": [],
+                        "commanding": None,
+                    }
+                )
+            )
+        return tuple(out)
+
+    @functools.cached_property
+    def derived_channels(self) -> tuple[Derived, ...]:
+        """The derived channels: ``derived``, then each variant's, each name once."""
+        if self.variants is None:
+            return tuple(self.derived)
+        seen: dict[str, Derived] = {d.name: d for d in self.derived}
+        for v in self.variants.cases:
+            for d in v.derived:
+                seen.setdefault(d.name, d)
+        return tuple(seen.values())

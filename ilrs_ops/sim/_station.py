@@ -23,6 +23,7 @@ from ilrs_ops.profiles import (
     Command,
     FieldSpec,
     Instrument,
+    Profile,
     RawConverter,
     TimeCode,
     calibrate,
@@ -33,6 +34,7 @@ from ilrs_ops.sim._faults import TC_KINDS, Faults
 from ilrs_ops.sim._models import NS, Channel
 from pipelines.encode import encode
 from pipelines.integrity import WIDTH, checks
+from pipelines.layout import Layout
 
 #: Faults drawn per packet, at most one each, so every fault stays countable on the ground.
 PACKET_FAULTS = ("dropout", "gap", "corrupt", "truncate", "wrong_apid", "duplicate", "reorder")
@@ -207,8 +209,41 @@ class Module:
         has a variable-length array: then as long as its count field says, or at its most for
         an array to the rest of the packet)."""
         n = t_ns.shape[0]
-        p = self.profile
         seq = (np.arange(self.index, self.index + n) % SEQ_COUNT_MODULO).astype(np.int64)
+        p = self.profile
+        if p.variants is None:
+            return self._encode(p, self.instrument.layout, t_ns, values, seq)
+        # Packet variants: the variants take turns, each packet carrying the lowest selector
+        # value of its variant; every variant's packets are encoded with its own layout.
+        k = np.arange(self.index, self.index + n) % len(p.variants.cases)
+        parts: list[np.ndarray] = [np.empty(0, np.uint8)] * n
+        for j, (flat, layout) in enumerate(
+            zip(p.variant_profiles, self.instrument.variant_layouts, strict=True)
+        ):
+            rows = np.flatnonzero(k == j)
+            if not rows.size:
+                continue
+            mine = {name: v[rows] for name, v in values.items() if name in layout.names}
+            selector = (p.variants.selector, p.variants.cases[j].ranges[0][0])
+            buf = self._encode(flat, layout, t_ns[rows], mine, seq[rows], selector)
+            at = 0
+            for i in rows.tolist():
+                size = (int(buf[at + 4]) << 8 | int(buf[at + 5])) + 7
+                parts[i] = buf[at : at + size]
+                at += size
+        return np.concatenate(parts) if n else np.empty(0, np.uint8)
+
+    def _encode(
+        self,
+        p: Profile,
+        layout: Layout,
+        t_ns: np.ndarray,
+        values: dict[str, np.ndarray],
+        seq: np.ndarray,
+        selector: tuple[str, int] | None = None,
+    ) -> np.ndarray:
+        """Packets of one layout (of ``p``, the profile or one variant's flat profile)."""
+        n = t_ns.shape[0]
         cols: dict[str, np.ndarray] = {
             "_version": np.zeros(n, np.int64),
             "_type": np.zeros(n, np.int64),
@@ -237,11 +272,12 @@ class Module:
                 cols["_time_subms"] = subms
         for name, v in values.items():
             cols[name] = self.raw[name](v)
+        if selector is not None:  # a variant's packets: its raw selector value
+            cols[selector[0]] = np.full(n, selector[1], np.int64)
         # A clock in fields: the fields carry the time, rolling over as a narrow counter does.
         widths = {f.name: f.width for f in p.channel_fields}
         for name, v in time_columns(p.time, t_ns).items():
             cols[name] = v % (1 << widths[name]) if widths[name] < 63 else v
-        layout = self.instrument.layout
         counts = None
         if p.variable is not None:
             counts = np.full(n, layout.var_slots[1], np.int64)
