@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -122,15 +123,22 @@ def test_help_loads_none_of_the_framework() -> None:
     assert ours == {"ilrs_ops", "ilrs_ops.cli", "ilrs_ops._commands", "ilrs_ops.errors"}
 
 
+def _make_n_run(*args: str) -> str:
+    """The command `make -n run` would start. Run as a make of its own: under `make test` the
+    environment says it is a sub-make, which prints "Entering/Leaving directory" lines."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    done = subprocess.run(["make", "--no-print-directory", "-n", "run", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1].strip()
+
+
 def test_make_run_passes_args_to_up() -> None:
     """`make run ARGS="..."` hands its options to `ilrs-ops up` (README, issue 13 defect 13)."""
-    done = subprocess.run(["make", "-n", "run", "ARGS=--http-port 8090 --seed 7"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1].endswith("ilrs-ops up --http-port 8090 --seed 7")
-    plain = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=30)  # fmt: skip
-    assert plain.stdout.strip().splitlines()[-1].strip().endswith("ilrs-ops up")
+    assert _make_n_run("ARGS=--http-port 8090 --seed 7").endswith(
+        "ilrs-ops up --http-port 8090 --seed 7"
+    )
+    assert _make_n_run().endswith("ilrs-ops up")
 
 
 def test_up_has_demo_faults_by_default_and_none_turns_them_off() -> None:

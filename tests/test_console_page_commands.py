@@ -34,15 +34,18 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chrom
 DONE_MS = 30_000  # acknowledgement and execution at ~1 packet/s, with margin for a loaded CI
 
 
-@pytest.fixture(scope="module", params=["embedded", "mosquitto"])
-def up(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    """The station on the embedded broker, then on Mosquitto (under a topic root of its own)."""
-    tmp = tmp_path_factory.mktemp(f"page-commands-{request.param}")
-    if request.param == "embedded":
-        with running_up(tmp) as running:
-            yield running
-        return
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """The station on its embedded broker."""
+    with running_up(tmp_path_factory.mktemp("page-commands")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def up_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """The station on Mosquitto, under a topic root of its own."""
     root = f"test/page-commands-{os.getpid()}"
+    tmp = tmp_path_factory.mktemp("page-commands-mosquitto")
     with running_up(tmp, "--broker", "127.0.0.1:1883", env={"ILRS_ROOT": root}) as running:
         yield running
 
@@ -61,7 +64,11 @@ def newest_state(page: Any, state: str, timeout: int = DONE_MS) -> None:
     page.wait_for_selector(f"#cmd-inst-list li:first-child .state.{state}", timeout=timeout)
 
 
-def test_a_command_from_the_form_completes_live(page: Any, up: Up) -> None:
+@pytest.mark.parametrize("broker", ["up", "up_mosquitto"])
+def test_a_command_from_the_form_completes_live(
+    page: Any, broker: str, request: pytest.FixtureRequest
+) -> None:
+    up: Up = request.getfixturevalue(broker)
     login(page, up.url, up.token)
     open_instrument(page, "sup-rover-1")
     names = page.eval_on_selector_all("#cmd-name option", "os => os.map(o => o.value)")
