@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from ilrs_ops import wire
-from ilrs_ops.commanding._codec import Telecommands, Value
+from ilrs_ops.commanding._codec import Codec, Telecommands, Value
 from ilrs_ops.commanding._history import Record, fold, row, rows_of
 from ilrs_ops.commanding._uplink import CommandLinkError
 from ilrs_ops.errors import CommandError, IlrsError
@@ -184,26 +184,14 @@ class Commander:
         request for another partner's instrument; 422 a bad argument, or no such instrument
         or command (``parameter`` names which); 409 a pre-send condition that does not hold.
         Nothing refused reaches the wire."""
-        p = self._profile(instrument, 422)
-        if actor.role == "viewer" or (actor.role == "partner" and actor.partner != p.partner):
-            self._audit(actor, "refused", instrument, command, "not allowed")
-            raise RefusedError(403, f"{actor.name!r} may not command {instrument!r}")
+        p = self._may_command(actor, instrument, command)
         async with self._lock:
             if id is not None and id in self.records:
                 rec = self.records[id]
                 if (rec.instrument, rec.command) != (instrument, command):
                     raise RefusedError(409, f"request id {id!r} is another command", "id")
                 return rec
-            codecs = self.telecommands(instrument)
-            try:
-                codec = codecs.codec(command)
-            except CommandError as exc:
-                raise RefusedError(422, str(exc), "command") from None
-            try:
-                values = codec.arguments(args)
-            except CommandError as exc:
-                self._audit(actor, "refused", instrument, command, str(exc))
-                raise RefusedError(422, str(exc), exc.argument) from None
+            codec, values = self._checked(actor, instrument, command, args)
             c = codec.command
             unmet = self._unmet(instrument, c.pre, values)
             if unmet:
@@ -233,17 +221,8 @@ class Commander:
         the exact packet with the instrument's next sequence count (a command sent before it
         takes that count, and this one the next), and the pre-send condition that does not
         hold, if one does not. Refused as ``submit`` is."""
-        p = self._profile(instrument, 422)
-        if actor.role == "viewer" or (actor.role == "partner" and actor.partner != p.partner):
-            raise RefusedError(403, f"{actor.name!r} may not command {instrument!r}")
-        try:
-            codec = self.telecommands(instrument).codec(command)
-        except CommandError as exc:
-            raise RefusedError(422, str(exc), "command") from None
-        try:
-            values = codec.arguments(args)
-        except CommandError as exc:
-            raise RefusedError(422, str(exc), exc.argument) from None
+        self._may_command(actor, instrument, command)
+        codec, values = self._checked(actor, instrument, command, args)
         seq = self._lane(instrument).next_seq
         return {
             "instrument": instrument,
@@ -255,6 +234,25 @@ class Commander:
             "packet": codec.encode(values, seq).hex(),
             "unmet": self._unmet(instrument, codec.command.pre, values),
         }
+
+    def _may_command(self, actor: Actor, instrument: str, command: str) -> Profile:
+        """The instrument's profile, if ``actor`` may command it (422 unknown, 403 not)."""
+        p = self._profile(instrument, 422)
+        if actor.role == "viewer" or (actor.role == "partner" and actor.partner != p.partner):
+            self._audit(actor, "refused", instrument, command, "not allowed")
+            raise RefusedError(403, f"{actor.name!r} may not command {instrument!r}")
+        return p
+
+    def _checked(
+        self, actor: Actor, instrument: str, command: str, args: Mapping[str, Any]
+    ) -> tuple[Codec, dict[str, Value]]:
+        """The command's codec and its checked arguments (422 naming what is wrong)."""
+        try:
+            codec = self.telecommands(instrument).codec(command)
+            return codec, codec.arguments(args)
+        except CommandError as exc:
+            self._audit(actor, "refused", instrument, command, str(exc))
+            raise RefusedError(422, str(exc), exc.argument or "command") from None
 
     async def approve(self, actor: Actor, id: str) -> Record:
         """A second operator lets a hazardous command go (not its requester)."""

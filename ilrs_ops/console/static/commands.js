@@ -6,17 +6,7 @@
  * console.js hands over as `ilrs:command` events (with `ilrs:session`, `ilrs:detail`). */
 "use strict";
 (() => {
-  const $ = (sel) => document.querySelector(sel);
-  const el = (tag, attrs = {}, ...kids) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") e.className = v;
-      else if (k === "text") e.textContent = v;
-      else e.setAttribute(k, v);
-    }
-    for (const kid of kids) e.append(kid);
-    return e;
-  };
+  const { $, el } = window.ilrsDom; // dom.js
   const KEEP = 200; // records kept on the page
   let token = null;
   let you = null; // {name, role, partner}

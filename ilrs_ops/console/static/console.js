@@ -6,17 +6,7 @@
   const KEY = "ilrs.token";
   const NS = 1e9;
   const LIVE_KEEP = 600; // points in the live plot
-  const $ = (sel) => document.querySelector(sel);
-  const el = (tag, attrs = {}, ...kids) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") e.className = v;
-      else if (k === "text") e.textContent = v;
-      else e.setAttribute(k, v);
-    }
-    for (const kid of kids) e.append(kid);
-    return e;
-  };
+  const { $, el } = window.ilrsDom; // dom.js
 
   let token = sessionStorage.getItem(KEY);
   let ws = null;

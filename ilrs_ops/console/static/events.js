@@ -6,17 +6,7 @@
  * GET /api/search and opens #/i/{instrument}/{channel}. */
 "use strict";
 (() => {
-  const $ = (sel) => document.querySelector(sel);
-  const el = (tag, attrs = {}, ...kids) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "class") e.className = v;
-      else if (k === "text") e.textContent = v;
-      else e.setAttribute(k, v);
-    }
-    for (const kid of kids) e.append(kid);
-    return e;
-  };
+  const { $, el } = window.ilrsDom; // dom.js
   const STORE_KINDS = ["limit", "gap", "detector", "ack", "shelve", "unshelve", "profile"];
   const KINDS = [...STORE_KINDS, "command", "replay"];
   const KEEP = 2000; // rows on the page
