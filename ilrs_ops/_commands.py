@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import functools
 import logging
 import sys
@@ -659,9 +660,13 @@ async def _until_signal(main: Coroutine[Any, Any, None]) -> bool:
     def stop(signum: int) -> None:
         if got:
             err().print("stopping: closing and sealing, please wait")
+            _print_pending(task)
             return
         got.append(signum)
         task.cancel()
+        # A stop that takes long says what it waits on; a blocked event loop, its threads.
+        loop.call_later(STOP_REPORT_S, _print_pending, task)
+        faulthandler.dump_traceback_later(2 * STOP_REPORT_S)
 
     taken = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -675,9 +680,22 @@ async def _until_signal(main: Coroutine[Any, Any, None]) -> bool:
             raise
         task.uncancel()  # ours, and handled: the run ends normally
     finally:
+        faulthandler.cancel_dump_traceback_later()
         for signum in taken:
             loop.remove_signal_handler(signum)
     return bool(got)
+
+
+def _print_pending(main: asyncio.Task[Any]) -> None:
+    """Each task still running while ``main`` stops, with the line it waits at."""
+    if main.done():
+        return
+    pending = [t for t in asyncio.all_tasks() if not t.done()]
+    err().print(f"still stopping; {len(pending)} task(s) running:")
+    for t in pending:
+        frames = t.get_stack()
+        at = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "?"
+        err().print(f"  {t.get_name()} {t.get_coro()!r} at {at}", highlight=False, soft_wrap=True)
 
 
 def _catalog(paths: list[Path]) -> Catalog:
@@ -725,6 +743,7 @@ def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
 
 #: `up`'s tokens file, in its data folder (README, "Console").
 UP_TOKENS = "up-tokens.yaml"
+STOP_REPORT_S = 20.0  # a stop still running after this says what it waits on
 
 HEALTH_STYLE = {
     "nominal": "green",

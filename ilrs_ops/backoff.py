@@ -22,6 +22,12 @@ class Backoff:
         self.attempt = 0
 
     async def wait(self, log: logging.Logger | None = None, what: str = "") -> None:
+        """Sleep the next delay. In a task being cancelled, raise CancelledError instead: a
+        library that turns a cancel into its own error (aiomqtt's disconnect can time out as
+        MqttError) must not make a stopping client retry for ever."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         delay = STEPS_S[min(self.attempt, len(STEPS_S) - 1)]
         self.attempt += 1
         if log is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -38,3 +40,25 @@ async def test_silent_wait_logs_nothing_and_counts(
         await b.wait()
         await b.wait()
     assert b.attempt == 2 and caplog.records == []
+
+
+async def test_a_task_being_cancelled_does_not_wait_to_retry() -> None:
+    """A cancel a library swallowed (aiomqtt's disconnect can raise MqttError over it) must
+    still stop the retry loop: Backoff.wait raises CancelledError in a cancelling task."""
+    retried: list[int] = []
+
+    async def client_loop() -> None:
+        b = Backoff()
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):  # as a library that eats it
+                await asyncio.sleep(3600)
+            retried.append(b.attempt)
+            await b.wait()
+
+    task = asyncio.create_task(client_loop())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await task
+    assert retried == [0]

@@ -20,6 +20,7 @@ import httpx
 import pyarrow.dataset as ds
 import pytest
 
+from ilrs_ops import _commands
 from ilrs_ops.profiles import Catalog
 from tests.conftest import ROOT
 
@@ -105,8 +106,11 @@ async def test_up_in_the_background_of_a_script_stops_cleanly_on_a_signal(
             while not list((tmp_path / "data" / "wal").glob("*/*.arrows")):
                 await asyncio.sleep(0.2)
         os.kill(pid, signum)
-        async with asyncio.timeout(60):
-            out, _ = await shell.communicate()
+        try:
+            async with asyncio.timeout(60):
+                out, _ = await shell.communicate()
+        except TimeoutError:  # `up` says what its stop waits on after STOP_REPORT_S
+            pytest.fail(f"`up` did not stop within 60 s:\n{err.read_text(errors='replace')}")
     finally:
         if shell.returncode is None:
             shell.kill()
@@ -118,6 +122,34 @@ async def test_up_in_the_background_of_a_script_stops_cleanly_on_a_signal(
     raw = ds.dataset(tmp_path / "data" / "raw", format="parquet", partitioning="hive")
     assert raw.count_rows() > 0
     assert not list((tmp_path / "data" / "wal").glob("*/*.arrows"))  # sealed on the way out
+
+
+async def test_a_slow_stop_says_what_it_waits_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stop that takes longer than STOP_REPORT_S lists the tasks still running and where they
+    wait, so that a hung stop (as a lost cancel once made) is found from its output."""
+    monkeypatch.setattr(_commands, "STOP_REPORT_S", 0.2)
+
+    async def slow_to_stop() -> None:
+        async def sealing() -> None:
+            await asyncio.sleep(1.0)
+
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.create_task(sealing(), name="seal-the-store")
+
+    async def signal_soon() -> None:
+        await asyncio.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    kill = asyncio.create_task(signal_soon())
+    assert await _commands._until_signal(slow_to_stop()) is True
+    await kill
+    said = capsys.readouterr().err
+    assert "still stopping; " in said, said
+    assert "seal-the-store" in said and "sealing" in said, said
 
 
 TITLE = "ILRS station — ingest status"

@@ -6,17 +6,15 @@ connection gets the current picture at once; events missed while disconnected ar
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import aiomqtt
 
+from ilrs_ops.backoff import Backoff
 from ilrs_ops.console._state import StationState
 from ilrs_ops.sources import open_client
 
 log = logging.getLogger(__name__)
-
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 async def follow(
@@ -27,14 +25,14 @@ async def follow(
     password: str | None = None,
 ) -> None:
     """Feed ``state`` from the broker until cancelled, reconnecting with backoff."""
-    failures = 0
+    backoff = Backoff()
     while True:
         try:
             async with open_client(host, port, username=username, password=password) as client:
                 for topic in state.topics:
                     await client.subscribe(topic, qos=1)
                 state.connected = True
-                failures = 0
+                backoff.reset()
                 log.info("console following %s/... on %s:%d", state.root, host, port)
                 async for message in client.messages:
                     payload = message.payload
@@ -42,11 +40,9 @@ async def follow(
                         payload = str(payload or "").encode()
                     state.apply(str(message.topic), bytes(payload))
         except aiomqtt.MqttError as exc:
-            delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
-            failures += 1
-            if state.connected or failures == 1:
-                log.warning("broker %s:%d: %s; retrying in %.1f s", host, port, exc, delay)
+            # Said once per outage (when it was connected, or at the first try), not per retry.
+            said = state.connected or backoff.attempt == 0
             state.connected = False
-            await asyncio.sleep(delay)
+            await backoff.wait(log if said else None, f"broker {host}:{port}: {exc}")
         finally:
             state.connected = False

@@ -127,7 +127,14 @@ async def connect(
             client = await stack.enter_async_context(make(version))
         if protocol == "auto":
             _spoken[where] = version
-        yield client
+        try:
+            yield client
+        except asyncio.CancelledError:
+            # Stopping. aiomqtt's disconnect can fail (a timeout, a reset) and raise MqttError
+            # over the cancel; a caller that retries on MqttError would then never stop.
+            with contextlib.suppress(aiomqtt.MqttError):
+                await stack.aclose()
+            raise
 
 
 def open_client(
