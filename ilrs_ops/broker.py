@@ -14,6 +14,34 @@ from amqtt.errors import AMQTTError
 from ilrs_ops.errors import BrokerError
 
 
+class _LateAcks(logging.Filter):
+    """amqtt waits a fixed 5 s for a subscriber's PUBACK, then logs a warning, a traceback and
+    later one line per acknowledgement that came after all. A subscriber that acknowledges
+    late (the ingest's first commit while Numba compiles) has its message all the same: one
+    warning says so, and ``late`` counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "PUBACK" not in text and "Timeout waiting for PUBACK" not in str(record.exc_info):
+            return True
+        if text.startswith("Timeout waiting for PUBACK"):
+            self.late += 1
+            if self.late == 1:
+                log.warning(
+                    "embedded broker: a subscriber acknowledged later than amqtt's fixed 5 s "
+                    "(the delivery stands; further late acknowledgements are counted, not logged)"
+                )
+        return False
+
+
+LATE_ACKS = _LateAcks()
+log = logging.getLogger(__name__)
+
+
 class EmbeddedBroker:
     """An in-process MQTT broker bound to ``host:port`` while the context is open."""
 
@@ -25,6 +53,9 @@ class EmbeddedBroker:
     async def __aenter__(self) -> EmbeddedBroker:
         # amqtt logs every packet at INFO; that is noise for operators.
         logging.getLogger("amqtt").setLevel(logging.WARNING)
+        for name in ("amqtt.broker", "amqtt.mqtt.protocol.handler"):
+            if LATE_ACKS not in logging.getLogger(name).filters:
+                logging.getLogger(name).addFilter(LATE_ACKS)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
             "plugins": {
