@@ -5,7 +5,7 @@ ARGS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast lint bench
+.PHONY: setup run test test-slow lint bench
 
 $(BIN)/ilrs-ops: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,10 +24,13 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/ilrs-ops profiles check hardware_profiles
-	$(BIN)/pytest
-
-test-fast: setup
 	$(BIN)/pytest -m "not slow"
+
+# The long fault and soak tests (crashes, overload, broker restart, fuzzing): CI runs them
+# after `make test`.
+test-slow: setup
+	scripts/ensure-mosquitto
+	$(BIN)/pytest -m slow
 
 bench: setup
 	$(BIN)/python bench/bench_decode.py
