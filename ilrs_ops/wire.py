@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ilrs_ops.profiles import Instrument
+if TYPE_CHECKING:  # only a type here: the CLI's console client imports this module, lightly
+    from ilrs_ops.profiles import Instrument
 
 #: Nanoseconds per second: every time on the wire and in the store is UTC ns since 1970.
 NS = 1_000_000_000

@@ -123,6 +123,22 @@ def test_help_loads_none_of_the_framework() -> None:
     assert ours == {"ilrs_ops", "ilrs_ops.cli", "ilrs_ops._commands", "ilrs_ops.errors"}
 
 
+def test_the_command_client_loads_none_of_the_processing() -> None:
+    """`ilrs-ops command` and `commands` talk HTTP to the console: their client loads httpx,
+    not the codec, NumPy or Arrow the console's commanding service needs (1.1 s before)."""
+    code = (
+        "import json, sys\n"
+        "import ilrs_ops.commanding.client\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(json.loads(run.stdout.splitlines()[-1]))
+    assert "httpx" in loaded
+    assert loaded & {"numpy", "numba", "pyarrow", "pydantic", "aiomqtt", "fastapi"} == set()
+
+
 def _make_n_run(*args: str) -> str:
     """The command `make -n run` would start. Run as a make of its own: under `make test` the
     environment says it is a sub-make, which prints "Entering/Leaving directory" lines."""

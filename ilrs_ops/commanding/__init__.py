@@ -1,10 +1,43 @@
 """Commanding: telecommands defined in the profiles, checked, queued, approved, sent, verified
-against telemetry and recorded as events."""
+against telemetry and recorded as events.
 
-from ilrs_ops.commanding._codec import Codec, Read, Telecommands, describe, tc_profile, value_range
-from ilrs_ops.commanding._history import Record, redacted
-from ilrs_ops.commanding._service import Actor, Commander, RefusedError
-from ilrs_ops.commanding._uplink import CommandLinkError, Uplink
+The names below load on first use (PEP 562): ``ilrs-ops command`` needs only ``client`` (an
+HTTP client of the console), not the codec and service with NumPy and Arrow under them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ilrs_ops.commanding._codec import (
+        Codec,
+        Read,
+        Telecommands,
+        describe,
+        tc_profile,
+        value_range,
+    )
+    from ilrs_ops.commanding._history import Record, redacted
+    from ilrs_ops.commanding._service import Actor, Commander, RefusedError
+    from ilrs_ops.commanding._uplink import CommandLinkError, Uplink
+
+_WHERE = {
+    "Actor": "_service",
+    "Codec": "_codec",
+    "CommandLinkError": "_uplink",
+    "Commander": "_service",
+    "Read": "_codec",
+    "Record": "_history",
+    "RefusedError": "_service",
+    "Telecommands": "_codec",
+    "Uplink": "_uplink",
+    "describe": "_codec",
+    "redacted": "_history",
+    "tc_profile": "_codec",
+    "value_range": "_codec",
+}
 
 __all__ = [
     "Actor",
@@ -21,3 +54,11 @@ __all__ = [
     "tc_profile",
     "value_range",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
