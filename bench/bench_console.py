@@ -1,6 +1,8 @@
-"""Console latency: publish-to-WebSocket at nominal and 10x load, and GET /api/status under load.
+"""Console latency: publish-to-WebSocket at nominal, 10x and 100x load, and GET /api/status under
+load.
 
-Run: .venv/bin/python bench/bench_console.py [--nominal-s 40] [--fast-s 30] [--rate 200]
+Run: .venv/bin/python bench/bench_console.py [--nominal-s 40] [--fast-s 30] [--factors 10,100]
+     [--rate 200]
      [--client-nodelay] [--nodelay]   (diagnostics: TCP_NODELAY on the in-process paho
      sockets / Mosquitto set_tcp_nodelay; off by default, as shipped)
 
@@ -32,9 +34,9 @@ takes the latest published packet at or before the decoded time + 5 ms (periods 
 The latency against the packet's own timestamp (receive - packet time) is shown too.
 
 Phases (one run, one broker/ingest/console): nominal = the 17-instrument station at its
-profile rates; 10x = the same instruments with ``expected_period_s`` divided by 10 (Profile
-copies, a second Simulator with another seed); status = nominal again while the load
-generator runs. The first ``--settle-s`` seconds of each phase are not counted.
+profile rates; 10x (each of ``--factors``) = the same instruments with ``expected_period_s``
+divided by 10 (Profile copies, another Simulator with another seed); status = nominal again
+while the load generator runs. The first ``--settle-s`` seconds of each phase are not counted.
 
 Breakdown: status messages carry the ingest receive time (``last_recv``); the console's MQTT
 receive time is recorded by wrapping ``StationState.apply``; the ingest's per-batch steps are
@@ -384,13 +386,14 @@ def pct(xs: list[float]) -> tuple[str, str, str, str]:
 
 async def amain(args: argparse.Namespace) -> None:
     catalog = load_catalog([PROFILES])
-    fast = fast_catalog(catalog, args.factor)
+    factors = [float(f) for f in args.factors.split(",")]
     nominal_pps = sum(1 / i.profile.expected_period_s for i in catalog)
     t = time.perf_counter()
     warm_up(catalog)
     print(
-        f"{len(catalog)} instruments, nominal {nominal_pps:.2f} packets/s, 10x"
-        f" {nominal_pps * args.factor:.1f} packets/s; warm-up {time.perf_counter() - t:.1f}s"
+        f"{len(catalog)} instruments, nominal {nominal_pps:.2f} packets/s, then "
+        + ", ".join(f"{f:g}x {nominal_pps * f:.0f} packets/s" for f in factors)
+        + f"; warm-up {time.perf_counter() - t:.1f}s"
     )
     faults = Faults(limit=args.limit, limit_s=args.limit_s)
     ctx = mp.get_context("spawn")
@@ -464,8 +467,11 @@ async def amain(args: argparse.Namespace) -> None:
 
                 phases = [
                     Phase("nominal", sim(catalog, 1), args.nominal_s),
-                    Phase(f"{args.factor:g}x nominal", sim(fast, 2), args.fast_s),
-                    Phase(f"nominal + {args.rate:g} req/s", sim(catalog, 3), args.load_s + 2 * 2.0),
+                    *(
+                        Phase(f"{f:g}x nominal", sim(fast_catalog(catalog, f), 2 + k), args.fast_s)
+                        for k, f in enumerate(factors, start=1)
+                    ),
+                    Phase(f"nominal + {args.rate:g} req/s", sim(catalog, 9), args.load_s + 2 * 2.0),
                 ]
                 for ph in phases:
                     w0, c0 = dict(split.wall), dict(split.calls)
@@ -634,10 +640,10 @@ async def amain(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nominal-s", type=float, default=40.0, help="nominal phase, seconds")
-    ap.add_argument("--fast-s", type=float, default=30.0, help="10x phase, seconds")
+    ap.add_argument("--fast-s", type=float, default=30.0, help="each faster phase, seconds")
     ap.add_argument("--load-s", type=float, default=20.0, help="status load, seconds")
     ap.add_argument("--rate", type=float, default=200.0, help="GET /api/status per second")
-    ap.add_argument("--factor", type=float, default=10.0, help="rate multiplier of phase 2")
+    ap.add_argument("--factors", default="10,100", help="rate multipliers of the faster phases")
     ap.add_argument("--settle-s", type=float, default=3.0, help="not counted at phase start")
     ap.add_argument("--status-interval", type=float, default=0.05, help="ingest status_interval_s")
     ap.add_argument("--limit", type=float, default=0.1, help="Faults.limit (per packet)")

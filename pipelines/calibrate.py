@@ -136,7 +136,7 @@ class CalPlan:
         return cls(TABLE, x=np.asarray(x), y=np.asarray(y), outside_nan=outside == "nan")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _poly_kernel(raw: np.ndarray, coef: np.ndarray, out: np.ndarray) -> None:
     """Horner as numpy's polyval: ``y = c[-1] + x * 0`` (NaN for non-finite x), then down."""
     top = coef.shape[0] - 1
@@ -149,7 +149,7 @@ def _poly_kernel(raw: np.ndarray, coef: np.ndarray, out: np.ndarray) -> None:
         out[i] = y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _segments_kernel(
     raw: np.ndarray, starts: np.ndarray, ncoef: np.ndarray, coef: np.ndarray, out: np.ndarray
 ) -> None:
@@ -172,7 +172,7 @@ def _segments_kernel(
         out[i] = y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _table_kernel(
     raw: np.ndarray,
     xs: np.ndarray,

@@ -109,7 +109,7 @@ def _slot_names(layout: Layout) -> list[str]:
 _BLOCK = 1024
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gather_reordered(
     buf: np.ndarray,
     starts: np.ndarray,
@@ -135,7 +135,7 @@ def _gather_reordered(
         row[i] = (((v >> d) & m) ^ sg) - sg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decode_kernel(
     buf: np.ndarray,
     starts: np.ndarray,
@@ -182,7 +182,7 @@ def _decode_kernel(
                     row[i] = ((v & m) ^ sg) - sg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decode_variable_kernel(
     buf: np.ndarray,
     starts: np.ndarray,

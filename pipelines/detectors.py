@@ -75,7 +75,7 @@ class StaLtaResult(NamedTuple):
     state: StaLtaState
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sta_lta_kernel(
     x: np.ndarray,
     n_sta: int,

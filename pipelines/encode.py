@@ -17,7 +17,7 @@ from pipelines.decode import slot_plan
 from pipelines.layout import FLOAT32, FLOAT64, SIGNED, Layout
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _encode_kernel(
     raw: np.ndarray,
     first: np.ndarray,

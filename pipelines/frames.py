@@ -56,7 +56,7 @@ class Packets:
         return int(self.start.shape[0])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _plausible(
     buf: np.ndarray, pos: np.int64, end: np.int64, known: np.ndarray, lengths: np.ndarray
 ) -> bool:
@@ -72,7 +72,7 @@ def _plausible(
     return lengths[apid] == 0 or total == lengths[apid]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _header_ok(buf: np.ndarray, pos: np.int64, end: np.int64) -> bool:
     """Whether a packet header of any APID (version 0, a length that fits) starts at ``pos``."""
     if end - pos < 6 or (np.int64(buf[pos]) >> 5) != 0:
@@ -80,7 +80,7 @@ def _header_ok(buf: np.ndarray, pos: np.int64, end: np.int64) -> bool:
     return ((np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])) + 7 <= end - pos
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _split_kernel(
     buf: np.ndarray,
     frame_start: np.ndarray,

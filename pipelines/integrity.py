@@ -51,7 +51,7 @@ CRC16 = _crc16_table()
 CRC32 = _crc32_table()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _checks_kernel(
     buf: np.ndarray,
     starts: np.ndarray,
@@ -121,7 +121,7 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fingerprint_kernel(
     buf: np.ndarray, starts: np.ndarray, length: np.ndarray, out: np.ndarray
 ) -> None:

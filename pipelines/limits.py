@@ -121,7 +121,7 @@ class Transitions(NamedTuple):
     last: int
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _state_kernel(
     values: np.ndarray,
     ctx: np.ndarray,
@@ -147,7 +147,7 @@ def _state_kernel(
                 out[i, j] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _context_kernel(
     values: np.ndarray, channel: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray
 ) -> None:
@@ -162,7 +162,7 @@ def _context_kernel(
                 break
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _count_transitions(states: np.ndarray, prev: int) -> int:
     n, p = 0, prev
     for i in range(states.shape[0]):
@@ -172,7 +172,7 @@ def _count_transitions(states: np.ndarray, prev: int) -> int:
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _transition_kernel(
     states: np.ndarray, prev: int, index: np.ndarray, from_state: np.ndarray, to_state: np.ndarray
 ) -> None:

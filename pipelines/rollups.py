@@ -53,7 +53,7 @@ class Rollup:
         return cls(width_ns, i, i.copy(), f, f.copy(), f.copy(), i.copy(), i.copy())
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bucket_kernel(time_ns: np.ndarray, width_ns: int, out: np.ndarray) -> tuple[bool, int]:
     """``out[i] = floor(t[i] / width)``; returns (buckets non-decreasing, number of runs)."""
     ordered, runs = True, 0
@@ -76,7 +76,7 @@ def _bucket_kernel(time_ns: np.ndarray, width_ns: int, out: np.ndarray) -> tuple
     return ordered, runs
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _count_runs(bucket: np.ndarray) -> int:
     runs = 0
     for i in range(bucket.shape[0]):
@@ -85,7 +85,7 @@ def _count_runs(bucket: np.ndarray) -> int:
     return runs
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rollup_kernel(
     bucket: np.ndarray,
     time_ns: np.ndarray,
@@ -176,7 +176,7 @@ def _check_width(width_ns: int) -> int:
     return int(width_ns)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _merge_kernel(
     a_bucket: np.ndarray,
     a_count: np.ndarray,

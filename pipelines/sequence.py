@@ -41,7 +41,7 @@ class SequenceResult(NamedTuple):
     last: tuple[int, int] | None
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _needs_lookup(time_ns: np.ndarray, has_last: bool, last_time: int) -> bool:
     """Whether some packet's time is not above every earlier time: only then can it repeat one."""
     if time_ns.shape[0] == 0:
@@ -57,7 +57,7 @@ def _needs_lookup(time_ns: np.ndarray, has_last: bool, last_time: int) -> bool:
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _seen_before(tab_time: np.ndarray, tab_seq: np.ndarray, shift: int, seq: int, t: int) -> bool:
     """Look (seq, t) up in the open-addressing table (linear probing); insert it if absent."""
     mask = tab_seq.shape[0] - 1
@@ -72,7 +72,7 @@ def _seen_before(tab_time: np.ndarray, tab_seq: np.ndarray, shift: int, seq: int
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sequence_kernel(
     seq: np.ndarray,
     time_ns: np.ndarray,

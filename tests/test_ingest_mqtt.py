@@ -3,6 +3,7 @@
 What ingest relies on: a PUBACK is held back until we call ``ack``; what we never acknowledged
 comes back to the persistent session after a reconnect; what we did acknowledge does not; and
 with MQTT 5 the broker lets many messages be in flight unacknowledged (the group-commit window).
+And the other way: status and events the ingest publishes many at once keep their order.
 """
 
 from __future__ import annotations
@@ -178,3 +179,39 @@ async def test_read_gate_refuses_a_bad_band() -> None:
     client = make_client(*MOSQUITTO, client_id="gate-band")
     with pytest.raises(ValueError, match="low < high"):
         ReadGate(client, high=10, low=10)
+
+
+async def test_status_and_events_in_flight_together_arrive_in_order(topic_root: str) -> None:
+    """The ingest publishes a round of status or a batch of events all in flight at once
+    (not one PUBACK after another); a subscriber still gets them in the order given, each
+    once, and the count says how many the broker took."""
+    from ilrs_ops.ingest._ingestor import _publish_all
+
+    topic = f"{topic_root}/events/acme/x"
+    n = 300
+    async with (
+        aiomqtt.Client(*MOSQUITTO) as sub,
+        aiomqtt.Client(*MOSQUITTO) as pub,
+    ):
+        pub.pending_calls_threshold = n
+        await sub.subscribe(topic, qos=1)
+        messages = [(topic, f"{i}".encode(), False) for i in range(n)]
+        assert await _publish_all(pub, messages) == n
+        got: list[int] = []
+        async with asyncio.timeout(20):
+            async for message in sub.messages:
+                got.append(int(bytes(message.payload)))  # type: ignore[arg-type]
+                if len(got) == n:
+                    break
+    assert got == list(range(n))
+    assert await _publish_all(pub, []) == 0
+
+
+async def test_a_publish_round_on_a_lost_connection_counts_nothing_and_raises_nothing(
+    topic_root: str,
+) -> None:
+    from ilrs_ops.ingest._ingestor import _publish_all
+
+    async with aiomqtt.Client(*MOSQUITTO) as pub:
+        pass
+    assert await _publish_all(pub, [(f"{topic_root}/s", b"x", True)] * 3) == 0
