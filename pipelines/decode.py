@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from pipelines.layout import FLOAT32, FLOAT64, MAX_OCTETS, SIGNED, UNSIGNED, Layout
+from pipelines.layout import FLOAT32, FLOAT64, MAX_OCTETS, SIGNED, UNSIGNED, Layout, per_layout
 
 
 class SlotPlan(NamedTuple):
@@ -34,8 +34,10 @@ class SlotPlan(NamedTuple):
     where: np.ndarray  # uint64[n_slots, 8]
 
 
+@per_layout
 def slot_plan(layout: Layout) -> SlotPlan:
-    """Check a layout's slots and compute their octet positions; raise ValueError if invalid."""
+    """Check a layout's slots and compute their octet positions; raise ValueError if invalid.
+    Computed once per layout; the arrays are shared, never to be written."""
     offset = np.asarray(layout.bit_offset, dtype=np.int64)
     width = np.asarray(layout.bit_width, dtype=np.int64)
     kind = np.asarray(layout.kind, dtype=np.int64)
@@ -352,14 +354,22 @@ def columns_from_raw(raw: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
 _Target = tuple[int, int, bool, np.ndarray]
 
 
+@per_layout
+def _field_specs(layout: Layout) -> list[tuple[str, int, int, bool, np.dtype]]:
+    """Per field: name, first slot, count, whether an array, dtype."""
+    specs = []
+    for f, name in enumerate(layout.names):
+        s0, count = int(layout.field_slot[f]), int(layout.field_count[f])
+        is_array = name in layout.array_fields or count != 1
+        specs.append((name, s0, count, is_array, layout.field_dtype(name)))
+    return specs
+
+
 def _empty_columns(layout: Layout, n: int) -> tuple[dict[str, np.ndarray], list[_Target]]:
     """Allocate the columns; each target is (first slot, count, is_array, unsigned view)."""
     columns: dict[str, np.ndarray] = {}
     targets: list[_Target] = []
-    for f, name in enumerate(layout.names):
-        s0, count = int(layout.field_slot[f]), int(layout.field_count[f])
-        dtype = layout.field_dtype(name)
-        is_array = name in layout.array_fields or count != 1
+    for name, s0, count, is_array, dtype in _field_specs(layout):
         column = np.empty((n, count) if is_array else (n,), dtype)
         columns[name] = column
         # Unsigned views: copying a raw value truncates it to the field's octets, which keeps

@@ -8,10 +8,15 @@ and the secondary-header time code are ordinary fields here, with names that sta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 #: Slot kinds.
 UNSIGNED, SIGNED, FLOAT32, FLOAT64 = 0, 1, 2, 3
@@ -122,6 +127,24 @@ class Layout:
         """The numpy dtype a field decodes to: the smallest integer type that holds it, or float."""
         slot = int(self.field_slot[self.field_index(name)])
         return slot_dtype(int(self.kind[slot]), int(self.bit_width[slot]))
+
+
+def per_layout(compute: Callable[[Layout], T]) -> Callable[[Layout], T]:
+    """``compute(layout)`` once per layout, kept while the layout lives. A layout never changes
+    (frozen, compared by identity), so what is derived from it alone (slot plans, column specs)
+    need not be derived again for every batch: that glue cost more than the kernels on the
+    small batches of live ingest."""
+    cache: weakref.WeakKeyDictionary[Layout, T] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(compute)
+    def cached(layout: Layout) -> T:
+        try:
+            return cache[layout]
+        except KeyError:
+            cache[layout] = value = compute(layout)
+            return value
+
+    return cached
 
 
 #: Octets a reordered value may have (u64, f64).
