@@ -192,3 +192,23 @@ def test_search_opens_the_instrument_on_the_channel(page: Any, up: Up) -> None:
     expect(page.locator("#search-results")).to_be_hidden()
     expect(page.locator("#detail")).to_be_visible()  # Escape in the box does not leave the page
     only_local(page, up.url)
+
+
+def test_a_live_window_drops_what_leaves_it(page: Any, up: Up) -> None:
+    """"Last 15 min" slides: a row that falls out of the window leaves the log on its own,
+    and one already older never enters it (the page's event as the WebSocket hands it over)."""
+    login(page, up.url, up.token)
+    open_log(page)
+    page.select_option("#ev-window", "900")
+    page.click("#ev-apply")
+    expect(page.locator("#ev-mode")).to_have_text("LIVE")
+    expect(page.locator("#ev-count")).to_contain_text("entr")  # loaded (a load resets rows)
+    inject = """([iid, age_s]) => window.dispatchEvent(new CustomEvent("ilrs:event", {detail: {
+        kind: "gap", instrument: iid, partner: "cnsa", channel: "", missing: 1,
+        time_ns: (Date.now() - age_s * 1000) * 1e6}}))"""
+    page.evaluate(inject, ["cnsa-eps", 902])  # already out of the window
+    page.evaluate(inject, ["cnsa-thermal", 897])  # leaves it in about 3 s
+    row = page.locator('#ev-list tr[data-key^="e/cnsa-thermal/"][data-kind="gap"]')
+    expect(row).to_have_count(1, timeout=5_000)
+    expect(page.locator('#ev-list tr[data-key^="e/cnsa-eps/"][data-kind="gap"]')).to_have_count(0)
+    expect(row).to_have_count(0, timeout=15_000)

@@ -10,6 +10,7 @@
   const STORE_KINDS = ["limit", "gap", "detector", "ack", "shelve", "unshelve", "profile"];
   const KINDS = [...STORE_KINDS, "command", "replay"];
   const KEEP = 2000; // rows on the page
+  const AGE_MS = 5000; // how often a live window drops the rows that left it
   let token = null;
   let you = null;
   let shown = false;
@@ -126,7 +127,8 @@
         if (f.start_ns === null) throw new Error("give a start time");
         if (f.stop_ns !== null && f.stop_ns <= f.start_ns) throw new Error("From must be before To");
       } else {
-        f.start_ns = Date.now() * 1e6 - Number(w) * 1e9;
+        f.window_ns = Number(w) * 1e9; // "last 1 h" slides: rows older than it age out
+        f.start_ns = Date.now() * 1e6 - f.window_ns;
         f.stop_ns = null;
       }
     } catch (e) { $("#ev-msg").textContent = e.message; return; }
@@ -146,7 +148,7 @@
     if (!f || !f.kinds.has(r.kind)) return false;
     if (f.partner && r.partner !== f.partner) return false;
     if (f.instrument && r.instrument !== f.instrument) return false;
-    if (r.time_ns < f.start_ns) return false;
+    if (r.time_ns < (f.window_ns ? Date.now() * 1e6 - f.window_ns : f.start_ns)) return false;
     return f.stop_ns === null || r.time_ns < f.stop_ns;
   }
 
@@ -243,6 +245,9 @@
     if (rows.has(r.key)) { rows.set(r.key, r); render(); } else put(r);
   });
 
+  // A live window slides even when nothing arrives.
+  setInterval(() => { if (shown && filter && filter.window_ns) render(); }, AGE_MS);
+
   let painting = false;
   function render(notes = []) {
     if (painting) return;
@@ -250,6 +255,7 @@
     requestAnimationFrame(() => { painting = false; paint(notes); });
   }
   function paint(notes) {
+    for (const [key, r] of rows) if (!matches(r)) rows.delete(key); // aged out of the window
     const list = [...rows.values()].sort((a, b) => b.time_ns - a.time_ns);
     for (const r of list.slice(KEEP)) rows.delete(r.key);
     const body = $("#ev-list");
