@@ -239,6 +239,25 @@ def fast_catalog(catalog: Catalog, factor: float) -> Catalog:
     return Catalog(out)
 
 
+def sim_worker(
+    factor: float, seed: int, duration_s: float, port: int, faults: Faults, out: mp.Queue
+) -> None:
+    """--sim-process: the phase's simulator in a process of its own (the station's hardware
+    is not in the ground system's process); sends back its publish records and counts."""
+    catalog = load_catalog([PROFILES])
+    if factor != 1.0:
+        catalog = fast_catalog(catalog, factor)
+    sim = Simulator(
+        catalog, host=HOST, port=port, root=TOPIC_ROOT, seed=seed, faults=faults,
+        client_id=f"bench-console-sim-{seed}",
+    )  # fmt: skip
+    ph = Phase("child", lambda: sim, duration_s, sim=sim)
+    ph.record_publishes()
+    asyncio.run(sim.run(duration_s))
+    inj = sum(v for (_, k), v in sim.injected().items() if k == "limit")
+    out.put(("sim", (dict(ph.sent), sum(sim.published.values()), inj)))
+
+
 def warm_up(catalog: Catalog) -> None:
     """Numba caches and pyarrow paths loaded before anything is timed."""
     start = time.time_ns() - 3600 * NS
@@ -259,6 +278,8 @@ class Phase:
     t_end_ns: int = 0
     load: dict[str, float] = field(default_factory=dict)
     split: dict[str, tuple[float, int]] = field(default_factory=dict)  # name -> (wall s, calls)
+    factor: float = 1.0  # for --sim-process: the child makes its own simulator
+    seed: int = 0
 
     def record_publishes(self) -> None:
         """Wrap each Module.next_batch: (packet time, wall time) as the packet leaves."""
@@ -466,21 +487,38 @@ async def amain(args: argparse.Namespace) -> None:
                     )
 
                 phases = [
-                    Phase("nominal", sim(catalog, 1), args.nominal_s),
+                    Phase("nominal", sim(catalog, 1), args.nominal_s, seed=1),
                     *(
-                        Phase(f"{f:g}x nominal", sim(fast_catalog(catalog, f), 2 + k), args.fast_s)
+                        Phase(
+                            f"{f:g}x nominal",
+                            sim(fast_catalog(catalog, f), 2 + k),
+                            args.fast_s,
+                            factor=f,
+                            seed=2 + k,
+                        )
                         for k, f in enumerate(factors, start=1)
                     ),
-                    Phase(f"nominal + {args.rate:g} req/s", sim(catalog, 9), args.load_s + 2 * 2.0),
+                    Phase(
+                        f"nominal + {args.rate:g} req/s", sim(catalog, 9), args.load_s + 4, seed=9
+                    ),
                 ]
                 for ph in phases:
                     w0, c0 = dict(split.wall), dict(split.calls)
-                    ph.sim = ph.make()
-                    ph.record_publishes()
                     ph.t_start_ns = time.time_ns()
                     la0 = os.getloadavg()[0]
                     cpu0, busy0 = time.process_time(), busy_cpu_s()
-                    run = asyncio.create_task(ph.sim.run(ph.duration_s))
+                    if args.sim_process:
+                        sq = ctx.Queue()
+                        sp = ctx.Process(
+                            target=sim_worker,
+                            args=(ph.factor, ph.seed, ph.duration_s, broker.port, faults, sq),
+                        )
+                        sp.start()
+                        run = asyncio.create_task(from_queue(sq, ph.duration_s + 600))
+                    else:
+                        ph.sim = ph.make()
+                        ph.record_publishes()
+                        run = asyncio.create_task(ph.sim.run(ph.duration_s))
                     if ph is phases[-1]:
                         await asyncio.sleep(2.0)
                         lq = ctx.Queue()
@@ -490,7 +528,14 @@ async def amain(args: argparse.Namespace) -> None:
                         lp.start()
                         _, load_res = await from_queue(lq, args.load_s + 120)
                         lp.join(10)
-                    await run
+                    if args.sim_process:
+                        _, (sent, pubs, inj) = await run
+                        ph.sent.update(sent)
+                        sp.join(10)
+                    else:
+                        await run
+                        pubs = sum(ph.sim.published.values())
+                        inj = sum(v for (_, k), v in ph.sim.injected().items() if k == "limit")
                     ph.t_end_ns = time.time_ns()
                     ph.load = {"start": la0, "end": os.getloadavg()[0]}
                     wall = (ph.t_end_ns - ph.t_start_ns) / NS
@@ -500,12 +545,11 @@ async def amain(args: argparse.Namespace) -> None:
                         k: (split.wall[k] - w0.get(k, 0.0), split.calls[k] - c0.get(k, 0))
                         for k in split.calls
                     }
-                    pubs = sum(ph.sim.published.values())
-                    inj = sum(v for (_, k), v in ph.sim.injected().items() if k == "limit")
+                    where = "ingest+console" if args.sim_process else "ingest+console+sim"
                     print(
                         f"  {ph.name}: {(ph.t_end_ns - ph.t_start_ns) / NS:.1f}s, {pubs} packets"
                         f" published, {inj} limit excursions injected, load average"
-                        f" {la0:.2f} -> {ph.load['end']:.2f}; this process (ingest+console+sim)"
+                        f" {la0:.2f} -> {ph.load['end']:.2f}; this process ({where})"
                         f" {ph.load['cpu']:.2f} CPU, whole machine {ph.load['busy']:.2f}"
                         f" of {os.cpu_count()} CPUs busy",
                         flush=True,
@@ -655,6 +699,11 @@ def main() -> None:
         "--client-nodelay",
         action="store_true",
         help="diagnostic: TCP_NODELAY on the in-process paho sockets (Nagle off)",
+    )
+    ap.add_argument(
+        "--sim-process",
+        action="store_true",
+        help="run each phase's simulator in its own process (default: in the loop, as `up`)",
     )
     ap.add_argument("--mosquitto", default=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
     args = ap.parse_args()

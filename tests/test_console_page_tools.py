@@ -195,7 +195,7 @@ def test_search_opens_the_instrument_on_the_channel(page: Any, up: Up) -> None:
 
 
 def test_a_live_window_drops_what_leaves_it(page: Any, up: Up) -> None:
-    """"Last 15 min" slides: a row that falls out of the window leaves the log on its own,
+    """ "Last 15 min" slides: a row that falls out of the window leaves the log on its own,
     and one already older never enters it (the page's event as the WebSocket hands it over)."""
     login(page, up.url, up.token)
     open_log(page)
