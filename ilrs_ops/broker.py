@@ -13,6 +13,8 @@ from amqtt.errors import AMQTTError
 
 from ilrs_ops.errors import BrokerError
 
+log = logging.getLogger(__name__)
+
 
 class _LateAcks(logging.Filter):
     """amqtt waits a fixed 5 s for a subscriber's PUBACK, then logs a warning, a traceback and
@@ -39,7 +41,6 @@ class _LateAcks(logging.Filter):
 
 
 LATE_ACKS = _LateAcks()
-log = logging.getLogger(__name__)
 
 
 class EmbeddedBroker:

@@ -391,13 +391,8 @@ class Access:
                 )
                 if not all(w in text for w in words):
                     continue
-                rank = (
-                    0
-                    if name == whole
-                    else 1
-                    if name.startswith(whole)
-                    else (2 if whole in name else 3)
-                )
+                # 0 the name itself, 1 a name that starts with it, 2 contains it, 3 the rest
+                rank = [name == whole, name.startswith(whole), whole in name, True].index(True)
                 hit = {
                     "instrument": inst.id,
                     "partner": inst.profile.partner,

@@ -83,9 +83,9 @@ class IngestConfig:
     password: str | None = field(default=None, repr=False)
     batch_messages: int = 2000  # a batch is committed at this many messages,
     batch_bytes: int = 8 << 20  # or this many payload bytes,
-    batch_delay_s: float = 0.01  # or when its first message has waited this long, (messages
-    # that queue up during a commit join the next batch at once) except a message that came
-    # alone: a live trickle commits at once (the wait was 10 ms of each packet's latency)
+    batch_delay_s: float = 0.01  # or when its first message has waited this long; but a
+    # message that came alone commits at once (a live trickle: the wait was 10 ms of each
+    # packet's latency), and messages that queue up during a commit join the next batch
     lane_queue: int = 20_000  # messages waiting per instrument before the reader stops
     segment_messages: int = 200_000  # a WAL segment is sealed to Parquet at this many messages,
     segment_bytes: int = 256 << 20  # or when its processed tables held in memory reach this,

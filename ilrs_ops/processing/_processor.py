@@ -299,10 +299,12 @@ class Processor:
             (d.name, parse(d.expr)) for d in p.derived_channels
         ]
         self.schema = telemetry_schema(instrument)
-        self._plans: dict[tuple[frozenset[str], frozenset[str]], list] = {}  # _columns_plan
         self._widths_s = rollup_widths(instrument)
         self._channel_index = {name: k for k, name in enumerate(instrument.channels)}
         self._octets = {f.name: f for f in self._fields if f.octets}
+        # The names _engineering gives values of, and those _texts makes text of.
+        eng = {f.name for f in self._fields} | {name for name, _ in self._derived}
+        self._columns = self._columns_plan(eng, set(self._octets))
         self._rolled = [f.name for f in self._fields if f.enum is None and not f.octets] + [
             name for name, _ in self._derived
         ]
@@ -846,7 +848,7 @@ class Processor:
         """The telemetry rows. A channel of some variants only is null in the other
         variants' rows (its value, state and raw value)."""
         columns: list[pa.Array] = []
-        for how, name, base, type_ in self._columns_plan(eng, text):
+        for how, name, base, type_ in self._columns:
             has = present.get(base)
             null = None if has is None else pa.array(~has)
             if how == "text":
@@ -875,15 +877,11 @@ class Processor:
         return pa.Table.from_arrays(columns, schema=self.schema)
 
     def _columns_plan(
-        self, eng: dict[str, np.ndarray], text: dict[str, pa.Array]
+        self, eng: set[str], text: set[str]
     ) -> list[tuple[str, str, str, pa.DataType]]:
-        """How each telemetry column is made: (how, column, channel, type). It depends only on
-        the schema and which names are engineering values or text, so it is worked out once
-        per such pair (per column string tests cost more than the columns of a small batch)."""
-        key = (frozenset(eng), frozenset(text))
-        found = self._plans.get(key)
-        if found is not None:
-            return found
+        """How each telemetry column is made: (how, column, channel, type), given the names
+        that have engineering values and those that are text. Worked out once per processor:
+        per column string tests cost more than the columns of a small batch."""
         out = []
         for f in self.schema:
             base = f.name
@@ -901,7 +899,6 @@ class Processor:
             else:
                 how = "eng"
             out.append((how, f.name, base, f.type))
-        self._plans[key] = out
         return out
 
     def _rollups(
