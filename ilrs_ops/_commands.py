@@ -238,6 +238,42 @@ def ingest(
     _run(main())
 
 
+def ingest_workers(
+    s: Settings,
+    broker: tuple[str, int],
+    *,
+    workers: int,
+    protocol: str,
+    segment_messages: int,
+) -> None:
+    """`ingest --workers N`: shards 0/N..N-1/N, each an `ingest --shard i/N` process of its own
+    (the broker login goes to them in the environment, as it came), until Ctrl-C stops them all."""
+    from ilrs_ops.ingest import supervise
+
+    _catalog([s.profiles])  # a bad profile is refused once, here, not by N workers
+    host, port = broker
+
+    def argv(i: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "ilrs_ops",
+            "ingest",
+            f"--shard={i}/{workers}",
+            f"--broker={host}:{port}",
+            f"--profiles={s.profiles}",
+            f"--root={s.root}",
+            f"--data={s.data}",
+            f"--protocol={protocol}",
+            f"--segment-messages={segment_messages}",
+        ]
+
+    def started(shard: int, pid: int) -> None:
+        err().print(f"ingest worker {shard}/{workers}: pid {pid}")
+
+    _run(supervise(argv, workers, started=started))
+
+
 def monitor(s: Settings, broker: tuple[str, int]) -> None:
     """`monitor`: the decoded traffic from ``broker``, per instrument, until the connection
     ends."""

@@ -182,6 +182,13 @@ def ingest(
     root: RootOpt = None,
     data: DataOpt = None,
     shard: Annotated[str, typer.Option(help="this process's shard i/N of the instruments")] = "0/1",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="run shards 0/N..N-1/N, each in a process of its own (N: this host's cores)",
+            min=1,
+        ),
+    ] = 1,
     protocol: Annotated[
         str, typer.Option(help="MQTT protocol: auto (5, else 3.1.1 if refused), v5 or v311")
     ] = "auto",
@@ -191,6 +198,17 @@ def ingest(
 ) -> None:
     """Ingest telemetry: MQTT -> durable WAL -> ack -> pipelines -> Parquet, status, events."""
     s = _settings(broker=broker, profiles=profiles, root=root, data=data)
+    if workers > 1:
+        if shard != "0/1":
+            raise typer.BadParameter(
+                f"--workers {workers} runs every shard i/{workers} itself; leave out --shard",
+                param_hint="--shard",
+            )
+        _protocol(protocol)  # a bad value is refused here, not by each worker
+        _commands.ingest_workers(
+            s, _broker(s), workers=workers, protocol=protocol, segment_messages=segment_messages
+        )
+        return
     _commands.ingest(
         s,
         _broker(s),

@@ -17,6 +17,7 @@ IlrsError
 │                     status (403 not allowed, 404 unknown, 409 not now, 422 bad argument)
 ├── CommandLinkError  (ilrs_ops.commanding) the broker did not take a telecommand
 ├── ConsoleCallError  (ilrs_ops.commanding.client) a console refused the CLI's call
+├── WorkerError       (ilrs_ops.ingest) an ingest shard of ``--workers N`` refused to run
 └── ConsoleError      (ilrs_ops.console) bad console settings or tokens; its AccessError
                       subclasses map to HTTP 400/401/403/404/409/413/422/429/503
 

@@ -84,7 +84,9 @@ PUBLIC = {
         "IngestConfig",
         "Ingestor",
         "LaneMetrics",
+        "WorkerError",
         "shard_of",
+        "supervise",
     },
     "ilrs_ops.processing": {
         "DEDUPE_WINDOW",

@@ -220,7 +220,12 @@ class Ingestor:
         return shard_of(inst.id, self.config.shards) == self.config.shard
 
     async def __aenter__(self) -> Ingestor:
-        states = await asyncio.to_thread(recover, self.store, self.catalog)
+        # Only this shard's lanes: the others' may be running in the same store. The unknown
+        # lane is shard 0's to recover (only a single shard receives into it).
+        lanes = {inst.id for inst in self.catalog if self.mine(inst)}
+        if self.config.shard == 0:
+            lanes.add(UNKNOWN)
+        states = await asyncio.to_thread(recover, self.store, self.catalog, lanes)
         for inst in self.catalog:
             if self.mine(inst):
                 self._add_lane(inst.id, inst.topic(self.config.root), inst, states.get(inst.id))

@@ -4,7 +4,7 @@ left re-run through a Lane from its checkpoint, so a crash loses nothing acknowl
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import pyarrow as pa
 
@@ -88,19 +88,27 @@ def recover_lane(store: Store, lane: str, instrument: Instrument | None) -> Proc
     return checkpoint_state(store, lane)[1]
 
 
-def recover(store: Store, catalog: Catalog) -> dict[str, ProcessState]:
+def recover(
+    store: Store, catalog: Catalog, lanes: Collection[str] | None = None
+) -> dict[str, ProcessState]:
     """Seal what a previous run left in the WAL of every lane of ``catalog`` (and the unknown
     lane), remove leftover temp files, and return the processing state of every instrument to
-    continue from. A WAL of an instrument no profile describes is left alone, with a warning."""
-    store.remove_temp_files()
-    for name in sorted(set(store.wal_lanes()) - {*catalog.instruments, UNKNOWN}):
-        log.warning(
-            "WAL of %r left unsealed in %s: no profile of that instrument is loaded",
-            name,
-            store.root / "wal" / name,
-        )
+    continue from. A WAL of an instrument no profile describes is left alone, with a warning.
+
+    ``lanes``: only these (an ingest shard's), leaving the others' WAL and temp files to the
+    shards that own them and may be running beside this one in the same store."""
+    store.remove_temp_files(lanes)
+    if lanes is None or UNKNOWN in lanes:  # who keeps the unknown lane speaks for the strays
+        for name in sorted(set(store.wal_lanes()) - {*catalog.instruments, UNKNOWN}):
+            log.warning(
+                "WAL of %r left unsealed in %s: no profile of that instrument is loaded",
+                name,
+                store.root / "wal" / name,
+            )
     states: dict[str, ProcessState] = {}
     for inst in catalog:
-        states[inst.id] = recover_lane(store, inst.id, inst) or ProcessState()
-    recover_lane(store, UNKNOWN, None)
+        if lanes is None or inst.id in lanes:
+            states[inst.id] = recover_lane(store, inst.id, inst) or ProcessState()
+    if lanes is None or UNKNOWN in lanes:
+        recover_lane(store, UNKNOWN, None)
     return states

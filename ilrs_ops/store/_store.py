@@ -23,7 +23,7 @@ import operator
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,15 @@ import pyarrow.parquet as pq
 from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.schemas import COMMANDS, EVENTS, RAW, TIME
 from ilrs_ops.store import _seal
-from ilrs_ops.store._fs import describe, is_temp, make_dirs, translate, write_atomic
+from ilrs_ops.store._fs import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    describe,
+    is_temp,
+    make_dirs,
+    translate,
+    write_atomic,
+)
 from ilrs_ops.store._seal import DAY_NS, TABLES
 from ilrs_ops.store._wal import WalSegment, WalWriter, list_segments, read_segment, segment_name
 
@@ -46,6 +54,19 @@ log = logging.getLogger(__name__)
 CONSOLE_PREFIX = "console-"
 #: The tables that hold such files: events, and the command history (only such files).
 CONSOLE_TABLES = ("events", "commands")
+
+
+def _sealed_by(temp: Path, lanes: Collection[str]) -> bool:
+    """Whether a temp file is a seal's or checkpoint's of one of ``lanes``."""
+    final = temp.name[len(TEMP_PREFIX) : -len(TEMP_SUFFIX)]
+    if temp.parent.name == "state":
+        return final.removesuffix(".json") in lanes
+    parsed = _seal.parse_file_name(final)
+    if parsed is None:
+        return False  # not a seal's file: the console's events and commands
+    source, _ = parsed
+    partition = next((p.name for p in temp.parents if p.name.startswith("instrument=")), "")
+    return (source or partition.removeprefix("instrument=")) in lanes
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,15 +127,17 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot list {self.root / 'wal'}: {describe(exc)}") from exc
 
-    def remove_temp_files(self) -> list[Path]:
+    def remove_temp_files(self, lanes: Collection[str] | None = None) -> list[Path]:
         """Delete what a crash in the middle of an atomic write left (``.name.tmp``) in the
-        tables and checkpoints; returns the files removed."""
+        tables and checkpoints; returns the files removed. With ``lanes``, only what the seals
+        of those lanes write: another process (an ingest shard sharing the store, the console)
+        may be writing its own temp files at this moment."""
         removed: list[Path] = []
         for folder in [self.root / t for t in TABLES] + [self.root / "state"]:
             for dirpath, _, files in os.walk(folder):
                 for name in files:
                     path = Path(dirpath) / name
-                    if is_temp(path):
+                    if is_temp(path) and (lanes is None or _sealed_by(path, lanes)):
                         with contextlib.suppress(FileNotFoundError):
                             path.unlink()
                         removed.append(path)
