@@ -94,7 +94,7 @@ def client_worker(url: str, token: str, steps: list, rate: float, out: mp.Queue)
             async def one(body: dict[str, Any]) -> None:
                 stamp = time.time_ns()
                 r = await client.post("/api/commands", json=body)
-                sent.append((stamp, r.json() if r.status_code == 200 else {"error": r.text}))
+                sent.append((stamp, r.json() if r.status_code in (200, 201) else {"error": r.text}))
 
             tasks = []
             for i, body in enumerate(steps):

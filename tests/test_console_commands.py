@@ -152,7 +152,7 @@ def test_a_command_is_sent_verified_and_live_on_the_websocket(station: dict[str,
         assert json.loads(ws.recv())["type"] == "snapshot"
         body = {"instrument": ROVER, "command": "set_mode", "args": {"mode": "SCIENCE"}}
         r = http.post("/api/commands", json=body, headers=as_(station, "partner_a"))
-        assert r.status_code == 200, r.text
+        assert r.status_code == 201, r.text  # a new command
         id = r.json()["id"]
         doc = until(station, id)
         assert doc["state"] == "completed", doc
@@ -200,11 +200,12 @@ def test_hazardous_commands_need_a_second_operator(station: dict[str, Any]) -> N
     )
     body = {"instrument": ROVER, "command": "drive", "args": {"distance": 3.0}, "id": "drive-1"}
     r = http.post("/api/commands", json=body, headers=as_(station, "operator"))
-    assert r.status_code == 200 and (r.json()["state"], r.json()["waiting"]) == (
+    assert r.status_code == 201 and (r.json()["state"], r.json()["waiting"]) == (
         "queued",
         "approval",
     )
     again = http.post("/api/commands", json=body, headers=as_(station, "operator"))
+    assert again.status_code == 200, again.text  # the same command, not a new one
     assert (
         again.json()["id"] == "drive-1" and again.json()["requested_ns"] == r.json()["requested_ns"]
     )

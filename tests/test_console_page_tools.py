@@ -86,7 +86,7 @@ def test_event_log_is_live_and_filters(page: Any, up: Up) -> None:
     r = httpx.post(f"{up.url}/api/commands", headers=h, timeout=10,
                    json={"instrument": "sup-rover-1", "command": "set_mode",
                          "args": {"mode": "SCIENCE"}})  # fmt: skip
-    assert r.status_code == 200, r.text
+    assert r.status_code == 201, r.text
     cmd = page.locator(f'#ev-list tr[data-key="c/{r.json()["id"]}"]')
     expect(cmd).to_have_attribute("data-state", "completed", timeout=LIVE_MS)
     expect(cmd).to_contain_text("set_mode mode=SCIENCE by operator")

@@ -184,13 +184,26 @@ class Commander:
         request for another partner's instrument; 422 a bad argument, or no such instrument
         or command (``parameter`` names which); 409 a pre-send condition that does not hold.
         Nothing refused reaches the wire."""
+        rec, _ = await self.request(actor, instrument, command, args, id)
+        return rec
+
+    async def request(
+        self,
+        actor: Actor,
+        instrument: str,
+        command: str,
+        args: Mapping[str, Any],
+        id: str | None = None,
+    ) -> tuple[Record, bool]:
+        """``submit``, and whether the request made a new command (False: its ``id`` was
+        known, and the record is the earlier request's)."""
         p = self._may_command(actor, instrument, command)
         async with self._lock:
             if id is not None and id in self.records:
                 rec = self.records[id]
                 if (rec.instrument, rec.command) != (instrument, command):
                     raise RefusedError(409, f"request id {id!r} is another command", "id")
-                return rec
+                return rec, False
             codec, values = self._checked(actor, instrument, command, args)
             c = codec.command
             unmet = self._unmet(instrument, c.pre, values)
@@ -212,7 +225,7 @@ class Commander:
                 await self._stage(rec.id, wire.QUEUED, SERVICE, {"waiting": "approval"})
         self._audit(actor, "submitted", instrument, command, rec.id)
         await self._dispatch(instrument)
-        return rec
+        return rec, True
 
     def preview(
         self, actor: Actor, instrument: str, command: str, args: Mapping[str, Any]

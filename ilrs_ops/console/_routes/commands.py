@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
@@ -115,11 +115,21 @@ def definitions(instrument: str, principal: PrincipalDep, cmd: CommanderDep) -> 
     }
 
 
-@router.post("/commands")
-async def submit(body: CommandBody, principal: PrincipalDep, cmd: CommanderDep) -> dict[str, Any]:
+@router.post(
+    "/commands",
+    status_code=201,
+    responses={200: {"description": "A request id sent before: that command, not a new one"}},
+)
+async def submit(
+    body: CommandBody, principal: PrincipalDep, cmd: CommanderDep, response: Response
+) -> dict[str, Any]:
     """Ask for a command: checked, then sent, or queued (hazardous: for approval; a held
-    queue: until released). 409 when a pre-send condition does not hold in live telemetry."""
-    rec = await cmd.submit(principal, body.instrument, body.command, body.args, body.id)
+    queue: until released). 201 with a new command; 200 with the earlier one when its request
+    id comes again (nothing is sent twice). 409 when a pre-send condition does not hold in live
+    telemetry."""
+    rec, new = await cmd.request(principal, body.instrument, body.command, body.args, body.id)
+    if not new:
+        response.status_code = 200
     return _show(principal, rec)
 
 
