@@ -448,3 +448,22 @@ def test_every_station_command_executes_as_its_profile_verifies(station: Catalog
                 assert _holds(cond, row, args), (inst.id, c.name, str(cond), row[cond.channel])
                 checked += 1
     assert checked >= 30
+
+
+def test_an_opened_outlet_takes_its_load_off_the_supply(station: Catalog) -> None:
+    """The EPS's load_i carries each outlet's payload while it is on: opening the seismometer's
+    outlet takes its 0.8 A off at once, and closing it puts it back; the rest is as it was."""
+    eps = station.instruments["cnsa-eps"]
+    load_i = next(f for f in eps.profile.fields if f.name == "load_i")
+    draw = load_i.sim.loads["out_seismometer"]  # type: ignore[union-attr,index]
+    quiet, busy = (Module(eps, Environment(epoch_ns=0), seed=3, start_ns=0) for _ in range(2))
+    tc = Telecommands(eps.profile)
+    t = quiet.times(5)
+    np.testing.assert_array_equal(quiet.values(t)["load_i"], busy.values(t)["load_i"])
+    busy.command(tc.codec("seismometer_off").encode({}, 1))
+    a, b = quiet.values(t), busy.values(t)
+    assert (b["out_seismometer"] == 0).all() and (a["out_seismometer"] == 1).all()
+    np.testing.assert_allclose(a["load_i"] - b["load_i"], draw)
+    np.testing.assert_array_equal(a["bus_v"], b["bus_v"])
+    busy.command(tc.codec("seismometer_on").encode({}, 2))
+    np.testing.assert_allclose(quiet.values(t)["load_i"], busy.values(t)["load_i"])

@@ -644,6 +644,21 @@ def check_field(f: FieldSpec, loc: tuple, fields: dict[str, FieldSpec] | None) -
         yield from _check_limits(f.limits, (*loc, "limits"), fields)
     if f.sim is not None and not f.is_octets:
         yield from _check_sim(f.sim, (*loc, "sim"), f)
+        yield from _check_loads(f.sim, (*loc, "sim", "loads"), f, fields)
+
+
+def _check_loads(
+    s: SimSpec, loc: tuple, f: FieldSpec, fields: dict[str, FieldSpec]
+) -> Iterator[Finding]:
+    for name in s.loads or {}:
+        other = fields.get(name)
+        if other is None or other.is_octets or other.count is not None or name == f.name:
+            what = "this channel itself" if name == f.name else "not a scalar numeric channel"
+            yield (
+                (*loc, name),
+                f"'{name}' is {what} of this profile",
+                "name the switch channels (0 off, 1 on) whose loads this channel carries",
+            )
 
 
 #: The sim models of string, bytes and wide integer fields.

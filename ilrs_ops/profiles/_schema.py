@@ -246,6 +246,11 @@ class SimSpec(_Model):
     duration_s: float | None = Field(None, gt=0)
     values: list[float | str] | None = None
     period_s: float | None = Field(None, gt=0)
+    loads: dict[str, float] | None = Field(
+        None,
+        description="a supply's current: what each of these channels (a switched outlet, 0 "
+        "off and 1 on) adds to the model's value while it is on; the model makes the rest",
+    )
 
 
 #: ``count_from: rest``: the array takes as many elements as the rest of the packet holds.

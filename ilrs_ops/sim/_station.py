@@ -93,6 +93,7 @@ class Module:
         self.faults = faults or Faults()
         self.rng = np.random.default_rng([seed, zlib.crc32(p.instrument.encode())])
         self.channels = {f.name: Channel(f, env, self.rng) for f in p.channel_fields}
+        self._loads = {f.name: f.sim.loads for f in p.channel_fields if f.sim and f.sim.loads}
         self.raw = {f.name: RawConverter(f) for f in p.channel_fields}
         self.index = 0  # packets generated so far
         self.injected: Counter[str] = Counter()
@@ -120,6 +121,9 @@ class Module:
         vals = {name: ch.generate(t_ns) for name, ch in self.channels.items()}
         for name, value in self.holds.items():
             vals[name] = np.full(vals[name].shape, value)
+        for name, loads in self._loads.items():  # a supply carries the outlets that are on
+            if name not in self.holds:
+                vals[name] = vals[name] + sum(a * (vals[o] != 0) for o, a in loads.items())
         self._apply_excursion(vals, t_ns)
         if self.telecommands is not None:
             self._acknowledge(vals, t_ns.shape[0])
