@@ -212,3 +212,27 @@ def test_a_live_window_drops_what_leaves_it(page: Any, up: Up) -> None:
     expect(row).to_have_count(1, timeout=5_000)
     expect(page.locator('#ev-list tr[data-key^="e/cnsa-eps/"][data-kind="gap"]')).to_have_count(0)
     expect(row).to_have_count(0, timeout=15_000)
+
+
+def test_a_live_event_during_a_load_is_kept(page: Any, up: Up) -> None:
+    """A load (a filter applied) replaces the rows with the store's answer; an event that comes
+    live while that answer is on its way stays (before, the reset dropped it)."""
+    login(page, up.url, up.token)
+    open_log(page)
+    expect(page.locator("#ev-count")).to_contain_text("entr")
+    page.evaluate("""() => { const plain = window.fetch; window.answered = 0;
+        window.fetch = async (url, opts) => { const r = await plain(url, opts);
+          if (String(url).startsWith("/api/events")) {
+            await new Promise(s => setTimeout(s, 1500)); window.answered += 1; }
+          return r; }; }""")  # the store's answer takes 1.5 s from now on, and is counted
+    page.select_option("#ev-window", "3600")
+    page.click("#ev-apply")
+    expect(page.locator("#ev-count")).to_have_text("loading…")
+    page.evaluate("""() => window.dispatchEvent(new CustomEvent("ilrs:event", {detail: {
+        kind: "gap", instrument: "cnsa-radon", partner: "cnsa", channel: "", missing: 3,
+        time_ns: Date.now() * 1e6}}))""")
+    page.wait_for_function("window.answered >= 1", timeout=10_000)
+    expect(page.locator("#ev-count")).not_to_have_text("loading…")  # the answer is shown
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 100)))")
+    row = page.locator('#ev-list tr[data-key^="e/cnsa-radon/"][data-kind="gap"]')
+    expect(row).to_have_count(1)

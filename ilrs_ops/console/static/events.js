@@ -214,6 +214,7 @@
       asks.push(get("/api/replays").then((d) => d.replays.map(replayRow)));
     }
     $("#ev-count").textContent = "loading…";
+    arrived = new Map(); // what comes live while the answers are on their way
     let got;
     try { got = await Promise.all(asks); } catch (e) {
       if (seq === loadSeq) { $("#ev-msg").textContent = `The log could not be read: ${e.message}`; }
@@ -222,12 +223,17 @@
     if (seq !== loadSeq) return;
     rows.clear();
     for (const list of got) for (const r of list) if (matches(r)) rows.set(r.key, r);
+    // Kept over the answers: newer (a command's later stage), or after the store was read.
+    for (const [key, r] of arrived) if (matches(r)) rows.set(key, r);
+    arrived = null;
     render(notes);
   }
 
-  function put(r) {
-    if (!shown || !matches(r)) return;
+  let arrived = null; // Map of live rows during a load, which then resets ``rows``
+  function put(r, known = false) {
+    if (!shown || (!known && !matches(r))) return;
     rows.set(r.key, r);
+    if (arrived) arrived.set(r.key, r);
     render();
   }
   window.addEventListener("ilrs:event", (ev) => {
@@ -237,12 +243,12 @@
   });
   window.addEventListener("ilrs:command", (ev) => {
     const r = commandRow(ev.detail);
-    if (rows.has(r.key)) { rows.set(r.key, r); render(); } else put(r);
+    put(r, rows.has(r.key));
   });
   window.addEventListener("ilrs:replay", (ev) => {
     if (filter && (filter.partner || filter.instrument)) return;
     const r = replayRow(ev.detail);
-    if (rows.has(r.key)) { rows.set(r.key, r); render(); } else put(r);
+    put(r, rows.has(r.key));
   });
 
   // A live window slides even when nothing arrives.
