@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from ilrs_ops import wire
 from ilrs_ops.console._state import StationState
 from ilrs_ops.profiles import Instrument
+from ilrs_ops.store import UNKNOWN
 
 #: A shard whose metrics document is older than this is stale: its ingestor stopped
 #: publishing (dead, or cut off from the broker), so its lanes' numbers are old.
@@ -200,7 +201,7 @@ def lane_links(
                 LaneLink(
                     shard=shard,
                     lane=lane,
-                    instrument=None if lane.startswith("_") else lane,
+                    instrument=None if lane == UNKNOWN else lane,
                     state=lane_st,
                     age_s=shard_age(state, shard, now),
                     queue=_int(m.get("queue")),
