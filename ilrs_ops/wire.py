@@ -43,6 +43,11 @@ def metrics_topic(root: str, shard: int) -> str:
     return f"{root}/{METRICS}/ingest/{shard}"
 
 
+#: How often an ingest shard publishes its metrics document (``updated``: its wall clock); a
+#: reader takes a shard whose document is older than STALE_PERIODS of these as stale.
+METRICS_INTERVAL_S = 2.0
+
+
 def instrument_of(root: str, kind: str, name: str) -> str | None:
     """The instrument id (last level) of a ``{root}/{kind}/...`` topic; None for any other."""
     prefix = f"{root}/{kind}/"
@@ -174,6 +179,8 @@ class InstrumentStatus:
     packets: int = 0
     bytes: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
+    gaps: int = 0  # sequence gaps seen (gap events)
+    missing: int = 0  # packets those gaps left out, by sequence count
 
     def health(self, now_s: float) -> str:
         period = self.instrument.profile.expected_period_s
@@ -202,6 +209,8 @@ class InstrumentStatus:
             "packets": self.packets,
             "bytes": self.bytes,
             "rejects": self.rejects,
+            "gaps": self.gaps,
+            "missing": self.missing,
             "values": {
                 name: {"value": value, "units": units.get(name), "state": self.states.get(name)}
                 for name, value in self.latest.items()

@@ -43,6 +43,7 @@ OPERATIONS = [
     ("GET", "/api/events"),
     ("GET", "/api/search"),
     ("GET", "/metrics"),
+    ("GET", "/api/links"),
     ("GET", "/api/alarms"),
     ("POST", "/api/alarms/{instrument}/{channel}/ack"),
     ("POST", "/api/alarms/{instrument}/{channel}/shelve"),

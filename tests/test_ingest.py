@@ -97,7 +97,7 @@ async def test_station_with_every_fault_lands_exactly_once(
         root=topic_root, segment_s=3.0, client_id=f"{topic_root}-ingest".replace("/", "-")
     )
     with History.at(tmp_path, station) as store:
-        await run_ingest(store.store, station, config, lambda: sim.run(12.0))
+        ingestor = await run_ingest(store.store, station, config, lambda: sim.run(12.0))
 
     totals: Counter[str] = Counter()
     for m in sim.modules:
@@ -135,6 +135,9 @@ async def test_station_with_every_fault_lands_exactly_once(
         if len(seq):
             lost_inside = int(seq[-1] - seq[0] + 1 - len(seq))
             assert missing == lost_inside, inst.id
+        # The status document counts the same gaps (the console's links view shows them).
+        st = ingestor.status[inst.id]
+        assert (st.gaps, st.missing) == (gaps.num_rows, missing), inst.id
         # Calibrated values equal the formulas applied by hand to the stored raw bytes.
         by_seq = {s: i for i, s in enumerate(tm.column("seq").to_pylist())}
         for packet, s in list(

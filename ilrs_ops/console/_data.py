@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from ilrs_ops import wire
 from ilrs_ops.commanding import redacted
+from ilrs_ops.console import _links
 from ilrs_ops.console._auth import Principal
 from ilrs_ops.console._errors import (
     BadRequestError,
@@ -29,6 +30,7 @@ from ilrs_ops.console._errors import (
     NotFoundError,
     UnavailableError,
 )
+from ilrs_ops.console._rates import MAX_WINDOW_S
 from ilrs_ops.console._state import StationState, Update
 from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.history import History
@@ -37,6 +39,7 @@ from ilrs_ops.profiles import Catalog, Instrument
 NS = wire.NS
 MAX_POINTS = 10_000
 DEFAULT_WINDOW_NS = 3600 * NS
+LINK_WINDOW_S = (2.0, MAX_WINDOW_S)  # rates of the links view: over this many s
 _INT = re.compile(r"^-?\d+$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -410,6 +413,57 @@ class Access:
             "truncated": len(hits) > limit,
             "results": [h for _, h in hits[:limit]],
         }
+
+    # ------------------------------------------------------------------ links
+
+    def links(
+        self,
+        instrument: str | None,
+        partner: str | None,
+        window_s: float,
+        now_s: float | None = None,
+    ) -> _links.Links:
+        """The links and ingest view of the named instruments (else all the principal may
+        read), optionally only of ``partner``: rates over the last ``window_s``. Lanes only of
+        those instruments; shards as a whole (and the lane of unknown topics) to operators
+        only; viewers, who see status only, get a ForbiddenError."""
+        if self.principal.role == "viewer":
+            raise ForbiddenError(
+                "viewers see station status only (GET /api/status), not links and ingest"
+            )
+        lo, hi = LINK_WINDOW_S
+        if not lo <= window_s <= hi:  # (NaN too)
+            raise BadRequestError(
+                f"window={window_s}: use {lo:g}..{hi:g} s (rates over the last window)", "window"
+            )
+        ids = split_list(instrument)
+        insts = [self.instrument(i) for i in ids] if ids is not None else self.readable()
+        partners = split_list(partner)
+        if partners is not None:
+            known = sorted({i.profile.partner for i in self.catalog})
+            bad = [p for p in partners if p not in known]
+            if bad:
+                raise BadRequestError(f"partner: unknown {bad}; the partners: {known}", "partner")
+            insts = [i for i in insts if i.profile.partner in partners]
+        now_s = time.time() if now_s is None else now_s
+        rows = []
+        for inst in sorted(insts, key=lambda i: (i.profile.partner, i.id)):
+            tile = self.tile(inst, now_s)
+            if tile is not None:
+                rows.append(
+                    _links.instrument_link(self.state, inst, tile["health"], now_s, window_s)
+                )
+        everything = self.principal.is_operator and ids is None and partners is None
+        wanted = None if everything else {i.id for i in insts}
+        return _links.Links(
+            updated=now_s,
+            window_s=window_s,
+            shard_stale_after_s=_links.SHARD_STALE_S,
+            broker_connected=self.state.connected,
+            instruments=rows,
+            lanes=_links.lane_links(self.state, wanted, now_s, window_s),
+            shards=_links.shard_links(self.state, now_s) if self.principal.is_operator else None,
+        )
 
     # ------------------------------------------------------------------ metrics
 

@@ -42,6 +42,8 @@ def render(state: StationState, catalog: Catalog, health: dict[str, str]) -> str
     for name, key, help_ in (
         ("ilrs_instrument_packets_total", "packets", "good packets ingested"),
         ("ilrs_instrument_bytes_total", "bytes", "octets of good packets ingested"),
+        ("ilrs_instrument_gaps_total", "gaps", "sequence gaps seen"),
+        ("ilrs_instrument_missing_packets_total", "missing", "packets the gaps left out"),
     ):
         t.family(name, "counter", help_)
         for inst, doc in sorted(status.items()):

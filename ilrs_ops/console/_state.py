@@ -1,7 +1,8 @@
 """Live station state from the ingestors' MQTT topics, and its fan-out to WebSocket clients.
 
 Latest status per instrument (retained ``{root}/status/{partner}/{instrument}``), a ring of
-recent events (``{root}/events/...``), ingest metrics per shard (``{root}/metrics/ingest/{i}``).
+recent events (``{root}/events/...``), ingest metrics per shard (``{root}/metrics/ingest/{i}``),
+and samples of the counters in both documents, for rates (``counters``).
 Each subscriber has a bounded queue: a client that falls behind is dropped (and counted), never
 waited for, so one slow browser cannot hold back the others.
 """
@@ -18,8 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ilrs_ops import wire
+from ilrs_ops.console._rates import Counters
 
 log = logging.getLogger(__name__)
+
+#: The counters of a status document and of a lane in a metrics document that get rates
+#: (a status document's ``rejects``, by reason, is sampled as its total).
+STATUS_COUNTERS = ("packets", "bytes", "gaps", "missing")
+LANE_COUNTERS = ("messages", "batches", "store_errors")
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class StationState:
     status_seen: dict[str, float] = field(default_factory=dict)  # instrument -> when it came
     events: deque[dict[str, Any]] = field(init=False)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # shard -> metrics doc
+    metrics_seen: dict[str, float] = field(default_factory=dict)  # shard -> when it came
+    counters: Counters = field(default_factory=Counters)
     connected: bool = False
     messages: int = 0
     bad_messages: int = 0
@@ -82,12 +91,20 @@ class StationState:
             return self._bad(topic, "not under the topic root")
         kind = parts[0]
         if kind == wire.METRICS:
+            shard = parts[-1]
             if not payload:
-                self.metrics.pop(parts[-1], None)
+                self.metrics.pop(shard, None)
+                self.metrics_seen.pop(shard, None)
+                self.counters.forget(lambda k: k[:2] == ("lane", shard))
                 return None
             doc = self._json(topic, payload)
             if doc is not None:
-                self.metrics[parts[-1]] = doc
+                self.metrics[shard] = doc
+                self.metrics_seen[shard] = now = time.time()
+                for lane, m in (doc.get("lanes") or {}).items():
+                    if isinstance(m, dict):
+                        for name in LANE_COUNTERS:
+                            self.counters.observe(("lane", shard, lane, name), now, m.get(name))
             return None
         if len(parts) != 3 or kind not in (wire.STATUS, wire.EVENTS):
             return self._bad(topic, "expected {root}/{status|events}/{partner}/{instrument}")
@@ -95,13 +112,20 @@ class StationState:
         if kind == wire.STATUS and not payload:  # a retained status cleared
             self.status.pop(instrument, None)
             self.status_seen.pop(instrument, None)
+            self.counters.forget(lambda k: k[:2] == ("instrument", instrument))
             return None
         doc = self._json(topic, payload)
         if doc is None:
             return None
         if kind == wire.STATUS:
             self.status[instrument] = doc
-            self.status_seen[instrument] = time.time()
+            self.status_seen[instrument] = now = time.time()
+            for name in STATUS_COUNTERS:
+                self.counters.observe(("instrument", instrument, name), now, doc.get(name))
+            rejects = doc.get("rejects")
+            if isinstance(rejects, dict):
+                total = sum(v for v in rejects.values() if isinstance(v, int))
+                self.counters.observe(("instrument", instrument, "rejects"), now, total)
             update = Update("status", instrument, partner, doc)
         else:
             doc = {**doc, "instrument": instrument, "partner": partner}

@@ -55,7 +55,7 @@ from ilrs_ops.wire import InstrumentStatus
 
 log = logging.getLogger(__name__)
 
-METRICS_INTERVAL_S = 2.0
+METRICS_INTERVAL_S = wire.METRICS_INTERVAL_S
 #: A batch of at most this many messages is processed on the event loop: for a few packets
 #: (about 1 ms of work) a worker thread costs more, waiting for the GIL behind the loop and
 #: the other lanes (21 ms p50 from WAL to processed at nominal, measured). Larger batches
@@ -548,6 +548,7 @@ class Ingestor:
         """
         return {
             "shard": f"{self.config.shard}/{self.config.shards}",
+            "updated": time.time(),  # a reader can tell a dead shard's retained document
             "connected": self._client is not None,
             "unacked": self._held(),
             "receive_maximum": RECEIVE_MAXIMUM if self.speaking == "v5" else None,
@@ -582,6 +583,11 @@ class Ingestor:
             lengths = pc.binary_length(processed.raw.column("data"))
             st.bytes += int(pc.sum(lengths).as_py())
         st.packets += n
+        events = processed.events
+        if events.num_rows:
+            gaps = events.filter(pc.equal(events.column("kind"), wire.GAP))
+            st.gaps += gaps.num_rows
+            st.missing += int(pc.sum(gaps.column("value")).as_py() or 0)
         for reason in processed.quarantine.column("reason").to_pylist():
             st.rejects[reason] = st.rejects.get(reason, 0) + 1
             self.rejects[reason] += 1
