@@ -705,10 +705,11 @@
   function route() {
     if (!token) return;
     const m = location.hash.match(/^#\/i\/([^/]+)(?:\/(.+))?$/);
-    const view = m ? "detail" : location.hash === "#/events" ? "events" : "overview";
+    const view = m ? "detail" : location.hash === "#/events" ? "events"
+      : /^#\/packets(\/|$)/.test(location.hash) ? "packets" : "overview";
     tell("route", { view });
     if (m) openDetail(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
-    else if (view === "events") { // events.js shows the log
+    else if (view === "events" || view === "packets") { // events.js, packets.js show them
       closeDetail();
       $("#overview").hidden = true;
     } else {
