@@ -41,6 +41,8 @@ OPERATIONS = [
     ("GET", "/api/instruments/{instrument_id}/telemetry"),
     ("GET", "/api/instruments/{instrument_id}/export"),
     ("GET", "/api/events"),
+    ("GET", "/api/instruments/{instrument_id}/packets"),
+    ("GET", "/api/packets/unknown"),
     ("GET", "/api/search"),
     ("GET", "/metrics"),
     ("GET", "/api/links"),

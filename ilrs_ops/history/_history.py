@@ -37,6 +37,7 @@ from ilrs_ops.profiles import Catalog, CatalogOwner, Instrument
 from ilrs_ops.schemas import (
     EVENTS,
     QUARANTINE,
+    RAW,
     RAW_SUFFIX,
     ROLLUPS,
     STATE_SUFFIX,
@@ -47,6 +48,7 @@ from ilrs_ops.schemas import (
 from ilrs_ops.store import SCHEMAS, UNKNOWN, Store, Unsealed, translate, window
 
 NS = wire.NS
+DAY_NS = 86_400 * NS  # the store's partitions: one folder per UTC day
 #: With bucket edges off the rollup boundaries, rollups serve buckets at least this many rollup
 #: widths wide (each inner edge then misplaces at most half a rollup width of samples).
 ROLLUPS_PER_BUCKET = 10
@@ -202,9 +204,12 @@ class History:
         start_ns: int,
         stop_ns: int,
         reasons: Iterable[str] | None = None,
+        *,
+        last: int | None = None,
     ) -> pa.Table:
         """Quarantined packets of ``instrument`` (or ``_unknown``: messages on topics of no
-        instrument) received in [start_ns, stop_ns), in order, optionally only of ``reasons``."""
+        instrument) received in [start_ns, stop_ns), in order, optionally only of ``reasons``;
+        with ``last``, only the newest ``last`` of them."""
         lane = self._lane(instrument)
         start, stop = window(start_ns, stop_ns)
         flt = None
@@ -212,7 +217,17 @@ class History:
             if isinstance(reasons, str):
                 raise InputError("reasons is a list of reasons, not one string")
             flt = ds.field("reason").isin(pa.array(list(reasons), pa.string()))
-        return self._rows("quarantine", QUARANTINE, lane, "recv", start, stop, flt)
+        return self._rows("quarantine", QUARANTINE, lane, "recv", start, stop, flt, last)
+
+    def raw(
+        self, instrument: str, start_ns: int, stop_ns: int, *, last: int | None = None
+    ) -> pa.Table:
+        """The raw packets of ``instrument`` (``RAW``: time, recv, apid, seq, data) with packet
+        time in [start_ns, stop_ns), sealed and the live WAL together, in time order; with
+        ``last``, only the newest ``last`` of them (the older days are then not read)."""
+        inst = self._instrument(instrument)
+        start, stop = window(start_ns, stop_ns)
+        return self._rows("raw", RAW, inst.id, "time", start, stop, None, last)
 
     def raw_batches(self, instrument: str, start_ns: int, stop_ns: int) -> Iterator[pa.RecordBatch]:
         """The sealed raw packets of ``instrument`` in [start_ns, stop_ns) (``Store.raw_batches``:
@@ -345,13 +360,32 @@ class History:
         start: int,
         stop: int,
         flt: ds.Expression | None,
+        last: int | None = None,
     ) -> pa.Table:
+        """Rows of [start, stop) in ``column`` order, sealed and live; with ``last``, the newest
+        ``last``: the live tail first, then the sealed days newest first until there are enough
+        (a day's files hold the rows of that day of ``column``, so the days left are older)."""
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+            raise InputError(f"last must be an integer >= 1, not {last!r}")
         snap = self._snapshot(lane, (table,))
-        sealed = self.store.sealed(
-            table, schema, lane, column, start, stop, snap.checkpoint, None, flt
-        )
         recent = _filter(snap.tables[table], column, start, stop, flt)
-        return _in_order(pa.concat_tables([sealed, recent]), column)
+        if last is None:
+            sealed = self.store.sealed(
+                table, schema, lane, column, start, stop, snap.checkpoint, None, flt
+            )
+            return _in_order(pa.concat_tables([sealed, recent]), column)
+        parts, rows = [recent], recent.num_rows
+        first, final = start // DAY_NS, (stop - 1) // DAY_NS
+        for day in reversed([d for d in self.store.days(table, lane) if first <= d <= final]):
+            if rows >= last:
+                break
+            lo, hi = max(start, day * DAY_NS), min(stop, (day + 1) * DAY_NS)
+            cp = snap.checkpoint
+            part = self.store.sealed(table, schema, lane, column, lo, hi, cp, None, flt)
+            parts.insert(0, part)
+            rows += part.num_rows
+        ordered = _in_order(pa.concat_tables(parts), column)
+        return ordered.slice(max(ordered.num_rows - last, 0))
 
     def _telemetry(self, inst: Instrument, columns: list[str], start: int, stop: int) -> pa.Table:
         schema = self._schema("telemetry", inst)

@@ -1,6 +1,7 @@
 """Processing: one Lane per instrument drives the Processor (``pipelines`` kernels) for every way
 in; recovery re-runs the WAL through it."""
 
+from ilrs_ops.processing._inspect import FieldView, PacketView, inspect_packet
 from ilrs_ops.processing._lane import MERGE_BATCHES, Lane, merge
 from ilrs_ops.processing._processor import (
     DEDUPE_WINDOW,
@@ -24,12 +25,15 @@ from ilrs_ops.processing._recover import (
 __all__ = [
     "DEDUPE_WINDOW",
     "MERGE_BATCHES",
+    "FieldView",
     "Lane",
+    "PacketView",
     "ProcessState",
     "Processed",
     "Processor",
     "apid_tables",
     "checkpoint_state",
+    "inspect_packet",
     "merge",
     "packet_time_ns",
     "recover",

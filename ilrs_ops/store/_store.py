@@ -369,6 +369,10 @@ class Store:
         )
         return files, where
 
+    def days(self, table: str, partition: str) -> list[int]:
+        """The UTC days (days since 1970) that have a folder of sealed files, oldest first."""
+        return self._days(table, partition)
+
     def last_row(self, table: str, schema: pa.Schema, partition: str, checkpoint: int) -> pa.Table:
         """The last sealed row of ``partition`` (one row, or none)."""
         sealed = {partition: checkpoint}

@@ -706,10 +706,11 @@
     if (!token) return;
     const m = location.hash.match(/^#\/i\/([^/]+)(?:\/(.+))?$/);
     const view = m ? "detail" : location.hash === "#/events" ? "events"
-      : location.hash === "#/links" ? "links" : "overview";
+      : location.hash === "#/links" ? "links"
+      : /^#\/packets(\/|$)/.test(location.hash) ? "packets" : "overview";
     tell("route", { view });
     if (m) openDetail(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
-    else if (view === "events" || view === "links") { // events.js, links.js show these
+    else if (["events", "links", "packets"].includes(view)) { // events.js, links.js, packets.js
       closeDetail();
       $("#overview").hidden = true;
     } else {
