@@ -249,6 +249,40 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     assert compared > 3000  # every channel of the 9 APIDs in the file
 
 
+def test_idex_xtce_with_double_underscore_names_imports(spp_data: Path, tmp_path: Path) -> None:
+    """IMAP-IDEX names its parameters ``IDX__SCI0TYPE``...; ``__`` marks our stored columns'
+    suffixes, so the import renames them (with a note) instead of writing profiles that
+    `profiles check` refuses (it did, 114 times). The event header packets of APID 1424 (its
+    first container) decode as space-packet-parser reads them; the waveform packets, a second
+    container on that APID, are not mapped yet and go to quarantine as the notes say."""
+    folder = spp_data / "idex"
+    xtce, file = (
+        folder / "idex_combined_science_definition.xml",
+        folder / "sciData_2023_052_14_45_05",
+    )
+    out = tmp_path / "profiles"
+    done = cli("profiles", "import", xtce, "--partner", "lasp", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "IDX__SCI0TYPE -> idx_sci0type" in done.stdout
+    assert "a name with '__'" in done.stdout
+    assert "a second container for APID 1424" in done.stdout
+    assert cli("profiles", "check", out).returncode == 0
+    catalog = load_catalog([out])
+    tables, summary = decode(tmp_path, catalog, file)
+    theirs = [x for x in spp_packets(xtce, file) if x["IDX__SCI0TYPE"].raw_value == 1]
+    inst = catalog.by_apid[1424]
+    tm = tables[inst.id]
+    assert tm.num_rows == len(theirs) == 6
+    assert dict(summary.quarantined) == {"bad_length": 72}  # the waveforms
+    compared = 0
+    for name in inst.channels:
+        origin = next(n for n in theirs[0] if re.sub(r"_+", "_", n.lower()) == name)
+        want = np.array([float(x[origin].raw_value) for x in theirs])
+        assert np.array_equal(tm.column(name).to_numpy(), want, equal_nan=True), name
+        compared += 1
+    assert compared >= 90
+
+
 def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
     """A small XTCE with each construct once: calibrations, alarms and their contexts,
     enumerations, booleans, little-endian, strings, a 70-bit integer, a reserved name, a

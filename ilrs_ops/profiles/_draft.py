@@ -148,6 +148,7 @@ class Draft:
 def normal_name(origin: str) -> str:
     """``origin`` under our field-name rule ``^[a-z][a-z0-9_]{0,62}$``."""
     name = re.sub(r"[^a-z0-9_]", "_", origin.strip().lower())
+    name = re.sub(r"_{2,}", "_", name)  # '__' marks the stored columns' suffixes (x__raw)
     if not re.match(r"[a-z]", name):
         name = "p_" + name
     name = name[:63]
@@ -265,6 +266,8 @@ def _name_fields(
             if f.name != base
             else "reserved (a column, an expression function or a Python word)"
             if base.removesuffix("_value") in RESERVED
+            else "with '__', which marks the stored columns' suffixes (x__raw, x__state)"
+            if "__" in f.origin
             else f"outside our name rule {NAME}"
         )
         add_note(
