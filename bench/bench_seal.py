@@ -153,7 +153,7 @@ def moto_server() -> Iterator[dict[str, str] | None]:
             "AWS_SECRET_ACCESS_KEY": "x",
             "AWS_REGION": "us-east-1",
             "AWS_ALLOW_HTTP": "true",
-            "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+            "conditional_put": "etag",  # safe with concurrent writers (docs/ARCHIVE.md)
         }
     finally:
         proc.terminate()
