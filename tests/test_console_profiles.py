@@ -4,6 +4,7 @@ names cannot escape the folder, the size is bounded, and every upload is audited
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -140,3 +141,34 @@ def test_who_may_upload_names_and_size(running: tuple[Site, httpx.Client]):
                  content=chunks())  # fmt: skip
     assert r.status_code == 413
     assert not (site.tmp / "profiles" / "suparco" / "sup-rover-6.yaml").exists()
+
+
+def test_a_profile_dropped_into_the_folder_reaches_the_console(
+    running: tuple[Site, httpx.Client],
+) -> None:
+    """Not uploaded, copied in (as a partner's file arrives by other means): the console
+    loads it as ingest does; a broken file is refused and the catalog in force stays."""
+    site, http = running
+    folder = site.tmp / "profiles" / "suparco"
+    dropped = "sup-rover-9"
+
+    def known(iid: str) -> bool:
+        return (
+            http.get(f"/api/instruments/{iid}", headers=site.headers("operator")).status_code == 200
+        )
+
+    def wait_for(iid: str, want: bool) -> bool:
+        deadline = time.monotonic() + 20
+        while known(iid) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return known(iid) == want
+
+    assert not known(dropped)
+    broken = rover2("0x2A9").replace(f"instrument: {NEW}", f"instrument: {dropped}")
+    (folder / f"{dropped}.yaml").write_text(broken.replace("    type: u12\n", "    type: u77\n", 1))
+    time.sleep(2.0)  # twice the watch's debounce: a reload would have come by now
+    assert not known(dropped) and known("sup-rover-1")  # refused; the rest stays in force
+    (folder / f"{dropped}.yaml").write_text(broken)
+    assert wait_for(dropped, True)
+    (folder / f"{dropped}.yaml").unlink()
+    assert wait_for(dropped, False)

@@ -35,7 +35,7 @@ from ilrs_ops.console._replays import ReplayManager
 from ilrs_ops.console._routes import ROUTERS
 from ilrs_ops.console._settings import ConsoleSettings
 from ilrs_ops.console._state import StationState, Update
-from ilrs_ops.errors import StoreError
+from ilrs_ops.errors import ProfileError, StoreError
 from ilrs_ops.history import History
 from ilrs_ops.profiles import CatalogOwner, load_catalog
 from ilrs_ops.store import Store
@@ -116,6 +116,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         ]
         if settings.tokens is not None:
             tasks.append(asyncio.create_task(watch_tokens(console, settings.tokens)))
+        if settings.profiles.is_dir():
+            tasks.append(asyncio.create_task(watch_profiles(catalogs, settings.profiles)))
         try:
             yield
         finally:
@@ -171,6 +173,23 @@ async def watch_tokens(console: Console, path: Path) -> None:
     )
     async for _ in changes:
         await asyncio.to_thread(console.reload_tokens)
+
+
+async def watch_profiles(catalogs: CatalogOwner, folder: Path) -> None:
+    """Load the profiles again whenever a file in ``folder`` changes, as ingest does, so a
+    profile dropped into the folder (not uploaded) reaches the console and the open pages
+    too; a folder that does not load keeps the catalog in force, with its errors logged."""
+    async for _ in watchfiles.awatch(folder, debounce=500):
+        try:
+            catalog = await asyncio.to_thread(load_catalog, [folder])
+        except ProfileError as exc:
+            for problem in exc.problems:
+                log.error("profile refused, the version in force stays: %s", problem)
+            continue
+        current = catalogs.current
+        if {i.id: i.profile for i in catalog} != {i.id: i.profile for i in current}:
+            catalogs.replace(catalog)  # an upload has put this one in force already
+            log.info("profiles reloaded from %s: %d instruments", folder, len(catalog))
 
 
 async def _access_error(request: Request, exc: AccessError | RefusedError) -> JSONResponse:
