@@ -61,6 +61,10 @@ def test_an_uploaded_instrument_reaches_an_open_page_live(
     sync_api.expect(event).to_contain_text("profile replaced by operator (operator)")
     sync_api.expect(event).to_contain_text("suparco/sup-rover-1.yaml")
     assert "{" not in event.inner_text() and '"' not in event.inner_text()
+    # and the open detail itself shows the new profile (its name here), on the same channel
+    channel = page.eval_on_selector("#channel", "s => s.value")
+    sync_api.expect(page.locator("#detail-title")).to_contain_text("Rover housekeeping v2")
+    assert page.eval_on_selector("#channel", "s => s.value") == channel
     page.screenshot(path="/tmp/console-profile-event.png")
 
     # a new instrument: its tile appears on the open overview
@@ -83,6 +87,15 @@ def test_an_uploaded_instrument_reaches_an_open_page_live(
     stored = page.locator('#events li[data-kind="profile"]').first
     sync_api.expect(stored).to_contain_text(f"profile uploaded by operator (operator) · "
                                             f"suparco/{NEW}.yaml · APID 0x2a2")  # fmt: skip
+    assert page.evaluate("window.notReloaded") is True
+
+    # a profile copied into the folder, not uploaded: its tile appears too
+    page.keyboard.press("Escape")
+    dropped = new.replace(f"instrument: {NEW}", "instrument: sup-rover-3")
+    dropped = dropped.replace("apid: 0x2A2", "apid: 0x2A3").replace("Second rover", "Third rover")
+    (up_copy.data.parent / "profiles" / "suparco" / "rover-3.yaml").write_text(dropped)
+    third = page.locator('.tile[data-instrument="sup-rover-3"]')
+    sync_api.expect(third).to_have_count(1, timeout=15_000)
     assert page.evaluate("window.notReloaded") is True
     only_local(page, up_copy.url)
 

@@ -262,7 +262,7 @@
       tiles.clear();
       for (const t of msg.status) tiles.set(t.instrument, t);
       renderOverview();
-      if (detail) paintDetailStatus(tiles.get(detail.id));
+      if (detail) { paintDetailStatus(tiles.get(detail.id)); refreshDetail(detail); }
     } else if (msg.type === "status") {
       const t = msg.status;
       const isNew = !tiles.has(t.instrument);
@@ -739,8 +739,18 @@
   }
 
   // ``channel``: the one to plot (an alarm's); else the one in the worst limit state.
-  async function openDetail(id, channel = null) {
-    if (detail && detail.id === id && detail.info && channel) { // same instrument: just the channel
+  // The open instrument's profile may be the one that changed: open it again (same channel)
+  // when what the page drew from it (name, channels, units, limits...) is not what it was.
+  const shape = (info) => JSON.stringify({ ...info, status: null, counters: null });
+  async function refreshDetail(d) {
+    if (!d.info) return;
+    let info;
+    try { info = await api(`/api/instruments/${encodeURIComponent(d.id)}`); } catch (e) { return; }
+    if (detail === d && shape(info) !== shape(d.info)) openDetail(d.id, d.channel, true);
+  }
+
+  async function openDetail(id, channel = null, again = false) {
+    if (!again && detail && detail.id === id && detail.info && channel) { // just the channel
       if (detail.chans.has(channel)) { selectChannel(channel); return; }
     }
     closeDetail();
