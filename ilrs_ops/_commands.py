@@ -400,7 +400,19 @@ def console(
         )
     except ValidationError as exc:
         fail(exc.errors()[0]["msg"])
-    _run(serve(settings, capture_signals=True), signals=False)  # uvicorn takes them
+
+    async def main() -> None:
+        started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        started.add_done_callback(
+            lambda f: (
+                f.cancelled()
+                or f.exception()
+                or err().print(f"console on {f.result()}/ (API docs: {f.result()}/docs)")
+            )
+        )
+        await serve(settings, started=started, capture_signals=True)
+
+    _run(main(), signals=False)  # uvicorn takes them
 
 
 def make_token(

@@ -20,7 +20,8 @@ class _LateAcks(logging.Filter):
     """amqtt waits a fixed 5 s for a subscriber's PUBACK, then logs a warning, a traceback and
     later one line per acknowledgement that came after all. A subscriber that acknowledges
     late (the ingest's first commit while Numba compiles) has its message all the same: one
-    warning says so, and ``late`` counts them."""
+    warning says so, and ``late`` counts them. Also the two warnings amqtt logs for an MQTT 5
+    client it refuses (it speaks 3.1.1): the clients of ilrs-ops fall back and say so once."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,6 +29,13 @@ class _LateAcks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
+        if text.startswith("Invalid connection from") or (
+            text.startswith("Failed to initialize client session: Invalid protocol")
+            and text.endswith(": 5")
+        ):
+            # An MQTT 5 client, refused: ours fall back to 3.1.1 and say so themselves.
+            log.debug("embedded broker (MQTT 3.1.1 only): %s", text)
+            return False
         if "PUBACK" not in text and "Timeout waiting for PUBACK" not in str(record.exc_info):
             return True
         if text.startswith("Timeout waiting for PUBACK"):

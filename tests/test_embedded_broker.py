@@ -12,7 +12,7 @@ import pytest
 
 from ilrs_ops import broker
 from ilrs_ops.broker import EmbeddedBroker
-from ilrs_ops.sources import ack, make_client
+from ilrs_ops.sources import ack, make_client, open_client
 from tests.test_up import free_port
 
 
@@ -48,3 +48,17 @@ async def test_a_late_acknowledgement_is_one_warning_and_the_message_arrives(
     assert amqtt_said == []
     ours = [r.getMessage() for r in caplog.records if r.name == "ilrs_ops.broker"]
     assert len(ours) == 1 and "acknowledged later" in ours[0], ours
+
+
+async def test_an_mqtt5_client_refused_is_one_line_of_ours_not_the_brokers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The embedded broker speaks 3.1.1: a client of ours that tries 5 first falls back and
+    says so once; amqtt's two warnings for the refused connection are not shown."""
+    port = free_port()
+    with caplog.at_level(logging.WARNING):
+        async with EmbeddedBroker(port=port), open_client("127.0.0.1", port) as c:
+            await c.subscribe("x/#", qos=1)
+    warned = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [w for w in warned if w[0].startswith("amqtt")], warned
+    assert [m for n, m in warned if "refused MQTT 5" in m], warned

@@ -45,7 +45,7 @@ async def serve(
         else:
             port = server.servers[0].sockets[0].getsockname()[1]
             url = f"http://{settings.http_host}:{port}"
-            log.warning("console on %s/ (API docs: %s/docs)", url, url)
+            log.info("console on %s/ (API docs: %s/docs)", url, url)
             if started is not None and not started.done():
                 started.set_result(url)
         await asyncio.shield(task)
