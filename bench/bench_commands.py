@@ -19,7 +19,9 @@ Baseline, in the same run and loop: raw aiomqtt QoS 1 publish -> a subscriber's 
 same broker, 20 pings a second, during each phase.
 
 Phases: nominal = the station at its profile rates; 10x = expected_period_s divided by 10 (a
-second Simulator). The first 3 s of a phase are not counted.
+second Simulator). The first 3 s of a phase are not counted. ``--sim-process``: each phase's
+Simulator runs in a process of its own and sends its receipt stamps back at the end (the
+modules stand for hardware, which does not share the ground system's CPU).
 """
 
 from __future__ import annotations
@@ -117,6 +119,39 @@ def client_worker(url: str, token: str, steps: list, rate: float, out: mp.Queue)
         out.put(("error", repr(exc)))
 
 
+def receipt_stamps(sim: Simulator, receipts: dict[tuple[str, int], int]) -> None:
+    """Wrap ``sim.handle`` to stamp each TC as its module gets it, by (instrument, seq)."""
+    orig = sim.handle
+
+    def handle(m, packet):  # type: ignore[no-untyped-def]
+        receipts[m.instrument.id, int.from_bytes(packet[2:4], "big") & 0x3FFF] = time.time_ns()
+        return orig(m, packet)
+
+    sim.handle = handle  # type: ignore[method-assign]
+
+
+def sim_worker(port: int, factor: float, seed: int, stop: Any, out: mp.Queue) -> None:
+    """Spawned (``--sim-process``): the station's simulator in a process of its own, as real
+    modules are not in the ground system's process; sends its receipts when ``stop`` is set."""
+    catalog = load_catalog([PROFILES])
+    cat = fast_catalog(catalog, factor) if factor != 1 else catalog
+    sim = Simulator(cat, host=HOST, port=port, root=TOPIC_ROOT, seed=seed,
+                    client_id=f"bench-commands-sim-{seed}")  # fmt: skip
+    receipts: dict[tuple[str, int], int] = {}
+    receipt_stamps(sim, receipts)
+
+    async def run() -> None:
+        task = asyncio.create_task(sim.run(3600))
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    out.put((receipts, sum(sim.published.values())))
+
+
 async def ping(host: str, port: int, stop: asyncio.Event, lat_ms: list[float]) -> None:
     """Baseline: QoS 1 publish -> subscriber receipt on the same broker, 20 a second."""
     topic = f"{TOPIC_ROOT}/ping"
@@ -173,28 +208,31 @@ async def amain(args: argparse.Namespace) -> None:
             url = await started
             await asyncio.sleep(1.0)
             fast = fast_catalog(catalog, args.factor)
-            phases = [("nominal", catalog, 1), (f"{args.factor:g}x nominal", fast, 2)]
-            for name, cat, seed in phases:
-                sim = Simulator(cat, host=HOST, port=broker.port, root=TOPIC_ROOT, seed=seed,
-                                client_id=f"bench-commands-sim-{seed}")  # fmt: skip
+            phases = [
+                ("nominal", catalog, 1, 1.0),
+                (f"{args.factor:g}x nominal", fast, 2, args.factor),
+            ]
+            for name, cat, seed, factor in phases:
                 receipts: dict[tuple[str, int], int] = {}
-                orig = sim.handle
-
-                def handle(m, packet, orig=orig, receipts=receipts):  # type: ignore[no-untyped-def]
-                    receipts[m.instrument.id, int.from_bytes(packet[2:4], "big") & 0x3FFF] = (
-                        time.time_ns()
+                if args.sim_process:
+                    sim_stop, sim_out = ctx.Event(), ctx.Queue()
+                    sim_proc = ctx.Process(
+                        target=sim_worker, args=(broker.port, factor, seed, sim_stop, sim_out)
                     )
-                    return orig(m, packet)
-
-                sim.handle = handle  # type: ignore[method-assign]
+                    sim_proc.start()
+                else:
+                    sim = Simulator(cat, host=HOST, port=broker.port, root=TOPIC_ROOT, seed=seed,
+                                    client_id=f"bench-commands-sim-{seed}")  # fmt: skip
+                    receipt_stamps(sim, receipts)
                 n = int(args.phase_s * args.rate)
                 steps = []
                 for i in range(n):
                     iid, cmd, arg, values = steps_plan[i % len(steps_plan)]
                     value = values[(i // len(steps_plan)) % 2]
                     steps.append({"instrument": iid, "command": cmd, "args": {arg: value}})
-                run = asyncio.create_task(sim.run(args.phase_s + SETTLE_S + 20))
-                await asyncio.sleep(SETTLE_S)
+                if not args.sim_process:
+                    run = asyncio.create_task(sim.run(args.phase_s + SETTLE_S + 20))
+                await asyncio.sleep(SETTLE_S + (5.0 if args.sim_process else 0.0))  # its start
                 stop, lat = asyncio.Event(), []
                 pinger = asyncio.create_task(ping(HOST, broker.port, stop, lat))
                 q = ctx.Queue()
@@ -209,10 +247,16 @@ async def amain(args: argparse.Namespace) -> None:
                 stop.set()
                 await pinger
                 cpu = (time.process_time() - busy0) / (time.monotonic() - w0)
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
-                results.append((name, rows, receipts, lat, load0, cpu, sum(sim.published.values())))
+                if args.sim_process:
+                    sim_stop.set()
+                    receipts, pubs = await asyncio.to_thread(sim_out.get, True, 60)
+                    sim_proc.join(10)
+                else:
+                    run.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await run
+                    pubs = sum(sim.published.values())
+                results.append((name, rows, receipts, lat, load0, cpu, pubs))
             ing.cancel()
             con.cancel()
     print()
@@ -250,6 +294,11 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2.0, help="commands per second")
     ap.add_argument("--factor", type=float, default=10.0, help="rate multiplier of phase 2")
     ap.add_argument("--mosquitto", default="/usr/sbin/mosquitto")
+    ap.add_argument(
+        "--sim-process",
+        action="store_true",
+        help="the simulator in a process of its own (real modules are not in the ground system)",
+    )
     asyncio.run(amain(ap.parse_args()))
 
 
