@@ -273,7 +273,9 @@
     $("#tr-msg").textContent = errors.length ? `Not plotted: ${errors.join("; ")}` : "";
     // the window's ends, without values: the axis spans [start, stop) whatever the data covers
     tables.push([[start / NS, stop / NS], [null, null]]);
-    const joined = uPlot.join(tables, tables.map((t) => t.slice(1).map(() => 1))); // nulls stay gaps
+    // NULL_EXPAND (2): a gap spreads over the other instruments' times inside it; uPlot draws a line
+    // across an undefined (no sample of this series at that x), and would across the gap too
+    const joined = uPlot.join(tables, tables.map((t) => t.map(() => 2))); // ([0]: x, unused)
     const data = joined.slice(0, -1); // (the ends' own empty series)
     const unitsOrder = [];
     for (const ser of shownSeries) if (!unitsOrder.includes(ser.units)) unitsOrder.push(ser.units);
