@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -49,7 +50,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         deadline = time.monotonic() + 150
         while True:
             times = api(running, "sup-rover-1", "batt_v", *last(600))["columns"]["time"]
-            if len(times) > 20 and max(b - a for a, b in zip(times, times[1:])) > 5 * NS:
+            if len(times) > 20 and max(b - a for a, b in itertools.pairwise(times)) > 5 * NS:
                 break
             assert time.monotonic() < deadline, "no dropout in the rover's telemetry in 150 s"
             time.sleep(2)
@@ -103,7 +104,10 @@ def values(page: Any, param: str) -> dict[float, float | None]:
           const b = document.querySelector('#tr-plot'), d = b._plot.data;
           const s = b._trend.series.find((x) => x.param === p);
           const out = [];
-          d[0].forEach((x, i) => { const v = d[s.idx[0]][i]; if (v !== undefined) out.push([x, v]); });
+          d[0].forEach((x, i) => {
+            const v = d[s.idx[0]][i];
+            if (v !== undefined) out.push([x, v]);
+          });
           return out;
         }""",
         param,
@@ -139,7 +143,7 @@ def test_two_instruments_two_units_the_api_numbers_a_gap_and_the_url(page: Any, 
     # a dropout is a null between the two samples around it
     rover = values(page, ROVER)
     xs = [x for x, v in rover if v is not None]
-    gaps = [(a, b) for a, b in zip(xs, xs[1:]) if b - a > 5]
+    gaps = [(a, b) for a, b in itertools.pairwise(xs) if b - a > 5]
     assert gaps
     # ... in the mean and in the min and max lines: a null at every x in the gap (the other
     # instrument's times too), since uPlot draws a line across an undefined
@@ -187,12 +191,10 @@ def test_band_zoomed_out_samples_zoomed_in_and_the_export(page: Any, up: Up) -> 
     ref = api(up, inst, chan, trend["start_ns"], trend["stop_ns"], max_points=trend["buckets"])
     c = ref["columns"]
     width = (trend["stop_ns"] - trend["start_ns"]) / trend["buckets"] / NS
+    cols = [c[k] for k in ("time", f"{chan}__count", f"{chan}__mean", f"{chan}__min")]
     want = {
         round(t / NS + width / 2, 3): (m, lo, hi)
-        for t, k, m, lo, hi in zip(
-            c["time"], c[f"{chan}__count"], c[f"{chan}__mean"], c[f"{chan}__min"],
-            c[f"{chan}__max"], strict=True,
-        )  # fmt: skip
+        for t, k, m, lo, hi in zip(*cols, c[f"{chan}__max"], strict=True)
         if k
     }
     got = page.evaluate(

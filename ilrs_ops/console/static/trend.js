@@ -317,6 +317,8 @@
       axes: unitsOrder.slice() };
     box.dataset.state = "ready";
     box.dataset.loads = String(Number(box.dataset.loads || 0) + 1);
+    // when the frame with the plot is painted, in ms since the navigation (bench_trend.py)
+    requestAnimationFrame(() => { box.dataset.drawnMs = String(performance.now()); });
     $("#tr-info").textContent = shownSeries.length
       ? `${shownSeries.length} parameter${shownSeries.length > 1 ? "s" : ""} on ` +
         `${unitsOrder.length} axis${unitsOrder.length > 1 ? "es" : ""}; a gap in a line is time ` +
