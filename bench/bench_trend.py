@@ -33,6 +33,14 @@ from ilrs_ops.console import ConsoleSettings, create_app, create_token
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+# where the time goes, from the browser's navigation and resource timing (ms since navigation)
+PARTS = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const tm = performance.getEntriesByType('resource').filter((r) => r.name.includes('/telemetry'));
+  const r = tm[tm.length - 1];
+  return { page_loaded: nav.loadEventEnd, telemetry_sent: r.startTime, telemetry_ms: r.duration,
+           drawn: Number(document.querySelector('#tr-plot').dataset.drawnMs) };
+}"""
 
 
 def iso(ns: int) -> str:
@@ -67,7 +75,8 @@ def main() -> None:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
                 page.add_init_script(f"sessionStorage.setItem('ilrs.token', '{token}')")
-                times = []
+                times: list[float] = []
+                parts: list[dict[str, float]] = []
                 for k in range(runs + 1):
                     if k == 0:
                         page.goto(f"{url}/{hash_}")
@@ -81,6 +90,7 @@ def main() -> None:
                     info = page.eval_on_selector("#tr-list", "b => b.innerText")
                     assert "buckets" in info and page.inner_text("#tr-msg") == "", info
                     times.append(ms)
+                    parts.append(page.evaluate(PARTS))
                 page.screenshot(path=str(Path(tmp) / "trend.png"))
                 shots = Path(__file__).resolve().parents[1] / "test-artifacts"
                 shots.mkdir(exist_ok=True)
@@ -93,6 +103,10 @@ def main() -> None:
         print(f"  cold {times[0]:.0f} ms; warm median {statistics.median(times[1:]):.0f} ms "
               f"(min {min(times[1:]):.0f}, max {max(times[1:]):.0f}, {runs} reloads)")  # fmt: skip
         print(f"  {info.splitlines()[1] if len(info.splitlines()) > 1 else info}")
+        for name, p in [("cold", parts[0]), ("warm", parts[len(parts) // 2])]:
+            print(f"  {name}: page loaded at {p['page_loaded']:.0f} ms, telemetry asked at "
+                  f"{p['telemetry_sent']:.0f} ms, answered in {p['telemetry_ms']:.0f} ms, "
+                  f"plot painted at {p['drawn']:.0f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

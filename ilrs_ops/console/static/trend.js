@@ -307,6 +307,7 @@
       width: Math.max(400, box.clientWidth - 2), height: 420,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"), // station time is UTC
       scales, series, axes, bands,
+      padding: [null, unitsOrder.length > 1 ? null : 56, null, null], // (the last time label)
       cursor: { drag: { x: true, y: false, setScale: false } },
       legend: { show: false },
       hooks: { setSelect: [zoomed], setCursor: [readout] },
