@@ -4,7 +4,8 @@ parameters of two instruments with different units get two y-axes and both serie
 points are the telemetry API's numbers (fetched here, independently); a dropout is a gap (a
 null), not a line; the URL alone restores the trend after a reload; zoomed out the rollups'
 min/max band, zoomed in by a drag the samples; the CSV export holds what is plotted; a partner
-cannot add, nor be shown, another partner's parameter. Screenshots go to test-artifacts/."""
+cannot add, nor be shown, another partner's parameter; the header search's "+ trend" adds one,
+and a "last ..." window follows the clock. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -279,4 +280,12 @@ def test_the_header_search_adds_to_the_trend(page: Any, up: Up) -> None:
     page.fill("#search", "batt_t")
     page.locator('#search-results li[data-instrument="cnsa-eps"] .s-trend').click()
     wait_loads(page, n + 1)
-    assert [s["param"] for s in page.evaluate(TREND)["series"]] == [ROVER, EPS]
+    before = page.evaluate(TREND)
+    assert [s["param"] for s in before["series"]] == [ROVER, EPS]
+    # live: the window follows the clock (a refresh every 3 s for the last 15 min)
+    assert page.is_checked("#tr-live")
+    wait_loads(page, n + 2)
+    after = page.evaluate(TREND)
+    assert after["stop_ns"] > before["stop_ns"]
+    assert after["stop_ns"] - after["start_ns"] == 900 * NS
+    only_local(page, up.url)
