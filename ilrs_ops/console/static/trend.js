@@ -140,7 +140,7 @@
     load();
     if (state.start === null) {
       // follow: a refresh about every 1/300 of the window (2 s for 15 min, ~5 min for a day)
-      timer = setInterval(() => { if (shown && !document.hidden) load(); },
+      timer = setInterval(() => { if (shown && !document.hidden && !dragging) load(); },
         Math.max(2000, state.range * 1000 / 300));
     }
   }
@@ -251,6 +251,9 @@
     : Math.abs(v) >= 1000 || v === Math.round(v) ? String(+v.toFixed(3)) : v.toPrecision(5));
 
   let shownSeries = []; // [{param, units, color, mode, idx: [mean, min, max], how}]
+  let plotSig = ""; // what the plot was built for
+  let xRange = [0, 1]; // s: the window shown
+  let dragging = false; // a zoom being dragged: no live refresh under it
 
   function draw(s, start, stop, answers, buckets) {
     const box = $("#tr-plot");
@@ -291,7 +294,17 @@
         spanGaps: false, points: { show: false } });
       if (ser.mode === "buckets") bands.push({ series: [ser.idx[2], ser.idx[1]], fill: `${ser.color}26` });
     }
-    const scales = { x: { time: true, range: () => [start / NS, stop / NS] } };
+    xRange = [start / NS, stop / NS];
+    // the same parameters, units and kinds as drawn (a live refresh): new data into the same
+    // plot, so the cursor, its readout and a drag being made stay
+    const sig = JSON.stringify([shownSeries.map((x) => [x.param, x.units, x.mode]), unitsOrder]);
+    if (plot && sig === plotSig) {
+      plot.setData(data);
+      finish(box, start, stop, buckets, unitsOrder, s);
+      return;
+    }
+    plotSig = sig;
+    const scales = { x: { time: true, range: () => xRange } };
     const axes = [{ ...axis, values: timeTicks, space: 80, size: 56 }];
     unitsOrder.forEach((units, i) => {
       scales[`u:${units}`] = { auto: true };
@@ -314,6 +327,10 @@
     };
     plot = new uPlot(opts, data, box);
     box._plot = plot; // for the browser tests: the plot's data and scales
+    finish(box, start, stop, buckets, unitsOrder, s);
+  }
+
+  function finish(box, start, stop, buckets, unitsOrder, s) {
     box._trend = { start_ns: start, stop_ns: stop, buckets, series: shownSeries.map((x) => ({ ...x })),
       axes: unitsOrder.slice() };
     box.dataset.state = "ready";
@@ -375,6 +392,8 @@
     const stop = Date.now() * 1e6; // freeze what is shown now
     go({ ...state, start: stop - state.range * NS, stop });
   });
+  $("#tr-plot").addEventListener("mousedown", () => { dragging = true; });
+  window.addEventListener("mouseup", () => { dragging = false; });
   $("#tr-plot").addEventListener("dblclick", () => go({ ...state, start: null, stop: null }));
   $("#tr-list").addEventListener("click", (ev) => {
     const b = ev.target.closest("button.tr-rm");
