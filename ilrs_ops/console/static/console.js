@@ -707,10 +707,11 @@
     const m = location.hash.match(/^#\/i\/([^/]+)(?:\/(.+))?$/);
     const view = m ? "detail" : location.hash === "#/events" ? "events"
       : location.hash === "#/links" ? "links"
-      : /^#\/packets(\/|$)/.test(location.hash) ? "packets" : "overview";
+      : /^#\/packets(\/|$)/.test(location.hash) ? "packets"
+      : /^#\/trend(\?|$)/.test(location.hash) ? "trend" : "overview";
     tell("route", { view });
     if (m) openDetail(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
-    else if (["events", "links", "packets"].includes(view)) { // events.js, links.js, packets.js
+    else if (["events", "links", "packets", "trend"].includes(view)) { // events.js … trend.js
       closeDetail();
       $("#overview").hidden = true;
     } else {

@@ -3,7 +3,8 @@
  * shelves, profile uploads), GET /api/commands (one row per command, at its latest stage) and,
  * for operators, GET /api/replays; live from the WebSocket through console.js (`ilrs:event`,
  * `ilrs:command`, `ilrs:replay`). The API scopes all three by role. The search box asks
- * GET /api/search and opens #/i/{instrument}/{channel}. */
+ * GET /api/search and opens #/i/{instrument}/{channel}, or with "+ trend" (Shift+Enter) adds
+ * the channel to the trend (trend.js). */
 "use strict";
 (() => {
   const { $, el } = window.ilrsDom; // dom.js
@@ -314,9 +315,12 @@
     box.setAttribute("aria-activedescendant", opts[active].id);
     opts[active].scrollIntoView({ block: "nearest" });
   }
-  function choose(o) {
-    location.hash = `#/i/${encodeURIComponent(o.dataset.instrument)}/` +
-      encodeURIComponent(o.dataset.channel);
+  function choose(o, trend = false) { // trend: add it to the trend (trend.js), not open it
+    if (trend) window.ilrsTrend.add(o.dataset.instrument, o.dataset.channel);
+    else {
+      location.hash = `#/i/${encodeURIComponent(o.dataset.instrument)}/` +
+        encodeURIComponent(o.dataset.channel);
+    }
     box.value = "";
     closeResults();
     box.blur();
@@ -336,8 +340,12 @@
       el("span", { class: "s-name", text: h.channel }),
       el("span", { class: "s-units", text: h.units ? `[${h.units}]` : "" }),
       el("span", { class: "s-inst", text: `${h.instrument} · ${h.partner}` }),
-      el("span", { class: "s-desc", text: h.description || "" }));
-      o.addEventListener("mousedown", (ev) => { ev.preventDefault(); choose(o); });
+      el("span", { class: "s-desc", text: h.description || "" }),
+      el("span", { class: "s-trend", text: "+ trend", title: "add to the trend (Shift+Enter)" }));
+      o.addEventListener("mousedown", (ev) => {
+        ev.preventDefault();
+        choose(o, Boolean(ev.target.closest(".s-trend")));
+      });
       return o;
     });
     if (!opts.length) {
@@ -357,6 +365,11 @@
     if (ev.key === "ArrowDown") { ev.preventDefault(); mark(active + 1); }
     else if (ev.key === "ArrowUp") { ev.preventDefault(); mark(active - 1); }
     else if (ev.key === "Escape") { ev.stopPropagation(); box.value = ""; closeResults(); }
+    else if (ev.key === "Enter" && ev.shiftKey) {
+      ev.preventDefault();
+      const opts = [...results.children].filter((o) => o.dataset.instrument);
+      if (opts.length) choose(opts[Math.max(active, 0)], true);
+    }
   });
   $("#search-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
