@@ -84,6 +84,8 @@ def test_a_broken_profile_shows_where_then_the_fixed_one_goes_live(page: Any, up
     expect(page.locator("#conn")).to_have_text("live")
     open_tool(page, "#nav-profiles", "#profiles")
     expect(page.locator("#pf-title")).to_be_focused()
+    logout = page.locator("#logout").bounding_box()  # one more header item: it still fits
+    assert logout and logout["x"] + logout["width"] <= 1440 - 8, logout
     page.select_option("#pf-partner", "suparco")
     page.fill("#pf-instrument", NEW)
 

@@ -251,6 +251,7 @@
       }
       if (!res.r.ok) {
         showProblems([]);
+        $("#pf-problems-none").textContent = "Not checked: refused before the check.";
         pfMsg(`Refused: ${why(res)}`, "bad");
         return;
       }
