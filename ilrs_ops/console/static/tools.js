@@ -223,9 +223,12 @@
   });
 
   let waitingFor = null; // instrument uploaded, not yet on the page
+  let catalogs = 0; // catalogs the page has had (a new one after each upload)
+  let fallback = null;
   function live(inst) {
     const link = el("a", { href: `#/i/${encodeURIComponent(inst)}`, text: "open it" });
     pfMsg([`${inst} is live: the station overview shows it (`, link, ").",], "ok");
+    loadStatus().then(pfPartners, () => {});
     $("#pf-msg").dataset.live = inst;
     waitingFor = null;
   }
@@ -238,6 +241,7 @@
     $("#pf-instrument").value = inst;
     if (!text.value.trim()) { pfMsg("There is no profile text to upload.", "bad"); text.focus(); return; }
     $("#pf-upload").disabled = true;
+    const asked = catalogs;
     pfMsg(`Checking and uploading ${partner}/${inst}…`);
     delete $("#pf-msg").dataset.live;
     try {
@@ -259,13 +263,16 @@
       const d = res.doc;
       pfMsg(`Uploaded ${d.path} (${d.bytes} bytes, ${d.replaced ? "replaced" : "new"}); ` +
         "waiting for the station to take it…", "ok");
+      // Live once the page has the new catalog (console.js tells it, maybe before this
+      // answer); a page whose socket is down learns it from the status a little later.
       waitingFor = inst;
-      if (tiles.has(inst) && d.replaced) live(inst);
-      else {
-        await loadStatus();
-        if (instruments().some((t) => t.instrument === inst) && waitingFor === inst) live(inst);
-        pfPartners();
-      }
+      if (catalogs > asked && tiles.has(inst)) live(inst);
+      clearTimeout(fallback);
+      fallback = setTimeout(async () => {
+        if (waitingFor !== inst) return;
+        try { await loadStatus(); } catch (err) { return; }
+        if (waitingFor === inst && instruments().some((t) => t.instrument === inst)) live(inst);
+      }, 10_000);
     } catch (err) {
       pfMsg(`The console did not answer: ${err.message}`, "bad");
     } finally {
@@ -274,6 +281,7 @@
   });
 
   window.addEventListener("ilrs:catalog", (ev) => {
+    catalogs += 1;
     tiles.clear();
     for (const id of ev.detail.instruments) tiles.add(id);
     if (waitingFor && tiles.has(waitingFor)) live(waitingFor);
