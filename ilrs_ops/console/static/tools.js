@@ -4,14 +4,13 @@
  *             puts the cursor on the line), success once the instrument is live on the page.
  *             Operators any partner, a partner its own, viewers none (as the API).
  * #/audit     operators: GET /api/audit filtered by who, action, instrument and window, newest
- *             first, a page at a time (the next page ends where this one starts).
+ *             first, a page at a time (the older page ends where this one starts).
  * #/export    GET /api/instruments/{id}/export as a form: channels, window, Parquet/CSV/Arrow;
  *             the file downloads under the name the API gives it (instrument and window). */
 "use strict";
 (() => {
   const { $, el } = window.ilrsDom; // dom.js
   const NS = 1e9;
-  const AUDIT_PAGE = 50;
   const AUDIT_KINDS = ["ack", "shelve", "unshelve", "profile"];
   let token = null;
   let you = null;
@@ -304,6 +303,8 @@
         option("2592000", "last 30 days"), option("custom", "from … to (UTC)"))),
       el("label", {}, "From ", el("input", { id: "au-start", size: "20", placeholder: "2026-12-03 10:00:00", disabled: "" })),
       el("label", {}, "To ", el("input", { id: "au-stop", size: "20", placeholder: "now", disabled: "" })),
+      el("label", {}, "Per page ", el("select", { id: "au-limit" }, option("10", "10"),
+        option("25", "25"), option("50", "50", true), option("100", "100"), option("200", "200"))),
       el("button", { type: "submit", id: "au-apply", text: "Apply" })),
     el("p", { id: "au-msg", class: "error", role: "alert" }),
     el("div", { class: "ev-scroll" },
@@ -317,7 +318,7 @@
       el("button", { type: "button", id: "au-older", text: "Older →", disabled: "" }),
       el("span", { id: "au-page", class: "meta" })));
   $("#main").append(au);
-  let auPages = []; // stop_ns of each page shown so far (the first: the window's stop)
+  let auPages = []; // stop of each page shown so far, ns as a decimal string (first: the window's)
   let auSeq = 0;
 
   $("#au-window").addEventListener("change", () => {
@@ -363,14 +364,24 @@
     $("#au-msg").textContent = "";
     let w;
     try { w = auWindow(); } catch (err) { $("#au-msg").textContent = err.message; return; }
-    if (page === 0) auPages = [w.stop];
+    if (page === 0) auPages = [String(BigInt(Math.round(w.stop)))];
     const q = new URLSearchParams({ start: String(BigInt(Math.round(w.start))),
-      stop: String(BigInt(Math.round(auPages[page]))), limit: String(AUDIT_PAGE) });
+      stop: auPages[page], limit: $("#au-limit").value });
     if ($("#au-who").value.trim()) q.set("who", $("#au-who").value.trim());
     if ($("#au-kind").value) q.set("kind", $("#au-kind").value);
     if ($("#au-instrument").value) q.set("instrument", $("#au-instrument").value);
     let doc;
-    try { doc = await getJson(`/api/audit?${q}`); } catch (err) {
+    let exact = [];
+    try {
+      const res = await answer(await fetch(`/api/audit?${q}`, { headers: auth() }));
+      if (!res.r.ok) throw new Error(why(res));
+      doc = res.doc;
+      // ns since 1970 pass 2^53: a JS number rounds them (by up to 128 ns), and the next page
+      // must end exactly where this one starts, so the digits are read from the text
+      exact = [...res.text.matchAll(/"time_ns":\s*(\d+)/g)].map((m) => m[1]);
+      if (exact.length !== doc.actions.length) exact = doc.actions.map((a) => String(a.time_ns));
+      doc.actions.forEach((a, k) => { a.ns = exact[k]; });
+    } catch (err) {
       if (mine === auSeq) $("#au-msg").textContent = `The audit log could not be read: ${err.message}`;
       return;
     }
@@ -378,14 +389,15 @@
     const rows = [...doc.actions].reverse(); // newest first
     $("#au-list").replaceChildren(...rows.map((a) => {
       const inst = el("a", { href: `#/i/${encodeURIComponent(a.instrument)}`, text: a.instrument });
-      return el("tr", { "data-kind": a.kind, "data-who": a.who || "", "data-instrument": a.instrument },
+      return el("tr", { "data-kind": a.kind, "data-who": a.who || "", "data-instrument": a.instrument,
+        "data-time": a.ns },
         el("td", { class: "num", text: utc(a.time_ns) }), el("td", { text: a.who || "—" }),
         el("td", { text: a.role || "—" }), el("td", { text: a.kind }), el("td", {}, inst),
         el("td", { text: a.channel || "" }), el("td", { class: "why", text: detailText(a) }));
     }));
     $("#au-empty").hidden = rows.length > 0;
     auPages = auPages.slice(0, page + 1);
-    if (doc.truncated && rows.length) auPages.push(rows[rows.length - 1].time_ns);
+    if (doc.truncated && rows.length) auPages.push(rows[rows.length - 1].ns);
     $("#au-older").disabled = !doc.truncated;
     $("#au-newer").disabled = page === 0;
     $("#au-page").textContent = `page ${page + 1}${doc.truncated ? "" : " (the last)"}`;
@@ -562,6 +574,7 @@
       return;
     }
     $(VIEWS[want][1]).focus();
+    if (want === "profiles") pfPartners(); // a partner's own folder at once; the rest to come
     try { await loadStatus(); } catch (err) { return; }
     if (view !== want) return;
     if (want === "profiles") pfPartners();
