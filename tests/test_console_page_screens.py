@@ -161,6 +161,27 @@ def test_a_partner_uploads_only_into_its_own_folder(page: Any, up: Up) -> None:
     only_local(page, up.url)
 
 
+def test_the_tools_menu_by_keyboard(page: Any, up: Up) -> None:
+    login(page, up.url, up.token)
+    page.focus("#nav-packets")
+    page.keyboard.press("Tab")
+    expect(page.locator("#nav-tools summary")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#nav-profiles")).to_be_visible()
+    page.keyboard.press("Escape")  # closes, focus back on the menu
+    expect(page.locator("#nav-profiles")).to_be_hidden()
+    expect(page.locator("#nav-tools summary")).to_be_focused()
+    page.keyboard.press("Enter")
+    for _ in range(3):  # Profile upload, Audit log, Export
+        page.keyboard.press("Tab")
+    expect(page.locator("#nav-export")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#export")).to_be_visible()
+    expect(page.locator("#ex-title")).to_be_focused()
+    expect(page.locator("#nav-export")).to_have_attribute("aria-current", "page")
+    only_local(page, up.url)
+
+
 def test_a_viewer_has_no_tools(page: Any, up: Up) -> None:
     token = create_token(up.data / "up-tokens.yaml", "wall-screens", "viewer")
     login(page, up.url, token)
