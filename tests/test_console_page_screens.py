@@ -190,6 +190,7 @@ def test_a_viewer_has_no_tools(page: Any, up: Up) -> None:
     page.evaluate("location.hash = '#/profiles'")
     expect(page.locator("#profiles .denied-msg")).to_have_text("Viewers see station status only.")
     expect(page.locator("#pf-text")).to_be_hidden()
+    shot(page, "viewer")
     only_local(page, up.url)
 
 
