@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -431,10 +432,35 @@ def test_export_streams_slices_equal_to_the_query(console, http, monkeypatch, fm
     else:
         rows = list(csv.DictReader(io.StringIO(body.decode())))
         assert len(rows) == want.num_rows
-        assert [float(r["batt_v"]) for r in rows] == want.column("batt_v").to_pylist()
-        assert float(rows[0]["wheel_temp[5]"]) == want.column("wheel_temp")[0].as_py()[5]
+        assert [float(r["batt_v [V]"]) for r in rows] == want.column("batt_v").to_pylist()
+        assert float(rows[0]["wheel_temp[5] [degC]"]) == want.column("wheel_temp")[0].as_py()[5]
         return
     assert got.equals(want)
+
+
+def test_export_is_named_by_instrument_and_window_and_its_csv_says_labels_and_units(
+    console, http
+) -> None:
+    """Issue 13: a downloaded file says what it holds; a CSV (read without the profile) has
+    each channel's units in its header and an enum's label beside its raw value."""
+    params = {"format": "csv", "channels": "mode,batt_v", "start": console.start_ns,
+              "stop": console.stop_ns}  # fmt: skip
+    r = http.get(f"/api/instruments/{A}/export", params=params, headers=console.headers("operator"))
+    assert r.status_code == 200, r.text
+    name = re.search(r'filename="([^"]+)"', r.headers["content-disposition"])[1]
+    assert name == f"{A}_{_export.stamp(console.start_ns)}_{_export.stamp(console.stop_ns)}.csv"
+    assert re.fullmatch(rf"{A}_\d{{8}}T\d{{6}}(\.\d+)?Z_\d{{8}}T\d{{6}}(\.\d+)?Z\.csv", name)
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert list(rows[0]) == ["time", "seq", "mode", "mode__label", "batt_v [V]", "batt_v__state"]
+    with History.at(console.data, console.catalog) as store:
+        want = store.query(A, ["mode"], console.start_ns, console.stop_ns)
+    mode = next(f for f in console.catalog.instruments[A].profile.fields if f.name == "mode")
+    enum = mode.enumeration
+    assert [int(r["mode"]) for r in rows] == want.column("mode").to_pylist()
+    assert [r["mode__label"] for r in rows] == [
+        enum.get(v, "") for v in want.column("mode").to_pylist()
+    ]
+    assert {r["mode__label"] for r in rows} - {""}  # labels, not only blanks
 
 
 def test_export_with_raw_values(console, http) -> None:

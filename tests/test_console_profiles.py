@@ -74,6 +74,22 @@ def test_good_profile_lands_and_reads_back(running: tuple[Site, httpx.Client]):
     uploads = [(a["instrument"], a["who"]) for a in r.json()["actions"] if a["kind"] == "profile"]
     assert uploads == [(NEW, "suparco-ops"), (NEW, "desk"), ("sup-rover-1", "suparco-ops")]
 
+    # Filtered by who and action in the API (so `limit` counts what matches), paged by stop.
+    def audit(**params: str | int) -> dict:
+        r = http.get("/api/audit", headers=site.headers("operator"), params=params)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    mine = audit(who="suparco-ops", kind="profile")["actions"]
+    assert [a["instrument"] for a in mine] == [NEW, "sup-rover-1"]
+    assert audit(kind="ack")["actions"] == []
+    newest = audit(kind="profile", limit=1)
+    assert newest["truncated"] and [a["who"] for a in newest["actions"]] == ["suparco-ops"]
+    before = audit(kind="profile", limit=1, stop=newest["actions"][0]["time_ns"])
+    assert [(a["instrument"], a["who"]) for a in before["actions"]] == [(NEW, "desk")]
+    r = http.get("/api/audit", headers=site.headers("operator"), params={"kind": "bogus"})
+    assert r.status_code == 400 and "bogus" in r.text
+
 
 def test_broken_profile_gets_where_and_what(running: tuple[Site, httpx.Client]):
     site, http = running

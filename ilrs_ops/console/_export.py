@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import time
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -70,6 +73,14 @@ class _Sink:
         return out
 
 
+def stamp(ns: int) -> str:
+    """A file name's UTC time: ``20261203T170000Z`` (sub-second digits only when there are
+    any: ``20261203T170000.250Z``)."""
+    sec, frac = divmod(ns, NS)
+    text = time.strftime("%Y%m%dT%H%M%S", time.gmtime(sec))
+    return f"{text}.{frac:09d}".rstrip("0").rstrip(".") + "Z" if frac else f"{text}Z"
+
+
 def slices(inst: Instrument, start_ns: int, stop_ns: int) -> Iterator[tuple[int, int]]:
     width = int(CHUNK_ROWS * inst.profile.expected_period_s * NS)
     width = min(max(width, MIN_SLICE_NS), MAX_SLICE_NS)
@@ -124,6 +135,42 @@ def flatten_arrays(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=names)
 
 
+_ELEMENT = re.compile(r"^(.*)\[\d+\]$")
+
+
+def _labels(col: pa.ChunkedArray | pa.Array, enum: Any) -> pa.Array:
+    """The enum label of each raw value (null where none covers it), looked up once per
+    distinct value."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    distinct = pc.unique(arr)
+    names = [None if v is None else enum.get(v) for v in distinct.to_pylist()]
+    return pc.take(pa.array(names, pa.string()), pc.index_in(arr, value_set=distinct))
+
+
+def for_csv(table: pa.Table, inst: Instrument) -> pa.Table:
+    """The table as the CSV carries it (``flatten_arrays``), with each channel's units in its
+    header (``batt_v [V]``) and an enum channel's labels beside its raw values
+    (``mode__label``): a CSV read in a spreadsheet has no profile to look them up in."""
+    table = flatten_arrays(table)
+    fields = {f.name: f for f in inst.profile.channel_fields}
+    units = {f.name: f.units for f in fields.values()} | {
+        d.name: d.units for d in inst.profile.derived_channels
+    }
+    columns, names = [], []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        m = _ELEMENT.match(name)
+        base = m[1] if m else name
+        unit = units.get(base)
+        columns.append(col)
+        names.append(f"{name} [{unit}]" if unit else name)
+        field = fields.get(base)
+        enum = field.enumeration if field is not None else None
+        if enum is not None and pa.types.is_integer(col.type):
+            columns.append(_labels(col, enum))
+            names.append(f"{name}__label")
+    return pa.table(columns, names=names)
+
+
 def export(
     history: History,
     inst: Instrument,
@@ -147,7 +194,7 @@ def export(
                 with reading(f"export of {inst.id}"):
                     table = history.query(inst.id, channels, lo, hi, raw=raw)
             if fmt == "csv":
-                table = flatten_arrays(table)
+                table = for_csv(table, inst)
             with reading(f"export of {inst.id}"):
                 if writer is None:
                     writer = _writer(fmt, sink, table.schema)
@@ -159,7 +206,7 @@ def export(
             if writer is None:  # empty window: a valid empty file with the columns
                 schema = history.query(inst.id, channels, start_ns, stop_ns, raw=raw).schema
                 if fmt == "csv":
-                    schema = flatten_arrays(schema.empty_table()).schema
+                    schema = for_csv(schema.empty_table(), inst).schema
                 writer = _writer(fmt, sink, schema)
             writer.close()
             writer = None

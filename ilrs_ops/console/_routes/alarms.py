@@ -209,12 +209,23 @@ def audit(
     start: Annotated[str | None, Query(description="inclusive; default stop - 7 days")] = None,
     stop: Annotated[str | None, Query(description="exclusive; ISO-8601 or ns; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="newest this many")] = 1000,
+    kind: Annotated[
+        str | None, Query(description=f"comma-separated actions: {', '.join(AUDIT_KINDS)}")
+    ] = None,
+    who: Annotated[str | None, Query(description="comma-separated token names")] = None,
 ) -> dict[str, Any]:
     """Operators only: every state-changing action (ack, shelve, unshelve, profile upload)
-    with who, role, what and when, oldest first, from the store."""
+    with who, role, what and when, oldest first, from the store. ``truncated`` says older
+    actions were left out: ask again with ``stop`` at the oldest ``time_ns`` for the page
+    before."""
     if not principal.is_operator:
         raise ForbiddenError(f"the audit trail is for operators; {principal.name!r} is a "
                              f"{principal.role}")  # fmt: skip
+    actions = split_list(kind)
+    for k in actions or []:
+        if k not in AUDIT_KINDS:
+            raise BadRequestError(f"unknown action {k!r}: use {', '.join(AUDIT_KINDS)}", "kind")
+    names = split_list(who)
     stop_ns = parse_time(stop, "stop") or time.time_ns() + 1
     start_ns = parse_time(start, "start")
     start_ns = stop_ns - 7 * 86_400 * NS if start_ns is None else start_ns
@@ -230,13 +241,15 @@ def audit(
         if ids is not None and inst.id not in ids:
             continue
         with reading(f"audit of {inst.id}"):
-            table = console.history.events(inst.id, start_ns, stop_ns, AUDIT_KINDS)
+            table = console.history.events(inst.id, start_ns, stop_ns, actions or AUDIT_KINDS)
         times = table.column("time").cast(pa.int64()).to_pylist()
         kinds = table.column("kind").to_pylist()
         channels = table.column("channel").to_pylist()
         details = table.column("detail").to_pylist()
         for k, t in enumerate(times):
             detail = parse_detail(details[k])
+            if names is not None and detail.get("who") not in names:
+                continue
             rows.append({
                 "time_ns": t, "time": iso(t), "kind": kinds[k], "instrument": inst.id,
                 "partner": inst.profile.partner, "channel": channels[k],

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from ilrs_ops.console._data import reading, window
 from ilrs_ops.console._deps import AccessDep
 from ilrs_ops.console._errors import BadRequestError, responses
-from ilrs_ops.console._export import MAX_EXPORT_NS, MEDIA_TYPES, SUFFIXES, export, slices
+from ilrs_ops.console._export import MAX_EXPORT_NS, MEDIA_TYPES, SUFFIXES, export, slices, stamp
 
 router = APIRouter(
     prefix="/api/instruments",
@@ -80,7 +80,9 @@ def export_telemetry(
     ] = False,
 ) -> StreamingResponse:
     """The samples of [start, stop) as a streamed Parquet file, Arrow IPC stream or CSV (array
-    channels as one column per element), read and written a time slice at a time."""
+    channels as one column per element; units in the CSV header, enum labels beside raw
+    values), read and written a time slice at a time. The file is named by instrument and
+    window: ``sup-rover-1_20261203T170000Z_20261203T180000Z.csv``."""
     inst = access.instrument(instrument_id)
     names = access.channels(inst, channels)
     start_ns, stop_ns = window(start, stop)
@@ -93,7 +95,7 @@ def export_telemetry(
     lo, hi = next(slices(inst, start_ns, stop_ns))
     with reading(f"export of {inst.id}"):  # the first slice now: a store error is a 503
         first = access.history.query(inst.id, names, lo, hi, raw=raw)
-    filename = f"{inst.id}_{start_ns}_{stop_ns}.{SUFFIXES[format]}"
+    filename = f"{inst.id}_{stamp(start_ns)}_{stamp(stop_ns)}.{SUFFIXES[format]}"
     return StreamingResponse(
         export(access.history, inst, names, start_ns, stop_ns, format, first, raw),
         media_type=MEDIA_TYPES[format],

@@ -263,6 +263,7 @@
       for (const t of msg.status) tiles.set(t.instrument, t);
       renderOverview();
       if (detail) { paintDetailStatus(tiles.get(detail.id)); refreshDetail(detail); }
+      tell("catalog", { instruments: [...tiles.keys()] });
     } else if (msg.type === "status") {
       const t = msg.status;
       const isNew = !tiles.has(t.instrument);
@@ -708,10 +709,12 @@
     const view = m ? "detail" : location.hash === "#/events" ? "events"
       : location.hash === "#/links" ? "links"
       : /^#\/packets(\/|$)/.test(location.hash) ? "packets"
-      : /^#\/trend(\?|$)/.test(location.hash) ? "trend" : "overview";
+      : /^#\/trend(\?|$)/.test(location.hash) ? "trend"
+      : /^#\/(profiles|audit|export)$/.test(location.hash) ? location.hash.slice(2) // tools.js
+      : "overview";
     tell("route", { view });
     if (m) openDetail(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
-    else if (["events", "links", "packets", "trend"].includes(view)) { // events.js … trend.js
+    else if (view !== "overview") { // events.js, links.js, packets.js, trend.js, tools.js
       closeDetail();
       $("#overview").hidden = true;
     } else {
