@@ -5,11 +5,14 @@ dropped connection and retry for ever (`ilrs-ops up` then hung on Ctrl-C)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import pytest
 
+from ilrs_ops import wire
+from ilrs_ops.profiles import Catalog
 from ilrs_ops.sources import connect
 from tests.conftest import MOSQUITTO
 
@@ -55,3 +58,38 @@ async def test_an_mqtt_error_while_not_stopping_still_reaches_the_caller() -> No
     with pytest.raises(aiomqtt.MqttError, match="timed out"):
         async with connect(host, port, lambda v: _FailingExit(host, port), "v5"):
             pass
+
+
+async def test_an_ingestor_stops_when_its_metrics_publish_is_cut_short(
+    rover: Catalog, topic_root: str, tmp_path: Path
+) -> None:
+    """aiomqtt can answer the cancel of a publish in flight with MqttError. The metrics loop
+    took that for a failed publish and ran on, so the ingestor's exit waited for ever (seen
+    when a stop came while the 2 s metrics publish was on its way)."""
+    from ilrs_ops.ingest import IngestConfig, Ingestor, _ingestor
+    from ilrs_ops.store import Store
+
+    in_flight = asyncio.Event()
+
+    metrics = wire.metrics_topic(topic_root, 0)
+
+    async def publish(topic: str, *args: object, **kwargs: object) -> None:
+        if topic != metrics:
+            return  # status and events: taken at once
+        in_flight.set()
+        try:
+            await asyncio.Event().wait()  # never acknowledged
+        except asyncio.CancelledError:
+            raise aiomqtt.MqttError("publish cut short") from None
+
+    config = IngestConfig(root=topic_root, client_id=f"{topic_root}-ingest".replace("/", "-"))
+    with Store(tmp_path) as store:
+        ingestor = Ingestor(catalog=rover, store=store, config=config)
+        await ingestor.__aenter__()
+        await asyncio.wait_for(ingestor.ready(), 30)
+        assert ingestor._client is not None
+        ingestor._client.publish = publish  # type: ignore[method-assign]
+        await asyncio.wait_for(in_flight.wait(), 3 * _ingestor.METRICS_INTERVAL_S)
+        stop = asyncio.create_task(ingestor.__aexit__(None, None, None))
+        done, _ = await asyncio.wait({stop}, timeout=30)  # not wait_for: its cancel would hang
+        assert stop in done, "the ingestor did not stop: its metrics loop took the cancel"

@@ -569,10 +569,16 @@ class Ingestor:
         while True:
             await asyncio.sleep(METRICS_INTERVAL_S)
             if self._client is not None:
-                with contextlib.suppress(aiomqtt.MqttError):
+                try:
                     await self._client.publish(
                         topic, json.dumps(self.metrics()), qos=0, retain=True
                     )
+                except aiomqtt.MqttError:
+                    # aiomqtt can raise MqttError over the cancel of a publish in flight; taken
+                    # for a failed publish, the loop ran on and the ingestor never stopped
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError from None
 
     def _update_status(self, feed: _Feed, processed: Processed, recv: np.ndarray) -> None:
         st = self.status[feed.id]
