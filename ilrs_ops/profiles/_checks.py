@@ -648,10 +648,10 @@ def check_field(f: FieldSpec, loc: tuple, fields: dict[str, FieldSpec] | None) -
 
 
 def _check_loads(
-    s: SimSpec, loc: tuple, f: FieldSpec, fields: dict[str, FieldSpec]
+    s: SimSpec, loc: tuple, f: FieldSpec, fields: dict[str, FieldSpec] | None
 ) -> Iterator[Finding]:
     for name in s.loads or {}:
-        other = fields.get(name)
+        other = (fields or {}).get(name)
         if other is None or other.is_octets or other.count is not None or name == f.name:
             what = "this channel itself" if name == f.name else "not a scalar numeric channel"
             yield (
