@@ -7,6 +7,7 @@
   const NS = 1e9;
   const LIVE_KEEP = 600; // points in the live plot
   const { $, el } = window.ilrsDom; // dom.js
+  const { isoUtc, timeTicks } = window.ilrsDom;
 
   let token = sessionStorage.getItem(KEY);
   let ws = null;
@@ -957,21 +958,6 @@
 
   // Station time is UTC, written ISO-like with seconds: the axis gives the time of day and,
   // on the first tick and where the day changes, the date; hovering gives the full instant.
-  function isoUtc(sec, ms) {
-    const s = new Date(sec * 1e3).toISOString(); // 2026-12-02T12:31:05.123Z
-    return `${s.slice(0, 10)} ${s.slice(11, ms ? 23 : 19)}Z`;
-  }
-  function timeTicks(u, splits, axisIdx, space, incr) {
-    let day = null;
-    return splits.map((sec) => {
-      const s = new Date(sec * 1e3).toISOString();
-      const tod = incr < 1 ? s.slice(11, 23) : s.slice(11, 19);
-      const d = s.slice(0, 10);
-      const label = d !== day ? `${d}\n${tod}` : tod;
-      day = d;
-      return label;
-    });
-  }
 
   function makePlot(target, chan, names, data) {
     const box = $(target);

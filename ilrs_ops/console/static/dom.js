@@ -1,4 +1,5 @@
-/* ILRS operations console: the two DOM helpers every script of the page uses, loaded first. */
+/* ILRS operations console: the helpers every script of the page uses, loaded first: two for
+   the DOM, and the UTC time labels of every plot (uPlot time in seconds). */
 "use strict";
 window.ilrsDom = {
   $: (sel) => document.querySelector(sel),
@@ -11,5 +12,22 @@ window.ilrsDom = {
     }
     for (const kid of kids) e.append(kid);
     return e;
+  },
+  /** "2026-12-02 12:31:05Z" (with ms: "...05.123Z") of a uPlot time in seconds. */
+  isoUtc: (sec, ms) => {
+    const s = new Date(sec * 1e3).toISOString();
+    return `${s.slice(0, 10)} ${s.slice(11, ms ? 23 : 19)}Z`;
+  },
+  /** uPlot axis values: UTC time of day, with the date on the first tick of each day. */
+  timeTicks: (u, splits, axisIdx, space, incr) => {
+    let day = null;
+    return splits.map((sec) => {
+      const s = new Date(sec * 1e3).toISOString();
+      const tod = incr < 1 ? s.slice(11, 23) : s.slice(11, 19);
+      const d = s.slice(0, 10);
+      const label = d !== day ? `${d}\n${tod}` : tod;
+      day = d;
+      return label;
+    });
   },
 };

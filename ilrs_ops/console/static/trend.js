@@ -9,6 +9,7 @@
 "use strict";
 (() => {
   const { $, el } = window.ilrsDom; // dom.js
+  const { isoUtc: utc, timeTicks } = window.ilrsDom;
   const NS = 1e9;
   const PRESETS = [[900, "15 min"], [3600, "1 h"], [86400, "1 day"]];
   const GAP_PERIODS = 3;
@@ -232,21 +233,6 @@
 
   // ------------------------------------------------------------------ the plot
 
-  const utc = (sec, ms) => {
-    const iso = new Date(sec * 1e3).toISOString();
-    return `${iso.slice(0, 10)} ${iso.slice(11, ms ? 23 : 19)}Z`;
-  };
-  function timeTicks(u, splits, axisIdx, space, incr) {
-    let day = null;
-    return splits.map((sec) => {
-      const s = new Date(sec * 1e3).toISOString();
-      const tod = incr < 1 ? s.slice(11, 23) : s.slice(11, 19);
-      const d = s.slice(0, 10);
-      const label = d !== day ? `${d}\n${tod}` : tod;
-      day = d;
-      return label;
-    });
-  }
   const fmt = (v) => (v === null || v === undefined ? "—"
     : Math.abs(v) >= 1000 || v === Math.round(v) ? String(+v.toFixed(3)) : v.toPrecision(5));
 
