@@ -228,8 +228,8 @@ def ingest(
         ) from None
 
     async def main() -> None:
-        with Store(s.data) as store:
-            err().print(f"ingesting shard {i}/{n} from {host}:{port} into {store.root}")
+        with Store(s.data, s.archive) as store:
+            err().print(f"ingesting shard {i}/{n} from {host}:{port} into {store}")
             async with Ingestor(
                 catalog=catalog, store=store, config=config, profiles=s.profiles
             ) as ingestor:
@@ -264,6 +264,7 @@ def ingest_workers(
             f"--profiles={s.profiles}",
             f"--root={s.root}",
             f"--data={s.data}",
+            *([f"--archive={s.archive}"] if s.archive else []),
             f"--protocol={protocol}",
             f"--segment-messages={segment_messages}",
         ]
@@ -319,7 +320,7 @@ def up(
                 host, port = "127.0.0.1", s.embedded_port
                 await stack.enter_async_context(EmbeddedBroker(host=host, port=port))
                 err().print(f"embedded MQTT broker on {host}:{port}")
-            store = stack.enter_context(Store(s.data))
+            store = stack.enter_context(Store(s.data, s.archive))
             config = IngestConfig(host=host, port=port, root=s.root, **login)
             sim = Simulator(
                 catalog,
@@ -332,7 +333,7 @@ def up(
                 **login,
             )
             err().print(
-                f"simulating {len(sim.modules)} instruments, storing in {store.root}; Ctrl-C stops"
+                f"simulating {len(sim.modules)} instruments, storing in {store}; Ctrl-C stops"
             )
             simulation = _simulation_note(faults)
             if faults.any:
@@ -393,6 +394,7 @@ def console(
             broker_port=port,
             root=s.root,
             data=s.data,
+            archive=s.archive,
             profiles=s.profiles,
             http_port=http_port,
             dev=dev,
@@ -449,6 +451,33 @@ def broker_config(s: Settings, folder: Path, *, port: int, run_as: str | None) -
         f"{len(cfg.users)} MQTT users ({len(catalog)} instruments) in {cfg.folder}: passwords, "
         f"acl, mosquitto.conf; credentials in {cfg.credentials} (mode 0600, keep it secret)"
     )
+
+
+def archive_migrate(s: Settings, archive: str) -> None:
+    """`archive migrate`: the store's Parquet tables into a Delta archive, with progress."""
+    from ilrs_ops.store import migrate
+
+    try:
+        done = migrate(s.data, archive, progress=lambda line: err().print(line, highlight=False))
+    except IlrsError as exc:
+        fail(str(exc))
+    rows = ", ".join(f"{t} {n}" for t, n in done.rows.items())
+    out().print(f"converted {done.files} files ({rows} rows) into {archive}", highlight=False)
+    out().print(f"the Parquet files are in {done.backup}: delete it when satisfied")
+
+
+def archive_maintain(s: Settings, what: str, retention_hours: float) -> None:
+    """`archive optimize` / `archive vacuum`: per table, what it did."""
+    from ilrs_ops.store import Store, optimize, vacuum
+
+    try:
+        with Store(s.data, s.archive) as store:
+            done = optimize(store) if what == "optimize" else vacuum(store, retention_hours)
+    except IlrsError as exc:
+        fail(str(exc))
+    noun = "files written" if what == "optimize" else "files deleted"
+    for uri, n in done.items():
+        out().print(f"{uri}: {n} {noun}", highlight=False)
 
 
 def import_file(

@@ -28,6 +28,11 @@ profiles_app = typer.Typer(
     help="Check, list and import partner instrument profiles.", no_args_is_help=True
 )
 app.add_typer(profiles_app, name="profiles")
+archive_app = typer.Typer(
+    help="The archive of sealed tables on Delta Lake: convert a store, compact, vacuum.",
+    no_args_is_help=True,
+)
+app.add_typer(archive_app, name="archive")
 
 # Where a command needs a broker and none is given (`up` embeds one instead).
 LOCAL_BROKER = "127.0.0.1:1883"
@@ -45,6 +50,13 @@ BrokerOpt = Annotated[
 ]
 RootOpt = Annotated[str | None, typer.Option("--root", help="topic root [env ILRS_ROOT]")]
 DataOpt = Annotated[Path | None, typer.Option("--data", help="store folder [env ILRS_DATA]")]
+ArchiveOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="sealed tables as Delta Lake tables at this path or s3://bucket/prefix (AWS_* "
+        "from the environment); a store keeps the archive it was first given [env ILRS_ARCHIVE]"
+    ),
+]
 PortOpt = Annotated[int, typer.Option("--http-port", help="console HTTP port (0: any free one)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="random seed: same seed, same packets")]
 ScaleOpt = Annotated[
@@ -181,6 +193,7 @@ def ingest(
     profiles: ProfilesOpt = None,
     root: RootOpt = None,
     data: DataOpt = None,
+    archive: ArchiveOpt = None,
     shard: Annotated[str, typer.Option(help="this process's shard i/N of the instruments")] = "0/1",
     workers: Annotated[
         int,
@@ -196,8 +209,8 @@ def ingest(
         int, typer.Option(help="seal a lane's WAL segment to Parquet at this many messages", min=1)
     ] = SEGMENT_MESSAGES,
 ) -> None:
-    """Ingest telemetry: MQTT -> durable WAL -> ack -> pipelines -> Parquet, status, events."""
-    s = _settings(broker=broker, profiles=profiles, root=root, data=data)
+    """Ingest telemetry: MQTT -> durable WAL -> ack -> pipelines -> sealed tables, status."""
+    s = _settings(broker=broker, profiles=profiles, root=root, data=data, archive=archive)
     if workers > 1:
         if shard != "0/1":
             raise typer.BadParameter(
@@ -234,6 +247,7 @@ def up(
     broker: BrokerOpt = None,
     profiles: ProfilesOpt = None,
     data: DataOpt = None,
+    archive: ArchiveOpt = None,
     seed: SeedOpt = 0,
     time_scale: ScaleOpt = 10000.0,
     fault: UpFaultOpt = UP_FAULTS,
@@ -242,7 +256,7 @@ def up(
     """Run the station on one machine: broker (embedded unless --broker), simulator (with a
     small demo rate of limit faults unless --fault none), ingest into the store, the
     operations console, and a live status table."""
-    s = _settings(broker=broker, profiles=profiles, data=data)
+    s = _settings(broker=broker, profiles=profiles, data=data, archive=archive)
     _commands.up(
         s,
         _broker_address(s.broker) if s.broker else None,  # None: embedded
@@ -259,6 +273,7 @@ def console_(
     profiles: ProfilesOpt = None,
     root: RootOpt = None,
     data: DataOpt = None,
+    archive: ArchiveOpt = None,
     http_port: PortOpt = 8000,
     tokens: Annotated[
         Path | None, typer.Option(help="tokens file [env ILRS_CONSOLE_TOKENS]")
@@ -268,7 +283,7 @@ def console_(
     ] = False,
 ) -> None:
     """Serve the operations console (API, live WebSocket) over the broker and the store."""
-    s = _settings(broker=broker, profiles=profiles, root=root, data=data)
+    s = _settings(broker=broker, profiles=profiles, root=root, data=data, archive=archive)
     _commands.console(s, _broker(s), http_port=http_port, tokens=tokens, dev=dev)
 
 
@@ -379,6 +394,36 @@ def replay(
         direct=direct,
         protocol=_protocol(protocol),
     )
+
+
+@archive_app.command("migrate")
+def archive_migrate(
+    archive: Annotated[
+        str, typer.Option(help="the new archive: a path or s3://bucket/prefix (AWS_* from env)")
+    ],
+    data: DataOpt = None,
+) -> None:
+    """Convert the store's Parquet tables into a Delta Lake archive (stop its ingest first);
+    the old files move to parquet-before-archive/ in the store, to delete once satisfied."""
+    _commands.archive_migrate(_settings(data=data), archive)
+
+
+@archive_app.command("optimize")
+def archive_optimize(data: DataOpt = None, archive: ArchiveOpt = None) -> None:
+    """Compact the archive's small seal files; safe while ingest runs."""
+    _commands.archive_maintain(_settings(data=data, archive=archive), "optimize", 0.0)
+
+
+@archive_app.command("vacuum")
+def archive_vacuum(
+    data: DataOpt = None,
+    archive: ArchiveOpt = None,
+    retention_hours: Annotated[
+        float, typer.Option(help="keep what versions of the last this many hours read", min=0)
+    ] = 168.0,
+) -> None:
+    """Delete files no recent version reads (after optimize); safe while ingest runs."""
+    _commands.archive_maintain(_settings(data=data, archive=archive), "vacuum", retention_hours)
 
 
 def _settings(**options: object) -> Settings:

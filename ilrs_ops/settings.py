@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     )
     root: str = Field("ilrs", description="topic root: {root}/tm/{partner}/{instrument}")
     data: Path = Field(Path("ilrs-data"), description="folder of the telemetry store")
+    archive: str | None = Field(
+        None,
+        description="where sealed tables go: none = Parquet files under data; a path or "
+        "s3://bucket/prefix = Delta Lake tables (docs/ARCHIVE.md); a store keeps its first",
+    )
 
     @property
     def broker_login(self) -> dict[str, str | None]:

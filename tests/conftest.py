@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,86 @@ def private_broker(tmp_path: Path, free_port: int):
     yield ("127.0.0.1", free_port)
     proc.terminate()
     proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A real S3-compatible server (moto's, in server mode) on loopback for the session: the
+    ``AWS_*`` settings that reach it. Each test makes a bucket of its own (``s3_bucket``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert proc.poll() is None, f"the S3 server exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"the S3 server did not listen: {log.read_text()}"
+            time.sleep(0.1)
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "ilrs-test",
+        "AWS_SECRET_ACCESS_KEY": "ilrs-test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    yield env
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket on the test S3 server, with its settings in this test's environment."""
+    import boto3
+
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    name = f"ilrs-{os.getpid()}-{time.time_ns()}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server["AWS_ENDPOINT_URL"],
+        aws_access_key_id=s3_server["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_server["AWS_SECRET_ACCESS_KEY"],
+        region_name=s3_server["AWS_REGION"],
+    ).create_bucket(Bucket=name)
+    return f"s3://{name}/station"
+
+
+def _archive_base(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "delta":
+        return str(tmp_path / "archives")
+    return request.getfixturevalue("s3_bucket")
+
+
+@pytest.fixture(params=["delta", "s3"])
+def delta_archive(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URI of an empty Delta Lake archive: on a local path, then on the S3 server."""
+    return _archive_base(request.param, request, tmp_path) + "/one"
+
+
+@pytest.fixture(params=["parquet", "delta", "s3"])
+def archived(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Path], Path]:
+    """A function that readies a store folder for this run's kind of sealed tables and
+    returns it: Parquet under the folder (as it is), a Delta Lake archive of its own on a
+    local path, or one on the S3 server. A test that takes it runs three times."""
+    from ilrs_ops.store import Store
+
+    base = None if request.param == "parquet" else _archive_base(request.param, request, tmp_path)
+
+    def ready(root: Path) -> Path:
+        if base is not None:
+            name = "-".join(root.relative_to(tmp_path).parts) or "root"
+            Store(root, archive=f"{base}/{name}").close()
+        return root
+
+    return ready

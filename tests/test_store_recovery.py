@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from ilrs_ops.history import History
 from ilrs_ops.processing import Processor, recover, seal
 from ilrs_ops.profiles import Catalog, Instrument, load_catalog
 from ilrs_ops.store import Store, _seal
+from tests.test_archive import every_version_opens
 from tests.test_store import (
     DAY,
     ROVER,
@@ -52,7 +54,10 @@ def wal_segments(root: Path) -> list[Path]:
     return sorted((root / "wal" / ROVER).glob("*.arrows"))
 
 
-def test_recover_seals_what_a_crash_left(tmp_path: Path, rover: Catalog, inst: Instrument) -> None:
+def test_recover_seals_what_a_crash_left(
+    tmp_path: Path, rover: Catalog, inst: Instrument, archived: Callable[[Path], Path]
+) -> None:
+    archived(tmp_path)
     batches = make_batches(inst, 5)
     store = History.at(tmp_path, rover)
     proc = ingest(store, inst, batches, seal_every=2)  # the fifth batch stays in the WAL
@@ -68,7 +73,10 @@ def test_recover_seals_what_a_crash_left(tmp_path: Path, rover: Catalog, inst: I
             assert recover(fresh, rover)[ROVER].packets == 0
 
 
-def test_recover_drops_a_torn_tail(tmp_path: Path, rover: Catalog, inst: Instrument) -> None:
+def test_recover_drops_a_torn_tail(
+    tmp_path: Path, rover: Catalog, inst: Instrument, archived: Callable[[Path], Path]
+) -> None:
+    archived(tmp_path)
     batches = make_batches(inst, 3)
     with History.at(tmp_path, rover) as store:
         wal = store.store.wal(ROVER)
@@ -84,8 +92,9 @@ def test_recover_drops_a_torn_tail(tmp_path: Path, rover: Catalog, inst: Instrum
 
 
 def test_recover_after_crash_between_checkpoint_and_wal_delete(
-    tmp_path: Path, rover: Catalog, inst: Instrument
+    tmp_path: Path, rover: Catalog, inst: Instrument, archived: Callable[[Path], Path]
 ) -> None:
+    archived(tmp_path)
     batches = make_batches(inst, 2)
     with History.at(tmp_path, rover) as store:
         ingest(store, inst, batches)
@@ -230,10 +239,12 @@ def run_and_kill(root: Path, seed: int, mode: str, delay: float, after: str = "r
 
 
 def check_after_crash(root: Path, inst: Instrument, acked: int, seed: int) -> None:
-    """Every visible Parquet file opens; recovery restores every acknowledged batch, at most
-    the one being written besides, nothing twice."""
+    """Every visible Parquet file (every version of a Delta archive) opens; recovery restores
+    every acknowledged batch, at most the one being written besides, nothing twice."""
     for path in parquet_files(root):
         pq.read_table(path)
+    with Store(root) as store:
+        every_version_opens(store)
     batches = make_batches(inst, CHILD_BATCHES, 200, per_frame=20, seed=seed)
     with History.at(root, inst_catalog(inst)) as store:
         state = recover(store.store, store.catalog)[ROVER]
@@ -260,14 +271,18 @@ def _crash_once(root: Path, inst: Instrument, seed: int, rng: random.Random, twi
     check_after_crash(root, inst, acked, seed)
 
 
-def test_sigkill_during_ingest_and_seal(tmp_path: Path, inst: Instrument) -> None:
+def test_sigkill_during_ingest_and_seal(
+    tmp_path: Path, inst: Instrument, archived: Callable[[Path], Path]
+) -> None:
     rng = random.Random(20240)
     for k in range(3):
-        _crash_once(tmp_path / str(k), inst, k, rng, twice=False)
+        _crash_once(archived(tmp_path / str(k)), inst, k, rng, twice=False)
 
 
 @pytest.mark.slow
-def test_sigkill_many_times(tmp_path: Path, inst: Instrument) -> None:
+def test_sigkill_many_times(
+    tmp_path: Path, inst: Instrument, archived: Callable[[Path], Path]
+) -> None:
     rng = random.Random(7)
     for k in range(16):
-        _crash_once(tmp_path / str(k), inst, k, rng, twice=k % 2 == 1)
+        _crash_once(archived(tmp_path / str(k)), inst, k, rng, twice=k % 2 == 1)

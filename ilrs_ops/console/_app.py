@@ -61,7 +61,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         dev_token = secrets.token_urlsafe(32)
         tokens = Tokens([TokenEntry(name="dev", role="operator", sha256=hash_token(dev_token))])
     state = StationState(settings.root, settings.ws_queue, settings.events_kept)
-    store = Store(settings.data)
+    store = Store(settings.data, settings.archive)
     history = History(store, catalogs)
     logins = FailedLogins(settings.auth_failures, settings.auth_window_s)
     console = Console(settings, catalogs, store, history, state, tokens, logins)

@@ -32,6 +32,11 @@ class ConsoleSettings(BaseSettings):
     commander_password: SecretStr | None = Field(None, description="that user's password")
     root: str = Field("ilrs", description="topic root: {root}/status/{partner}/{instrument}")
     data: Path = Field(Path("ilrs-data"), description="folder of the telemetry store")
+    archive: str | None = Field(
+        None,
+        description="where sealed tables go: none = Parquet files under data; a path or "
+        "s3://bucket/prefix = Delta Lake tables (docs/ARCHIVE.md); a store keeps its first",
+    )
     profiles: Path = Field(Path("hardware_profiles"), description="folder of instrument profiles")
     tokens: Path | None = Field(None, description="tokens file (YAML or JSON) of hashed tokens")
     dev: bool = Field(False, description="dev mode: without a tokens file, make an operator token")

@@ -96,10 +96,13 @@ class History:
         self._owns_store = False
 
     @classmethod
-    def at(cls, root: Path | str, catalog: Catalog | CatalogOwner) -> History:
-        """History of the store under ``root``, which it opens and closes itself:
+    def at(
+        cls, root: Path | str, catalog: Catalog | CatalogOwner, archive: str | None = None
+    ) -> History:
+        """History of the store under ``root`` (sealed tables in ``archive``: see ``Store``),
+        which it opens and closes itself:
         ``with History.at("ilrs-data", catalog) as history: history.query(...)``."""
-        history = cls(Store(root), catalog)
+        history = cls(Store(root, archive), catalog)
         history._owns_store = True
         return history
 

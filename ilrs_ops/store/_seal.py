@@ -39,6 +39,7 @@ TIME_COLUMN = {
     "events": "time",
     "rollups": "bucket",
     "quarantine": "recv",
+    "commands": "time",  # the console's command stages (no WAL lane)
 }
 DAY_NS = 86_400 * 1_000_000_000
 COMPRESSION = "zstd"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import operator
 import os
@@ -30,30 +31,27 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from ilrs_ops.errors import InputError, StoreError
-from ilrs_ops.schemas import COMMANDS, EVENTS, RAW, TIME
+from ilrs_ops.schemas import COMMANDS, EVENTS, RAW
 from ilrs_ops.store import _seal
+from ilrs_ops.store._delta import DeltaTables
 from ilrs_ops.store._fs import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
     describe,
     is_temp,
-    make_dirs,
     translate,
     write_atomic,
 )
-from ilrs_ops.store._seal import DAY_NS, TABLES
+from ilrs_ops.store._parquet import ParquetTables
 from ilrs_ops.store._wal import WalSegment, WalWriter, list_segments, read_segment, segment_name
 
 log = logging.getLogger(__name__)
 
-#: Events the console writes itself (acks, shelves, profile uploads), outside any WAL lane:
-#: ``events/instrument={id}/date={D}/console-{ns}.parquet``, final once renamed in place.
-CONSOLE_PREFIX = "console-"
-#: The tables that hold such files: events, and the command history (only such files).
-CONSOLE_TABLES = ("events", "commands")
+#: The file under a store's root that names its archive, when its sealed tables are not the
+#: Parquet files under the root itself: ``{"format": 1, "archive": "s3://bucket/prefix"}``.
+ARCHIVE_FILE = "archive.json"
 
 
 def _sealed_by(temp: Path, lanes: Collection[str]) -> bool:
@@ -88,13 +86,22 @@ class Store:
     StoreError for disk problems and InputError for bad arguments; pyarrow errors never leak.
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, archive: str | None = None) -> None:
         self.root = Path(root)
+        #: Where the sealed tables are: Parquet files under ``root`` (the default), or Delta
+        #: Lake tables at the URI that ``archive`` gives or ``root/archive.json`` recorded.
+        self.archive: ParquetTables | DeltaTables = open_archive(self.root, archive)
         self._writers: dict[str, WalWriter] = {}
         self._locks: dict[str, int] = {}
         self._lane_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._console_ns = 0  # last console events file name, strictly increasing
+
+    def __str__(self) -> str:
+        """The store's folder, and its archive when that is elsewhere: for messages."""
+        if isinstance(self.archive, DeltaTables):
+            return f"{self.root} (sealed tables: Delta Lake at {self.archive})"
+        return str(self.root)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -133,7 +140,7 @@ class Store:
         of those lanes write: another process (an ingest shard sharing the store, the console)
         may be writing its own temp files at this moment."""
         removed: list[Path] = []
-        for folder in [self.root / t for t in TABLES] + [self.root / "state"]:
+        for folder in [*self.archive.local_folders(), self.root / "state"]:
             for dirpath, _, files in os.walk(folder):
                 for name in files:
                     path = Path(dirpath) / name
@@ -155,7 +162,7 @@ class Store:
         with self._lane_lock(lane):
             if (writer := self._writers.get(lane)) is not None:
                 return writer
-            self._hold(lane)
+            self.hold(lane)
             sealed, _ = _seal.read_checkpoint(self.root, lane)
             segments = list_segments(self._wal_dir(lane))
             unsealed = [n for n, _ in segments if n > sealed]
@@ -216,7 +223,7 @@ class Store:
         segment: int,
         tables: Mapping[str, pa.Table],
         state: dict[str, Any] | None,
-    ) -> list[Path]:
+    ) -> list[str]:
         """Write one segment's tables as Parquet, then the checkpoint (``state``: the
         processing state after the segment, kept as given), then delete the WAL segment of
         that number if there is one. Returns the files written.
@@ -226,7 +233,7 @@ class Store:
         (seal those first) or a segment still open for writing.
         """
         with self._lane_lock(lane):
-            self._hold(lane)
+            self.hold(lane)
             writer = self._writers.get(lane)
             if writer is not None and writer.segment == segment and writer.batches:
                 raise StoreError(
@@ -247,7 +254,7 @@ class Store:
                     "seal them first",
                     str(self._wal_dir(lane)),
                 )
-            files = _seal.write_segment(self.root, lane, segment, dict(tables))
+            files = self.archive.commit(lane, segment, dict(tables))
             _seal.write_checkpoint(self.root, lane, segment, state)
             _seal.remove_file(self._wal_dir(lane) / segment_name(segment))
             return files
@@ -264,16 +271,16 @@ class Store:
             sealed, _ = _seal.read_checkpoint(self.root, lane)
             for n, path in list_segments(self._wal_dir(lane)):
                 if n <= sealed:
-                    self._hold(lane)
+                    self.hold(lane)
                     _seal.remove_file(path)
 
-    def append_events(self, instrument: str, table: pa.Table) -> list[Path]:
+    def append_events(self, instrument: str, table: pa.Table) -> list[str]:
         """Write events that come from no WAL (the console's acks, shelves, profile uploads) as
         ``events/instrument={id}/date={D}/console-{ns}.parquet``, one atomic file per day;
         readers include them at once (no checkpoint gates them). Returns the files written."""
         return self._append_console("events", EVENTS, instrument, table)
 
-    def append_commands(self, instrument: str, table: pa.Table) -> list[Path]:
+    def append_commands(self, instrument: str, table: pa.Table) -> list[str]:
         """Write command stages (``schemas.COMMANDS``) as ``append_events`` writes events:
         ``commands/instrument={id}/date={D}/console-{ns}.parquet``, durable when it returns."""
         return self._append_console("commands", COMMANDS, instrument, table)
@@ -286,24 +293,14 @@ class Store:
 
     def _append_console(
         self, name: str, schema: pa.Schema, instrument: str, table: pa.Table
-    ) -> list[Path]:
+    ) -> list[str]:
         if table.num_rows == 0:
             return []
         with translate(f"convert {name} of", instrument):
             table = table.select(schema.names).cast(schema)
         with self._guard:
             ns = self._console_ns = max(time.time_ns(), self._console_ns + 1)
-        files = []
-        for day, part in _seal.split_by_day(table, "time").items():
-            folder = (
-                self.root / name / f"instrument={instrument}" / f"date={_seal.date_of_day(day)}"
-            )
-            path = folder / f"{CONSOLE_PREFIX}{ns:020d}.parquet"
-            with translate("write Parquet file", path):
-                make_dirs(folder)
-                write_atomic(path, lambda f, t=part: pq.write_table(t, f, compression="zstd"))
-            files.append(path)
-        return files
+        return self.archive.append(name, instrument, table, ns)
 
     # ------------------------------------------------------------------ sealed reads
 
@@ -320,17 +317,11 @@ class Store:
         flt: ds.Expression | None = None,
     ) -> pa.Table:
         """Sealed rows of ``partition`` with ``column`` in [start, stop), gated by the lane's
-        ``checkpoint`` (pyarrow.dataset over the files pruned by folder, the time filter pushed
-        down to the row groups). Rows come in file order, which is time order per lane."""
-        files, where = self._pruned(table, partition, column, start, stop, checkpoint)
-        if flt is not None:
-            where = where & flt
-        if not files:
-            out = schema.empty_table()
-            return out.select(columns) if columns is not None else out
-        with translate("read", self.root / table / f"instrument={partition}"):
-            dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
-            return dataset.to_table(columns=columns, filter=where)
+        ``checkpoint`` (files pruned by partition and statistics, the time filter pushed down).
+        Rows come in seal order, which is time order per lane."""
+        return self.archive.sealed(
+            table, schema, partition, column, start, stop, checkpoint, columns, flt
+        )
 
     def scan(
         self,
@@ -343,47 +334,17 @@ class Store:
         checkpoint: int,
         columns: list[str],
     ) -> Iterator[pa.RecordBatch]:
-        """Record batches of the sealed files that may hold rows of [start, stop): files by
-        folder, row groups by their statistics; rows are not filtered."""
-        files, where = self._pruned(table, partition, column, start, stop, checkpoint)
-        if not files:
-            return
-        with translate("read", self.root / table / f"instrument={partition}"):
-            dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
-            fragments = [f.subset(where) for f in dataset.get_fragments()]
-            pruned = ds.FileSystemDataset(
-                [f for f in fragments if f.num_row_groups], schema, dataset.format,
-                dataset.filesystem,
-            )  # fmt: skip
-            yield from pruned.to_batches(columns=columns)
-
-    def _pruned(
-        self, table: str, partition: str, column: str, start: int, stop: int, checkpoint: int
-    ) -> tuple[list[Path], ds.Expression]:
-        """The sealed files of the days [start, stop) touches, and the filter of the window."""
-        files = self._files(
-            table, partition, start // DAY_NS, (stop - 1) // DAY_NS, {partition: checkpoint}
-        )
-        where = (ds.field(column) >= pa.scalar(start, TIME)) & (
-            ds.field(column) < pa.scalar(stop, TIME)
-        )
-        return files, where
+        """Record batches of the sealed files that may hold rows of [start, stop), in seal
+        order; rows outside the window may come too."""
+        return self.archive.scan(table, schema, partition, column, start, stop, checkpoint, columns)
 
     def days(self, table: str, partition: str) -> list[int]:
-        """The UTC days (days since 1970) that have a folder of sealed files, oldest first."""
-        return self._days(table, partition)
+        """The UTC days (days since 1970) that hold sealed rows, oldest first."""
+        return self.archive.days(table, partition)
 
     def last_row(self, table: str, schema: pa.Schema, partition: str, checkpoint: int) -> pa.Table:
         """The last sealed row of ``partition`` (one row, or none)."""
-        sealed = {partition: checkpoint}
-        for day in reversed(self._days(table, partition)):
-            files = self._files(table, partition, day, day, sealed)
-            if files:
-                with translate("read", files[-1]):
-                    rows = ds.dataset([str(files[-1])], schema=schema, format="parquet").to_table()
-                if rows.num_rows:
-                    return rows.slice(rows.num_rows - 1)
-        return schema.empty_table()
+        return self.archive.last_row(table, schema, partition, checkpoint)
 
     def raw_batches(self, instrument: str, start_ns: int, stop_ns: int) -> Iterator[pa.RecordBatch]:
         """The sealed raw packets of ``instrument`` with time in [start_ns, stop_ns), batch by
@@ -410,8 +371,9 @@ class Store:
         with self._guard:
             return self._lane_locks.setdefault(lane, threading.Lock())
 
-    def _hold(self, lane: str) -> None:
-        """Take the lane's inter-process lock (once per Store)."""
+    def hold(self, lane: str) -> None:
+        """Take the lane's inter-process lock (once per Store): StoreError when another
+        process (an ingestor) has it."""
         if lane in self._locks:
             return
         folder = self._wal_dir(lane)
@@ -430,55 +392,50 @@ class Store:
             ) from exc
         self._locks[lane] = fd
 
-    def _days(self, table: str, partition: str) -> list[int]:
-        base = self.root / table / f"instrument={partition}"
-        try:
-            names = os.listdir(base)
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise StoreError(f"cannot list {base}: {describe(exc)}", str(base)) from exc
-        days = []
-        for name in names:
-            if name.startswith("date="):
-                with contextlib.suppress(ValueError):
-                    days.append(_seal.day_of_date(name[5:]))
-        return sorted(days)
-
-    def _files(
-        self, table: str, partition: str, first_day: int, last_day: int, sealed: dict[str, int]
-    ) -> list[Path]:
-        """Partition pruning by folder: the sealed files of days [first_day, last_day] whose
-        segment is at or below its lane's checkpoint, in (day, segment) order."""
-        base = self.root / table / f"instrument={partition}"
-        found: list[tuple[int, int, Path]] = []
-        for day in self._days(table, partition):
-            if not first_day <= day <= last_day:
-                continue
-            folder = base / f"date={_seal.date_of_day(day)}"
-            try:
-                names = os.listdir(folder)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise StoreError(f"cannot list {folder}: {describe(exc)}", str(folder)) from exc
-            for name in names:
-                if table in CONSOLE_TABLES and _is_console_file(name):
-                    found.append((day, -1, folder / name))  # no lane: never gated
-                    continue
-                parsed = _seal.parse_file_name(name)
-                if parsed is None:
-                    continue
-                source, segment = parsed
-                lane = source or partition
-                if lane not in sealed:
-                    sealed[lane] = _seal.read_checkpoint(self.root, lane)[0]
-                if segment <= sealed[lane]:
-                    found.append((day, segment, folder / name))
-        return [p for _, _, p in sorted(found)]
-
 
 # ---------------------------------------------------------------------- helpers
+
+
+def open_archive(root: Path, given: str | None) -> ParquetTables | DeltaTables:
+    """The sealed tables of the store at ``root``. A store keeps the archive it was first
+    given (recorded in ``root/archive.json``): its WAL and checkpoints belong to that one."""
+    path = root / ARCHIVE_FILE
+    recorded: str | None = None
+    try:
+        with translate("read", path):
+            doc = json.loads(path.read_bytes())
+        recorded = str(doc["archive"])
+    except StoreError as exc:
+        if not isinstance(exc.__cause__, FileNotFoundError):
+            raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(
+            f"{path} is corrupt ({exc}); it must name the store's archive: "
+            '{"format": 1, "archive": "s3://bucket/prefix"}',
+            str(path),
+        ) from exc
+    if given is not None:
+        given = given if "://" in given else str(Path(given).absolute())
+        if recorded is not None and recorded != given:
+            raise InputError(
+                f"the store {root} keeps its sealed tables in {recorded}, not {given}: give "
+                f"--archive {recorded}, or another --data for another archive"
+            )
+        if recorded is None:
+            sealed = [t for t in _seal.TABLES if (root / t).is_dir()]
+            if sealed:
+                raise InputError(
+                    f"the store {root} holds Parquet tables ({', '.join(sealed)}): convert them "
+                    "first (ilrs-ops archive migrate), or give another --data"
+                )
+            data = json.dumps({"format": 1, "archive": given}).encode()
+            with translate("write", path):
+                root.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, lambda f: f.write(data))
+            recorded = given
+    if recorded is None:
+        return ParquetTables(root)
+    return DeltaTables(recorded, root)
 
 
 def window(start_ns: int, stop_ns: int) -> tuple[int, int]:
@@ -495,8 +452,3 @@ def window(start_ns: int, stop_ns: int) -> tuple[int, int]:
     if start >= stop:
         raise InputError(f"start_ns {start} must be before stop_ns {stop} (window [start, stop))")
     return start, stop
-
-
-def _is_console_file(name: str) -> bool:
-    stem = name.removeprefix(CONSOLE_PREFIX).removesuffix(".parquet")
-    return name.startswith(CONSOLE_PREFIX) and name.endswith(".parquet") and stem.isdigit()
