@@ -93,3 +93,35 @@ async def test_an_ingestor_stops_when_its_metrics_publish_is_cut_short(
         stop = asyncio.create_task(ingestor.__aexit__(None, None, None))
         done, _ = await asyncio.wait({stop}, timeout=30)  # not wait_for: its cancel would hang
         assert stop in done, "the ingestor did not stop: its metrics loop took the cancel"
+
+
+async def test_a_simulator_stops_when_a_publish_is_cut_short(
+    rover: Catalog, topic_root: str
+) -> None:
+    """A module's publish cut short by the stop came back as MqttError, which the module
+    took for a lost packet and ran on: `Simulator.run` never ended (a test of the simulator's
+    commands hung so in its teardown)."""
+    from ilrs_ops.sim import Simulator
+
+    host, port = MOSQUITTO
+    sim = Simulator(rover, host=host, port=port, root=topic_root, seed=1)
+    in_flight = asyncio.Event()
+
+    async def publish(*args: object, **kwargs: object) -> None:
+        in_flight.set()
+        try:
+            await asyncio.Event().wait()  # never acknowledged
+        except asyncio.CancelledError:
+            raise aiomqtt.MqttError("publish cut short") from None
+
+    run = asyncio.create_task(sim.run(None))
+    async with asyncio.timeout(30):
+        while sim._client is None:
+            await asyncio.sleep(0.01)
+    sim._client.publish = publish  # type: ignore[method-assign]
+    async with asyncio.timeout(30):
+        await in_flight.wait()
+    run.cancel()
+    done, _ = await asyncio.wait({run}, timeout=30)  # not wait_for: its cancel would hang
+    assert run in done, "the simulator did not stop: a module took the cancel for a lost packet"
+    assert run.cancelled()

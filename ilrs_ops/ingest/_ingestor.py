@@ -49,6 +49,7 @@ from ilrs_ops.sources import (
     ack,
     connect,
     make_client,
+    publish,
 )
 from ilrs_ops.store import UNKNOWN, Store
 from ilrs_ops.wire import InstrumentStatus
@@ -569,16 +570,9 @@ class Ingestor:
         while True:
             await asyncio.sleep(METRICS_INTERVAL_S)
             if self._client is not None:
-                try:
-                    await self._client.publish(
-                        topic, json.dumps(self.metrics()), qos=0, retain=True
-                    )
-                except aiomqtt.MqttError:
-                    # aiomqtt can raise MqttError over the cancel of a publish in flight; taken
-                    # for a failed publish, the loop ran on and the ingestor never stopped
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise asyncio.CancelledError from None
+                with contextlib.suppress(aiomqtt.MqttError):  # a stop's cancel is kept
+                    doc = json.dumps(self.metrics()).encode()
+                    await publish(self._client, topic, doc, qos=0, retain=True)
 
     def _update_status(self, feed: _Feed, processed: Processed, recv: np.ndarray) -> None:
         st = self.status[feed.id]
@@ -646,7 +640,7 @@ async def _publish_all(client: aiomqtt.Client, messages: list[tuple[str, bytes, 
     if not messages:
         return 0
     sent = await asyncio.gather(
-        *(client.publish(t, m, qos=1, retain=r) for t, m, r in messages), return_exceptions=True
+        *(publish(client, t, m, retain=r) for t, m, r in messages), return_exceptions=True
     )
     for result in sent:
         if isinstance(result, BaseException) and not isinstance(result, aiomqtt.MqttError):

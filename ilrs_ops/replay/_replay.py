@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from ilrs_ops import wire
+from ilrs_ops import sources, wire
 from ilrs_ops.errors import BrokerError, InputError
 from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.profiles import Catalog
@@ -109,7 +109,7 @@ async def publish(
 
     async def one(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         try:
-            await client.publish(topic, payload, qos=1)
+            await sources.publish(client, topic, payload)
         except aiomqtt.MqttError as exc:
             failures.append(exc)
         finally:

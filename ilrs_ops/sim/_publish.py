@@ -18,7 +18,7 @@ from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._station import Handled, Module
-from ilrs_ops.sources import open_client
+from ilrs_ops.sources import open_client, publish
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class Simulator:
                 log.warning("simulator: %s: %d packets lost: no broker", instrument, len(packets))
                 return
             try:
-                await client.publish(topic, frame, qos=1)
+                await publish(client, topic, frame)
             except aiomqtt.MqttError as exc:
                 self.lost[instrument] += len(packets)
                 log.warning("simulator: publish to %s failed: %s", topic, exc)

@@ -13,6 +13,7 @@ from ilrs_ops.sources._mqtt import (
     connect,
     make_client,
     open_client,
+    publish,
 )
 from ilrs_ops.sources._source import Message, Source
 from ilrs_ops.sources._store import StoreSource
@@ -32,4 +33,5 @@ __all__ = [
     "connect",
     "make_client",
     "open_client",
+    "publish",
 ]

@@ -91,6 +91,21 @@ async def probe(host: str, port: int, *, timeout: float = PROBE_S) -> Version | 
     return "v311" if answer[3] in (1, _UNSUPPORTED_VERSION) else "v5"
 
 
+async def publish(
+    client: aiomqtt.Client, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+) -> None:
+    """``client.publish`` that keeps a cancel. aiomqtt can answer the cancel of a publish in
+    flight with MqttError; a caller that takes MqttError for a failed publish and goes on
+    (the simulator's modules, the ingest's metrics) then never stops."""
+    try:
+        await client.publish(topic, payload, qos=qos, retain=retain)
+    except aiomqtt.MqttError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError from None
+        raise
+
+
 @contextlib.asynccontextmanager
 async def connect(
     host: str,
