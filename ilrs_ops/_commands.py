@@ -142,7 +142,7 @@ def import_profiles(
         t.add_column(col, no_wrap=True)
     for p, path in zip(result.profiles, written, strict=True):
         seen = "-" if result.sample is None else str(result.sample.get(p.apid, 0))
-        t.add_row(f"{p.apid:#05x}", path.stem, escape(p.source), str(p.packet_length),
+        t.add_row(f"{p.apid:#05x}", path.stem, escape(p.source), p.octets,
                   str(p.channels), seen, escape(str(path)))  # fmt: skip
     out().print(t)
     report = result.report()

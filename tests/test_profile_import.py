@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -249,38 +250,71 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     assert compared > 3000  # every channel of the 9 APIDs in the file
 
 
-def test_idex_xtce_with_double_underscore_names_imports(spp_data: Path, tmp_path: Path) -> None:
-    """IMAP-IDEX names its parameters ``IDX__SCI0TYPE``...; ``__`` marks our stored columns'
-    suffixes, so the import renames them (with a note) instead of writing profiles that
-    `profiles check` refuses (it did, 114 times). The event header packets of APID 1424 (its
-    first container) decode as space-packet-parser reads them; the waveform packets, a second
-    container on that APID, are not mapped yet and go to quarantine as the notes say."""
+def test_idex_xtce_containers_chosen_by_a_field_import_as_variants(
+    spp_data: Path, tmp_path: Path
+) -> None:
+    """IMAP-IDEX's APID 1424 carries two containers inheriting IDX_SCI0, chosen by
+    ``IDX__SCI0TYPE`` (== 1: the event header; > 1: waveform packets, a blob sized by the
+    packet length): the import makes them the variants of one profile, and all 78 real packets
+    decode through the pipeline equal to space-packet-parser's decode, none quarantined. Its
+    ``IDX__`` names are renamed (``__`` marks our stored columns' suffixes)."""
     folder = spp_data / "idex"
     xtce, file = (
         folder / "idex_combined_science_definition.xml",
         folder / "sciData_2023_052_14_45_05",
     )
     out = tmp_path / "profiles"
-    done = cli("profiles", "import", xtce, "--partner", "lasp", "--out", out)
+    done = cli("profiles", "import", xtce, "--partner", "lasp", "--out", out, "--sample", file)
     assert done.returncode == 0, done.stderr
-    assert "IDX__SCI0TYPE -> idx_sci0type" in done.stdout
-    assert "a name with '__'" in done.stdout
-    assert "a second container for APID 1424" in done.stdout
+    report = " ".join(done.stdout.split())
+    assert "IDX__SCI0TYPE -> idx_sci0type" in report and "a name with '__'" in report
+    assert (
+        "container IDX_SCI0: 2 containers on APID 1424 chosen by IDX__SCI0TYPE (Sci0TypeZero: 1; "
+        "Sci0TypeNonZero: 2..255); mapped to the variants of one profile" in report
+    )
+    assert "a binary blob sized by PKT_LEN (IDX__SCI0RAW_Type); mapped to type: u8" in report
+    # APID 1425: IDX_SCIFETCH is a packet itself and the base of its two inheritors.
+    assert re.search(r"container IDX_SCIFETCH: a packet itself .* a variant for "
+                     r"IDX__SCIFETCHTYPE = 0", report)  # fmt: skip
+    assert "second container" not in report
     assert cli("profiles", "check", out).returncode == 0
     catalog = load_catalog([out])
-    tables, summary = decode(tmp_path, catalog, file)
-    theirs = [x for x in spp_packets(xtce, file) if x["IDX__SCI0TYPE"].raw_value == 1]
     inst = catalog.by_apid[1424]
+    p = inst.profile
+    assert p.variants is not None and p.variants.selector == "idx_sci0type"
+    assert [(v.name, v.value, v.packet_length) for v in p.variants.cases] == [
+        ("sci0typezero", 1, 304),
+        ("sci0typenonzero", "2..255", 4080),
+    ]
+    tables, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's own notes on the definition
+        theirs = spp_packets(xtce, file)
     tm = tables[inst.id]
-    assert tm.num_rows == len(theirs) == 6
-    assert dict(summary.quarantined) == {"bad_length": 72}  # the waveforms
+    assert tm.num_rows == len(theirs) == 78
+    assert tm.column("seq").to_pylist() == [x["SRC_SEQ_CTR"].raw_value for x in theirs]
+    times = [f.name for f in tm.schema if pa.types.is_timestamp(f.type)]  # receive times
+    rows = tm.drop_columns(times).to_pylist()
     compared = 0
-    for name in inst.channels:
-        origin = next(n for n in theirs[0] if re.sub(r"_+", "_", n.lower()) == name)
-        want = np.array([float(x[origin].raw_value) for x in theirs])
-        assert np.array_equal(tm.column(name).to_numpy(), want, equal_nan=True), name
-        compared += 1
-    assert compared >= 90
+    for row, packet in zip(rows, theirs, strict=True):
+        mine = 0
+        for name, value in packet.items():
+            if name in ("VERSION", "TYPE", "SEC_HDR_FLG", "SEQ_FLGS", "SRC_SEQ_CTR", "PKT_LEN"):
+                continue
+            if name == "PKT_APID":
+                continue
+            ours = re.sub(r"_+", "_", name.lower())
+            if name == "IDX__SCI0RAW":
+                assert bytes(row[f"{ours}__raw"]) == value.raw_value
+            else:
+                assert row[f"{ours}__raw"] == value.raw_value, name
+            mine += 1
+        compared += mine
+        # The other variant's channels are null in this packet.
+        other = "idx_txhdrblocks" if row["idx_sci0type__raw"] > 1 else "idx_sci0raw"
+        assert row[f"{other}__raw"] is None
+    assert compared == 6 * (18 + 82) + 72 * (18 + 3)
 
 
 def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:

@@ -49,6 +49,14 @@ class ImportedProfile:
     channels: int
     notes: list[ImportNote]
     renamed: dict[str, str]  # the definition's name -> the field's, where more than case changed
+    variant_lengths: tuple[int, ...] = ()  # each variant's octets; () without variants
+
+    @property
+    def octets(self) -> str:
+        """The packet length as the report shows it: ``71``, or each variant's: ``304/4080``."""
+        if not self.variant_lengths:
+            return str(self.packet_length)
+        return "/".join(map(str, self.variant_lengths))
 
 
 @dataclass
@@ -240,6 +248,8 @@ def _check(done: Finished, rel: Path) -> Profile | list[Problem]:
     take most of an import's time; tests/test_profile_import.py checks that the text loads as
     this same profile."""
     data = done.data | {"fields": [field_data(f) for f in done.fields]}
+    if done.variants:
+        data["variants"] = done.variants_data()
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
@@ -261,8 +271,9 @@ def _imported(done: Finished, rel: Path, text: str, profile: Profile) -> Importe
         profile=profile,
         source=done.draft.source,
         apid=done.draft.apid,
-        packet_length=done.data["packet_length"],
-        channels=sum(1 for f in done.fields if not f.ignore),
+        packet_length=done.data.get("packet_length") or max(v.packet_length for v in done.variants),
+        channels=done.channels,
+        variant_lengths=tuple(v.packet_length for v in done.variants),
         notes=done.notes,
         renamed=done.renamed,
     )
