@@ -116,10 +116,21 @@ def import_profiles(
     from rich.markup import escape
     from rich.table import Table
 
-    from ilrs_ops.profiles import ImportOptions, import_definition, parse_time, write_imported
+    from ilrs_ops.profiles import (
+        ImportOptions,
+        import_definition,
+        parse_integrity,
+        parse_time,
+        write_imported,
+    )
 
     try:
-        opts = ImportOptions(**(options | {"time": parse_time(options["time"])}))
+        check = options["integrity"]
+        parsed = {
+            "time": parse_time(options["time"]),
+            "integrity": None if check is None else parse_integrity(check),
+        }
+        opts = ImportOptions(**(options | parsed))
     except InputError as exc:
         raise typer.BadParameter(str(exc)) from None
     started = _time.perf_counter()

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from ilrs_ops import wire
 from ilrs_ops.ccsds import build_packet
 from ilrs_ops.cli import app
 from ilrs_ops.errors import DefinitionError
@@ -35,6 +36,7 @@ from ilrs_ops.profiles import (
     import_definition,
     load_catalog,
     load_profile,
+    parse_integrity,
     parse_time,
 )
 from ilrs_ops.replay import Recorder, create_recording, import_packets
@@ -172,6 +174,28 @@ def test_jpss_ccsdspy_csv_imports_and_decodes_as_ccsdspy(spp_data: Path, tmp_pat
         assert np.array_equal(tm.column(name).to_numpy(), theirs[name.upper()]), name
 
 
+def split_packets(file: Path) -> list[bytes]:
+    """The space packets of ``file``, each by its length field (total = length + 7)."""
+    data, out, at = file.read_bytes(), [], 0
+    while at + 6 <= len(data):
+        end = at + int.from_bytes(data[at + 4 : at + 6], "big") + 7
+        out.append(data[at:end])
+        at = end
+    return out
+
+
+def ctim_import(spp_data: Path, out: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    """`profiles import` of CTIM's XTCE, its real packet file as the sample; every packet ends
+    in ``packet_checksum``, the sum of the octets before it modulo 2^16 (found from the real
+    packets: all 1499 agree; the XTCE names the parameter but not how it is made)."""
+    folder = spp_data / "ctim"
+    return cli(
+        "profiles", "import", folder / "ctim_xtce_v1.xml", "--partner", "lasp", "--out", out,
+        "--root-container", "CCSDSTelemetryPacket", "--sample", folder / CTIM_FILE,
+        "--integrity", "sum16:field=packet_checksum", *more,
+    )  # fmt: skip
+
+
 def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     spp_data: Path, tmp_path: Path
 ) -> None:
@@ -179,43 +203,49 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     xtce, file = folder / "ctim_xtce_v1.xml", folder / CTIM_FILE
     out = tmp_path / "profiles"
     t0 = time.perf_counter()
-    done = cli(
-        "profiles",
-        "import",
-        xtce,
-        "--partner",
-        "lasp",
-        "--out",
-        out,
-        "--root-container",
-        "CCSDSTelemetryPacket",
-        "--sample",
-        file,
-    )
+    done = ctim_import(spp_data, out)
     took = time.perf_counter() - t0
     assert done.returncode == 0, done.stderr
     print(f"importing CTIM (38 containers, 9559 entries) took {took:.2f} s, a fresh process")
-    report = done.stdout
-    # The real wrong definition: APID 1's XTCE is 11 bits short of the real packets.
-    apid1 = next(line for line in report.splitlines() if "APID_1_Packet (APID 1)" in line)
-    assert "114 octets" in apid1 and "901 bits: 11 bits short" in apid1
-    assert "padded with a trailing spare of 11 bits" in apid1
-    apid20 = next(line for line in report.splitlines() if "APID_20_Packet (APID 20)" in line)
-    assert (
-        "1 of 46 octets" in apid20 and "1 packet(s) not of 30 octets will be quarantined" in apid20
+    report = " ".join(done.stdout.split())
+    # The real wrong definition: APID 1's XTCE is 11 bits short of the real packets; their
+    # checksum is in their last two octets, so the missing bits go before it.
+    assert re.search(
+        r"APID_1_Packet \(APID 1\): the sample's packets are 114 octets .* 901 bits: 11 bits "
+        r"short; padded with a spare of 11 bits \(spare_tail\) before packet_checksum",
+        report,
+    )
+    assert re.search(
+        r"APID_20_Packet \(APID 20\): .*1 of 46 octets.*1 packet\(s\) not of 30 octets will be "
+        "quarantined",
+        report,
     )
     assert re.search(
         r"APID_10_Packet \(224: fs_list_dir_0, .*a string \(StringParameterType", report
+    )
+    # APID 12 (no packet in the file): its fields put the checksum off an octet boundary.
+    assert re.search(
+        r"APID_12_Packet \(packet_checksum\): packet_checksum is u16 at bit 346; sum16 needs "
+        "a big-endian u16 on an octet boundary; no check declared",
+        report,
     )
     assert cli("profiles", "check", out).returncode == 0
 
     catalog = load_catalog([out])
     again = import_definition(
-        xtce, ImportOptions(partner="lasp", root_container="CCSDSTelemetryPacket"), sample=file
+        xtce,
+        ImportOptions(
+            partner="lasp",
+            root_container="CCSDSTelemetryPacket",
+            integrity=parse_integrity("sum16:field=packet_checksum"),
+        ),
+        sample=file,
     )
     assert {p.profile.instrument: p.profile for p in again.profiles} == {
         i.id: i.profile for i in catalog
     }  # the YAML text says what the import checked (its time stamp aside)
+    checked = {i.profile.apid for i in catalog if i.profile.integrity is not None}
+    assert len(checked) == 37 and 12 not in checked
     with pytest.warns(UserWarning, match="did not match"):  # APID 1 short, APID 20's log of 2
         packets = spp_packets(xtce, file, root="CCSDSTelemetryPacket")
     definition_apids = {
@@ -224,12 +254,18 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     assert len(catalog) == 38 and set(catalog.by_apid) == definition_apids
     tables, summary = decode(tmp_path, catalog, file)
     # One APID-20 packet carries two log entries (46 octets, not the definition's 30): a
-    # variant no profile can express yet, quarantined as the report said; nothing else.
+    # variant the XTCE does not describe, quarantined as the report said; nothing else, and
+    # every other packet's checksum is right.
     assert dict(summary.quarantined) == {"bad_length": 1}
+    raw = split_packets(file)
     by_apid: dict[int, dict[int, object]] = {}
-    for x in packets:
+    last_octets: dict[tuple[int, int], int] = {}
+    for x, octets in zip(packets, raw, strict=True):
         if not (x["PKT_APID"].raw_value == 20 and x["PKT_LEN"].raw_value + 7 == 46):
             by_apid.setdefault(x["PKT_APID"].raw_value, {})[x["SEQ_CTR"].raw_value] = x
+            last_octets[x["PKT_APID"].raw_value, x["SEQ_CTR"].raw_value] = int.from_bytes(
+                octets[-2:], "big"
+            )
     assert sum(summary.decoded.values()) == sum(map(len, by_apid.values())) == 1498
     compared = 0
     for apid, theirs in by_apid.items():
@@ -244,10 +280,42 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
                 assert tm.column(name).to_pylist() == want_text, (apid, name)
                 compared += 1
                 continue
-            want = np.array([float(theirs[s][names[name]].raw_value) for s in seqs])
+            if apid == 1 and name == "packet_checksum":  # space-packet-parser reads it 11
+                want = np.array([last_octets[1, s] for s in seqs])  # bits early: its last octets
+            else:
+                want = np.array([float(theirs[s][names[name]].raw_value) for s in seqs])
             assert np.array_equal(tm.column(name).to_numpy(), want, equal_nan=True), (apid, name)
             compared += 1
     assert compared > 3000  # every channel of the 9 APIDs in the file
+
+
+def test_ctim_checksums_catch_one_flipped_bit(spp_data: Path, tmp_path: Path) -> None:
+    """Each real CTIM packet with one bit flipped (in its data, in its checksum) is quarantined
+    as bad_crc; the file's other packets still decode."""
+    out = tmp_path / "profiles"
+    assert ctim_import(spp_data, out).returncode == 0
+    catalog = load_catalog([out])
+    raw = split_packets(spp_data / "ctim" / CTIM_FILE)
+    by_apid: dict[int, list[int]] = {}
+    for k, p in enumerate(raw):
+        by_apid.setdefault(int.from_bytes(p[:2], "big") & 0x7FF, []).append(k)
+    rng = np.random.default_rng(155)
+    flipped = set()
+    for apid, ks in sorted(by_apid.items()):
+        for k in rng.choice(ks, min(2, len(ks)), replace=False).tolist():
+            if len(raw[k]) == 46 and apid == 20:
+                continue  # the log of two entries: bad_length before its check
+            p = bytearray(raw[k])
+            at = int(rng.integers(6 * 8, len(p) * 8)) if len(flipped) % 2 else len(p) * 8 - 3
+            p[at // 8] ^= 0x80 >> (at % 8)
+            raw[k] = bytes(p)
+            flipped.add(k)
+    file = tmp_path / "flipped.bin"
+    file.write_bytes(b"".join(raw))
+    _, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {wire.BAD_CRC: len(flipped), wire.BAD_LENGTH: 1}
+    assert len(flipped) == 14  # two of each APID (one of those with one packet), data and check
+    assert sum(summary.decoded.values()) == 1498 - len(flipped)
 
 
 def test_idex_xtce_containers_chosen_by_a_field_import_as_variants(
@@ -264,7 +332,8 @@ def test_idex_xtce_containers_chosen_by_a_field_import_as_variants(
         folder / "sciData_2023_052_14_45_05",
     )
     out = tmp_path / "profiles"
-    done = cli("profiles", "import", xtce, "--partner", "lasp", "--out", out, "--sample", file)
+    done = cli("profiles", "import", xtce, "--partner", "lasp", "--out", out, "--sample", file,
+               "--integrity", "crc16-ccitt-false:field=IDX__CRCSCI0PKT")  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = " ".join(done.stdout.split())
     assert "IDX__SCI0TYPE -> idx_sci0type" in report and "a name with '__'" in report
@@ -286,6 +355,12 @@ def test_idex_xtce_containers_chosen_by_a_field_import_as_variants(
         ("sci0typezero", 1, 304),
         ("sci0typenonzero", "2..255", 4080),
     ]
+    # Both variants end in IDX__CRCSCI0PKT: CRC-16/CCITT-FALSE of the octets before it (found
+    # from the real packets, all 78 agree; the XTCE does not say it).
+    assert p.integrity is not None and (p.integrity.check, p.integrity.field) == (
+        "crc16-ccitt-false",
+        "idx_crcsci0pkt",
+    )
     tables, summary = decode(tmp_path, catalog, file)
     assert dict(summary.quarantined) == {}
     with warnings.catch_warnings():
@@ -315,6 +390,18 @@ def test_idex_xtce_containers_chosen_by_a_field_import_as_variants(
         other = "idx_txhdrblocks" if row["idx_sci0type__raw"] > 1 else "idx_sci0raw"
         assert row[f"{other}__raw"] is None
     assert compared == 6 * (18 + 82) + 72 * (18 + 3)
+
+    raw = split_packets(file)  # one bit flipped in an event header and in a waveform packet
+    for k, at in ((0, 100), (1, 8 * len(raw[1]) - 200)):
+        flipped = bytearray(raw[k])
+        flipped[at // 8] ^= 1 << (at % 8)
+        raw[k] = bytes(flipped)
+    assert [x["IDX__SCI0TYPE"].raw_value > 1 for x in theirs[:2]] == [False, True]
+    (tmp_path / "flip").mkdir()
+    bad = tmp_path / "flip" / "flipped.bin"
+    bad.write_bytes(b"".join(raw))
+    _, summary = decode(tmp_path / "flip", catalog, bad)
+    assert dict(summary.quarantined) == {wire.BAD_CRC: 2}
 
 
 def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
@@ -538,6 +625,15 @@ def test_options_are_checked_before_anything_is_read(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--time 'cds:days=5'"):
         parse_time("cds:days=5")
     assert parse_time("cuc:coarse=4,fine=2").octets == 6
+    assert parse_integrity("sum16:field=packet_checksum,start=6").start == 6
+    for bad, says in [
+        ("sum17:field=x", "'sum17' is not a check"),
+        ("sum16", "name the parameter holding it"),
+        ("sum16:crc", "'crc' is not field=NAME or start=N"),
+        ("crc32:field=x,start=-1", "start must be 0 or more"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            parse_integrity(bad)
     source = tmp_path / "x.csv"
     source.write_text("name,data_type,bit_length\nA,uint,8\n")
     result = runner.invoke(

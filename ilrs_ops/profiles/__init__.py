@@ -6,13 +6,14 @@ from ilrs_ops.profiles._calibrate import RawConverter, calibrate
 from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
 from ilrs_ops.profiles._checks import field_bits
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
-from ilrs_ops.profiles._draft import ImportNote, ImportOptions
+from ilrs_ops.profiles._draft import CheckOption, ImportNote, ImportOptions
 from ilrs_ops.profiles._enum import Enumeration
 from ilrs_ops.profiles._expr import Expression, parse
 from ilrs_ops.profiles._import import (
     ImportedProfile,
     ImportResult,
     import_definition,
+    parse_integrity,
     parse_time,
     write_imported,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "Calibration",
     "Catalog",
     "CatalogOwner",
+    "CheckOption",
     "Command",
     "CommandSim",
     "Commanding",
@@ -86,6 +88,7 @@ __all__ = [
     "load_catalog",
     "load_profile",
     "parse",
+    "parse_integrity",
     "parse_time",
     "time_fields",
     "write_imported",

@@ -33,6 +33,16 @@ SPARE_NAME = re.compile(r"^(reusable_)?spare(_?\d+)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class CheckOption:
+    """``--integrity``: the check the packets carry, which a definition does not say (XTCE
+    names the parameter, not how it is computed); ``field`` is the definition's name of it."""
+
+    check: str
+    field: str
+    start: int = 0
+
+
+@dataclass(frozen=True)
 class ImportOptions:
     """What the person importing says that the definition does not: who the instruments belong
     to, which packets to take, their clock and rate."""
@@ -45,6 +55,7 @@ class ImportOptions:
     period_s: float = 1.0
     root_container: str | None = None
     time: TimeCode = field(default_factory=lambda: TimeCode(code="none"))
+    integrity: CheckOption | None = None
 
     def __post_init__(self) -> None:
         for key in ("partner", "kind", "instrument"):
@@ -252,8 +263,9 @@ def finish(
     bits = HEADER_BITS + 8 * opts.time.octets + sum(f.bits for f in fields)
     taken = {f.name for f in fields}
     octets = math.ceil(bits / 8)
+    check = opts.integrity.field if opts.integrity is not None else None
     if lengths and not variable:
-        octets = _against_sample(draft, bits, octets, lengths, fields, taken, notes)
+        octets = _against_sample(draft, bits, octets, lengths, fields, taken, notes, check)
     end = HEADER_BITS + 8 * opts.time.octets + sum(f.bits for f in fields)
     if end % 8:
         pad = 8 - end % 8
@@ -292,7 +304,67 @@ def finish(
         "expected_period_s": opts.period_s,
         "time": _time_data(opts.time),
     }
+    integrity = _integrity(opts, [fields], notes, where, subject)
+    if integrity is not None:
+        data["integrity"] = integrity
     return Finished(draft, instrument, name, data, fields, notes, renamed)
+
+
+def _integrity(
+    opts: ImportOptions,
+    layouts: list[list[Mapped]],
+    notes: list[ImportNote],
+    where: str,
+    subject: str,
+) -> dict[str, Any] | None:
+    """``integrity:`` for ``--integrity`` when every layout (one, or each variant's common and
+    own fields) has its field as the check needs it; else None and a note saying why."""
+    from pipelines.integrity import WIDTH
+
+    c = opts.integrity
+    if c is None:
+        return None
+    want = WIDTH[c.check]
+    name = None
+    for fields in layouts:
+        bit = HEADER_BITS + 8 * opts.time.octets
+        found = None
+        for f in fields:
+            if f.origin == c.field:
+                found = f
+                break
+            bit += f.bits
+        if found is None:
+            notes.append(
+                ImportNote(
+                    where, subject, f"no parameter {c.field} (--integrity)", "no check declared"
+                )
+            )
+            return None
+        if found.type != f"u{want}" or found.count is not None or found.endian != "big" or bit % 8:
+            notes.append(
+                ImportNote(
+                    where,
+                    subject,
+                    f"{c.field} is {found.type} at bit {bit}; {c.check} needs a big-endian "
+                    f"u{want} on an octet boundary",
+                    "no check declared",
+                    (found.name,),
+                )
+            )
+            return None
+        if c.start >= bit // 8:
+            notes.append(
+                ImportNote(
+                    where,
+                    subject,
+                    f"--integrity start {c.start} is not before {c.field} (octet {bit // 8})",
+                    "no check declared",
+                )
+            )
+            return None
+        name = found.name
+    return {"check": c.check, "field": name} | ({"start": c.start} if c.start else {})
 
 
 def _finish_variants(
@@ -394,6 +466,10 @@ def _finish_variants(
     if draft.description:
         data["description"] = draft.description
     data |= {"apid": draft.apid, "expected_period_s": opts.period_s, "time": _time_data(opts.time)}
+    layouts = [[*fields, *v.fields] for v in made]
+    integrity = _integrity(opts, layouts, notes, where, subject)
+    if integrity is not None:
+        data["integrity"] = integrity
     return Finished(draft, instrument, name, data, fields, notes, renamed, selector.name, made)
 
 
@@ -677,8 +753,11 @@ def _against_sample(
     fields: list[Mapped],
     taken: set[str],
     notes: list[ImportNote],
+    check: str | None = None,
 ) -> int:
-    """The packet length the sample's packets need; notes where it differs from the definition."""
+    """The packet length the sample's packets need; notes where it differs from the definition.
+    Bits the definition lacks go before its last field when that is the ``--integrity`` field
+    (``check``): a packet's check value is in its last octets."""
     where, subject = draft.where, f"{draft.what} {draft.source} (APID {draft.apid})"
     common = lengths.most_common(1)[0][0]
     total = sum(lengths.values())
@@ -689,16 +768,24 @@ def _against_sample(
         for f in pad_fields:
             f.name = _unique(f.origin, taken)
             taken.add(f.name)
-        fields.extend(pad_fields)
+        last = fields[-1] if fields and check is not None and fields[-1].origin == check else None
+        names = ", ".join(f.name for f in pad_fields)
+        if last is not None:
+            fields[-1:] = [*pad_fields, last]
+            place = (
+                f"a spare of {short} bits ({names}) before {last.name}, the --integrity check "
+                "value, which is in the packets' last octets"
+            )
+        else:
+            fields.extend(pad_fields)
+            place = f"a trailing spare of {short} bits ({names})"
         notes.append(
             ImportNote(
                 where,
                 subject,
                 f"the sample's packets are {common} octets ({common * 8} bits; {seen}), the "
                 f"definition gives {bits} bits: {short} bits short",
-                f"padded with a trailing spare of {short} bits "
-                f"({', '.join(f.name for f in pad_fields)}) so they decode; ask the partner which "
-                "field is missing",
+                f"padded with {place}, so they decode; ask the partner which field is missing",
             )
         )
         octets = common
@@ -720,7 +807,8 @@ def _against_sample(
                 subject,
                 f"the sample has packets of {len(lengths)} lengths on this APID ({seen})",
                 f"a profile has one length: {others} packet(s) not of {octets} octets will be "
-                "quarantined as bad_length (a variant our profiles cannot express yet)",
+                "quarantined as bad_length (the definition has one layout for them, and variants are "
+                "chosen by a field, not by the length)",
             )
         )
     return octets
