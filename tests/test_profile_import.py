@@ -485,6 +485,74 @@ def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
     assert tm.column("batt_v__state").to_pylist() == [r[-1] for r in rows]
 
 
+def test_containers_chosen_by_a_field_become_variants_or_say_why_not(tmp_path: Path) -> None:
+    """Restrictions by ==, a range of two comparisons and != (overlapping another's values:
+    neither's), a concrete base with an inheritor, and two containers chosen by two parameters
+    (not variants). Packets made here decode as space-packet-parser decodes them; the values
+    no variant takes (and the overlap) are unknown_variant."""
+    import space_packet_parser as spp
+
+    xtce = DATA / "import" / "variants.xml"
+    result = import_definition(xtce, ImportOptions(partner="test"))
+    report = "\n".join(result.report())
+    for expected in [
+        "variants.xml:50: container EVT: 3 containers on APID 300 chosen by KIND (EVT_A: 1; "
+        "EVT_B: 2..7; EVT_C: 10..255); mapped to the variants of one profile",
+        "variants.xml:79: container EVT_C: KIND = 8..9 matches the restrictions of both EVT_B "
+        "and EVT_C (space-packet-parser refuses such packets); chosen by neither",
+        "variants.xml:65: container EVT_B: the fields end 4 bits into an octet (76 bits); "
+        "padded with a spare field of 4 bits (spare_pad)",
+        "variants.xml:105: container TWO_2: a second container for APID 301 (a variant of "
+        "TWO_1); skipped: TWO_2's restriction P2 == 1 (variants.xml:105): the containers are "
+        "chosen by two parameters (P1, P2); variants have one selector",
+        "variants.xml:120: container MODE_BASE: a packet itself and the base of the others: "
+        "XTCE reads as it the packets no other's restriction matches; a variant for KIND = "
+        "0..4, 6..255; the common part ends at KIND",
+    ]:
+        assert expected in report, expected
+    made = {m.apid: m for m in result.profiles}
+    assert set(made) == {300, 301, 302}
+    evt, mode = (read_back(tmp_path / str(a), made[a]) for a in (300, 302))
+    assert [(v.name, v.value, v.packet_length) for v in evt.variants.cases] == [
+        ("evt_a", 1, 10),
+        ("evt_b", "2..7", 10),
+        ("evt_c", "10..255", 12),
+    ]
+    assert [(v.name, v.value) for v in mode.variants.cases] == [
+        ("mode_five", 5),
+        ("mode_base", ["0..4", "6..255"]),
+    ]
+    assert [f.name for f in mode.fields] == ["kind"] and made[302].channels == 3  # v once
+
+    good = [  # (apid, user data): what space-packet-parser reads too
+        (300, bytes([1, 7]) + (0xBEEF).to_bytes(2, "big")),
+        (300, bytes([3, 9, 0xA5, 0xC0])),
+        (300, bytes([12, 1]) + (0xDEADBEEF).to_bytes(4, "big")),
+        (302, bytes([5, 44]) + (0x1234).to_bytes(2, "big")),
+        (302, bytes([3, 45])),
+    ]
+    stray = [(300, bytes([8, 0, 0, 0])), (300, bytes([0, 0, 0, 0]))]  # overlap; no variant
+    packets = [build_packet(a, k, b"", d) for k, (a, d) in enumerate(good + stray)]
+    file = tmp_path / "variants.bin"
+    file.write_bytes(b"".join(packets))
+    catalog = load_catalog([tmp_path / "300" / "test", tmp_path / "302" / "test"])
+    tables, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {wire.UNKNOWN_VARIANT: 2}
+    definition = spp.load_xtce(xtce)
+    with pytest.warns(UserWarning, match="76b"):  # EVT_B's 4 pad bits
+        theirs = [definition.parse_bytes(p) for p in packets[: len(good)]]
+    rows = {a: tables[catalog.by_apid[a].id].drop_columns(["time"]).to_pylist() for a in (300, 302)}
+    for (apid, _), packet in zip(good, theirs, strict=True):
+        row = rows[apid].pop(0)
+        values = {n.lower(): v.raw_value for n, v in packet.items() if n not in
+                  ("VERSION", "TYPE", "SEC_HDR_FLG", "PKT_APID", "SEQ_FLGS", "SRC_SEQ_CTR",
+                   "PKT_LEN")}  # fmt: skip
+        for name, value in values.items():
+            assert row[f"{name}__raw"] == value, (apid, name)
+        for name in {n.removesuffix("__raw") for n in row if n.endswith("__raw")} - set(values):
+            assert row[f"{name}__raw"] is None, (apid, name)  # another variant's channel
+
+
 def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
     csv = tmp_path / "hk.csv"
     csv.write_text(

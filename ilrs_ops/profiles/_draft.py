@@ -807,8 +807,8 @@ def _against_sample(
                 subject,
                 f"the sample has packets of {len(lengths)} lengths on this APID ({seen})",
                 f"a profile has one length: {others} packet(s) not of {octets} octets will be "
-                "quarantined as bad_length (the definition has one layout for them, and variants are "
-                "chosen by a field, not by the length)",
+                "quarantined as bad_length (the definition has one layout for them, and "
+                "variants are chosen by a field, not by the length)",
             )
         )
     return octets
