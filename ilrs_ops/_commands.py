@@ -116,10 +116,21 @@ def import_profiles(
     from rich.markup import escape
     from rich.table import Table
 
-    from ilrs_ops.profiles import ImportOptions, import_definition, parse_time, write_imported
+    from ilrs_ops.profiles import (
+        ImportOptions,
+        import_definition,
+        parse_integrity,
+        parse_time,
+        write_imported,
+    )
 
     try:
-        opts = ImportOptions(**(options | {"time": parse_time(options["time"])}))
+        check = options["integrity"]
+        parsed = {
+            "time": parse_time(options["time"]),
+            "integrity": None if check is None else parse_integrity(check),
+        }
+        opts = ImportOptions(**(options | parsed))
     except InputError as exc:
         raise typer.BadParameter(str(exc)) from None
     started = _time.perf_counter()
@@ -142,7 +153,7 @@ def import_profiles(
         t.add_column(col, no_wrap=True)
     for p, path in zip(result.profiles, written, strict=True):
         seen = "-" if result.sample is None else str(result.sample.get(p.apid, 0))
-        t.add_row(f"{p.apid:#05x}", path.stem, escape(p.source), str(p.packet_length),
+        t.add_row(f"{p.apid:#05x}", path.stem, escape(p.source), p.octets,
                   str(p.channels), seen, escape(str(path)))  # fmt: skip
     out().print(t)
     report = result.report()

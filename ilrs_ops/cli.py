@@ -122,6 +122,10 @@ def profiles_import(
     time: Annotated[
         str, typer.Option(help="packet clock: none, cds:days=2,subms=2, cuc:coarse=4,fine=2")
     ] = "none",
+    integrity: Annotated[
+        str | None,
+        typer.Option(help="the packets' check, e.g. sum16:field=packet_checksum[,start=0]"),
+    ] = None,
     sample: Annotated[
         Path | None, typer.Option(help="real packets: compare their lengths with the definition")
     ] = None,
@@ -157,6 +161,7 @@ def profiles_import(
             "period_s": period_s,
             "root_container": root_container,
             "time": time,
+            "integrity": integrity,
         },
     )
 

@@ -139,6 +139,27 @@ def test_the_command_client_loads_none_of_the_processing() -> None:
     assert loaded & {"numpy", "numba", "pyarrow", "pydantic", "aiomqtt", "fastapi"} == set()
 
 
+def test_a_file_import_loads_no_mqtt_nor_the_definition_import() -> None:
+    """`ilrs-ops import FILE` reads a file into the store: the modules it loads bring neither
+    the MQTT client (replay onto a broker, the ingestor) nor the XTCE/CSV import; those load
+    on first use of their names."""
+    code = (
+        "import json, sys\n"
+        "import ilrs_ops.replay, ilrs_ops.store, ilrs_ops.profiles\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+        "ilrs_ops.replay.replay_mqtt, ilrs_ops.profiles.import_definition\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    before, after = (set(json.loads(line)) for line in run.stdout.splitlines()[-2:])
+    later = {"aiomqtt", "paho", "ilrs_ops.ingest", "ilrs_ops.sources._mqtt"}
+    later |= {"ilrs_ops.profiles._import", "ilrs_ops.profiles._draft"}
+    assert before & later == set()
+    assert later <= after
+
+
 def _make_n_run(*args: str) -> str:
     """The command `make -n run` would start. Run as a make of its own: under `make test` the
     environment says it is a sub-make, which prints "Entering/Leaving directory" lines."""

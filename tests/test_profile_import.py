@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from ilrs_ops import wire
 from ilrs_ops.ccsds import build_packet
 from ilrs_ops.cli import app
 from ilrs_ops.errors import DefinitionError
@@ -34,6 +36,7 @@ from ilrs_ops.profiles import (
     import_definition,
     load_catalog,
     load_profile,
+    parse_integrity,
     parse_time,
 )
 from ilrs_ops.replay import Recorder, create_recording, import_packets
@@ -171,6 +174,28 @@ def test_jpss_ccsdspy_csv_imports_and_decodes_as_ccsdspy(spp_data: Path, tmp_pat
         assert np.array_equal(tm.column(name).to_numpy(), theirs[name.upper()]), name
 
 
+def split_packets(file: Path) -> list[bytes]:
+    """The space packets of ``file``, each by its length field (total = length + 7)."""
+    data, out, at = file.read_bytes(), [], 0
+    while at + 6 <= len(data):
+        end = at + int.from_bytes(data[at + 4 : at + 6], "big") + 7
+        out.append(data[at:end])
+        at = end
+    return out
+
+
+def ctim_import(spp_data: Path, out: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    """`profiles import` of CTIM's XTCE, its real packet file as the sample; every packet ends
+    in ``packet_checksum``, the sum of the octets before it modulo 2^16 (found from the real
+    packets: all 1499 agree; the XTCE names the parameter but not how it is made)."""
+    folder = spp_data / "ctim"
+    return cli(
+        "profiles", "import", folder / "ctim_xtce_v1.xml", "--partner", "lasp", "--out", out,
+        "--root-container", "CCSDSTelemetryPacket", "--sample", folder / CTIM_FILE,
+        "--integrity", "sum16:field=packet_checksum", *more,
+    )  # fmt: skip
+
+
 def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     spp_data: Path, tmp_path: Path
 ) -> None:
@@ -178,43 +203,49 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     xtce, file = folder / "ctim_xtce_v1.xml", folder / CTIM_FILE
     out = tmp_path / "profiles"
     t0 = time.perf_counter()
-    done = cli(
-        "profiles",
-        "import",
-        xtce,
-        "--partner",
-        "lasp",
-        "--out",
-        out,
-        "--root-container",
-        "CCSDSTelemetryPacket",
-        "--sample",
-        file,
-    )
+    done = ctim_import(spp_data, out)
     took = time.perf_counter() - t0
     assert done.returncode == 0, done.stderr
     print(f"importing CTIM (38 containers, 9559 entries) took {took:.2f} s, a fresh process")
-    report = done.stdout
-    # The real wrong definition: APID 1's XTCE is 11 bits short of the real packets.
-    apid1 = next(line for line in report.splitlines() if "APID_1_Packet (APID 1)" in line)
-    assert "114 octets" in apid1 and "901 bits: 11 bits short" in apid1
-    assert "padded with a trailing spare of 11 bits" in apid1
-    apid20 = next(line for line in report.splitlines() if "APID_20_Packet (APID 20)" in line)
-    assert (
-        "1 of 46 octets" in apid20 and "1 packet(s) not of 30 octets will be quarantined" in apid20
+    report = " ".join(done.stdout.split())
+    # The real wrong definition: APID 1's XTCE is 11 bits short of the real packets; their
+    # checksum is in their last two octets, so the missing bits go before it.
+    assert re.search(
+        r"APID_1_Packet \(APID 1\): the sample's packets are 114 octets .* 901 bits: 11 bits "
+        r"short; padded with a spare of 11 bits \(spare_tail\) before packet_checksum",
+        report,
+    )
+    assert re.search(
+        r"APID_20_Packet \(APID 20\): .*1 of 46 octets.*1 packet\(s\) not of 30 octets will be "
+        "quarantined",
+        report,
     )
     assert re.search(
         r"APID_10_Packet \(224: fs_list_dir_0, .*a string \(StringParameterType", report
+    )
+    # APID 12 (no packet in the file): its fields put the checksum off an octet boundary.
+    assert re.search(
+        r"APID_12_Packet \(packet_checksum\): packet_checksum is u16 at bit 346; sum16 needs "
+        "a big-endian u16 on an octet boundary; no check declared",
+        report,
     )
     assert cli("profiles", "check", out).returncode == 0
 
     catalog = load_catalog([out])
     again = import_definition(
-        xtce, ImportOptions(partner="lasp", root_container="CCSDSTelemetryPacket"), sample=file
+        xtce,
+        ImportOptions(
+            partner="lasp",
+            root_container="CCSDSTelemetryPacket",
+            integrity=parse_integrity("sum16:field=packet_checksum"),
+        ),
+        sample=file,
     )
     assert {p.profile.instrument: p.profile for p in again.profiles} == {
         i.id: i.profile for i in catalog
     }  # the YAML text says what the import checked (its time stamp aside)
+    checked = {i.profile.apid for i in catalog if i.profile.integrity is not None}
+    assert len(checked) == 37 and 12 not in checked
     with pytest.warns(UserWarning, match="did not match"):  # APID 1 short, APID 20's log of 2
         packets = spp_packets(xtce, file, root="CCSDSTelemetryPacket")
     definition_apids = {
@@ -223,12 +254,18 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
     assert len(catalog) == 38 and set(catalog.by_apid) == definition_apids
     tables, summary = decode(tmp_path, catalog, file)
     # One APID-20 packet carries two log entries (46 octets, not the definition's 30): a
-    # variant no profile can express yet, quarantined as the report said; nothing else.
+    # variant the XTCE does not describe, quarantined as the report said; nothing else, and
+    # every other packet's checksum is right.
     assert dict(summary.quarantined) == {"bad_length": 1}
+    raw = split_packets(file)
     by_apid: dict[int, dict[int, object]] = {}
-    for x in packets:
+    last_octets: dict[tuple[int, int], int] = {}
+    for x, octets in zip(packets, raw, strict=True):
         if not (x["PKT_APID"].raw_value == 20 and x["PKT_LEN"].raw_value + 7 == 46):
             by_apid.setdefault(x["PKT_APID"].raw_value, {})[x["SEQ_CTR"].raw_value] = x
+            last_octets[x["PKT_APID"].raw_value, x["SEQ_CTR"].raw_value] = int.from_bytes(
+                octets[-2:], "big"
+            )
     assert sum(summary.decoded.values()) == sum(map(len, by_apid.values())) == 1498
     compared = 0
     for apid, theirs in by_apid.items():
@@ -243,44 +280,128 @@ def test_ctim_every_apid_gets_a_profile_that_decodes_as_space_packet_parser(
                 assert tm.column(name).to_pylist() == want_text, (apid, name)
                 compared += 1
                 continue
-            want = np.array([float(theirs[s][names[name]].raw_value) for s in seqs])
+            if apid == 1 and name == "packet_checksum":  # space-packet-parser reads it 11
+                want = np.array([last_octets[1, s] for s in seqs])  # bits early: its last octets
+            else:
+                want = np.array([float(theirs[s][names[name]].raw_value) for s in seqs])
             assert np.array_equal(tm.column(name).to_numpy(), want, equal_nan=True), (apid, name)
             compared += 1
     assert compared > 3000  # every channel of the 9 APIDs in the file
 
 
-def test_idex_xtce_with_double_underscore_names_imports(spp_data: Path, tmp_path: Path) -> None:
-    """IMAP-IDEX names its parameters ``IDX__SCI0TYPE``...; ``__`` marks our stored columns'
-    suffixes, so the import renames them (with a note) instead of writing profiles that
-    `profiles check` refuses (it did, 114 times). The event header packets of APID 1424 (its
-    first container) decode as space-packet-parser reads them; the waveform packets, a second
-    container on that APID, are not mapped yet and go to quarantine as the notes say."""
+def test_ctim_checksums_catch_one_flipped_bit(spp_data: Path, tmp_path: Path) -> None:
+    """Each real CTIM packet with one bit flipped (in its data, in its checksum) is quarantined
+    as bad_crc; the file's other packets still decode."""
+    out = tmp_path / "profiles"
+    assert ctim_import(spp_data, out).returncode == 0
+    catalog = load_catalog([out])
+    raw = split_packets(spp_data / "ctim" / CTIM_FILE)
+    by_apid: dict[int, list[int]] = {}
+    for k, p in enumerate(raw):
+        by_apid.setdefault(int.from_bytes(p[:2], "big") & 0x7FF, []).append(k)
+    rng = np.random.default_rng(155)
+    flipped = set()
+    for apid, ks in sorted(by_apid.items()):
+        for k in rng.choice(ks, min(2, len(ks)), replace=False).tolist():
+            if len(raw[k]) == 46 and apid == 20:
+                continue  # the log of two entries: bad_length before its check
+            p = bytearray(raw[k])
+            at = int(rng.integers(6 * 8, len(p) * 8)) if len(flipped) % 2 else len(p) * 8 - 3
+            p[at // 8] ^= 0x80 >> (at % 8)
+            raw[k] = bytes(p)
+            flipped.add(k)
+    file = tmp_path / "flipped.bin"
+    file.write_bytes(b"".join(raw))
+    _, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {wire.BAD_CRC: len(flipped), wire.BAD_LENGTH: 1}
+    assert len(flipped) == 14  # two of each APID (one of those with one packet), data and check
+    assert sum(summary.decoded.values()) == 1498 - len(flipped)
+
+
+def test_idex_xtce_containers_chosen_by_a_field_import_as_variants(
+    spp_data: Path, tmp_path: Path
+) -> None:
+    """IMAP-IDEX's APID 1424 carries two containers inheriting IDX_SCI0, chosen by
+    ``IDX__SCI0TYPE`` (== 1: the event header; > 1: waveform packets, a blob sized by the
+    packet length): the import makes them the variants of one profile, and all 78 real packets
+    decode through the pipeline equal to space-packet-parser's decode, none quarantined. Its
+    ``IDX__`` names are renamed (``__`` marks our stored columns' suffixes)."""
     folder = spp_data / "idex"
     xtce, file = (
         folder / "idex_combined_science_definition.xml",
         folder / "sciData_2023_052_14_45_05",
     )
     out = tmp_path / "profiles"
-    done = cli("profiles", "import", xtce, "--partner", "lasp", "--out", out)
+    done = cli("profiles", "import", xtce, "--partner", "lasp", "--out", out, "--sample", file,
+               "--integrity", "crc16-ccitt-false:field=IDX__CRCSCI0PKT")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "IDX__SCI0TYPE -> idx_sci0type" in done.stdout
-    assert "a name with '__'" in done.stdout
-    assert "a second container for APID 1424" in done.stdout
+    report = " ".join(done.stdout.split())
+    assert "IDX__SCI0TYPE -> idx_sci0type" in report and "a name with '__'" in report
+    assert (
+        "container IDX_SCI0: 2 containers on APID 1424 chosen by IDX__SCI0TYPE (Sci0TypeZero: 1; "
+        "Sci0TypeNonZero: 2..255); mapped to the variants of one profile" in report
+    )
+    assert "a binary blob sized by PKT_LEN (IDX__SCI0RAW_Type); mapped to type: u8" in report
+    # APID 1425: IDX_SCIFETCH is a packet itself and the base of its two inheritors.
+    assert re.search(r"container IDX_SCIFETCH: a packet itself .* a variant for "
+                     r"IDX__SCIFETCHTYPE = 0", report)  # fmt: skip
+    assert "second container" not in report
     assert cli("profiles", "check", out).returncode == 0
     catalog = load_catalog([out])
-    tables, summary = decode(tmp_path, catalog, file)
-    theirs = [x for x in spp_packets(xtce, file) if x["IDX__SCI0TYPE"].raw_value == 1]
     inst = catalog.by_apid[1424]
+    p = inst.profile
+    assert p.variants is not None and p.variants.selector == "idx_sci0type"
+    assert [(v.name, v.value, v.packet_length) for v in p.variants.cases] == [
+        ("sci0typezero", 1, 304),
+        ("sci0typenonzero", "2..255", 4080),
+    ]
+    # Both variants end in IDX__CRCSCI0PKT: CRC-16/CCITT-FALSE of the octets before it (found
+    # from the real packets, all 78 agree; the XTCE does not say it).
+    assert p.integrity is not None and (p.integrity.check, p.integrity.field) == (
+        "crc16-ccitt-false",
+        "idx_crcsci0pkt",
+    )
+    tables, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's own notes on the definition
+        theirs = spp_packets(xtce, file)
     tm = tables[inst.id]
-    assert tm.num_rows == len(theirs) == 6
-    assert dict(summary.quarantined) == {"bad_length": 72}  # the waveforms
+    assert tm.num_rows == len(theirs) == 78
+    assert tm.column("seq").to_pylist() == [x["SRC_SEQ_CTR"].raw_value for x in theirs]
+    times = [f.name for f in tm.schema if pa.types.is_timestamp(f.type)]  # receive times
+    rows = tm.drop_columns(times).to_pylist()
     compared = 0
-    for name in inst.channels:
-        origin = next(n for n in theirs[0] if re.sub(r"_+", "_", n.lower()) == name)
-        want = np.array([float(x[origin].raw_value) for x in theirs])
-        assert np.array_equal(tm.column(name).to_numpy(), want, equal_nan=True), name
-        compared += 1
-    assert compared >= 90
+    for row, packet in zip(rows, theirs, strict=True):
+        mine = 0
+        for name, value in packet.items():
+            if name in ("VERSION", "TYPE", "SEC_HDR_FLG", "SEQ_FLGS", "SRC_SEQ_CTR", "PKT_LEN"):
+                continue
+            if name == "PKT_APID":
+                continue
+            ours = re.sub(r"_+", "_", name.lower())
+            if name == "IDX__SCI0RAW":
+                assert bytes(row[f"{ours}__raw"]) == value.raw_value
+            else:
+                assert row[f"{ours}__raw"] == value.raw_value, name
+            mine += 1
+        compared += mine
+        # The other variant's channels are null in this packet.
+        other = "idx_txhdrblocks" if row["idx_sci0type__raw"] > 1 else "idx_sci0raw"
+        assert row[f"{other}__raw"] is None
+    assert compared == 6 * (18 + 82) + 72 * (18 + 3)
+
+    raw = split_packets(file)  # one bit flipped in an event header and in a waveform packet
+    for k, at in ((0, 100), (1, 8 * len(raw[1]) - 200)):
+        flipped = bytearray(raw[k])
+        flipped[at // 8] ^= 1 << (at % 8)
+        raw[k] = bytes(flipped)
+    assert [x["IDX__SCI0TYPE"].raw_value > 1 for x in theirs[:2]] == [False, True]
+    (tmp_path / "flip").mkdir()
+    bad = tmp_path / "flip" / "flipped.bin"
+    bad.write_bytes(b"".join(raw))
+    _, summary = decode(tmp_path / "flip", catalog, bad)
+    assert dict(summary.quarantined) == {wire.BAD_CRC: 2}
 
 
 def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
@@ -362,6 +483,74 @@ def test_every_xtce_construct_is_mapped_or_reported(tmp_path: Path) -> None:
         want = [float(x[name.upper()]) for x in theirs]  # spp's calibrated value
         assert np.allclose(tm.column(name).to_numpy(), want, rtol=1e-12, atol=0), name
     assert tm.column("batt_v__state").to_pylist() == [r[-1] for r in rows]
+
+
+def test_containers_chosen_by_a_field_become_variants_or_say_why_not(tmp_path: Path) -> None:
+    """Restrictions by ==, a range of two comparisons and != (overlapping another's values:
+    neither's), a concrete base with an inheritor, and two containers chosen by two parameters
+    (not variants). Packets made here decode as space-packet-parser decodes them; the values
+    no variant takes (and the overlap) are unknown_variant."""
+    import space_packet_parser as spp
+
+    xtce = DATA / "import" / "variants.xml"
+    result = import_definition(xtce, ImportOptions(partner="test"))
+    report = "\n".join(result.report())
+    for expected in [
+        "variants.xml:50: container EVT: 3 containers on APID 300 chosen by KIND (EVT_A: 1; "
+        "EVT_B: 2..7; EVT_C: 10..255); mapped to the variants of one profile",
+        "variants.xml:79: container EVT_C: KIND = 8..9 matches the restrictions of both EVT_B "
+        "and EVT_C (space-packet-parser refuses such packets); chosen by neither",
+        "variants.xml:65: container EVT_B: the fields end 4 bits into an octet (76 bits); "
+        "padded with a spare field of 4 bits (spare_pad)",
+        "variants.xml:105: container TWO_2: a second container for APID 301 (a variant of "
+        "TWO_1); skipped: TWO_2's restriction P2 == 1 (variants.xml:105): the containers are "
+        "chosen by two parameters (P1, P2); variants have one selector",
+        "variants.xml:120: container MODE_BASE: a packet itself and the base of the others: "
+        "XTCE reads as it the packets no other's restriction matches; a variant for KIND = "
+        "0..4, 6..255; the common part ends at KIND",
+    ]:
+        assert expected in report, expected
+    made = {m.apid: m for m in result.profiles}
+    assert set(made) == {300, 301, 302}
+    evt, mode = (read_back(tmp_path / str(a), made[a]) for a in (300, 302))
+    assert [(v.name, v.value, v.packet_length) for v in evt.variants.cases] == [
+        ("evt_a", 1, 10),
+        ("evt_b", "2..7", 10),
+        ("evt_c", "10..255", 12),
+    ]
+    assert [(v.name, v.value) for v in mode.variants.cases] == [
+        ("mode_five", 5),
+        ("mode_base", ["0..4", "6..255"]),
+    ]
+    assert [f.name for f in mode.fields] == ["kind"] and made[302].channels == 3  # v once
+
+    good = [  # (apid, user data): what space-packet-parser reads too
+        (300, bytes([1, 7]) + (0xBEEF).to_bytes(2, "big")),
+        (300, bytes([3, 9, 0xA5, 0xC0])),
+        (300, bytes([12, 1]) + (0xDEADBEEF).to_bytes(4, "big")),
+        (302, bytes([5, 44]) + (0x1234).to_bytes(2, "big")),
+        (302, bytes([3, 45])),
+    ]
+    stray = [(300, bytes([8, 0, 0, 0])), (300, bytes([0, 0, 0, 0]))]  # overlap; no variant
+    packets = [build_packet(a, k, b"", d) for k, (a, d) in enumerate(good + stray)]
+    file = tmp_path / "variants.bin"
+    file.write_bytes(b"".join(packets))
+    catalog = load_catalog([tmp_path / "300" / "test", tmp_path / "302" / "test"])
+    tables, summary = decode(tmp_path, catalog, file)
+    assert dict(summary.quarantined) == {wire.UNKNOWN_VARIANT: 2}
+    definition = spp.load_xtce(xtce)
+    with pytest.warns(UserWarning, match="76b"):  # EVT_B's 4 pad bits
+        theirs = [definition.parse_bytes(p) for p in packets[: len(good)]]
+    rows = {a: tables[catalog.by_apid[a].id].drop_columns(["time"]).to_pylist() for a in (300, 302)}
+    for (apid, _), packet in zip(good, theirs, strict=True):
+        row = rows[apid].pop(0)
+        values = {n.lower(): v.raw_value for n, v in packet.items() if n not in
+                  ("VERSION", "TYPE", "SEC_HDR_FLG", "PKT_APID", "SEQ_FLGS", "SRC_SEQ_CTR",
+                   "PKT_LEN")}  # fmt: skip
+        for name, value in values.items():
+            assert row[f"{name}__raw"] == value, (apid, name)
+        for name in {n.removesuffix("__raw") for n in row if n.endswith("__raw")} - set(values):
+            assert row[f"{name}__raw"] is None, (apid, name)  # another variant's channel
 
 
 def test_every_csv_construct_is_mapped_or_reported(tmp_path: Path) -> None:
@@ -504,6 +693,15 @@ def test_options_are_checked_before_anything_is_read(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--time 'cds:days=5'"):
         parse_time("cds:days=5")
     assert parse_time("cuc:coarse=4,fine=2").octets == 6
+    assert parse_integrity("sum16:field=packet_checksum,start=6").start == 6
+    for bad, says in [
+        ("sum17:field=x", "'sum17' is not a check"),
+        ("sum16", "name the parameter holding it"),
+        ("sum16:crc", "'crc' is not field=NAME or start=N"),
+        ("crc32:field=x,start=-1", "start must be 0 or more"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            parse_integrity(bad)
     source = tmp_path / "x.csv"
     source.write_text("name,data_type,bit_length\nA,uint,8\n")
     result = runner.invoke(

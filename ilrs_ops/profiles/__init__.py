@@ -1,21 +1,16 @@
 """Partner instrument profiles: YAML files validated, located on error, compiled to layouts;
 partners' XTCE and ccsdspy CSV definitions imported as profiles."""
 
+import importlib
+from typing import Any
+
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles._calibrate import RawConverter, calibrate
 from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
 from ilrs_ops.profiles._checks import field_bits
 from ilrs_ops.profiles._compile import HEADER_FIELDS, compile_layout, time_fields
-from ilrs_ops.profiles._draft import ImportNote, ImportOptions
 from ilrs_ops.profiles._enum import Enumeration
 from ilrs_ops.profiles._expr import Expression, parse
-from ilrs_ops.profiles._import import (
-    ImportedProfile,
-    ImportResult,
-    import_definition,
-    parse_time,
-    write_imported,
-)
 from ilrs_ops.profiles._load import load_profile
 from ilrs_ops.profiles._plan import ProcessingPlan, calibration_plan, compile_plans, limit_plan
 from ilrs_ops.profiles._schema import (
@@ -51,6 +46,7 @@ __all__ = [
     "Calibration",
     "Catalog",
     "CatalogOwner",
+    "CheckOption",
     "Command",
     "CommandSim",
     "Commanding",
@@ -86,7 +82,36 @@ __all__ = [
     "load_catalog",
     "load_profile",
     "parse",
+    "parse_integrity",
     "parse_time",
     "time_fields",
     "write_imported",
 ]
+
+
+#: Names loaded on first use: the definition import (its drafts and YAML writing) is needed
+#: by `profiles import` only, not by every command that loads profiles.
+_LAZY = {
+    **dict.fromkeys(("CheckOption", "ImportNote", "ImportOptions"), "ilrs_ops.profiles._draft"),
+    **dict.fromkeys(
+        (
+            "ImportResult",
+            "ImportedProfile",
+            "import_definition",
+            "parse_integrity",
+            "parse_time",
+            "write_imported",
+        ),
+        "ilrs_ops.profiles._import",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``name`` from its module, imported on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -33,6 +33,16 @@ SPARE_NAME = re.compile(r"^(reusable_)?spare(_?\d+)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class CheckOption:
+    """``--integrity``: the check the packets carry, which a definition does not say (XTCE
+    names the parameter, not how it is computed); ``field`` is the definition's name of it."""
+
+    check: str
+    field: str
+    start: int = 0
+
+
+@dataclass(frozen=True)
 class ImportOptions:
     """What the person importing says that the definition does not: who the instruments belong
     to, which packets to take, their clock and rate."""
@@ -45,6 +55,7 @@ class ImportOptions:
     period_s: float = 1.0
     root_container: str | None = None
     time: TimeCode = field(default_factory=lambda: TimeCode(code="none"))
+    integrity: CheckOption | None = None
 
     def __post_init__(self) -> None:
         for key in ("partner", "kind", "instrument"):
@@ -131,9 +142,22 @@ def spares(origin: str, bits: int, description: str | None = None) -> list[Mappe
 
 
 @dataclass
+class DraftVariant:
+    """One layout of an APID that carries several (an XTCE container inheriting the common one
+    with a restriction on a field): the selector's raw values that choose it, as inclusive
+    ranges, and its fields after the common ones."""
+
+    source: str  # container name
+    where: str  # file:line of it
+    values: list[tuple[int, int]]
+    fields: list[Mapped]
+
+
+@dataclass
 class Draft:
     """One packet of the definition (an XTCE container, a CSV file) as mapped fields: the user
-    data field right after the 48-bit primary header, in order."""
+    data field right after the 48-bit primary header, in order. With ``variants``, ``fields``
+    are the common part and ``selector`` the origin of the common field that chooses."""
 
     source: str  # container name, or the CSV's file name
     where: str  # file:line of it
@@ -143,6 +167,8 @@ class Draft:
     description: str | None = None
     notes: list[ImportNote] = field(default_factory=list)
     what: str = "container"  # what ``source`` is: an XTCE "container", a "CSV" file
+    selector: str | None = None
+    variants: list[DraftVariant] = field(default_factory=list)
 
 
 def normal_name(origin: str) -> str:
@@ -167,6 +193,16 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 @dataclass
+class FinishedVariant:
+    """A variant of a finished profile: its name, selector value(s), length and own fields."""
+
+    name: str
+    value: int | str | list[int | str]
+    packet_length: int
+    fields: list[Mapped]
+
+
+@dataclass
 class Finished:
     """A draft turned into a profile: the data for its YAML, and what a person should review."""
 
@@ -177,6 +213,30 @@ class Finished:
     fields: list[Mapped]
     notes: list[ImportNote]
     renamed: dict[str, str]  # origin -> name, for the fields whose name changed beyond case
+    selector: str | None = None
+    variants: list[FinishedVariant] = field(default_factory=list)
+
+    def variants_data(self) -> dict[str, Any] | None:
+        """The ``variants`` block as the profile has it (None without variants)."""
+        if not self.variants:
+            return None
+        cases = [
+            {
+                "name": v.name,
+                "value": v.value,
+                "packet_length": v.packet_length,
+                "fields": [field_data(f) for f in v.fields],
+            }
+            for v in self.variants
+        ]
+        return {"selector": self.selector, "cases": cases}
+
+    @property
+    def channels(self) -> int:
+        """The stored channels: every field not ignored, a name shared by variants once."""
+        names = {f.name for f in self.fields if not f.ignore}
+        names |= {f.name for v in self.variants for f in v.fields if not f.ignore}
+        return len(names)
 
 
 def finish(
@@ -197,12 +257,15 @@ def finish(
     notes += draft.notes
     renamed = _name_fields(fields, notes, where, subject, lead)
     _resolve_contexts(fields, notes, where, subject)
+    if draft.variants:
+        return _finish_variants(draft, opts, fields, notes, renamed, instrument, name, lengths)
     variable = _size_variable(fields, 8 * opts.time.octets, lengths, notes, where, subject)
     bits = HEADER_BITS + 8 * opts.time.octets + sum(f.bits for f in fields)
     taken = {f.name for f in fields}
     octets = math.ceil(bits / 8)
+    check = opts.integrity.field if opts.integrity is not None else None
     if lengths and not variable:
-        octets = _against_sample(draft, bits, octets, lengths, fields, taken, notes)
+        octets = _against_sample(draft, bits, octets, lengths, fields, taken, notes, check)
     end = HEADER_BITS + 8 * opts.time.octets + sum(f.bits for f in fields)
     if end % 8:
         pad = 8 - end % 8
@@ -241,16 +304,218 @@ def finish(
         "expected_period_s": opts.period_s,
         "time": _time_data(opts.time),
     }
+    integrity = _integrity(opts, [fields], notes, where, subject)
+    if integrity is not None:
+        data["integrity"] = integrity
     return Finished(draft, instrument, name, data, fields, notes, renamed)
 
 
+def _integrity(
+    opts: ImportOptions,
+    layouts: list[list[Mapped]],
+    notes: list[ImportNote],
+    where: str,
+    subject: str,
+) -> dict[str, Any] | None:
+    """``integrity:`` for ``--integrity`` when every layout (one, or each variant's common and
+    own fields) has its field as the check needs it; else None and a note saying why."""
+    from pipelines.integrity import WIDTH
+
+    c = opts.integrity
+    if c is None:
+        return None
+    want = WIDTH[c.check]
+    name = None
+    for fields in layouts:
+        bit = HEADER_BITS + 8 * opts.time.octets
+        found = None
+        for f in fields:
+            if f.origin == c.field:
+                found = f
+                break
+            bit += f.bits
+        if found is None:
+            notes.append(
+                ImportNote(
+                    where, subject, f"no parameter {c.field} (--integrity)", "no check declared"
+                )
+            )
+            return None
+        if found.type != f"u{want}" or found.count is not None or found.endian != "big" or bit % 8:
+            notes.append(
+                ImportNote(
+                    where,
+                    subject,
+                    f"{c.field} is {found.type} at bit {bit}; {c.check} needs a big-endian "
+                    f"u{want} on an octet boundary",
+                    "no check declared",
+                    (found.name,),
+                )
+            )
+            return None
+        if c.start >= bit // 8:
+            notes.append(
+                ImportNote(
+                    where,
+                    subject,
+                    f"--integrity start {c.start} is not before {c.field} (octet {bit // 8})",
+                    "no check declared",
+                )
+            )
+            return None
+        name = found.name
+    return {"check": c.check, "field": name} | ({"start": c.start} if c.start else {})
+
+
+def _finish_variants(
+    draft: Draft,
+    opts: ImportOptions,
+    fields: list[Mapped],
+    notes: list[ImportNote],
+    renamed: dict[str, str],
+    instrument: str,
+    name: str,
+    lengths: Counter[int] | None,
+) -> Finished | ImportNote:
+    """The profile of a draft with variants: ``fields`` (named) are the common part; each
+    variant's fields are named, sized and padded after them, and a name two variants share
+    is one channel only when both declare it alike (else the later one is renamed)."""
+    where, subject = draft.where, f"{draft.what} {draft.source}"
+    selector = next((f for f in fields if f.origin == draft.selector), None)
+    if selector is None:
+        return ImportNote(
+            where,
+            subject,
+            f"the variants' selector {draft.selector} lies in the time code",
+            "skipped: the selector must be a field; give another --time",
+        )
+    time_bits = 8 * opts.time.octets
+    common = {f.name for f in fields}
+    seen: dict[str, dict[str, Any]] = {}  # a variant field's name -> its declaration
+    made: list[FinishedVariant] = []
+    case_names: set[str] = set()
+    unfit: Counter[int] = Counter(lengths or {})
+    for v in draft.variants:
+        vsubject = f"container {v.source}"
+        own = [replace(f) for f in v.fields]
+        renamed |= _name_fields(own, notes, v.where, vsubject, len(notes), taken=common)
+        _resolve_contexts(own, notes, v.where, vsubject, scope=fields)
+        flat = [*fields, *own]
+        _size_variable(flat, time_bits, lengths, notes, v.where, vsubject)
+        end = HEADER_BITS + time_bits + sum(f.bits for f in flat)
+        taken = common | {f.name for f in own}
+        if end % 8:
+            pad = 8 - end % 8
+            own.append(Mapped("", f"u{pad}", ignore=True, name=_unique("spare_pad", taken)))
+            notes.append(
+                ImportNote(
+                    v.where,
+                    vsubject,
+                    f"the fields end {end % 8} bits into an octet ({end} bits)",
+                    f"padded with a spare field of {pad} bits ({own[-1].name}) to whole octets",
+                )
+            )
+            end += pad
+        for f in own:
+            decl = _declaration(f)
+            if f.name in seen and seen[f.name] != decl:
+                old = f.name
+                f.name = _unique(old, common | set(seen) | {g.name for g in own})
+                for g in own:
+                    if g.count_from == old:
+                        g.count_from = f.name
+                notes.append(
+                    ImportNote(
+                        v.where,
+                        vsubject,
+                        "a name another variant gives a field declared otherwise",
+                        "renamed: variants share a channel only when declared alike",
+                        (f"{old} -> {f.name}",),
+                    )
+                )
+        for f in own:
+            seen.setdefault(f.name, _declaration(f))
+        octets = end // 8
+        for length in list(unfit):
+            if _fits(length, octets, flat, time_bits):
+                del unfit[length]
+        case = _unique(normal_name(v.source), case_names)
+        case_names.add(case)
+        made.append(FinishedVariant(case, _value_data(v.values), octets, own))
+    if unfit:
+        seen_text = ", ".join(f"{n} of {length} octets" for length, n in sorted(unfit.items()))
+        notes.append(
+            ImportNote(
+                where,
+                f"{subject} (APID {draft.apid})",
+                f"the sample has packets of lengths no variant has ({seen_text})",
+                f"{sum(unfit.values())} packet(s) will be quarantined as bad_length",
+            )
+        )
+    longest = max(v.packet_length for v in made)
+    if longest > 65542:
+        return ImportNote(
+            where, subject, f"{longest} octets, more than a space packet holds", "skipped"
+        )
+    data: dict[str, Any] = {
+        "instrument": instrument,
+        "partner": opts.partner,
+        "name": name,
+        "kind": opts.kind,
+    }
+    if draft.description:
+        data["description"] = draft.description
+    data |= {"apid": draft.apid, "expected_period_s": opts.period_s, "time": _time_data(opts.time)}
+    layouts = [[*fields, *v.fields] for v in made]
+    integrity = _integrity(opts, layouts, notes, where, subject)
+    if integrity is not None:
+        data["integrity"] = integrity
+    return Finished(draft, instrument, name, data, fields, notes, renamed, selector.name, made)
+
+
+def _declaration(f: Mapped) -> dict[str, Any]:
+    """What a field's YAML says but its name: two variants' fields alike in it are one channel."""
+    return {k: v for k, v in field_data(f).items() if k != "name"} | {"ignore": _ignored(f)}
+
+
+def _ignored(f: Mapped) -> bool:
+    """Whether the field ends up ignored: marked so, or named as a spare (``_name_fields``)."""
+    return f.ignore or bool(
+        SPARE_NAME.match(f.origin) and not (f.enum or f.calibration or f.limits)
+    )
+
+
+def _fits(length: int, octets: int, fields: list[Mapped], time_bits: int) -> bool:
+    """Whether a packet of ``length`` octets is one of this layout (``octets`` long, or shorter
+    by whole elements of its variable-length array)."""
+    if length == octets:
+        return True
+    var = next((f for f in fields if f.count_from is not None), None)
+    if var is None or length > octets:
+        return False
+    room = 8 * length - HEADER_BITS - time_bits - sum(f.bits for f in fields if f is not var)
+    return room >= 0 and room % int(var.type[1:]) == 0
+
+
+def _value_data(values: list[tuple[int, int]]) -> int | str | list[int | str]:
+    """Selector ranges as a variant's ``value``: 1, '2..255', or a list of those."""
+    items: list[int | str] = [lo if lo == hi else f"{lo}..{hi}" for lo, hi in values]
+    return items[0] if len(items) == 1 else items
+
+
 def _name_fields(
-    fields: list[Mapped], notes: list[ImportNote], where: str, subject: str, lead: int
+    fields: list[Mapped],
+    notes: list[ImportNote],
+    where: str,
+    subject: str,
+    lead: int,
+    *,
+    taken: set[str] | None = None,
 ) -> dict[str, str]:
     """Our names for the fields (notes on each rename, one on all lower-casing, inserted at
-    ``lead``); spares by name marked ignored. Returns origin -> name where more than case
-    changed."""
-    taken: set[str] = set()
+    ``lead``); spares by name marked ignored. ``taken``: names already used (the common part of
+    variants). Returns origin -> name where more than case changed."""
+    taken = set(taken or ())
     renamed: dict[str, str] = {}
     cased = False
     for f in fields:
@@ -354,12 +619,18 @@ def _time_data(t: TimeCode) -> dict[str, Any]:
 
 
 def _resolve_contexts(
-    fields: list[Mapped], notes: list[ImportNote], where: str, subject: str
+    fields: list[Mapped],
+    notes: list[ImportNote],
+    where: str,
+    subject: str,
+    *,
+    scope: list[Mapped] | None = None,
 ) -> None:
     """Context limits name their channel by the definition's name; give them ours, or drop the
-    ones whose channel is not a stored scalar field of the same packet."""
+    ones whose channel is not a stored scalar field of the same packet (of ``scope``, when
+    given: a variant's limits take their context from the common part)."""
     by_origin: dict[str, Mapped] = {}
-    for f in fields:
+    for f in fields if scope is None else scope:
         by_origin.setdefault(f.origin, f)
     for f in fields:
         if not f.limits or "when" not in f.limits:
@@ -482,8 +753,11 @@ def _against_sample(
     fields: list[Mapped],
     taken: set[str],
     notes: list[ImportNote],
+    check: str | None = None,
 ) -> int:
-    """The packet length the sample's packets need; notes where it differs from the definition."""
+    """The packet length the sample's packets need; notes where it differs from the definition.
+    Bits the definition lacks go before its last field when that is the ``--integrity`` field
+    (``check``): a packet's check value is in its last octets."""
     where, subject = draft.where, f"{draft.what} {draft.source} (APID {draft.apid})"
     common = lengths.most_common(1)[0][0]
     total = sum(lengths.values())
@@ -494,16 +768,24 @@ def _against_sample(
         for f in pad_fields:
             f.name = _unique(f.origin, taken)
             taken.add(f.name)
-        fields.extend(pad_fields)
+        last = fields[-1] if fields and check is not None and fields[-1].origin == check else None
+        names = ", ".join(f.name for f in pad_fields)
+        if last is not None:
+            fields[-1:] = [*pad_fields, last]
+            place = (
+                f"a spare of {short} bits ({names}) before {last.name}, the --integrity check "
+                "value, which is in the packets' last octets"
+            )
+        else:
+            fields.extend(pad_fields)
+            place = f"a trailing spare of {short} bits ({names})"
         notes.append(
             ImportNote(
                 where,
                 subject,
                 f"the sample's packets are {common} octets ({common * 8} bits; {seen}), the "
                 f"definition gives {bits} bits: {short} bits short",
-                f"padded with a trailing spare of {short} bits "
-                f"({', '.join(f.name for f in pad_fields)}) so they decode; ask the partner which "
-                "field is missing",
+                f"padded with {place}, so they decode; ask the partner which field is missing",
             )
         )
         octets = common
@@ -525,7 +807,8 @@ def _against_sample(
                 subject,
                 f"the sample has packets of {len(lengths)} lengths on this APID ({seen})",
                 f"a profile has one length: {others} packet(s) not of {octets} octets will be "
-                "quarantined as bad_length (a variant our profiles cannot express yet)",
+                "quarantined as bad_length (the definition has one layout for them, and "
+                "variants are chosen by a field, not by the length)",
             )
         )
     return octets
@@ -573,10 +856,28 @@ def profile_text(done: Finished, header: list[str]) -> str:
         else:
             lines.append(f"{key}: {_flow(value)}")
     lines.append("fields:")
-    for f in done.fields:
-        was = f"  # {f.origin}" if f.origin and f.origin.lower() != f.name else ""
-        lines.append(f"  - {_flow(field_data(f))}{was}")
+    lines += _field_lines(done.fields, "  ")
+    if done.variants:
+        lines += ["variants:", f"  selector: {done.selector}", "  cases:"]
+        for v in done.variants:
+            lines += [
+                f"    - name: {v.name}",
+                f"      value: {_flow(v.value)}",
+                f"      packet_length: {v.packet_length}",
+                "      fields:",
+                *_field_lines(v.fields, "        "),
+            ]
     return "\n".join(lines) + "\n"
+
+
+def _field_lines(fields: list[Mapped], indent: str) -> list[str]:
+    """Each field one flow mapping on its own line, the definition's name as a comment when
+    ours differs beyond case."""
+    out = []
+    for f in fields:
+        was = f"  # {f.origin}" if f.origin and f.origin.lower() != f.name else ""
+        out.append(f"{indent}- {_flow(field_data(f))}{was}")
+    return out
 
 
 _PLAIN = re.compile(r"[A-Za-z][\w./+-]*( [\w./+-]+)*")
@@ -628,7 +929,8 @@ def header_lines(
         "Review before use:",
         "- name, kind and expected_period_s: the import's defaults unless given; check them",
     ]
-    if any(f.calibration or f.limits for f in done.fields):
+    every = [*done.fields, *(f for v in done.variants for f in v.fields)]
+    if any(f.calibration or f.limits for f in every):
         out.append("- calibrations and limits: the definition's, in its engineering units")
     for note in done.notes:
         names = ", ".join(note.names[:6]) + (", ..." if len(note.names) > 6 else "")

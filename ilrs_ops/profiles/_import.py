@@ -21,6 +21,7 @@ from ilrs_ops.errors import DefinitionError, InputError, Problem, ProfileError
 from ilrs_ops.files import fsync_dir, write_atomic
 from ilrs_ops.profiles._checks import check_profile
 from ilrs_ops.profiles._draft import (
+    CheckOption,
     Draft,
     Finished,
     ImportNote,
@@ -49,6 +50,14 @@ class ImportedProfile:
     channels: int
     notes: list[ImportNote]
     renamed: dict[str, str]  # the definition's name -> the field's, where more than case changed
+    variant_lengths: tuple[int, ...] = ()  # each variant's octets; () without variants
+
+    @property
+    def octets(self) -> str:
+        """The packet length as the report shows it: ``71``, or each variant's: ``304/4080``."""
+        if not self.variant_lengths:
+            return str(self.packet_length)
+        return "/".join(map(str, self.variant_lengths))
 
 
 @dataclass
@@ -112,6 +121,37 @@ def parse_time(text: str) -> TimeCode:
             f"--time {text!r}: {where}: {e['msg']}; write e.g. none, "
             "cds:days=2,subms=2 or cuc:coarse=4,fine=2"
         ) from None
+
+
+def parse_integrity(text: str) -> CheckOption:
+    """``--integrity`` as a CheckOption: ``sum16:field=packet_checksum``, with ``start=N`` for a
+    check that does not begin at the primary header (keys as in the profile's ``integrity:``;
+    ``field`` is the definition's name of the parameter)."""
+    from pipelines.integrity import KINDS
+
+    check, _, rest = text.strip().partition(":")
+    keys: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or key.strip() not in ("field", "start"):
+            raise InputError(
+                f"--integrity {text!r}: {part!r} is not field=NAME or start=N; write e.g. "
+                "sum16:field=packet_checksum"
+            )
+        keys[key.strip()] = value.strip()
+    if check not in KINDS:
+        raise InputError(f"--integrity {text!r}: {check!r} is not a check; use one of {KINDS}")
+    if not keys.get("field"):
+        raise InputError(
+            f"--integrity {text!r}: name the parameter holding it, e.g. {check}:field=crc"
+        )
+    try:
+        start = int(keys.get("start", "0"), 0)
+    except ValueError:
+        raise InputError(f"--integrity {text!r}: start must be an octet number") from None
+    if start < 0:
+        raise InputError(f"--integrity {text!r}: start must be 0 or more")
+    return CheckOption(check, keys["field"], start)
 
 
 def read_sample(path: Path) -> tuple[dict[int, Counter[int]], list[ImportNote]]:
@@ -240,6 +280,8 @@ def _check(done: Finished, rel: Path) -> Profile | list[Problem]:
     take most of an import's time; tests/test_profile_import.py checks that the text loads as
     this same profile."""
     data = done.data | {"fields": [field_data(f) for f in done.fields]}
+    if done.variants:
+        data["variants"] = done.variants_data()
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
@@ -261,8 +303,9 @@ def _imported(done: Finished, rel: Path, text: str, profile: Profile) -> Importe
         profile=profile,
         source=done.draft.source,
         apid=done.draft.apid,
-        packet_length=done.data["packet_length"],
-        channels=sum(1 for f in done.fields if not f.ignore),
+        packet_length=done.data.get("packet_length") or max(v.packet_length for v in done.variants),
+        channels=done.channels,
+        variant_lengths=tuple(v.packet_length for v in done.variants),
         notes=done.notes,
         renamed=done.renamed,
     )

@@ -22,13 +22,14 @@ from ilrs_ops.profiles._draft import (
     HEADER_BITS,
     MAX_WIDTH,
     Draft,
+    DraftVariant,
     ImportNote,
     ImportOptions,
     Mapped,
     add_note,
     spares,
 )
-from ilrs_ops.profiles._schema import WIDE_BITS
+from ilrs_ops.profiles._schema import REST, WIDE_BITS
 
 HEADER_WIDTHS = (3, 1, 1, 11, 2, 14, 16)
 #: XTCE string encodings that our ``string`` fields read; others (UTF-16...) stay spare bits.
@@ -53,6 +54,74 @@ class _Unfixed(Exception):  # noqa: N818 - caught in this module: a container of
     def __init__(self, construct: str, action: str = "skipped: its size is not fixed") -> None:
         self.construct = construct
         self.action = action
+
+
+class _NoVariants(Exception):  # noqa: N818 - caught in this module: containers of one APID
+    """The containers of one APID cannot be variants of one profile; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass
+class _Found:
+    """A concrete container with a fixed layout: its APID, parameters after the primary header,
+    its bases (the topmost first) and its restrictions on anything but the header's APID,
+    version, type and secondary header flag."""
+
+    c: Any
+    apid: int | None
+    params: list[Any]
+    chain: list[Any]
+    others: list[tuple[Any, Any]]
+
+
+#: XTCE comparison operators (space-packet-parser's spellings) by what they mean.
+_OPS = {
+    "==": "==", "eq": "==", "!=": "!=", "neq": "!=", "<": "<", "lt": "<", "&lt;": "<",
+    "<=": "<=", "leq": "<=", "&lt;=": "<=", ">": ">", "gt": ">", "&gt;": ">",
+    ">=": ">=", "geq": ">=", "&gt;=": ">=",
+}  # fmt: skip
+
+Ranges = list[tuple[int, int]]
+
+
+def _op_ranges(op: str, n: int, top: int) -> Ranges:
+    """The raw values 0..top for which ``value op n`` holds, as inclusive ranges."""
+    out = {
+        "==": [(n, n)],
+        "!=": [(0, n - 1), (n + 1, top)],
+        "<": [(0, n - 1)],
+        "<=": [(0, n)],
+        ">": [(n + 1, top)],
+        ">=": [(n, top)],
+    }[op]
+    return [(max(lo, 0), min(hi, top)) for lo, hi in out if max(lo, 0) <= min(hi, top)]
+
+
+def _intersect(a: Ranges, b: Ranges) -> Ranges:
+    out = [(max(x, y), min(u, v)) for x, u in a for y, v in b if max(x, y) <= min(u, v)]
+    return sorted(out)
+
+
+def _subtract(a: Ranges, b: Ranges) -> Ranges:
+    out = a
+    for y, v in b:
+        nxt = []
+        for x, u in out:
+            if v < x or y > u:
+                nxt.append((x, u))
+                continue
+            if x < y:
+                nxt.append((x, y - 1))
+            if v < u:
+                nxt.append((v + 1, u))
+        out = nxt
+    return out
+
+
+def _ranges_text(r: Ranges) -> str:
+    return ", ".join(str(lo) if lo == hi else f"{lo}..{hi}" for lo, hi in r) or "none"
 
 
 @dataclass
@@ -254,6 +323,10 @@ class _Reader:
         self.doc = doc
         self.opts = opts
         self.notes = notes
+        self.length_param = "PKT_LEN"  # the header's data length field, as the header names it
+        #: Blobs sized by a parameter: name -> (reference, slope, intercept), checked once the
+        #: whole layout is known (``check_blobs``).
+        self.blobs: dict[str, tuple[str, float, float]] = {}
 
     # ------------------------------------------------------------------------ containers
 
@@ -306,7 +379,7 @@ class _Reader:
                 element="--root-container",
                 hint=f"use one of {sorted(d.containers)}",
             )
-        found: list[tuple[Any, int | None, list[Any]]] = []
+        found: list[_Found] = []
         parts = {
             e.get("containerRef")
             for el in self.doc.containers.values()
@@ -322,51 +395,66 @@ class _Reader:
             if c.inheritors and not any(r for x in chain for r in x.restriction_criteria):
                 continue  # a base of other packets, not a packet of its own
             try:
-                apid, params = self.layout(c, chain)
+                apid, params, others = self.layout(c, chain)
             except _Unfixed as exc:
                 self.skip(c, exc.construct, exc.action)
                 continue
-            found.append((c, apid, params))
-        without = [f for f in found if f[1] is None]
+            found.append(_Found(c, apid, params, chain, others))
+        without = [f for f in found if f.apid is None]
         if without and opts.apid is not None and len(without) == 1 == len(found):
-            c, _, params = without[0]
-            found = [(c, opts.apid, params)]
+            without[0].apid = opts.apid
             self.notes.append(
                 ImportNote(
-                    self.where(c),
-                    f"container {c.name}",
+                    self.where(without[0].c),
+                    f"container {without[0].c.name}",
                     "no restriction on the APID",
                     f"APID {opts.apid} from --apid",
                 )
             )
         else:
-            for c, _, _ in without:
+            for f in without:
+                self.note_restrictions(f)
                 self.skip(
-                    c,
+                    f.c,
                     "no restriction on the APID (PKT_APID == N) in it or its bases",
                     "skipped: we route packets by APID",
                 )
-        drafts: dict[int, Draft] = {}
-        for c, apid, params in found:
-            if apid is None:
+        groups: dict[int, list[_Found]] = {}
+        for f in found:
+            if f.apid is None or (opts.apid is not None and f.apid != opts.apid):
                 continue
-            if opts.apid is not None and apid != opts.apid:
-                continue
-            if apid in drafts:
+            if not 0 <= f.apid <= 0x7FD:
                 self.skip(
-                    c,
-                    f"a second container for APID {apid} (a variant of {drafts[apid].source})",
-                    "skipped: a profile has one layout per APID",
+                    f.c, f"APID {f.apid}", "skipped: not an APID a profile can have (0..0x7FD)"
                 )
                 continue
-            if not 0 <= apid <= 0x7FD:
-                self.skip(c, f"APID {apid}", "skipped: not an APID a profile can have (0..0x7FD)")
-                continue
-            draft = self.draft(c, apid, params)
-            if draft is not None:
-                drafts[apid] = draft
+            groups.setdefault(f.apid, []).append(f)
+        drafts: dict[int, Draft] = {}
+        for apid, group in groups.items():
+            reason = "a profile has one layout per APID"
+            if len(group) > 1:
+                try:
+                    made = self.variant_draft(apid, group)
+                except _NoVariants as exc:
+                    reason = f"{exc.reason}; write the other layouts as variants by hand (§4.7)"
+                else:
+                    if made is not None:
+                        drafts[apid] = made
+                    continue
+            for f in group:
+                self.note_restrictions(f)
+                if apid in drafts:
+                    self.skip(
+                        f.c,
+                        f"a second container for APID {apid} (a variant of {drafts[apid].source})",
+                        f"skipped: {reason}",
+                    )
+                    continue
+                draft = self.draft(f.c, apid, f.params)
+                if draft is not None:
+                    drafts[apid] = draft
         if not drafts:
-            apids = sorted({a for _, a, _ in found if a is not None})
+            apids = sorted({f.apid for f in found if f.apid is not None})
             if opts.apid is not None and opts.apid not in apids:
                 reasons = f"the definition's APIDs are {apids}" if apids else ""
             else:
@@ -386,9 +474,10 @@ class _Reader:
     def skip(self, c: Any, construct: str, action: str) -> None:
         self.notes.append(ImportNote(self.where(c), f"container {c.name}", construct, action))
 
-    def layout(self, c: Any, chain: list[Any]) -> tuple[int | None, list[Any]]:
-        """The container's APID (None: no restriction names one) and its parameters after the
-        primary header; _Unfixed when the restrictions or entries make no fixed layout."""
+    def layout(self, c: Any, chain: list[Any]) -> tuple[int | None, list[Any], list[Any]]:
+        """The container's APID (None: no restriction names one), its parameters after the
+        primary header and its other restrictions ((container, criterion) pairs); _Unfixed
+        when the restrictions or entries make no fixed layout."""
         params = [p for x in chain for p in self.flat(x)]
         head = params[:7]
         widths = tuple(getattr(p.parameter_type.encoding, "size_in_bits", None) for p in head)
@@ -399,28 +488,24 @@ class _Reader:
                 "skipped: not a space packet",
             )
         names = [p.name for p in head]
+        self.header = names
+        self.length_param = names[6]
         apid = None
+        others: list[tuple[Any, Any]] = []
         for x in chain:
             for rc in x.restriction_criteria:
-                apid = self.restriction(c, x, rc, names, apid)
-        return apid, params[7:]
+                apid = self.restriction(x, rc, names, apid, others)
+        return apid, params[7:], others
 
     def restriction(
-        self, c: Any, x: Any, rc: Any, header: list[str], apid: int | None
+        self, x: Any, rc: Any, header: list[str], apid: int | None, others: list[Any]
     ) -> int | None:
+        """The APID ``rc`` (of container ``x``) names, else ``apid``; a restriction on anything
+        but the header's APID, version, type and secondary header flag goes to ``others``."""
         from space_packet_parser.xtce.comparisons import Comparison
 
-        subject = f"container {c.name}"
         if not isinstance(rc, Comparison):
-            add_note(
-                self.notes,
-                ImportNote(
-                    self.where(x),
-                    subject,
-                    f"a restriction of {x.name} that is not a comparison ({type(rc).__name__})",
-                    "not checked: every packet of the APID is read this way",
-                ),
-            )
+            others.append((x, rc))
             return apid
         ref, op, value = rc.referenced_parameter, rc.operator, rc.required_value
         try:
@@ -435,16 +520,248 @@ class _Reader:
             raise _Unfixed("telecommand packets (TYPE == 1)", "skipped: a profile is telemetry")
         if ref in header[:3] and op in ("==", "eq"):
             return apid  # version 0, TM, secondary header flag: what our header is
-        add_note(
-            self.notes,
+        others.append((x, rc))
+        return apid
+
+    def note_restrictions(self, f: _Found, pairs: list[Any] | None = None) -> None:
+        """Say that ``f``'s other restrictions (or ``pairs`` of them) are not checked."""
+        from space_packet_parser.xtce.comparisons import Comparison
+
+        subject = f"container {f.c.name}"
+        for x, rc in f.others if pairs is None else pairs:
+            if isinstance(rc, Comparison):
+                what = (
+                    f"a restriction {rc.referenced_parameter} {rc.operator} "
+                    f"{rc.required_value} of {x.name}"
+                )
+                action = "not checked: a profile chooses packets by APID alone"
+            else:
+                what = f"a restriction of {x.name} that is not a comparison ({type(rc).__name__})"
+                action = "not checked: every packet of the APID is read this way"
+            add_note(self.notes, ImportNote(self.where(x), subject, what, action))
+
+    # ------------------------------------------------------------------------ variants
+
+    def variant_draft(self, apid: int, group: list[_Found]) -> Draft | None:
+        """The containers of one APID as one draft with variants: the parameters of their
+        common bases are the common part, and restrictions of the containers below them, all
+        on one unsigned parameter of that part, choose the variant. _NoVariants when they are
+        not so; None when nothing of them maps (each skipped with its note)."""
+        from space_packet_parser.xtce import encodings as enc
+        from space_packet_parser.xtce.comparisons import Comparison
+
+        k = 0
+        while all(len(f.chain) > k for f in group) and len({f.chain[k].name for f in group}) == 1:
+            k += 1
+        prefix = group[0].chain[:k]
+        if not prefix:
+            raise _NoVariants("the containers have no base in common")
+        shared = {x.name for x in prefix}
+        # A concrete base is a packet too: XTCE reads as it the packets no inheritor matches.
+        concrete = next((f for f in group if len(f.chain) == k), None)
+        names = [[p.name for p in f.params] for f in group]
+        n_common = 0  # the parameters every container starts with: the common part
+        while all(len(x) > n_common for x in names) and len({x[n_common] for x in names}) == 1:
+            n_common += 1
+        common = group[0].params[:n_common]
+        by_name = {p.name: p for p in common}
+        selector: str | None = None
+        chosen: list[tuple[_Found, list[Any]]] = []
+        bare: list[str] = []  # containers with no restriction but on the header's APID
+        for f in group:
+            if f is concrete:
+                continue
+            own = [(x, rc) for x, rc in f.others if x.name not in shared]
+            if not own:
+                bare.append(f.c.name)
+            for x, rc in own:
+                if not isinstance(rc, Comparison):
+                    raise _NoVariants(
+                        f"a restriction of {x.name} that is not a comparison "
+                        f"({type(rc).__name__}, {self.where(x)}): variants are chosen by "
+                        "comparisons of one field with numbers"
+                    )
+                ref, op, value = rc.referenced_parameter, rc.operator, rc.required_value
+                said = f"{x.name}'s restriction {ref} {op} {value} ({self.where(x)})"
+                if ref in self.header:
+                    raise _NoVariants(
+                        f"{said} is on the primary header; variants are chosen by a field after it"
+                    )
+                if ref not in by_name:
+                    raise _NoVariants(
+                        f"{said} is on a parameter the containers of APID {apid} do not share"
+                    )
+                if selector not in (None, ref):
+                    raise _NoVariants(
+                        f"{said}: the containers are chosen by two parameters ({selector}, "
+                        f"{ref}); variants have one selector"
+                    )
+                selector = ref
+            if own:
+                chosen.append((f, [rc for _, rc in own]))
+        if bare:
+            raise _NoVariants(
+                f"{', '.join(bare)} has no restriction but on the header to tell its packets"
+            )
+        if selector is None or not common:
+            raise _NoVariants("the containers share no parameter after the primary header")
+        sel = by_name[selector]
+        e = sel.parameter_type.encoding
+        if (
+            not isinstance(e, enc.IntegerDataEncoding)
+            or e.encoding != "unsigned"
+            or e.size_in_bits > MAX_WIDTH
+        ):
+            raise _NoVariants(f"the selector {selector} is not an unsigned integer of 1..64 bits")
+        top = (1 << e.size_in_bits) - 1
+        base = prefix[-1]
+        if sum(len(list(self.flat(x))) for x in prefix) <= 7:  # the header alone: name by one
+            base = group[0].c
+        notes: list[ImportNote] = []
+        values: list[Ranges] = []
+        for _, rcs in chosen:
+            r: Ranges = [(0, top)]
+            for rc in rcs:
+                r = _intersect(r, _op_ranges(_OPS[rc.operator], self.raw_of(sel, rc), top))
+            values.append(r)
+        cut = len(common)
+        if concrete is not None:  # the common part ends at the selector; the base a variant
+            cut = common.index(sel) + 1
+            if cut == len(common):
+                raise _NoVariants(
+                    f"{concrete.c.name} is a packet itself and the base of the others, with no "
+                    f"field after the selector {selector} to be a variant of its own"
+                )
+            rest: Ranges = [(0, top)]
+            for r in values:
+                rest = _subtract(rest, r)
+            notes.append(
+                ImportNote(
+                    self.where(concrete.c),
+                    f"container {concrete.c.name}",
+                    "a packet itself and the base of the others: XTCE reads as it the packets "
+                    "no other's restriction matches",
+                    f"a variant for {selector} = {_ranges_text(rest)}; the common part ends at "
+                    f"{selector}, its fields after it are in each variant",
+                )
+            )
+            chosen.append((concrete, []))
+            values.append(rest)
+        for i, (f, _) in enumerate(chosen):  # XTCE reads a packet two restrictions match as none
+            for j, (g, _) in enumerate(chosen):
+                both = _intersect(values[i], values[j]) if i < j else []
+                if both:
+                    values[i], values[j] = _subtract(values[i], both), _subtract(values[j], both)
+                    notes.append(
+                        ImportNote(
+                            self.where(g.c),
+                            f"container {g.c.name}",
+                            f"{selector} = {_ranges_text(both)} matches the restrictions of "
+                            f"both {f.c.name} and {g.c.name} (space-packet-parser refuses such "
+                            "packets)",
+                            "chosen by neither: those packets will be unknown_variant",
+                        )
+                    )
+        fields, bit = [], HEADER_BITS
+        try:
+            for p in common[:cut]:
+                mapped = self.parameter(base, p, bit, notes)
+                fields += mapped
+                bit += sum(m.bits for m in mapped)
+        except _Unfixed as exc:
+            for f, _ in chosen:
+                self.skip(f.c, exc.construct, exc.action)
+            return None
+        variants = []
+        for (f, _), r in zip(chosen, values, strict=True):
+            if not r:
+                self.skip(
+                    f.c,
+                    f"its restrictions match no value of {selector} that another's does not",
+                    "skipped: no packet would be read as it",
+                )
+                continue
+            own, at = [], bit
+            try:
+                for p in f.params[cut:]:
+                    mapped = self.parameter(f.c, p, at, notes)
+                    own += mapped
+                    at += sum(m.bits for m in mapped)
+                self.check_blobs([*fields, *own])
+            except _Unfixed as exc:
+                self.skip(f.c, exc.construct, exc.action)
+                continue
+            if not own:
+                self.skip(f.c, "no parameter of its own", "skipped: a variant needs a field")
+                continue
+            variants.append(DraftVariant(f.c.name, self.where(f.c), r, own))
+        if not variants:
+            return None
+        self.note_restrictions(group[0], [(x, rc) for x, rc in group[0].others if x.name in shared])
+        notes.insert(
+            0,
             ImportNote(
-                self.where(x),
-                subject,
-                f"a restriction {ref} {op} {value} of {x.name}",
-                "not checked: a profile chooses packets by APID alone",
+                self.where(base),
+                f"container {base.name}",
+                f"{len(variants)} containers on APID {apid} chosen by {selector} ("
+                + "; ".join(f"{v.source}: {_ranges_text(v.values)}" for v in variants)
+                + ")",
+                "mapped to the variants of one profile, chosen by the field of " + selector,
             ),
         )
-        return apid
+        return Draft(
+            base.name,
+            self.where(base),
+            apid,
+            fields,
+            title=base.short_description or None,
+            description=" ".join((base.long_description or "").split()) or None,
+            notes=notes,
+            selector=selector,
+            variants=variants,
+        )
+
+    def raw_of(self, sel: Any, rc: Any) -> int:
+        """The raw value a restriction compares the selector with; _NoVariants when it is not
+        one (a calibrated value, a label of no state)."""
+        from space_packet_parser.xtce import parameter_types as pt
+
+        value, t = str(rc.required_value), sel.parameter_type
+        if rc.use_calibrated_value and isinstance(t, pt.EnumeratedParameterType):
+            for key, item in t.enumeration.items():
+                raw, label = (key, item) if isinstance(key, int) else (item, key)
+                if str(label) == value:
+                    return int(raw)
+        try:
+            number = int(value, 0)
+        except ValueError:
+            raise _NoVariants(
+                f"the restriction {sel.name} {rc.operator} {value!r} is not on a raw number"
+            ) from None
+        if rc.use_calibrated_value and t.encoding.default_calibrator is not None:
+            raise _NoVariants(
+                f"the restriction {sel.name} {rc.operator} {value} compares the calibrated value "
+                "(useCalibratedValue); a selector is compared raw"
+            )
+        return number
+
+    def check_blobs(self, fields: list[Any]) -> None:
+        """Each blob sized by the packet length must be the rest of the packet (the fields
+        after it fixed): that is what ``count_from: rest`` reads; _Unfixed when it is not."""
+        var = [f for f in fields if f.count_from is not None and f.origin in self.blobs]
+        if len(var) > 1:
+            raise _Unfixed(f"two blobs of variable size ({', '.join(f.origin for f in var)})")
+        for f in var:
+            ref, slope, intercept = self.blobs[f.origin]
+            if ref != self.length_param:
+                continue
+            other = HEADER_BITS + sum(g.bits for g in fields if g is not f)
+            if slope != 8 or intercept != 56 - other:
+                raise _Unfixed(
+                    f"{f.origin}: a binary blob of {slope:g} x {ref} + {intercept:g} bits, not "
+                    f"the rest of the packet (8 x {ref} + {56 - other}: the other fields take "
+                    f"{other} bits)"
+                )
 
     # ------------------------------------------------------------------------ parameters
 
@@ -457,6 +774,7 @@ class _Reader:
                 mapped = self.parameter(c, p, bit, notes)
                 fields += mapped
                 bit += sum(f.bits for f in mapped)
+            self.check_blobs(fields)
         except _Unfixed as exc:
             self.skip(c, exc.construct, exc.action)
             return None
@@ -487,6 +805,8 @@ class _Reader:
         if isinstance(e, enc.StringDataEncoding | enc.BinaryDataEncoding):
             what = "string" if isinstance(e, enc.StringDataEncoding) else "binary blob"
             size = e.fixed_length if what == "string" else e.fixed_size_in_bits
+            if size is None and what == "binary blob" and e.size_reference_parameter:
+                return [self.blob(p, e, t, units, desc, note)]
             if size is None:
                 raise _Unfixed(f"{p.name}: a {what} of variable size ({t.name})")
             construct = f"a {what} ({type(t).__name__} {t.name}, {size} bits)"
@@ -563,6 +883,30 @@ class _Reader:
                 "e.g. {expr: 'state == 3', limits: {red: [null, 0.5]}}",
             )
         return [f]
+
+    def blob(
+        self, p: Any, e: Any, t: Any, units: str | None, desc: str | None, note: Any
+    ) -> Mapped:
+        """A binary blob sized by a parameter as a variable-length array of octets: by the
+        packet length, the rest of the packet (checked by ``check_blobs``); by a field before
+        it that counts its octets, ``count_from`` that field."""
+        ref, adj = e.size_reference_parameter, e.linear_adjuster
+        intercept = float(adj(0)) if adj else 0.0
+        slope = float(adj(1)) - intercept if adj else 1.0
+        if ref == self.length_param:
+            self.blobs[p.name] = (ref, slope, intercept)
+            note(
+                f"a binary blob sized by {ref} ({t.name})",
+                "mapped to type: u8, count_from: rest (its octets, as many as the rest of the "
+                "packet holds)",
+            )
+            return Mapped(p.name, "u8", count_from=REST, units=units, description=desc)
+        if (slope, intercept) != (8.0, 0.0):
+            raise _Unfixed(
+                f"{p.name}: a binary blob of {slope:g} x {ref} + {intercept:g} bits ({t.name})"
+            )
+        note(f"a binary blob of {ref} octets ({t.name})", f"mapped to type: u8, count_from: {ref}")
+        return Mapped(p.name, "u8", count_from=ref, units=units, description=desc)
 
     def enumeration(self, t: Any, f: Mapped, note: Any) -> dict[int, str] | None:
         bits = int(f.type[1:])

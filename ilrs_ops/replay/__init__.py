@@ -1,5 +1,8 @@
 """Recordings: import packet files, replay stores onto MQTT or straight through the pipelines."""
 
+import importlib
+from typing import Any
+
 from ilrs_ops.replay._import import CHUNK_OCTETS, ImportSummary, import_packets
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.replay._recording import (
@@ -12,15 +15,6 @@ from ilrs_ops.replay._recording import (
     read_recording,
     recordings_dir,
     resolve_store,
-)
-from ilrs_ops.replay._replay import (
-    Published,
-    ReplayControl,
-    publish,
-    replay_direct,
-    replay_into,
-    replay_mqtt,
-    replay_root,
 )
 
 __all__ = [
@@ -45,3 +39,29 @@ __all__ = [
     "replay_root",
     "resolve_store",
 ]
+
+
+#: Names loaded on first use: replaying onto MQTT pulls aiomqtt, asyncio
+#: and the ingestor, which `ilrs-ops import` never uses.
+_LAZY = dict.fromkeys(
+    (
+        "Published",
+        "ReplayControl",
+        "publish",
+        "replay_direct",
+        "replay_into",
+        "replay_mqtt",
+        "replay_root",
+    ),
+    "ilrs_ops.replay._replay",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """``name`` from its module, imported on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
