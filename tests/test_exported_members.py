@@ -224,8 +224,10 @@ PUBLIC = {
         "connect",
         "make_client",
         "open_client",
+        "publish",
     },
     "ilrs_ops.store": {
+        "Migrated",
         "SCHEMAS",
         "Store",
         "TABLES",
@@ -235,8 +237,11 @@ PUBLIC = {
         "WalSegment",
         "WalWriter",
         "list_segments",
+        "migrate",
+        "optimize",
         "read_segment",
         "translate",
+        "vacuum",
         "window",
     },
 }
