@@ -101,6 +101,11 @@ def _env(svc: dict) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
+def _without(svc: dict, key: str) -> dict[str, str]:
+    """The service's environment without ``key`` (a copy: anchors share one mapping)."""
+    return {k: v for k, v in _env(svc).items() if k != key}
+
+
 def _conf_lines(path: Path) -> list[list[str]]:
     lines = (ln.split("#", 1)[0].split() for ln in path.read_text().splitlines())
     return [ln for ln in lines if ln]
@@ -186,13 +191,27 @@ def problems(doc: dict, base: Path = ROOT) -> list[str]:
         got = sorted(i for i, _, _, _ in shards)
         if got != list(range(n)):
             out.append(f"ingest shards {got} do not cover 0..{n - 1} exactly once")
-    data_volumes = set()
+    # One station archive: shards on separate data volumes (hosts) meet in one S3 archive.
+    data_volumes, archives = set(), set()
     for _, _, name, data in shards:
         data_volumes |= {
             m["source"] for m in _mounts(services[name]) if m["target"] == (data or "/data")
         }
-    if len(data_volumes) > 1:
+        archives.add(
+            _option(_command(services[name]), "--archive")
+            or _env(services[name]).get("ILRS_ARCHIVE")
+        )
+    if len(archives) > 1:
+        out.append(f"ingest shards seal into different archives: {sorted(map(str, archives))}")
+    elif len(data_volumes) > 1 and not str(next(iter(archives))).startswith("s3://"):
         out.append(f"ingest shards write to different stores: {sorted(data_volumes)}")
+    if len(data_volumes) < len(shards) and len(data_volumes) > 1:
+        out.append(f"ingest shards share some data volumes, not all: {sorted(data_volumes)}")
+    for name, svc in services.items():  # the console reads what the shards seal
+        if _command(svc)[:1] == ["console"] and archives:
+            mine = _option(_command(svc), "--archive") or _env(svc).get("ILRS_ARCHIVE")
+            if mine not in archives:
+                out.append(f"{name}: reads the archive {mine}, the shards seal into {archives}")
 
     # The broker: generated users and ACLs, authenticated public listener, persistence.
     # (broker-config may run under a shell, to hand the files to the broker's user.)
@@ -269,8 +288,8 @@ def problems(doc: dict, base: Path = ROOT) -> list[str]:
     for name, svc in services.items():
         env = _env(svc)
         user = env.get("ILRS_BROKER_USER")
-        if name in (broker_cfg, "mosquitto"):
-            continue
+        if name in (broker_cfg, "mosquitto") or "build" not in svc:
+            continue  # not an ilrs-ops service (the broker, the object store)
         host, _, port = env.get("ILRS_BROKER", "").partition(":")
         if host != "mosquitto" or not port.isdigit() or int(port) not in listeners:
             out.append(f"{name}: ILRS_BROKER is not a listener of the mosquitto service")
@@ -365,6 +384,23 @@ def test_schema_refuses_broken_copies(edit) -> None:
             lambda d: d["services"]["ingest-1"].update(command=["ingest", "--shard", "0/2"]),
             "do not cover 0..1",
         ),
+        (
+            lambda d: d["services"]["ingest-1"].update(
+                environment={**d["services"]["ingest-1"]["environment"], "ILRS_ARCHIVE": "s3://b/x"}
+            ),
+            "different archives",
+        ),
+        (
+            lambda d: [
+                d["services"][n].update(environment=_without(d["services"][n], "ILRS_ARCHIVE"))
+                for n in ("ingest-0", "ingest-1", "console")
+            ],
+            "different stores",
+        ),
+        (
+            lambda d: d["services"]["console"]["environment"].update(ILRS_ARCHIVE="s3://x/y"),
+            "console: reads the archive",
+        ),
         (lambda d: d["services"]["ingest-1"].pop("healthcheck"), "without a health check"),
         (lambda d: d["services"]["console"].pop("restart"), "without a restart policy"),
         (lambda d: d["volumes"].pop("mosquitto-data"), "not declared"),
@@ -395,6 +431,9 @@ def test_schema_refuses_broken_copies(edit) -> None:
     ids=[
         "missing-shard",
         "duplicate-shard",
+        "shards-in-two-archives",
+        "shards-apart-without-archive",
+        "console-reads-another-archive",
         "no-healthcheck",
         "no-restart",
         "undeclared-volume",
