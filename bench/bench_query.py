@@ -1,7 +1,10 @@
 """P4: downsampling one day of a 100 Hz, 12-channel instrument to 2000 buckets: the store's
 query against DuckDB on the same Parquet files.
 
-Run: .venv/bin/python bench/bench_query.py [hours] [buckets]
+Run: .venv/bin/python bench/bench_query.py [hours] [buckets] [--delta]
+With ``--delta`` the day is sealed into a Delta Lake archive (docs/ARCHIVE.md) and DuckDB reads
+that archive's Parquet files (times there are int64 ns; nothing is compacted, so every file in
+the folders is live).
 A synthetic profile (12 calibrated i16 channels, 100 packets/s) is encoded, run through the real
 a ``Lane`` in one-minute batches and sealed hour by hour with ``processing.seal``. Then, on
 the same files: the store's query (auto: served from the 1 s rollups; and exact, from telemetry)
@@ -47,7 +50,7 @@ fields:
 """
 
 
-def build(root: Path, hours: int) -> tuple[History, float]:
+def build(root: Path, hours: int, archive: str | None) -> tuple[History, float]:
     """Write the profile and the sealed day; returns the store and the seconds it took."""
     folder = root / "profiles" / "bench"
     folder.mkdir(parents=True)
@@ -59,7 +62,7 @@ def build(root: Path, hours: int) -> tuple[History, float]:
     catalog = load_catalog([root / "profiles"])
     inst = catalog.instruments["bench-imu"]
     module = Module(inst, Environment(epoch_ns=START), seed=1, start_ns=START)
-    store = History.at(root / "data", catalog)
+    store = History.at(root / "data", catalog, archive)
     recover(store.store, catalog)
     lane = Lane(inst.id, inst)
     rng = np.random.default_rng(4)
@@ -94,7 +97,12 @@ def best_of(fn: Callable[[], object], runs: int = 3) -> tuple[float, object]:
     return best, out
 
 
-def duckdb_raw(files: str, start: int, stop: int, n: int) -> pa.Table:
+def ns(column: str, delta: bool) -> str:
+    """A time column as ns since 1970 in DuckDB: the archive stores it so already."""
+    return column if delta else f"epoch_ns({column})"
+
+
+def duckdb_raw(files: str, start: int, stop: int, n: int, delta: bool) -> pa.Table:
     width = (stop - start) // n
     aggs = ", ".join(
         f"count({c}) as {c}__count, min({c}) as {c}__min, max({c}) as {c}__max, "
@@ -102,13 +110,14 @@ def duckdb_raw(files: str, start: int, stop: int, n: int) -> pa.Table:
         for c in CHANNELS
     )
     return duckdb.sql(
-        f"select (epoch_ns(time) - {start}) // {width} as b, {aggs} "
+        f"select ({ns('time', delta)} - {start}) // {width} as b, {aggs} "
         f"from read_parquet('{files}', hive_partitioning=true) "
-        f"where epoch_ns(time) >= {start} and epoch_ns(time) < {stop} group by b order by b"
+        f"where {ns('time', delta)} >= {start} and {ns('time', delta)} < {stop} "
+        "group by b order by b"
     ).to_arrow_table()
 
 
-def duckdb_rollups(files: str, start: int, stop: int, n: int) -> pa.Table:
+def duckdb_rollups(files: str, start: int, stop: int, n: int, delta: bool) -> pa.Table:
     """The store's rule over the 1 s rollups: a row counts in the bucket of its samples' middle."""
     width = (stop - start) // n
     wide = ", ".join(
@@ -118,11 +127,13 @@ def duckdb_rollups(files: str, start: int, stop: int, n: int) -> pa.Table:
         f"sum(sum) filter (channel = '{c}') / sum(count) filter (channel = '{c}') as {c}__mean"
         for c in CHANNELS
     )
-    mid = "epoch_ns(first) + (epoch_ns(last) - epoch_ns(first)) // 2"
+    first, last = ns("first", delta), ns("last", delta)
+    mid = f"{first} + ({last} - {first}) // 2"
     return duckdb.sql(
         f"select ({mid} - {start}) // {width} as b, {wide} "
         f"from read_parquet('{files}', hive_partitioning=true) "
-        f"where width_s = 1 and epoch_ns(bucket) >= {start} and epoch_ns(bucket) < {stop} "
+        f"where width_s = 1 and {ns('bucket', delta)} >= {start} "
+        f"and {ns('bucket', delta)} < {stop} "
         "group by b order by b"
     ).to_arrow_table()
 
@@ -139,17 +150,25 @@ def check_same(ours: pa.Table, theirs: pa.Table, n: int) -> None:
 
 
 def main() -> None:
-    hours = int(sys.argv[1]) if len(sys.argv) > 1 else 24
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    args = [a for a in sys.argv[1:] if a != "--delta"]
+    delta = "--delta" in sys.argv
+    hours = int(args[0]) if args else 24
+    n = int(args[1]) if len(args) > 1 else 2000
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        store, took = build(root, hours)
+        archive = str(root / "archive") if delta else None
+        store, took = build(root, hours, archive)
         start, stop = START, START + hours * 3600 * NS
         rows = hours * 3600 * RATE_HZ
         data = root / "data"
         tm_files = f"{data}/telemetry/instrument=bench-imu/**/*.parquet"
         ru_files = f"{data}/rollups/instrument=bench-imu/**/*.parquet"
-        print(f"{rows:,} packets x {len(CHANNELS)} channels, {hours} h in {hours} sealed segments")
+        if archive is not None:
+            tm_files = f"{archive}/telemetry/bench-imu/**/*.parquet"
+            ru_files = f"{archive}/rollups/instrument=bench-imu/**/*.parquet"
+        where = f"a Delta archive ({archive})" if archive else "Parquet tables"
+        print(f"{rows:,} packets x {len(CHANNELS)} channels, {hours} h in {hours} sealed "
+              f"segments, in {where}")  # fmt: skip
         print(f"built (encode + Processor + seal) in {took:.1f} s; {n} buckets of "
               f"{(stop - start) / n / NS:g} s")  # fmt: skip
 
@@ -161,8 +180,8 @@ def main() -> None:
 
         t_auto, ours_auto = best_of(auto)
         t_exact, ours_exact = best_of(exact)
-        t_duck_raw, duck_raw = best_of(lambda: duckdb_raw(tm_files, start, stop, n))
-        t_duck_ru, duck_ru = best_of(lambda: duckdb_rollups(ru_files, start, stop, n))
+        t_duck_raw, duck_raw = best_of(lambda: duckdb_raw(tm_files, start, stop, n, delta))
+        t_duck_ru, duck_ru = best_of(lambda: duckdb_rollups(ru_files, start, stop, n, delta))
         assert ours_auto.schema.metadata[b"source"] == b"rollups_1s"
         check_same(ours_exact, duck_raw, n)
         check_same(ours_auto, duck_ru, n)

@@ -1,17 +1,15 @@
 """Seal throughput: today's Parquet seal against a Delta Lake seal (issue 15), same segments.
 
-Run: .venv/bin/pip install -e '.[bench]'
-     .venv/bin/python bench/bench_seal.py [PROFILE.yaml] [segments] [packets_per_segment]
+Run: .venv/bin/python bench/bench_seal.py [PROFILE.yaml] [segments] [packets_per_segment]
 Default: the SUPARCO rover profile, 20 segments of 50k packets (frames of 100).
 
 Each segment's tables (raw, telemetry, events, rollups, quarantine) come from the real
-``Processor``. Three sinks seal the same segments, one after another, best of 3:
-- ``parquet``: ``Store.seal`` as the ingest does it (Hive Parquet, fsync, checkpoint);
-- ``delta local``: one ``write_deltalake`` append per table under a local path, each commit
-  carrying the lane's app transaction (lane, segment), after a ``transaction_version`` check,
-  which is what makes a re-run seal a no-op;
-- ``delta s3``: the same against a moto S3 server on loopback (skipped when moto is missing:
-  ``pip install 'moto[server]'``).
+``Processor``. ``Store.seal`` (as the ingest calls it) seals the same segments into each
+archive, one after another, best of 3:
+- ``parquet``: the store's own Parquet tables (Hive Parquet, fsync, checkpoint);
+- ``delta local``: Delta Lake tables on a local path, one commit per table with the lane's
+  app transaction (lane, segment), which is what makes a re-run seal a no-op;
+- ``delta s3``: the same on a moto S3 server on loopback.
 Prints rows/s and packets/s of each and its ratio against the Parquet seal, and the cost of a
 re-run seal (every table already committed) on Delta.
 """
@@ -60,70 +58,15 @@ def segments_of(inst: Instrument, count: int, packets: int) -> list[Segment]:
     return out
 
 
-def seal_parquet(root: Path, lane: str, segments: list[Segment]) -> None:
-    with Store(root) as store:
+def seal(root: Path, archive: str | None, lane: str, segments: list[Segment]) -> None:
+    """Every segment sealed by ``Store.seal`` as the ingest does it, into ``archive``."""
+    with Store(root, archive) as store:
         for n, tables in enumerate(segments, 1):
             store.seal(lane, n, tables, {"bench": n})
 
 
-#: Delta Lake has no unsigned integers and no nanosecond timestamps (its timestamp is in
-#: microseconds: delta-rs truncates ns silently). Unsigned go to the next wider signed type,
-#: u64 to a decimal of 20 digits, ns times to int64 ns, so every value stays exact.
-WIDER = {
-    pa.uint8(): pa.int16(),
-    pa.uint16(): pa.int32(),
-    pa.uint32(): pa.int64(),
-    pa.uint64(): pa.decimal128(20, 0),
-    pa.timestamp("ns", tz="UTC"): pa.int64(),
-}
-
-
-def delta_ready(table: pa.Table) -> pa.Table:
-    """``table`` with the types Delta Lake lacks replaced (see WIDER); values unchanged."""
-    fields = [pa.field(f.name, WIDER.get(f.type, f.type), f.nullable) for f in table.schema]
-    return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
-
-
-def delta_sink(uri: str, options: dict[str, str] | None) -> Callable[[str, list[Segment]], None]:
-    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-
-    def seal(lane: str, segments: list[Segment]) -> None:
-        tables: dict[str, DeltaTable | None] = {}
-        for n, seg in enumerate(segments, 1):
-            for name, table in seg.items():
-                if table.num_rows == 0:
-                    continue
-                target = f"{uri}/{name}/instrument={lane}"
-                if name not in tables:
-                    known = DeltaTable.is_deltatable(target, storage_options=options)
-                    tables[name] = DeltaTable(target, storage_options=options) if known else None
-                dt = tables[name]
-                if dt is not None and (dt.transaction_version(lane) or 0) >= n:
-                    continue  # this segment is in the table already: a re-run seal
-                props = CommitProperties(app_transactions=[Transaction(lane, n)])
-                write_deltalake(
-                    dt if dt is not None else target,
-                    delta_ready(table),
-                    mode="append",
-                    commit_properties=props,
-                    storage_options=options,
-                )
-                if dt is None:
-                    tables[name] = DeltaTable(target, storage_options=options)
-                else:
-                    dt.update_incremental()
-
-    return seal
-
-
 @contextlib.contextmanager
-def moto_server() -> Iterator[dict[str, str] | None]:
-    try:
-        import boto3  # moto's own dependency: present with moto
-        import moto  # noqa: F401
-    except ImportError:
-        yield None
-        return
+def moto_server() -> Iterator[dict[str, str]]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -153,7 +96,6 @@ def moto_server() -> Iterator[dict[str, str] | None]:
             "AWS_SECRET_ACCESS_KEY": "x",
             "AWS_REGION": "us-east-1",
             "AWS_ALLOW_HTTP": "true",
-            "conditional_put": "etag",  # safe with concurrent writers (docs/ARCHIVE.md)
         }
     finally:
         proc.terminate()
@@ -193,21 +135,22 @@ def main() -> None:
         def where(kind: str) -> Path:
             return base / f"{kind}-{run[0]}"
 
-        results["parquet"] = best(lambda: seal_parquet(where("pq"), lane, segs), fresh)
+        results["parquet"] = best(lambda: seal(where("pq"), None, lane, segs), fresh)
         results["delta local"] = best(
-            lambda: delta_sink(str(where("delta")), None)(lane, segs), fresh
+            lambda: seal(where("d"), str(where("delta")), lane, segs), fresh
         )
-        again = delta_sink(str(where("delta")), None)
-        t0 = time.perf_counter()
-        again(lane, segs)
-        rerun = time.perf_counter() - t0
+        # The crash case: every segment is in the archive, no checkpoint says so.
+        (where("d") / "state" / f"{lane}.json").unlink()
+        with Store(where("d")) as store:
+            t0 = time.perf_counter()
+            for n, tables in enumerate(segs, 1):
+                store.seal(lane, n, tables, {"bench": n})
+            rerun = time.perf_counter() - t0
         with moto_server() as s3:
-            if s3 is not None:
-                results["delta s3"] = best(
-                    lambda: delta_sink(f"s3://ilrs/run-{run[0]}", s3)(lane, segs), fresh
-                )
-            else:
-                print("delta s3: skipped (pip install 'moto[server]')")
+            os.environ.update(s3)
+            results["delta s3"] = best(
+                lambda: seal(where("s"), f"s3://ilrs/run-{run[0]}", lane, segs), fresh
+            )
     base_s = results["parquet"]
     for name, s in results.items():
         print(
