@@ -345,3 +345,34 @@ def test_optimize_and_vacuum_while_ingest_seals(
         assert replay.equals(reference(inst, batches).raw)
     with pytest.raises(InputError, match="keeps Parquet tables"):
         optimize(Store(tmp_path / "parquet"))
+
+
+def test_the_archive_as_it_was_at_an_instant(
+    tmp_path: Path, rover: Catalog, inst: Instrument, delta_archive: str
+) -> None:
+    import datetime
+    import time
+
+    batches = make_batches(inst, 4)
+    with History.at(tmp_path, rover, delta_archive) as history:
+        lane = ingest(history, inst, batches[:2], seal_every=2)
+        time.sleep(0.01)  # commit times are in ms
+        then = datetime.datetime.now(datetime.UTC)
+        time.sleep(0.01)
+        ingest(history, inst, batches[2:], seal_every=2, lane=lane)
+    lo, hi = T0 - DAY, T0 + DAY
+    with History.at(tmp_path, rover, as_of=then) as past:
+        assert past.query(ROVER, None, lo, hi, raw=True).equals(
+            reference(inst, batches[:2]).telemetry
+        )
+        with pytest.raises(InputError, match="read only"):
+            past.store.wal(ROVER)
+    long_ago = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    with History.at(tmp_path, rover, as_of=long_ago) as before:  # before any table existed
+        assert before.query(ROVER, None, lo, hi).num_rows == 0
+    with History.at(tmp_path, rover) as now:
+        assert now.query(ROVER, None, lo, hi, raw=True).equals(reference(inst, batches).telemetry)
+    with pytest.raises(InputError, match="needs a Delta archive"):
+        Store(tmp_path / "parquet", as_of=then)
+    with pytest.raises(InputError, match="no time zone"):
+        Store(tmp_path, as_of=datetime.datetime(2026, 1, 1))

@@ -35,6 +35,7 @@ from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim import Environment, Module
 from ilrs_ops.store import TABLES, Store, list_segments, read_segment
 from tests.conftest import DATA, ROOT
+from tests.test_archive import every_version_opens
 
 ROVER = "acme-rover-1"
 N_PACKETS = 100_000
@@ -122,9 +123,12 @@ def interrupted(data: Path, lane: str) -> set[str]:
 
 
 def stored_raw(data: Path, catalog: Catalog, lane: str) -> pa.Table:
-    """The raw packets of ``lane`` after a final recovery, as the sealed Parquet has them."""
+    """The raw packets of ``lane`` after a final recovery, as the sealed Parquet has them (or
+    the archive, read back through the store, for a store with one)."""
     with History.at(data, catalog) as store:
         recover(store.store, store.catalog)
+        if not (data / "raw").is_dir():
+            return store.raw(lane, 0, 2**62)
     raw = ds.dataset(data / "raw", format="parquet", partitioning="hive").to_table()
     return raw.filter(pc.equal(raw.column("instrument"), lane))
 
@@ -222,6 +226,7 @@ async def stream_with_kills(
     stream_s: float,
     kills: int,
     kill: Callable[[int, Ingest], Awaitable[None]],
+    extra: tuple[str, ...] = (),
 ) -> KillRun:
     """Publish ``packets`` of the rover, ``per_message`` to a message, over ``stream_s`` while
     ``kill(k, ingest)`` ends the ingest run ``kills`` times (odd k only once the run has
@@ -229,7 +234,10 @@ async def stream_with_kills(
     starts. Returns once the last run has stored everything and stopped cleanly."""
     frames = [b"".join(packets[i : i + per_message]) for i in range(0, len(packets), per_message)]
     topic = catalog.instruments[ROVER].topic(root)
-    args = (broker, data, root, DATA / "good_profiles", "--segment-messages", str(segment_messages))
+    args = (
+        broker, data, root, DATA / "good_profiles", "--segment-messages", str(segment_messages),
+        *extra,
+    )  # fmt: skip
     run = KillRun(data)
     segment = -1
     ingest = await Ingest.start(*args)  # creates the persistent session
@@ -261,9 +269,13 @@ async def stream_with_kills(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("archive", ["parquet", "s3"])
 async def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
-    rover: Catalog, private_broker: tuple[str, int], tmp_path: Path
-) -> None:
+    rover: Catalog, private_broker: tuple[str, int], tmp_path: Path, archive: str,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    """On the store's own Parquet tables, and with a Delta archive on the S3 server."""
+    extra = () if archive == "parquet" else ("--archive", request.getfixturevalue("s3_bucket"))
     t_start = time.monotonic()
     inst = rover.instruments[ROVER]
     m = Module(inst, Environment(epoch_ns=0), seed=1, start_ns=1_790_000_000 * 10**9)
@@ -278,9 +290,11 @@ async def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
     run = await stream_with_kills(
         private_broker, rover, tmp_path / "store", "crash", packets,
         per_message=PER_MESSAGE, segment_messages=SEGMENT_MESSAGES, stream_s=STREAM_S,
-        kills=KILLS, kill=kill,
+        kills=KILLS, kill=kill, extra=extra,
     )  # fmt: skip
     check_parquet_opens(run.data, run.seen)
+    with Store(run.data) as store:
+        every_version_opens(store)
 
     raw = stored_raw(run.data, rover, ROVER)
     dup = duplicates(raw)

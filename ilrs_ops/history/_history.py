@@ -9,6 +9,7 @@ checkpoint. Time windows are [start, stop): start inclusive, stop exclusive, UTC
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import operator
 import threading
@@ -97,12 +98,17 @@ class History:
 
     @classmethod
     def at(
-        cls, root: Path | str, catalog: Catalog | CatalogOwner, archive: str | None = None
+        cls,
+        root: Path | str,
+        catalog: Catalog | CatalogOwner,
+        archive: str | None = None,
+        *,
+        as_of: datetime.datetime | None = None,
     ) -> History:
-        """History of the store under ``root`` (sealed tables in ``archive``: see ``Store``),
-        which it opens and closes itself:
+        """History of the store under ``root`` (sealed tables in ``archive``; ``as_of``: what
+        a Delta archive held at that instant: see ``Store``), which it opens and closes itself:
         ``with History.at("ilrs-data", catalog) as history: history.query(...)``."""
-        history = cls(Store(root, archive), catalog)
+        history = cls(Store(root, archive, as_of=as_of), catalog)
         history._owns_store = True
         return history
 

@@ -21,6 +21,7 @@ schema, so every value comes back exactly. docs/ARCHIVE.md says how other engine
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import threading
 import time
@@ -93,9 +94,11 @@ class DeltaTables:
     decide what a reader on this host sees (see the module's docstring).
     """
 
-    def __init__(self, uri: str, root: Path) -> None:
+    def __init__(self, uri: str, root: Path, as_of: datetime.datetime | None = None) -> None:
         self.uri = uri.rstrip("/")
         self.root = root
+        #: Time travel: every table as its last commit before this instant left it (read only).
+        self.as_of = as_of
         self.options = storage_options(self.uri)
         self._tables: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -314,17 +317,20 @@ class DeltaTables:
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
-        dt = self._tables.get(uri)
+        table = self._tables.get(uri)
         with _translate("open", uri):
-            if dt is not None:
-                dt.update_incremental()
-                return dt
+            if table is not None:
+                if self.as_of is None:
+                    table.update_incremental()
+                return table
             try:
-                dt = DeltaTable(uri, storage_options=self.options)
+                table = DeltaTable(uri, storage_options=self.options)
             except TableNotFoundError:
                 return None
-        self._tables[uri] = dt
-        return dt
+            if self.as_of is not None:
+                table.load_as_version(self.as_of)  # version 0 if it was made after
+        self._tables[uri] = table
+        return table
 
     def _actions(self, table: str, partition: str) -> pa.Table | None:
         """The table's files holding rows of ``partition`` (their add actions: path, size,
@@ -338,6 +344,10 @@ class DeltaTables:
                 actions = pa.table(dt.get_add_actions(flatten=True))
         if table in STATION:
             actions = actions.filter(pc.equal(actions.column("partition.instrument"), partition))
+        if self.as_of is not None:  # a table made after it has version 0, of later files
+            written = actions.column("modification_time").cast(pa.int64())
+            limit = int(self.as_of.timestamp() * 1000)
+            actions = actions.filter(pc.less_equal(written, limit))
         return actions
 
     def _dataset(
@@ -377,7 +387,7 @@ class DeltaTables:
     def _limit(self, lane: str, given: int | None = None) -> int | None:
         """The last segment of ``lane`` a reader here sees: its checkpoint where its WAL is on
         this host (``given``, as the caller read it, else read now), else every commit."""
-        if not (self.root / "wal" / lane).is_dir():
+        if self.as_of is not None or not (self.root / "wal" / lane).is_dir():
             return None
         return given if given is not None else _seal.read_checkpoint(self.root, lane)[0]
 

@@ -17,6 +17,7 @@ Time windows are [start, stop): start inclusive, stop exclusive, UTC ns since 19
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import json
 import logging
@@ -86,11 +87,29 @@ class Store:
     StoreError for disk problems and InputError for bad arguments; pyarrow errors never leak.
     """
 
-    def __init__(self, root: Path | str, archive: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        archive: str | None = None,
+        *,
+        as_of: datetime.datetime | None = None,
+    ) -> None:
         self.root = Path(root)
         #: Where the sealed tables are: Parquet files under ``root`` (the default), or Delta
         #: Lake tables at the URI that ``archive`` gives or ``root/archive.json`` recorded.
         self.archive: ParquetTables | DeltaTables = open_archive(self.root, archive)
+        #: What the archive held at this instant, read only, without the live WAL (a Delta
+        #: archive's time travel): "what did we have when the report was made".
+        self.as_of = as_of
+        if as_of is not None:
+            if not isinstance(self.archive, DeltaTables):
+                raise InputError(
+                    f"the store {self.root} keeps Parquet tables: reading it as of {as_of} "
+                    "needs a Delta archive (ilrs-ops archive migrate)"
+                )
+            if as_of.tzinfo is None:
+                raise InputError(f"as_of {as_of} has no time zone; give UTC (e.g. +00:00)")
+            self.archive = DeltaTables(self.archive.uri, self.root, as_of)
         self._writers: dict[str, WalWriter] = {}
         self._locks: dict[str, int] = {}
         self._lane_locks: dict[str, threading.Lock] = {}
@@ -156,6 +175,7 @@ class Store:
         """The WAL writer of a lane, the same one on every call. Raises StoreError when
         unsealed segments of an earlier run are left: recover them first
         (``ilrs_ops.processing.recover``)."""
+        self._writable()
         writer = self._writers.get(lane)
         if writer is not None:
             return writer
@@ -190,7 +210,9 @@ class Store:
     def unsealed(self, lane: str) -> Unsealed:
         """The lane's checkpoint and WAL segments after it, read with the checkpoint unchanged
         before and after (else a seal ran meanwhile: again). Segments at or below the
-        checkpoint are not listed."""
+        checkpoint are not listed. As of a past instant: no segments (the archive alone)."""
+        if self.as_of is not None:
+            return Unsealed(lane, 0, None, ())
         for _ in range(20):
             sealed, state = _seal.read_checkpoint(self.root, lane)
             segments = tuple((n, p) for n, p in list_segments(self._wal_dir(lane)) if n > sealed)
@@ -232,6 +254,7 @@ class Store:
         older segment is refused, and so is one with older unsealed WAL segments before it
         (seal those first) or a segment still open for writing.
         """
+        self._writable()
         with self._lane_lock(lane):
             self.hold(lane)
             writer = self._writers.get(lane)
@@ -262,6 +285,7 @@ class Store:
     def discard_sealed(self, lane: str) -> None:
         """Delete WAL segments at or below the checkpoint (a crash came before their
         deletion): the first step of a recovery, refused while this Store writes the lane."""
+        self._writable()
         with self._lane_lock(lane):
             if lane in self._writers:
                 raise StoreError(
@@ -294,6 +318,7 @@ class Store:
     def _append_console(
         self, name: str, schema: pa.Schema, instrument: str, table: pa.Table
     ) -> list[str]:
+        self._writable()
         if table.num_rows == 0:
             return []
         with translate(f"convert {name} of", instrument):
@@ -366,6 +391,10 @@ class Store:
 
     def _wal_dir(self, lane: str) -> Path:
         return self.root / "wal" / lane
+
+    def _writable(self) -> None:
+        if self.as_of is not None:
+            raise InputError(f"the store {self.root} is open as of {self.as_of}: read only")
 
     def _lane_lock(self, lane: str) -> threading.Lock:
         with self._guard:
