@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,7 @@ class DeltaTables:
         self.as_of = as_of
         self.options = storage_options(self.uri)
         self._tables: dict[str, Any] = {}
+        self._snapshots: dict[str, _Snapshot] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -335,13 +337,10 @@ class DeltaTables:
     def _actions(self, table: str, partition: str) -> pa.Table | None:
         """The table's files holding rows of ``partition`` (their add actions: path, size,
         partition values, column statistics), or None before the table exists."""
-        uri = self.table_uri(table, partition)
-        with self._lock(uri):
-            dt = self._open(uri)
-            if dt is None:
-                return None
-            with _translate("read the log of", uri):
-                actions = pa.table(dt.get_add_actions(flatten=True))
+        snap = self._snapshot(self.table_uri(table, partition))
+        if snap is None:
+            return None
+        actions = snap.actions
         if table in STATION:
             actions = actions.filter(pc.equal(actions.column("partition.instrument"), partition))
         if self.as_of is not None:  # a table made after it has version 0, of later files
@@ -372,17 +371,32 @@ class DeltaTables:
             return None
         order = np.lexsort([_stat(chosen, f"min.{c}") for c in (column, SEGMENT)])
         paths = [chosen.column("path")[int(i)].as_py() for i in order]
-        with self._lock(uri):
-            dt = self._open(uri)
-            with _translate("read", uri):
-                whole = dt.to_pyarrow_dataset()
-                schema = pa.schema(
-                    [f for f in whole.schema if f.name not in ("instrument", "date")]
-                )
+        snap = self._snapshot(uri)
+        assert snap is not None  # it had files a moment ago; a table is never deleted
         with _translate("read", uri):
             return ds.FileSystemDataset.from_paths(
-                paths, schema, ds.ParquetFileFormat(), whole.filesystem
+                paths, snap.schema, ds.ParquetFileFormat(), snap.filesystem
             )
+
+    def _snapshot(self, uri: str) -> _Snapshot | None:
+        """The table's current version: its files (add actions), the schema of its files and
+        the file system to read them, recomputed only when a commit came (a console asks
+        many times between two seals); None before the table exists."""
+        with self._lock(uri):
+            table = self._open(uri)
+            if table is None:
+                return None
+            version = table.version()
+            snap = self._snapshots.get(uri)
+            if snap is not None and snap.version == version:
+                return snap
+            with _translate("read the log of", uri):
+                actions = pa.table(table.get_add_actions(flatten=True))
+                schema = pa.schema(table.schema().to_arrow())
+                fs = snap.filesystem if snap is not None else table.to_pyarrow_dataset().filesystem
+            schema = pa.schema([f for f in schema if f.name not in ("instrument", "date")])
+            snap = self._snapshots[uri] = _Snapshot(version, actions, schema, fs)
+            return snap
 
     def _limit(self, lane: str, given: int | None = None) -> int | None:
         """The last segment of ``lane`` a reader here sees: its checkpoint where its WAL is on
@@ -417,6 +431,14 @@ class DeltaTables:
                 arrays.append(pa.nulls(rows.num_rows, field.type))
             fields.append(field)
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+@dataclass(frozen=True, eq=False)
+class _Snapshot:
+    version: int
+    actions: pa.Table
+    schema: pa.Schema
+    filesystem: Any
 
 
 def _labels(codes: np.ndarray, names: list[str]) -> pa.Array:
