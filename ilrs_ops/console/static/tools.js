@@ -10,6 +10,7 @@
 "use strict";
 (() => {
   const { $, el } = window.ilrsDom; // dom.js
+  const { isoUtc, parseUtc } = window.ilrsDom;
   const NS = 1e9;
   const AUDIT_KINDS = ["ack", "shelve", "unshelve", "profile"];
   let token = null;
@@ -34,21 +35,8 @@
     if (!res.r.ok) throw new Error(why(res));
     return res.doc;
   }
-  const utc = (ns) => {
-    const iso = new Date(ns / 1e6).toISOString();
-    return `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
-  };
+  const utc = (ns) => isoUtc(ns / NS);
   const hexApid = (a) => `0x${a.toString(16).padStart(3, "0")}`;
-  // "2026-12-03 17:00:00", "2026-12-03T17:00Z", "17:00": UTC; "" -> null; bad -> NaN
-  function parseUtc(text) {
-    const t = text.trim();
-    if (!t) return null;
-    let s = t.replace(" ", "T");
-    if (/^\d\d:\d\d(:\d\d)?$/.test(s)) s = `${new Date().toISOString().slice(0, 10)}T${s}`;
-    if (!/[zZ]|[+-]\d\d:?\d\d$/.test(s)) s += "Z";
-    const ms = Date.parse(s);
-    return Number.isNaN(ms) ? NaN : ms * 1e6;
-  }
   function option(value, text, selected) {
     const o = el("option", { value, text });
     if (selected) o.selected = true;
