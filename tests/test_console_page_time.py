@@ -2,10 +2,10 @@
 """The time conductor (issue 13) in real headless Chromium on a real uvicorn, over a store with
 an old stretch of rover telemetry (two hours ago) and a recent one, and one event in each: a
 typed UTC range puts the page in ARCHIVE, visibly; the history plot's axis, the instrument's
-events, the event log, the packet inspector and the trend all show that window; the URL
-carries it through navigation and a reload; a live event does not enter it; the key r (and
-the Realtime button) goes back. A bad typed time is refused inline, by name. Screenshots of
-both states (1440x900) go to test-artifacts/."""
+events, the event log, the packet inspector, the audit log and the trend all show that window;
+the URL carries it through navigation and a reload; a live event does not enter it; the key r
+(and the Realtime button) goes back. A bad typed time is refused inline, by name. Screenshots
+of both states (1440x900) go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 import pytest
@@ -169,12 +170,26 @@ def test_an_archive_range_drives_every_view_and_the_url_and_r_goes_back(
     expect(page.locator("#ev-list")).to_contain_text("old marker")
     expect(page.locator("#ev-list")).not_to_contain_text("recent marker")
 
+    # the packet inspector asks for the same window
+    with page.expect_request(lambda r: f"/api/instruments/{A}/packets?" in r.url) as asked:
+        page.goto(f"{site.url}/#/packets/{A}")
+    q = parse_qs(urlsplit(asked.value.url).query)
+    assert (q["start"], q["stop"]) == ([str(int(start * NS))], [str(int(stop * NS))])
+    assert "start=" in page.evaluate("location.hash")
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "archive")
+    # and the audit log
+    with page.expect_request(lambda r: "/api/audit?" in r.url) as asked:
+        page.goto(f"{site.url}/#/audit")
+    q = parse_qs(urlsplit(asked.value.url).query)
+    assert (q["start"], q["stop"]) == ([str(int(start * NS))], [str(int(stop * NS))])
     # the trend draws the same window
     page.click("#nav-trend")
     page.fill("#tr-add", f"{A}/batt_v")
     page.click("#tr-add-ok")
     page.wait_for_function(
-        "() => document.querySelector('#tr-plot').dataset.state === 'ready'", timeout=15_000
+        "() => { const b = document.querySelector('#tr-plot');"
+        " return b.dataset.state === 'ready' && b._trend.series.length === 1; }",
+        timeout=15_000,
     )
     trend = page.evaluate("() => document.querySelector('#tr-plot')._trend")
     assert (trend["start_ns"], trend["stop_ns"]) == (start * NS, stop * NS)
