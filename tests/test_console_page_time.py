@@ -213,7 +213,9 @@ def test_an_archive_range_drives_every_view_and_the_url_and_r_goes_back(
     assert not page.errors  # type: ignore[attr-defined]
 
 
-def test_presets_span_the_window_and_the_archive_button_holds_it(page: Any, site: Site) -> None:
+def test_presets_span_the_window_the_archive_button_holds_it_and_back_goes_back(
+    page: Any, site: Site
+) -> None:
     open_rover(page, site)
     page.click('#tb-presets button[data-range="900"]')
     expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 15 min")
@@ -232,6 +234,14 @@ def test_presets_span_the_window_and_the_archive_button_holds_it(page: Any, site
     page.click("#tb-realtime")
     expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 15 min")
     assert page.evaluate("location.hash").endswith("?range=900")
+    # the browser's Back goes through the windows chosen, back to the default one
+    page.go_back()
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "archive")
+    page.go_back()
+    expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 15 min")
+    page.go_back()
+    expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 1 h")
+    assert page.evaluate("location.hash") == f"#/i/{A}"
 
 
 def test_a_bad_typed_time_is_named_inline(page: Any, site: Site) -> None:

@@ -18,7 +18,10 @@
   let token = null;
   let state = { ...REALTIME };
   let told = JSON.stringify(state); // what the views were last told
-  let pending = null; // the hash set() asked for: taken as it is, even without time in it
+  // A history entry the conductor has seen (set() made it, or fromHash read it) is stamped:
+  // going Back to it restores its own time, even realtime over the default span (no params).
+  const STAMP = { ilrsTime: true };
+  const stamped = () => Boolean(history.state && history.state.ilrsTime);
 
   const spanText = (s) => {
     const p = PRESETS.find(([v]) => v === s);
@@ -67,14 +70,14 @@
     return all.length ? `${path}?${all.join("&")}` : path;
   }
 
-  // The hash changed: its time, or (another view opened without one) the time kept, written
-  // back into the URL so that it stays shareable. Runs before console.js routes (loaded first).
+  // The hash changed: its time, or (a link to another view, without one) the time kept,
+  // written back into the URL so that it stays shareable. Runs before console.js routes (this
+  // script is loaded first).
   function fromHash() {
     const got = parse(location.hash);
     if (got) state = { ...got, span: got.span || state.span }; // archive: the span to go back to
-    else if (location.hash === pending) state = { ...REALTIME };
-    else if (query()) history.replaceState(null, "", withTime(location.hash));
-    pending = null;
+    else if (stamped()) state = { ...REALTIME };
+    history.replaceState(STAMP, "", withTime(location.hash));
     paint();
     const now = JSON.stringify(state);
     if (now !== told) {
@@ -88,8 +91,8 @@
     const hash = withTime(location.hash, next);
     $("#tb-msg").textContent = "";
     if (hash === location.hash) { fromHash(); return; }
-    pending = hash;
-    location.hash = hash;
+    location.hash = hash; // a new history entry, stamped before its hashchange arrives
+    history.replaceState(STAMP, "", hash);
   }
 
   window.ilrsTime = {
@@ -213,6 +216,7 @@
 
   const first = parse(location.hash);
   state = first ? { ...first, span: first.span || DEFAULT_SPAN } : { ...REALTIME };
+  history.replaceState(STAMP, "", location.href);
   told = JSON.stringify(state);
   paint();
 })();
