@@ -313,3 +313,31 @@ def test_commands_during_a_replay_go_to_the_live_module_only(station: dict[str, 
         assert module.topics.count(wire.topic(module.root, wire.TC, "suparco", ROVER)) >= 1
     finally:
         http.post(f"/api/replays/{replay}/stop", headers=as_(station, "operator"))
+
+
+def test_the_history_takes_a_window_since_stop(station: dict[str, Any]) -> None:
+    """The console's archive window: the commands requested in [since, stop); a stop that is
+    not a time, or not after since, is refused by name."""
+    http = station["http"]
+    body = {"instrument": ROVER, "command": "set_mode", "args": {"mode": "SAFE"}}
+    r = http.post("/api/commands", json=body, headers=as_(station, "operator"))
+    assert r.status_code == 201, r.text
+    cmd = until(station, r.json()["id"])
+    at = cmd["requested_ns"]
+    h = as_(station, "operator")
+
+    def ids(**q: Any) -> list[str]:
+        r = http.get("/api/commands", params=q, headers=h)
+        assert r.status_code == 200, r.text
+        return [c["id"] for c in r.json()["commands"]]
+
+    assert cmd["id"] in ids(since=at, stop=at + 1)  # since inclusive
+    assert cmd["id"] not in ids(since=at - 10**9, stop=at)  # stop exclusive
+    assert cmd["id"] in ids(stop=at + 1)
+    for q, detail in (
+        ({"stop": "yesterday"}, "stop='yesterday' is not a time"),
+        ({"since": str(at), "stop": str(at)}, "must be before stop"),
+    ):
+        r = http.get("/api/commands", params=q, headers=h)
+        assert r.status_code == 400, r.text
+        assert r.json()["parameter"] == "stop" and detail in r.json()["detail"]

@@ -443,8 +443,8 @@ def test_detail_shows_values_live_and_history_plots(page: Any, up: Up) -> None:
         "() => document.querySelectorAll('#live-plot .u-legend .u-series').length === 1 + 3 + 2",
         timeout=15_000,
     )
-    page.click('#ranges button[data-range="3600"]')
-    sync_api.expect(page.locator('#ranges button[data-range="3600"]')).to_have_attribute(
+    page.click('#tb-presets button[data-range="3600"]')  # the time bar (timebar.js)
+    sync_api.expect(page.locator('#tb-presets button[data-range="3600"]')).to_have_attribute(
         "aria-pressed", "true"
     )
     # a young station: its samples themselves (over RAW_MAX samples: buckets of 6.0 s)

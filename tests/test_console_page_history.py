@@ -70,7 +70,7 @@ def _open_history(tab: Any, site: Site, range_s: int) -> list[list[float | None]
     login(tab, site.url, site.token)
     tab.click(f'.tile[data-instrument="{A}"]')
     tab.select_option("#channel", "batt_v")
-    tab.click(f'#ranges button[data-range="{range_s}"]')
+    tab.click(f'#tb-presets button[data-range="{range_s}"]')  # the time bar (timebar.js)
     tab.wait_for_function(
         "() => Number(document.querySelector('#hist-plot').dataset.points) > 100", timeout=15_000
     )

@@ -108,17 +108,17 @@ def test_event_log_is_live_and_filters(page: Any, up: Up) -> None:
     shot(page, "eventlog-filtered")
     # A window in the past is an archive: nothing there, nothing new arrives.
     page.select_option("#ev-partner", "")
-    page.select_option("#ev-window", "custom")
-    page.fill("#ev-start", "2020-01-01T00:00:00Z")
-    page.fill("#ev-stop", "2020-01-02T00:00:00")
-    page.click("#ev-apply")
+    page.fill("#tb-start", "2020-01-01T00:00:00Z")  # the time bar (timebar.js)
+    page.fill("#tb-stop", "2020-01-02T00:00:00")
+    page.click("#tb-apply")
     expect(page.locator("#ev-mode")).to_have_text("ARCHIVE")
     expect(page.locator("#ev-empty")).to_be_visible()
-    page.fill("#ev-stop", "yesterday")
-    page.click("#ev-apply")
-    expect(page.locator("#ev-msg")).to_contain_text("not a UTC time")
+    page.fill("#tb-stop", "yesterday")
+    page.click("#tb-apply")
+    expect(page.locator("#tb-msg")).to_contain_text("not a UTC time")
     # A row's instrument opens its page; the header's title goes back to the overview.
-    page.select_option("#ev-window", "3600")
+    page.click("#tb-realtime")
+    expect(page.locator("#ev-mode")).to_have_text("LIVE")
     page.locator("#ev-list tr a").first.click()
     expect(page.locator("#detail")).to_be_visible()
     page.click("#home")
@@ -199,8 +199,7 @@ def test_a_live_window_drops_what_leaves_it(page: Any, up: Up) -> None:
     and one already older never enters it (the page's event as the WebSocket hands it over)."""
     login(page, up.url, up.token)
     open_log(page)
-    page.select_option("#ev-window", "900")
-    page.click("#ev-apply")
+    page.click('#tb-presets button[data-range="900"]')  # the time bar (timebar.js)
     expect(page.locator("#ev-mode")).to_have_text("LIVE")
     expect(page.locator("#ev-count")).to_contain_text("entr")  # loaded (a load resets rows)
     inject = """([iid, age_s]) => window.dispatchEvent(new CustomEvent("ilrs:event", {detail: {
@@ -225,8 +224,7 @@ def test_a_live_event_during_a_load_is_kept(page: Any, up: Up) -> None:
           if (String(url).startsWith("/api/events")) {
             await new Promise(s => setTimeout(s, 1500)); window.answered += 1; }
           return r; }; }""")  # the store's answer takes 1.5 s from now on, and is counted
-    page.select_option("#ev-window", "3600")
-    page.click("#ev-apply")
+    page.click('#tb-presets button[data-range="900"]')  # a new window: a load
     expect(page.locator("#ev-count")).to_have_text("loading…")
     page.evaluate("""() => window.dispatchEvent(new CustomEvent("ilrs:event", {detail: {
         kind: "gap", instrument: "cnsa-radon", partner: "cnsa", channel: "", missing: 3,

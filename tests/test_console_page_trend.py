@@ -120,7 +120,7 @@ def test_two_instruments_two_units_the_api_numbers_a_gap_and_the_url(page: Any, 
     page.click("#nav-trend")
     expect(page.locator("#trend")).to_be_visible()
     expect(page.locator("#overview")).to_be_hidden()
-    page.click('#tr-ranges button[data-range="900"]')
+    page.click('#tb-presets button[data-range="900"]')  # the time bar (timebar.js)
     add(page, ROVER)
     add(page, EPS)
     assert "p=sup-rover-1/batt_v,cnsa-eps/batt_t" in page.evaluate("location.hash")
@@ -182,7 +182,7 @@ def test_band_zoomed_out_samples_zoomed_in_and_the_export(page: Any, up: Up) -> 
     # few samples per bucket on a young station: buckets from 50 samples on, for this test
     page.evaluate("() => { window.ilrsTrend.rawMax = 50; }")
     n = loads(page)
-    page.click('#tr-ranges button[data-range="3600"]')
+    page.click('#tb-presets button[data-range="3600"]')
     wait_loads(page, n + 1)
     trend = page.evaluate(TREND)
     assert [s["mode"] for s in trend["series"]] == ["buckets", "buckets"]
@@ -227,7 +227,7 @@ def test_band_zoomed_out_samples_zoomed_in_and_the_export(page: Any, up: Up) -> 
     assert "start=" in page.url and "stop=" in page.url and "range=" not in page.url
     assert zoomed["stop_ns"] - zoomed["start_ns"] < 0.05 * 3600 * NS
     assert [s["mode"] for s in zoomed["series"]] == ["raw", "raw"]
-    assert not page.is_checked("#tr-live")
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "archive")
     # the export: what is plotted, row by row
     with page.expect_download() as dl:
         page.click("#tr-export")
@@ -283,7 +283,7 @@ def test_the_header_search_adds_to_the_trend(page: Any, up: Up) -> None:
     before = page.evaluate(TREND)
     assert [s["param"] for s in before["series"]] == [ROVER, EPS]
     # live: the window follows the clock (a refresh every 3 s for the last 15 min)
-    assert page.is_checked("#tr-live")
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "realtime")
     wait_loads(page, n + 2)
     after = page.evaluate(TREND)
     assert after["stop_ns"] > before["stop_ns"]

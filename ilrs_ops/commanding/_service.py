@@ -338,8 +338,10 @@ class Commander:
         state: str | None = None,
         since_ns: int | None = None,
         limit: int = 200,
+        stop_ns: int | None = None,
     ) -> list[Record]:
-        """The records ``actor`` may see, newest first."""
+        """The records ``actor`` may see, newest first; requested in [since_ns, stop_ns) when
+        given (the console's archive window)."""
         out = [
             r
             for r in self.records.values()
@@ -347,6 +349,7 @@ class Commander:
             and (instrument is None or r.instrument == instrument)
             and (state is None or r.stage == state or (state == "open" and not r.final))
             and (since_ns is None or r.requested_ns >= since_ns)
+            and (stop_ns is None or r.requested_ns < stop_ns)
         ]
         out.sort(key=lambda r: r.requested_ns, reverse=True)
         return out[:limit]

@@ -148,12 +148,22 @@ def history(
     state: Annotated[str | None, Query(description="a stage, or open: not final")] = None,
     since: Annotated[str | None, Query(description="requested at or after (UTC ISO or ns)")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+    stop: Annotated[
+        str | None, Query(description="requested before, exclusive (UTC ISO or ns)")
+    ] = None,
 ) -> dict[str, Any]:
-    """The command history (last 30 days; older stages stay in the store), newest first."""
+    """The command history (last 30 days; older stages stay in the store), newest first;
+    with ``since`` and ``stop``, the commands requested in [since, stop)."""
     if state is not None and state not in STATES:
         raise BadRequestError(f"state {state!r} is not one of {', '.join(STATES)}", "state")
     since_ns = parse_time(since, "since")
-    records = cmd.history(principal, instrument, state, since_ns, limit)
+    stop_ns = parse_time(stop, "stop")
+    if since_ns is not None and stop_ns is not None and since_ns >= stop_ns:
+        raise BadRequestError(
+            f"since ({since_ns}) must be before stop ({stop_ns}): the window is [since, stop)",
+            "stop",
+        )
+    records = cmd.history(principal, instrument, state, since_ns, limit, stop_ns)
     return {"commands": [_show(principal, r) for r in records]}
 
 

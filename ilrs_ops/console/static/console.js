@@ -275,7 +275,9 @@
     } else if (msg.type === "event") {
       tell("event", msg.event);
       if (msg.event.alarm) liveAlarm(msg.event.alarm);
-      if (detail && detail.id === msg.event.instrument) addEvent(msg.event, true);
+      if (detail && detail.id === msg.event.instrument && window.ilrsTime.state().live) {
+        addEvent(msg.event, true);
+      }
     } else if (msg.type === "replay") {
       putReplay(msg.replay);
       tell("replay", msg.replay);
@@ -704,16 +706,23 @@
 
   // ------------------------------------------------------------------ routing
 
+  // The view is the hash up to "?"; after it come the view's own parameters (the trend's) and
+  // the time conductor's (timebar.js), which a view follows through `ilrs:time`.
+  let routed = null; // the view path last opened
   function route() {
     if (!token) return;
-    const m = location.hash.match(/^#\/i\/([^/]+)(?:\/(.+))?$/);
-    const view = m ? "detail" : location.hash === "#/events" ? "events"
-      : location.hash === "#/links" ? "links"
-      : /^#\/packets(\/|$)/.test(location.hash) ? "packets"
-      : /^#\/trend(\?|$)/.test(location.hash) ? "trend"
-      : /^#\/(profiles|audit|export)$/.test(location.hash) ? location.hash.slice(2) // tools.js
+    const path = location.hash.split("?")[0];
+    const m = path.match(/^#\/i\/([^/]+)(?:\/(.+))?$/);
+    const view = m ? "detail" : path === "#/events" ? "events"
+      : path === "#/links" ? "links"
+      : /^#\/packets(\/|$)/.test(path) ? "packets"
+      : path === "#/trend" ? "trend"
+      : /^#\/(profiles|audit|export)$/.test(path) ? path.slice(2) // tools.js
       : "overview";
+    const same = path === routed;
+    routed = path;
     tell("route", { view });
+    if (m && same && detail) return; // only the time changed: the detail follows ilrs:time
     if (m) openDetail(decodeURIComponent(m[1]), m[2] ? decodeURIComponent(m[2]) : null);
     else if (view !== "overview") { // events.js, links.js, packets.js, trend.js, tools.js
       closeDetail();
@@ -772,7 +781,7 @@
     $("#channel").replaceChildren();
     $("#live-plot").replaceChildren();
     $("#hist-plot").replaceChildren();
-    const d = { id, info: null, channel: null, live: null, range: 300 };
+    const d = { id, info: null, channel: null, live: null, histSeq: 0 };
     detail = d;
     let info;
     try { info = await api(`/api/instruments/${encodeURIComponent(id)}`); } catch (e) {
@@ -801,7 +810,10 @@
       $("#channel").prepend(el("option", { value: asked.name, text: asked.name }));
     }
     d.channel = asked ? asked.name : worst ? worst.name : plottable.length ? plottable[0].name : null;
-    for (const e of info.recent_events.slice().reverse()) addEvent(e, false);
+    paintLiveMode();
+    if (window.ilrsTime.state().live) {
+      for (const e of info.recent_events.slice().reverse()) addEvent(e, false);
+    } else loadDetailEvents(d);
     tell("detail", { id, info });
     paintDetailStatus(tiles.get(id) || info.status);
     $("#back").focus();
@@ -838,12 +850,38 @@
   }
 
   $("#channel").addEventListener("change", (e) => selectChannel(e.target.value));
-  for (const b of document.querySelectorAll("#ranges button")) {
-    b.addEventListener("click", () => {
-      for (const o of document.querySelectorAll("#ranges button"))
-        o.setAttribute("aria-pressed", String(o === b));
-      if (detail) { detail.range = Number(b.dataset.range); loadHistory(); }
-    });
+  // The time conductor moved: the history and the events show its window. In archive the live
+  // plot and the event list stand still (the values table, live status, keeps going).
+  window.addEventListener("ilrs:time", () => {
+    const d = detail;
+    if (!d || d.statusOnly || !d.info) return;
+    paintLiveMode();
+    loadDetailEvents(d);
+    if (window.ilrsTime.state().live) selectChannel(d.channel); // the live plot seeded anew
+    else loadHistory();
+  });
+  function paintLiveMode() {
+    const live = window.ilrsTime.state().live;
+    $("#live-title").textContent = live ? "Live" : "Live (paused: archive)";
+    $("#live-plot").dataset.paused = String(!live);
+    $("#events-title").textContent = live ? "Recent events" : "Events in the window";
+  }
+  // Realtime: the detail's own recent events (last 24 h, newest 50), then the live ones;
+  // archive: the newest 50 of the window, from the store.
+  async function loadDetailEvents(d) {
+    const w = window.ilrsTime.window();
+    let list;
+    try {
+      if (w.live) list = (await api(`/api/instruments/${encodeURIComponent(d.id)}`)).recent_events;
+      else {
+        const q = new URLSearchParams({ instrument: d.id, start: String(w.start),
+          stop: String(w.stop), limit: "50" });
+        list = (await api(`/api/events?${q}`)).events;
+      }
+    } catch (e) { return; }
+    if (detail !== d || w.live !== window.ilrsTime.state().live) return;
+    $("#events").replaceChildren();
+    for (const e of list.slice().reverse()) addEvent(e, false);
   }
 
   function paintDetailStatus(t) {
@@ -1029,6 +1067,7 @@
   function pushLive(t) {
     const d = detail;
     if (!d || !d.livePlot || !d.live || !t.values || !t.last_packet_time_ns) return;
+    if (!window.ilrsTime.state().live) return; // archive: nothing moves
     const v = t.values[d.channel];
     if (!v) return;
     const x = t.last_packet_time_ns / NS;
@@ -1073,9 +1112,9 @@
     const d = detail;
     if (!d || !d.channel) return;
     const name = d.channel;
-    const range = d.range;
-    const stop = Date.now() * 1e6;
-    const start = stop - range * NS;
+    const { start, stop } = window.ilrsTime.window(); // timebar.js
+    const range = (stop - start) / NS;
+    const my = ++d.histSeq;
     $("#hist-info").textContent = "loading…";
     const base = `/api/instruments/${encodeURIComponent(d.id)}/telemetry?channels=` +
       `${encodeURIComponent(name)}&start=${start}&stop=${stop}`;
@@ -1090,7 +1129,7 @@
       if (detail === d) $("#hist-info").textContent = `history unavailable: ${e.message}`;
       return;
     }
-    if (detail !== d || d.channel !== name || d.range !== range) return;
+    if (detail !== d || d.channel !== name || d.histSeq !== my) return;
     const width = range / buckets; // s
     const period = Number(d.info.expected_period_s) || 1;
     const x = [], mean = [], lo = [], hi = [];

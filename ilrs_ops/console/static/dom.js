@@ -1,5 +1,5 @@
 /* ILRS operations console: the helpers every script of the page uses, loaded first: two for
-   the DOM, and the UTC time labels of every plot (uPlot time in seconds). */
+   the DOM, the UTC time labels of every plot (uPlot time in seconds), and typed UTC times. */
 "use strict";
 window.ilrsDom = {
   $: (sel) => document.querySelector(sel),
@@ -29,5 +29,16 @@ window.ilrsDom = {
       day = d;
       return label;
     });
+  },
+  /** A typed UTC time in ns: "2026-12-03 17:00:00", "2026-12-03T17:00Z", "17:00" (today);
+      naive times are UTC, as the API reads them. "" -> null; not a time -> NaN. */
+  parseUtc: (text) => {
+    const t = text.trim();
+    if (!t) return null;
+    let s = t.replace(" ", "T");
+    if (/^\d\d:\d\d(:\d\d)?$/.test(s)) s = `${new Date().toISOString().slice(0, 10)}T${s}`;
+    if (!/[zZ]|[+-]\d\d:?\d\d$/.test(s)) s += "Z";
+    const ms = Date.parse(s);
+    return Number.isNaN(ms) ? NaN : ms * 1e6;
   },
 };

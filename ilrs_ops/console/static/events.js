@@ -30,10 +30,7 @@
     return doc;
   }
 
-  const utc = (ns) => {
-    const iso = new Date(ns / 1e6).toISOString();
-    return `${iso.slice(0, 10)} ${iso.slice(11, 23)}Z`;
-  };
+  const utc = (ns) => window.ilrsDom.isoUtc(ns / 1e9, true);
 
   // ------------------------------------------------------------------ session and route
 
@@ -96,43 +93,19 @@
   $("#ev-partner").addEventListener("change", () => { fillInstruments(); apply(); });
   $("#ev-instrument").addEventListener("change", apply);
   kindsEl.addEventListener("change", apply);
-  $("#ev-window").addEventListener("change", () => {
-    const custom = $("#ev-window").value === "custom";
-    $("#ev-start").disabled = !custom;
-    $("#ev-stop").disabled = !custom;
-    if (custom && !$("#ev-start").value) {
-      $("#ev-start").value = new Date(Date.now() - 3600e3).toISOString().slice(0, 19) + "Z";
-    }
-    if (custom) $("#ev-start").focus(); else apply();
-  });
   $("#ev-filters").addEventListener("submit", (ev) => { ev.preventDefault(); apply(); });
+  window.addEventListener("ilrs:time", () => { if (shown) apply(); }); // timebar.js
 
-  // typed UTC: ISO with or without Z (naive is UTC), as the API reads it
-  function typed(id) {
-    const text = $(id).value.trim();
-    if (!text) return null;
-    const ms = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text}Z`);
-    if (Number.isNaN(ms)) throw new Error(`${text} is not a UTC time: write 2026-12-03T10:00:00Z`);
-    return ms * 1e6;
-  }
-
+  // The window is the time conductor's (timebar.js): realtime slides (rows older than it age
+  // out, new ones come live); archive is [start, stop) and stands still.
   function apply() {
     $("#ev-msg").textContent = "";
     const kinds = new Set([...kindsEl.querySelectorAll("input:checked")].map((b) => b.value));
     const f = { partner: $("#ev-partner").value, instrument: $("#ev-instrument").value, kinds };
-    const w = $("#ev-window").value;
-    try {
-      if (w === "custom") {
-        f.start_ns = typed("#ev-start");
-        f.stop_ns = typed("#ev-stop");
-        if (f.start_ns === null) throw new Error("give a start time");
-        if (f.stop_ns !== null && f.stop_ns <= f.start_ns) throw new Error("From must be before To");
-      } else {
-        f.window_ns = Number(w) * 1e9; // "last 1 h" slides: rows older than it age out
-        f.start_ns = Date.now() * 1e6 - f.window_ns;
-        f.stop_ns = null;
-      }
-    } catch (e) { $("#ev-msg").textContent = e.message; return; }
+    const w = window.ilrsTime.window();
+    f.start_ns = w.start;
+    f.window_ns = w.live ? w.stop - w.start : null;
+    f.stop_ns = w.live ? null : w.stop;
     filter = f;
     const live = f.stop_ns === null;
     const mode = $("#ev-mode");
@@ -208,6 +181,7 @@
     }
     if (f.kinds.has("command")) {
       const c = new URLSearchParams({ since: String(Math.floor(f.start_ns)), limit: "1000" });
+      if (f.stop_ns !== null) c.set("stop", String(Math.floor(f.stop_ns)));
       if (f.instrument) c.set("instrument", f.instrument);
       asks.push(get(`/api/commands?${c}`).then((d) => d.commands.map(commandRow)));
     }

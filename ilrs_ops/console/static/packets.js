@@ -53,7 +53,7 @@
     if (want) nav.setAttribute("aria-current", "page"); else nav.removeAttribute("aria-current");
     $("#packets").hidden = !want;
     if (want) {
-      const m = location.hash.match(/^#\/packets\/(.+)$/);
+      const m = location.hash.split("?")[0].match(/^#\/packets\/(.+)$/);
       const asked = m ? decodeURIComponent(m[1]) : null;
       const sel = $("#pk-instrument");
       if (asked && [...sel.options].some((o) => o.value === asked)) sel.value = asked;
@@ -96,10 +96,11 @@
     if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;
     if (shown) load();
   }
-  for (const id of ["#pk-instrument", "#pk-kind", "#pk-window", "#pk-limit"]) {
+  for (const id of ["#pk-instrument", "#pk-kind", "#pk-limit"]) {
     $(id).addEventListener("change", () => {
       if (id === "#pk-instrument" && $(id).value) {
-        history.replaceState(null, "", `#/packets/${encodeURIComponent($(id).value)}`);
+        history.replaceState(null, "",
+          window.ilrsTime.withTime(`#/packets/${encodeURIComponent($(id).value)}`));
       }
       load();
     });
@@ -122,9 +123,9 @@
     }
     const id = $("#pk-instrument").value;
     if (!id) { show([], "No instrument whose packets this token may read."); return; }
-    const start = Date.now() * 1e6 - Number($("#pk-window").value) * 1e9;
+    const w = window.ilrsTime.window(); // the time conductor's (timebar.js)
     const q = new URLSearchParams({ limit: $("#pk-limit").value,
-      start: String(Math.floor(start)) });
+      start: String(Math.floor(w.start)), stop: String(Math.floor(w.stop)) });
     const kind = $("#pk-kind").value;
     if (id !== UNKNOWN) q.set("kind", kind);
     const path = id === UNKNOWN ? `/api/packets/unknown?${q}`

@@ -3,13 +3,15 @@
  *             one): the text with line numbers, the API's located problems beside it (a click
  *             puts the cursor on the line), success once the instrument is live on the page.
  *             Operators any partner, a partner its own, viewers none (as the API).
- * #/audit     operators: GET /api/audit filtered by who, action, instrument and window, newest
- *             first, a page at a time (the older page ends where this one starts).
+ * #/audit     operators: GET /api/audit filtered by who, action and instrument over the time
+ *             bar's window (timebar.js), newest first, a page at a time (the older page ends
+ *             where this one starts).
  * #/export    GET /api/instruments/{id}/export as a form: channels, window, Parquet/CSV/Arrow;
  *             the file downloads under the name the API gives it (instrument and window). */
 "use strict";
 (() => {
   const { $, el } = window.ilrsDom; // dom.js
+  const { isoUtc, parseUtc } = window.ilrsDom;
   const NS = 1e9;
   const AUDIT_KINDS = ["ack", "shelve", "unshelve", "profile"];
   let token = null;
@@ -34,21 +36,8 @@
     if (!res.r.ok) throw new Error(why(res));
     return res.doc;
   }
-  const utc = (ns) => {
-    const iso = new Date(ns / 1e6).toISOString();
-    return `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
-  };
+  const utc = (ns) => isoUtc(ns / NS);
   const hexApid = (a) => `0x${a.toString(16).padStart(3, "0")}`;
-  // "2026-12-03 17:00:00", "2026-12-03T17:00Z", "17:00": UTC; "" -> null; bad -> NaN
-  function parseUtc(text) {
-    const t = text.trim();
-    if (!t) return null;
-    let s = t.replace(" ", "T");
-    if (/^\d\d:\d\d(:\d\d)?$/.test(s)) s = `${new Date().toISOString().slice(0, 10)}T${s}`;
-    if (!/[zZ]|[+-]\d\d:?\d\d$/.test(s)) s += "Z";
-    const ms = Date.parse(s);
-    return Number.isNaN(ms) ? NaN : ms * 1e6;
-  }
   function option(value, text, selected) {
     const o = el("option", { value, text });
     if (selected) o.selected = true;
@@ -298,11 +287,6 @@
       el("label", {}, "Action ", el("select", { id: "au-kind" }, option("", "any"),
         ...AUDIT_KINDS.map((k) => option(k, k)))),
       el("label", {}, "Instrument ", el("select", { id: "au-instrument" }, option("", "all"))),
-      el("label", {}, "Window ", el("select", { id: "au-window" },
-        option("3600", "last 1 h"), option("86400", "last 1 day"), option("604800", "last 7 days", true),
-        option("2592000", "last 30 days"), option("custom", "from … to (UTC)"))),
-      el("label", {}, "From ", el("input", { id: "au-start", size: "20", placeholder: "2026-12-03 10:00:00", disabled: "" })),
-      el("label", {}, "To ", el("input", { id: "au-stop", size: "20", placeholder: "now", disabled: "" })),
       el("label", {}, "Per page ", el("select", { id: "au-limit" }, option("10", "10"),
         option("25", "25"), option("50", "50", true), option("100", "100"), option("200", "200"))),
       el("button", { type: "submit", id: "au-apply", text: "Apply" })),
@@ -321,24 +305,14 @@
   let auPages = []; // stop of each page shown so far, ns as a decimal string (first: the window's)
   let auSeq = 0;
 
-  $("#au-window").addEventListener("change", () => {
-    const custom = $("#au-window").value === "custom";
-    $("#au-start").disabled = !custom;
-    $("#au-stop").disabled = !custom;
-    if (custom) $("#au-start").focus();
-  });
-
+  // The time bar's window; realtime's ends a ms after now, so that what was just done is in it.
   function auWindow() {
-    if ($("#au-window").value !== "custom") {
-      const stop = Date.now() * 1e6 + 1e6;
-      return { start: stop - Number($("#au-window").value) * NS, stop };
-    }
-    const start = parseUtc($("#au-start").value);
-    const stop = parseUtc($("#au-stop").value);
-    if (start === null || Number.isNaN(start)) throw new Error("From: write a UTC time, e.g. 2026-12-03 10:00:00");
-    if (Number.isNaN(stop)) throw new Error("To: write a UTC time, or nothing for now");
-    return { start, stop: stop === null ? Date.now() * 1e6 + 1e6 : stop };
+    const w = window.ilrsTime.window();
+    return w.live ? { start: w.start, stop: w.stop + 1e6 } : w;
   }
+  window.addEventListener("ilrs:time", () => {
+    if (view === "audit" && allowed("audit")) { auPage = 0; auLoad(0); }
+  });
 
   function detailText(a) {
     const d = { ...a.detail };
@@ -362,8 +336,7 @@
   async function auLoad(page) {
     const mine = ++auSeq;
     $("#au-msg").textContent = "";
-    let w;
-    try { w = auWindow(); } catch (err) { $("#au-msg").textContent = err.message; return; }
+    const w = auWindow();
     if (page === 0) auPages = [String(BigInt(Math.round(w.stop)))];
     const q = new URLSearchParams({ start: String(BigInt(Math.round(w.start))),
       stop: auPages[page], limit: $("#au-limit").value });

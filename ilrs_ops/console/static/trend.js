@@ -1,7 +1,8 @@
 /* ILRS operations console: Trending (#/trend). Several parameters of any instruments on one
  * UTC time axis, one y-axis per unit. The trend is the URL hash, so it can be shared:
- * #/trend?p=cnsa-eps/bus_v,sup-rover-1/batt_v&range=3600 (live: the last hour, followed) or
- * &start=ISO&stop=ISO (a fixed window, e.g. after a drag zoom). Data: GET
+ * #/trend?p=cnsa-eps/bus_v,sup-rover-1/batt_v, then the time conductor's window (timebar.js):
+ * &range=3600 (realtime: the last hour, followed) or &start=ISO&stop=ISO (archive, e.g. after
+ * a drag zoom). Data: GET
  * /api/instruments/{id}/telemetry, one request per instrument: min/max/mean buckets of the
  * rollups when the window holds many samples, the samples themselves when few. A bucket with
  * no samples, or samples further apart than 3 periods, is drawn as a gap. The API scopes it:
@@ -11,13 +12,12 @@
   const { $, el } = window.ilrsDom; // dom.js
   const { isoUtc: utc, timeTicks } = window.ilrsDom;
   const NS = 1e9;
-  const PRESETS = [[900, "15 min"], [3600, "1 h"], [86400, "1 day"]];
   const GAP_PERIODS = 3;
   const COLORS = ["#6cb6ff", "#ffb454", "#7fd699", "#f07178", "#c792ea", "#4dd0e1",
     "#ffd54f", "#a1887f"];
   let token = null;
   let shown = false;
-  let state = null; // {params: [{inst, chan}], range, start, stop} from the hash
+  let state = null; // {params: [{inst, chan}]} from the hash
   let loaded = ""; // the hash the plot shows
   let plot = null;
   let seq = 0;
@@ -41,11 +41,6 @@
     "aria-labelledby": "trend-title" },
   el("div", { class: "row" },
     el("h2", { id: "trend-title", tabindex: "-1", text: "Trending" }),
-    el("div", { role: "group", "aria-label": "Trend window", id: "tr-ranges" },
-      ...PRESETS.map(([s, t]) => el("button", { type: "button", "data-range": String(s),
-        "aria-pressed": "false", text: `Last ${t}` }))),
-    el("label", { title: "follow the newest data" },
-      el("input", { type: "checkbox", id: "tr-live" }), " Live"),
     el("span", { id: "tr-window", class: "meta", role: "status" }),
     el("button", { type: "button", id: "tr-export", text: "Export CSV",
       title: "the plotted series, as shown (buckets or samples), as CSV" })),
@@ -55,8 +50,8 @@
       placeholder: "instrument/channel, or search words" }),
     el("datalist", { id: "tr-options" }),
     el("button", { type: "submit", id: "tr-add-ok", text: "Add" }),
-    el("span", { class: "help", text: "times in UTC; drag to zoom in, double-click for the " +
-      "last preset" })),
+    el("span", { class: "help", text: "the time bar's window, in UTC; drag to zoom in (an " +
+      "archive window), double-click for realtime" })),
   el("p", { id: "tr-msg", class: "error", role: "alert" }),
   el("div", { id: "tr-plot", class: "plot tr-plot", "aria-label": "Trend plot" }),
   el("p", { id: "tr-info", class: "meta", role: "status" }),
@@ -80,21 +75,11 @@
         params.push({ inst: s.slice(0, i), chan: s.slice(i + 1) });
       }
     }
-    const t = (v) => { const ms = v ? Date.parse(v) : NaN; return Number.isNaN(ms) ? null : ms * 1e6; };
-    const start = t(q.get("start")), stop = t(q.get("stop"));
-    const range = Number(q.get("range")) || 3600;
-    if (start !== null && stop !== null && stop > start) return { params, range, start, stop };
-    return { params, range, start: null, stop: null };
+    return { params };
   }
   function hashOf(s) {
-    const parts = [`p=${s.params.map(key).join(",")}`];
-    if (s.start !== null) {
-      parts.push(`start=${new Date(s.start / 1e6).toISOString()}`,
-        `stop=${new Date(s.stop / 1e6).toISOString()}`);
-    } else {
-      parts.push(`range=${s.range}`);
-    }
-    return `#/trend?${parts.join("&")}`;
+    const time = window.ilrsTime.query(); // timebar.js
+    return `#/trend?p=${s.params.map(key).join(",")}${time ? `&${time}` : ""}`;
   }
   const go = (s) => { location.hash = hashOf(s); };
 
@@ -132,17 +117,13 @@
   function apply() {
     state = parse(location.hash);
     loaded = location.hash;
-    for (const b of section.querySelectorAll("#tr-ranges button")) {
-      b.setAttribute("aria-pressed", String(state.start === null &&
-        Number(b.dataset.range) === state.range));
-    }
-    $("#tr-live").checked = state.start === null;
     stopLive();
     load();
-    if (state.start === null) {
+    const w = window.ilrsTime.window();
+    if (w.live) {
       // follow: a refresh about every 1/300 of the window (2 s for 15 min, ~5 min for a day)
       timer = setInterval(() => { if (shown && !document.hidden && !dragging) load(); },
-        Math.max(2000, state.range * 1000 / 300));
+        Math.max(2000, w.span * 1000 / 300));
     }
   }
 
@@ -212,10 +193,10 @@
     const s = state;
     const my = ++seq;
     const box = $("#tr-plot");
-    const stop = s.start === null ? Date.now() * 1e6 : s.stop;
-    const start = s.start === null ? stop - s.range * NS : s.start;
+    const w = window.ilrsTime.window();
+    const { start, stop } = w;
     $("#tr-window").textContent = `${utc(start / NS)} – ${utc(stop / NS)}` +
-      (s.start === null ? " · LIVE" : "");
+      (w.live ? " · following" : "");
     box.dataset.state = "loading";
     const buckets = Math.max(100, Math.min(2000, Math.round(box.clientWidth || 1000)));
     const groups = new Map();
@@ -364,23 +345,14 @@
     if (u.select.width < 5) return;
     const a = u.posToVal(u.select.left, "x"), b = u.posToVal(u.select.left + u.select.width, "x");
     u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-    go({ ...state, start: Math.round(a * 1e3) * 1e6, stop: Math.round(b * 1e3) * 1e6 });
+    window.ilrsTime.archive(Math.round(a * 1e3) * 1e6, Math.round(b * 1e3) * 1e6);
   }
 
   // ------------------------------------------------------------------ controls
 
-  $("#tr-ranges").addEventListener("click", (ev) => {
-    const b = ev.target.closest("button[data-range]");
-    if (b) go({ ...state, range: Number(b.dataset.range), start: null, stop: null });
-  });
-  $("#tr-live").addEventListener("change", (ev) => {
-    if (ev.target.checked) { go({ ...state, start: null, stop: null }); return; }
-    const stop = Date.now() * 1e6; // freeze what is shown now
-    go({ ...state, start: stop - state.range * NS, stop });
-  });
   $("#tr-plot").addEventListener("mousedown", () => { dragging = true; });
   window.addEventListener("mouseup", () => { dragging = false; });
-  $("#tr-plot").addEventListener("dblclick", () => go({ ...state, start: null, stop: null }));
+  $("#tr-plot").addEventListener("dblclick", () => window.ilrsTime.realtime());
   $("#tr-list").addEventListener("click", (ev) => {
     const b = ev.target.closest("button.tr-rm");
     if (b) go({ ...state, params: state.params.filter((p) => key(p) !== b.dataset.param) });
