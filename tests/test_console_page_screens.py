@@ -222,6 +222,19 @@ def test_the_audit_log_lists_the_uploads_with_who(page: Any, up: Up) -> None:
     only_local(page, up.url)
 
 
+def test_a_reload_on_a_tool_opens_it_for_who_is_logged_in(page: Any, up: Up) -> None:
+    """A tool opened before the session is known is judged again once it is: it said "for
+    operators" to an operator when the route came first."""
+    login(page, up.url, up.token)
+    open_tool(page, "#nav-audit", "#audit")
+    expect(page.locator("#au-count")).to_contain_text("action")  # loaded
+    page.reload()
+    expect(page.locator("#audit")).to_be_visible(timeout=30_000)  # a busy server starts slowly
+    expect(page.locator("#au-count")).to_contain_text("action")
+    expect(page.locator("#audit .denied-msg")).to_be_empty()
+    expect(page.locator("#audit")).not_to_have_class(re.compile("denied"))
+
+
 def test_the_audit_log_pages_back(page: Any, up: Up) -> None:
     """More actions than a page: "Older" shows the ones before, none twice, none left out."""
     text = rover("sup-rover-8", "0x2A9", "Eighth rover")

@@ -523,11 +523,16 @@
     menu.hidden = !token || !you || you.role === "viewer";
     $("#nav-audit").hidden = !isOperator();
     $("#au-list").replaceChildren();
-    if (!token) { for (const [s] of Object.values(VIEWS)) s.hidden = true; view = null; }
+    if (!token) { for (const [s] of Object.values(VIEWS)) s.hidden = true; view = null; return; }
+    // A view opened before the session was known (a reload on #/audit) was judged without
+    // knowing who asks: judge it again now.
+    if (view) { const open = view; view = null; show(open); }
   });
 
-  window.addEventListener("ilrs:route", async (ev) => {
-    const want = VIEWS[ev.detail.view] ? ev.detail.view : null;
+  window.addEventListener("ilrs:route", (ev) => show(ev.detail.view));
+
+  async function show(name) {
+    const want = VIEWS[name] ? name : null;
     for (const [v, sel] of Object.entries(LINKS)) {
       if (v === want) $(sel).setAttribute("aria-current", "page"); else $(sel).removeAttribute("aria-current");
     }
@@ -557,5 +562,5 @@
       auLoad(0);
     }
     if (want === "export") { exInstruments(); exChannels(); }
-  });
+  }
 })();
