@@ -137,7 +137,12 @@ def test_two_instruments_two_units_the_api_numbers_a_gap_and_the_url(page: Any, 
         ref = api(up, inst, chan, trend["start_ns"], trend["stop_ns"])["columns"]
         want = [(t / NS, v) for t, v in zip(ref["time"], ref[chan], strict=True)]
         got = [(x, v) for x, v in values(page, param) if v is not None]
+        # Packets of the window's last seconds may have come in since the page asked: an
+        # instrument's packets arrive in time order, so those are after its last point.
+        late = [w for w in want if w[0] > got[-1][0] + 1e-6]
+        want = want[: len(want) - len(late)]
         assert len(got) == len(want) > 20, param
+        assert len(late) <= 5, (param, late)
         for (gx, gv), (wx, wv) in zip(got, want, strict=True):
             assert gx == pytest.approx(wx, abs=1e-6)
             assert gv == pytest.approx(wv)
