@@ -272,6 +272,7 @@
       if (isNew) renderOverview(); else paintTile(t);
       paintAlarmNow(t);
       if (detail && detail.id === t.instrument) { paintDetailStatus(t); pushLive(t); }
+      tell("status", t); // dashboards.js
     } else if (msg.type === "event") {
       tell("event", msg.event);
       if (msg.event.alarm) liveAlarm(msg.event.alarm);
@@ -717,6 +718,7 @@
       : path === "#/links" ? "links"
       : /^#\/packets(\/|$)/.test(path) ? "packets"
       : path === "#/trend" ? "trend"
+      : /^#\/dashboards(\/[^/]+)?$/.test(path) ? "dashboards" // dashboards.js
       : /^#\/(profiles|audit|export)$/.test(path) ? path.slice(2) // tools.js
       : "overview";
     const same = path === routed;
@@ -955,6 +957,9 @@
   }
 
   window.ilrsEventText = eventText; // the station-wide log (events.js) words events alike
+  // dashboards.js shows values and plots as the instrument page does, with these
+  window.ilrsShow = { withUnits, fmtValue, scalar, withGaps, makePlot, setPlotData,
+    get gapPeriods() { return GAP_PERIODS; } };
 
   function addEvent(e, fresh) {
     const list = $("#events");
