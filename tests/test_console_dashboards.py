@@ -7,6 +7,7 @@ against a stale version is a 409; every change is in the audit trail; files on d
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from typing import Any
 
@@ -87,6 +88,24 @@ def test_a_stale_version_is_a_409(console: Running, http: httpx.Client) -> None:
     no_version = http.put(url, headers=op, json=board("third", A))
     assert no_version.status_code == 422 and no_version.json()["parameter"] == "version"
     assert http.delete(url, headers=op, params={"version": 2}).status_code == 200
+
+
+def test_concurrent_saves_of_one_version_keep_exactly_one(console: Running) -> None:
+    op = console.headers("operator")
+    with httpx.Client(base_url=console.url, timeout=10) as http:
+        made = make(http, console, "operator", board("Race", A))
+    url = f"/api/dashboards/{made['id']}"
+
+    def save(k: int) -> int:
+        with httpx.Client(base_url=console.url, timeout=10) as c:
+            return c.put(url, headers=op, json=board(f"writer {k}", A) | {"version": 1}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(save, range(8)))
+    assert codes == [200] + [409] * 7
+    with httpx.Client(base_url=console.url, timeout=10) as http:
+        assert http.get(url, headers=op).json()["version"] == 2
+        assert http.delete(url, headers=op).status_code == 200
 
 
 @pytest.mark.parametrize(

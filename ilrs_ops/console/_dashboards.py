@@ -11,11 +11,14 @@ the tiles do) and change none. ``private`` dashboards are seen by their owner (a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +34,7 @@ GRID_COLUMNS = 12
 MAX_ROWS = 100
 MAX_WIDGETS = 48
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+LOCK_FILE = ".lock"  # a dot file: not a dashboard
 
 WidgetKind = Literal["value", "plot", "alarms"]
 Visibility = Literal["shared", "private"]
@@ -159,12 +163,23 @@ def may_change(principal: Principal, board: Dashboard | None) -> None:
 
 
 class DashboardBook:
-    """The dashboards of one console, one JSON file each in ``folder``. A lock keeps the
-    version check and the write of one process together; files are replaced atomically."""
+    """The dashboards of one console, one JSON file each in ``folder``. The version check and
+    the write happen under a lock: a thread lock, and a lock file (``flock``) for other
+    console processes on the same data folder; files are replaced atomically."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.folder / LOCK_FILE, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def _path(self, board_id: str) -> Path:
         if not _ID.match(board_id):
@@ -197,7 +212,7 @@ class DashboardBook:
 
     def create(self, body: DashboardIn, principal: Principal) -> Dashboard:
         now = time.time_ns()
-        with self._lock:
+        with self._locked():
             board_id = secrets.token_urlsafe(6).replace("_", "x").replace("-", "y")
             board = Dashboard(
                 id=board_id, name=body.name, owner=principal.name, owner_role=principal.role,
@@ -211,7 +226,7 @@ class DashboardBook:
         self, board_id: str, body: DashboardIn, principal: Principal, catalog: Catalog
     ) -> tuple[Dashboard, Dashboard]:
         """The dashboard before and after; 409 when ``body.version`` is not the stored one."""
-        with self._lock:
+        with self._locked():
             old = self.get(board_id)
             may_change(principal, old)
             if not may_see(principal, old, catalog):
@@ -237,7 +252,7 @@ class DashboardBook:
     def delete(
         self, board_id: str, version: int | None, principal: Principal, catalog: Catalog
     ) -> Dashboard:
-        with self._lock:
+        with self._locked():
             old = self.get(board_id)
             may_change(principal, old)
             if not may_see(principal, old, catalog):

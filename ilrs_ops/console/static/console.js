@@ -7,7 +7,7 @@
   const NS = 1e9;
   const LIVE_KEEP = 600; // points in the live plot
   const { $, el } = window.ilrsDom; // dom.js
-  const { isoUtc, timeTicks } = window.ilrsDom;
+  const { isoUtc, timeTicks, pushPoint } = window.ilrsDom;
 
   let token = sessionStorage.getItem(KEY);
   let ws = null;
@@ -1075,19 +1075,10 @@
     if (!window.ilrsTime.state().live) return; // archive: nothing moves
     const v = t.values[d.channel];
     if (!v) return;
-    const x = t.last_packet_time_ns / NS;
-    const last = d.live.x.length ? d.live.x[d.live.x.length - 1] : null;
-    if (last !== null && x <= last) return;
     const period = Number(d.info.expected_period_s) || 1;
-    if (last !== null && x - last > GAP_PERIODS * Math.max(period, 0.5)) {
-      d.live.x.push((x + last) / 2); // nothing arrived for a while: a gap, not a line
-      for (const y of d.live.ys) y.push(null);
-    }
     const [mean, lo, hi] = scalar(v.value);
-    d.live.x.push(x);
-    d.live.ys[0].push(mean);
-    if (d.live.arr) { d.live.ys[1].push(lo); d.live.ys[2].push(hi); }
-    if (d.live.x.length > LIVE_KEEP) { d.live.x.shift(); for (const y of d.live.ys) y.shift(); }
+    if (!pushPoint(d.live, t.last_packet_time_ns / NS, d.live.arr ? [mean, lo, hi] : [mean],
+      GAP_PERIODS * Math.max(period, 0.5), LIVE_KEEP)) return;
     setPlotData(d.livePlot, "#live-plot", [d.live.x, ...d.live.ys]);
   }
 

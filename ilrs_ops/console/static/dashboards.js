@@ -7,7 +7,7 @@
  * scopes everything: a viewer's widgets show status only, as its tiles do. */
 "use strict";
 (() => {
-  const { $, el } = window.ilrsDom; // dom.js
+  const { $, el, pushPoint } = window.ilrsDom; // dom.js
   const show = window.ilrsShow; // console.js: value format and plots
   const NS = 1e9;
   const COLS = 12;
@@ -309,7 +309,7 @@
     if (!d) { statusOnly(v); return; }
     const name = v.w.channel;
     const chan = (d.channels || []).find((c) => c.name === name) || null;
-    v.live = { x: [], y: [], period: Number(d.expected_period_s) || 1 };
+    v.live = { x: [], ys: [[]], period: Number(d.expected_period_s) || 1 };
     const now = Date.now() * 1e6;
     const res = await call("GET", `/api/instruments/${encodeURIComponent(v.w.instrument)}` +
       `/telemetry?channels=${encodeURIComponent(name)}&start=${now - SEED_S * NS}`);
@@ -319,9 +319,9 @@
       const xs = c.time.map((ns) => ns / NS);
       const ys = c[name].map((val) => show.scalar(val)[0]);
       const [gx, [gy]] = show.withGaps(xs, [ys], show.gapPeriods * Math.max(v.live.period, 0.5));
-      v.live.x = gx; v.live.y = gy;
+      v.live.x = gx; v.live.ys = [gy];
     }
-    v.plot = show.makePlot(`#dw-plot-${v.i}`, chan, [name], [v.live.x, v.live.y]);
+    v.plot = show.makePlot(`#dw-plot-${v.i}`, chan, [name], [v.live.x, ...v.live.ys]);
     fit(v);
     if (tiles.get(v.w.instrument)) paint(v, tiles.get(v.w.instrument), true);
   }
@@ -358,16 +358,10 @@
       return;
     }
     if (v.w.kind !== "plot" || !fresh || !v.plot || !val || !t.last_packet_time_ns) return;
-    const x = t.last_packet_time_ns / NS;
     const L = v.live;
-    const last = L.x.length ? L.x[L.x.length - 1] : null;
-    if (last !== null && x <= last) return;
-    if (last !== null && x - last > show.gapPeriods * Math.max(L.period, 0.5)) {
-      L.x.push((x + last) / 2); L.y.push(null); // nothing for a while: a gap, not a line
-    }
-    L.x.push(x); L.y.push(show.scalar(val.value)[0]);
-    if (L.x.length > LIVE_KEEP) { L.x.shift(); L.y.shift(); }
-    show.setPlotData(v.plot, `#dw-plot-${v.i}`, [L.x, L.y]);
+    if (!pushPoint(L, t.last_packet_time_ns / NS, [show.scalar(val.value)[0]],
+      show.gapPeriods * Math.max(L.period, 0.5), LIVE_KEEP)) return;
+    show.setPlotData(v.plot, `#dw-plot-${v.i}`, [L.x, ...L.ys]);
   }
 
   function unitsOf(a) {
