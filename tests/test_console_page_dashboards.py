@@ -88,6 +88,7 @@ def test_an_operator_builds_a_live_dashboard_that_its_url_shows_again(page: Any,
         ["alarms", "", "", "1 / span 6", "5 / span 3"],
     ]
     expect(page.locator("#db-grid .dw[data-overlap]")).to_have_count(0)
+    expect(page.locator("#db-grid .dw-plot")).to_have_attribute("data-points", re.compile(r"\d"))
     shot(page, "edit")
     page.click("#db-save")
     expect(page.locator("#db-meta")).to_contain_text("version 2")

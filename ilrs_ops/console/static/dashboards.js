@@ -339,7 +339,8 @@
   function fit(v) {
     if (!v.plot) return;
     const box = v.box.querySelector(".dw-plot");
-    const h = v.w.h * ROW_PX + (v.w.h - 1) * GAP_PX - HEAD_PX - LEGEND_PX - PAD_PX;
+    const head = v.box.querySelector(".dw-head").offsetHeight || HEAD_PX; // taller in edit mode
+    const h = v.w.h * ROW_PX + (v.w.h - 1) * GAP_PX - head - LEGEND_PX - PAD_PX;
     v.plot.setSize({ width: Math.max(160, box.clientWidth - 2), height: Math.max(60, h) });
   }
 
