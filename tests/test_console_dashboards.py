@@ -185,6 +185,11 @@ def test_each_role_sees_and_changes_what_it_may(console, http, role) -> None:
                          json=board("taken", A) | {"version": 1})  # fmt: skip
             assert r.status_code == 403
             assert http.delete(f"/api/dashboards/{ours['id']}", headers=h).status_code == 403
+        else:  # one it does not see is not there at all: 404, not 403
+            r = http.put(f"/api/dashboards/{ours['id']}", headers=h,
+                         json=board("taken", B) | {"version": 1})  # fmt: skip
+            assert r.status_code == 404
+            assert http.delete(f"/api/dashboards/{ours['id']}", headers=h).status_code == 404
     r = http.put(f"/api/dashboards/{mine['id']}", headers=h,
                  json=own | {"name": "Own 2", "version": 1})  # fmt: skip
     assert r.status_code == 200, r.text

@@ -228,9 +228,9 @@ class DashboardBook:
         """The dashboard before and after; 409 when ``body.version`` is not the stored one."""
         with self._locked():
             old = self.get(board_id)
-            may_change(principal, old)
-            if not may_see(principal, old, catalog):
+            if not may_see(principal, old, catalog):  # unseen is unknown: 404, not 403
                 raise NotFoundError(f"no dashboard {board_id!r}", "id")
+            may_change(principal, old)
             if body.version is None:
                 raise DashboardInputError(
                     "version: send the version you edited (GET gives it)", "version"
@@ -254,9 +254,9 @@ class DashboardBook:
     ) -> Dashboard:
         with self._locked():
             old = self.get(board_id)
-            may_change(principal, old)
-            if not may_see(principal, old, catalog):
+            if not may_see(principal, old, catalog):  # unseen is unknown: 404, not 403
                 raise NotFoundError(f"no dashboard {board_id!r}", "id")
+            may_change(principal, old)
             if version is not None and version != old.version:
                 raise DashboardConflictError(
                     f"dashboard {board_id!r} is at version {old.version}, not {version}: "
