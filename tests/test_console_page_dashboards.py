@@ -1,8 +1,8 @@
 # ruff: noqa: F811  (pytest fixtures imported from test_console_page)
 """Dashboards (#/dashboards) in real headless Chromium against `ilrs-ops up`: an operator
 makes one from the nav with the keyboard-usable editor (a value, a plot and an alarm list,
-moved and resized with buttons), saves it, sees live values arrive in it, and the shareable
-URL loaded again shows the same layout; a partner's list holds only dashboards of its own
+moved and resized with buttons), saves it, sees live values and alarms arrive in it, and its
+shareable URL loaded again shows the same layout; a partner's list holds only dashboards of its own
 instruments and another's URL says there is none; a viewer's widgets show status only.
 Screenshots go to test-artifacts/ (always, for review)."""
 
@@ -19,6 +19,7 @@ from ilrs_ops.console import create_token
 from tests.test_console_page import (  # noqa: F401 (fixtures)
     ARTIFACTS,
     CHROMIUM,
+    FAULTS,
     Up,
     browser,
     login,
@@ -38,7 +39,7 @@ LAYOUT = """() => [...document.querySelectorAll('#db-grid .dw')].map(w => [w.dat
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    with running_up(tmp_path_factory.mktemp("page-dashboards")) as running:
+    with running_up(tmp_path_factory.mktemp("page-dashboards"), "--fault", FAULTS) as running:
         yield running
 
 
@@ -104,6 +105,9 @@ def test_an_operator_builds_a_live_dashboard_that_its_url_shows_again(page: Any,
     page.wait_for_function(
         f"Number(document.querySelector('{box}').dataset.points) > {seen}", timeout=LIVE_MS
     )
+    # The alarm list (all instruments) fills as the injected limit faults trip.
+    tripped = page.locator('#db-grid .dw[data-kind="alarms"] li[data-severity]')
+    expect(tripped.first).to_be_visible(timeout=LIVE_MS)
     layout = page.evaluate(LAYOUT)
     shot(page, "live")
 

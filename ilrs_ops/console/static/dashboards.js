@@ -25,6 +25,7 @@
   const tiles = new Map(); // instrument -> status tile (GET /api/status, then ilrs:status)
   const infos = new Map(); // instrument -> Promise of its detail (null: may not read)
   const alarms = new Map(); // "instrument/channel" -> alarm
+  const lives = new Map(); // "instrument/channel" -> Promise of its live series {x, ys, period}
   let seq = 0;
 
   const canEdit = () => Boolean(you) && you.role !== "viewer";
@@ -134,6 +135,7 @@
   function close() {
     for (const v of views) if (v.plot) v.plot.destroy();
     views = [];
+    lives.clear();
     board = null;
     draft = null;
     $("#db-grid").replaceChildren();
@@ -309,21 +311,31 @@
     if (!d) { statusOnly(v); return; }
     const name = v.w.channel;
     const chan = (d.channels || []).find((c) => c.name === name) || null;
-    v.live = { x: [], ys: [[]], period: Number(d.expected_period_s) || 1 };
-    const now = Date.now() * 1e6;
-    const res = await call("GET", `/api/instruments/${encodeURIComponent(v.w.instrument)}` +
-      `/telemetry?channels=${encodeURIComponent(name)}&start=${now - SEED_S * NS}`);
+    v.live = await series(v.w.instrument, name, Number(d.expected_period_s) || 1);
     if (my !== seq || !views.includes(v)) return;
-    if (res.ok) {
-      const c = res.doc.columns;
-      const xs = c.time.map((ns) => ns / NS);
-      const ys = c[name].map((val) => show.scalar(val)[0]);
-      const [gx, [gy]] = show.withGaps(xs, [ys], show.gapPeriods * Math.max(v.live.period, 0.5));
-      v.live.x = gx; v.live.ys = [gy];
-    }
     v.plot = show.makePlot(`#dw-plot-${v.i}`, chan, [name], [v.live.x, ...v.live.ys]);
     fit(v);
     if (tiles.get(v.w.instrument)) paint(v, tiles.get(v.w.instrument), true);
+  }
+
+  // A parameter's live series, shared by its plots and kept while the dashboard is open (an
+  // edit redraws the widgets, not the data): seeded with the last SEED_S s from the store.
+  function series(iid, name, period) {
+    const key = `${iid}/${name}`;
+    if (!lives.has(key)) lives.set(key, (async () => {
+      const L = { x: [], ys: [[]], period };
+      const now = Date.now() * 1e6;
+      const res = await call("GET", `/api/instruments/${encodeURIComponent(iid)}` +
+        `/telemetry?channels=${encodeURIComponent(name)}&start=${now - SEED_S * NS}`);
+      if (res.ok) {
+        const c = res.doc.columns;
+        const xs = c.time.map((ns) => ns / NS);
+        const ys = c[name].map((val) => show.scalar(val)[0]);
+        [L.x, L.ys] = show.withGaps(xs, [ys], show.gapPeriods * Math.max(period, 0.5));
+      }
+      return L;
+    })());
+    return lives.get(key);
   }
 
   function statusOnly(v) {
@@ -360,8 +372,10 @@
     }
     if (v.w.kind !== "plot" || !fresh || !v.plot || !val || !t.last_packet_time_ns) return;
     const L = v.live;
-    if (!pushPoint(L, t.last_packet_time_ns / NS, [show.scalar(val.value)[0]],
-      show.gapPeriods * Math.max(L.period, 0.5), LIVE_KEEP)) return;
+    const x = t.last_packet_time_ns / NS;
+    const pushed = pushPoint(L, x, [show.scalar(val.value)[0]],
+      show.gapPeriods * Math.max(L.period, 0.5), LIVE_KEEP);
+    if (!pushed && L.x[L.x.length - 1] !== x) return; // (another plot of it took the point)
     show.setPlotData(v.plot, `#dw-plot-${v.i}`, [L.x, ...L.ys]);
   }
 
