@@ -7,6 +7,9 @@ Scoping follows the console's roles: operators see and change every dashboard; p
 dashboard only when they may read every instrument on it, and make or change only their own of
 their own instruments; viewers see every shared dashboard (their widgets show status only, as
 the tiles do) and change none. ``private`` dashboards are seen by their owner (and operators).
+
+Errors (AccessError, see ``_errors``): ``DashboardConflictError`` 409 (a save against a stale
+version), ``DashboardInputError`` 422 (a widget's unknown instrument or channel, no version).
 """
 
 from __future__ import annotations
