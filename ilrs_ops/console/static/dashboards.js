@@ -27,6 +27,7 @@
   const alarms = new Map(); // "instrument/channel" -> alarm
   const lives = new Map(); // "instrument/channel" -> Promise of its live series {x, ys, period}
   let seq = 0;
+  let routed = null; // the hash path (no time parameters) shown
 
   const canEdit = () => Boolean(you) && you.role !== "viewer";
   const mayChange = (b) => canEdit() && (you.role === "operator" || b.owner === you.name);
@@ -102,7 +103,7 @@
     token = ev.detail.token;
     you = ev.detail.you;
     tiles.clear(); infos.clear(); alarms.clear();
-    if (!token) { section.hidden = true; shown = false; close(); }
+    if (!token) { section.hidden = true; shown = false; routed = null; close(); }
   });
 
   window.addEventListener("ilrs:route", (ev) => {
@@ -110,9 +111,12 @@
     const nav = $("#nav-dashboards");
     if (want) nav.setAttribute("aria-current", "page"); else nav.removeAttribute("aria-current");
     section.hidden = !want;
-    if (!want) { shown = false; close(); return; }
+    if (!want) { shown = false; routed = null; close(); return; }
     shown = true;
-    const m = location.hash.match(/^#\/dashboards\/([^/?]+)/);
+    const path = location.hash.split("?")[0]; // after "?": the time conductor's (timebar.js)
+    if (path === routed) return; // only the time changed: a dashboard is live, it stays
+    routed = path;
+    const m = path.match(/^#\/dashboards\/([^/]+)$/);
     if (m) openBoard(decodeURIComponent(m[1])); else openList();
   });
 
