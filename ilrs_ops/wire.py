@@ -121,7 +121,8 @@ ACK = "ack"  # an operator acknowledged an alarm (console)
 SHELVE = "shelve"  # an operator shelved an alarm until a time (console)
 UNSHELVE = "unshelve"
 PROFILE = "profile"  # a profile was uploaded (console)
-EVENT_KINDS = (LIMIT, GAP, DETECTOR, ACK, SHELVE, UNSHELVE, PROFILE)
+DASHBOARD = "dashboard"  # a dashboard showing the instrument was made, changed or deleted
+EVENT_KINDS = (LIMIT, GAP, DETECTOR, ACK, SHELVE, UNSHELVE, PROFILE, DASHBOARD)
 
 
 def event_json(row: dict[str, Any], instrument: str) -> bytes:

@@ -71,9 +71,16 @@ OPERATIONS = [
     ("GET", "/api/queues/{instrument}"),
     ("POST", "/api/queues/{instrument}/hold"),
     ("POST", "/api/queues/{instrument}/release"),
+    ("GET", "/api/dashboards"),
+    ("POST", "/api/dashboards"),
+    ("GET", "/api/dashboards/{board_id}"),
+    ("PUT", "/api/dashboards/{board_id}"),
+    ("DELETE", "/api/dashboards/{board_id}"),
 ]
-#: GETs that cannot answer 200 over this site (no replay runs in it, no command was sent).
-NO_DATA = {"/healthz", "/metrics", "/api/replays/{replay_id}", "/api/commands/{id}"}
+#: GETs that cannot answer 200 over this site (no replay runs in it, no command was sent,
+#: a dashboard id is not guessed).
+NO_DATA = {"/healthz", "/metrics", "/api/replays/{replay_id}", "/api/commands/{id}",
+           "/api/dashboards/{board_id}"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from ilrs_ops.console._auth import (
     Tokens,
     hash_token,
 )
+from ilrs_ops.console._dashboards import DashboardBook
 from ilrs_ops.console._deps import Console
 from ilrs_ops.console._errors import AccessError, TooManyRequestsError
 from ilrs_ops.console._limits import BodyLimit
@@ -146,6 +147,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     app.state.alarms = alarms
     app.state.replays = replays
     app.state.commander = commander
+    app.state.dashboards = DashboardBook(settings.data / "dashboards")
     app.add_exception_handler(AccessError, _access_error)  # type: ignore[arg-type]
     app.add_exception_handler(RefusedError, _access_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)

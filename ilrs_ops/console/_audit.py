@@ -1,7 +1,7 @@
-"""The audit trail: every state-changing action (ack, shelve, unshelve, profile upload) is an
-event in the store (``kind`` the action, ``detail`` JSON with who, role, partner and the
-action's own fields) and a log line on ``ilrs_ops.console.audit``. Nothing else is kept: the
-store is the record, so a restarted console lists the same trail."""
+"""The audit trail: every state-changing action (ack, shelve, unshelve, profile upload,
+dashboard change) is an event in the store (``kind`` the action, ``detail`` JSON with who,
+role, partner and the action's own fields) and a log line on ``ilrs_ops.console.audit``.
+Nothing else is kept: the store is the record, so a restarted console lists the same trail."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ilrs_ops.store import Store
 
 log = logging.getLogger("ilrs_ops.console.audit")
 
-AUDIT_KINDS = ("ack", "shelve", "unshelve", "profile")
+AUDIT_KINDS = ("ack", "shelve", "unshelve", "profile", "dashboard")
 
 
 def record(

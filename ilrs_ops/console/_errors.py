@@ -12,7 +12,9 @@ IlrsError
         ├── UnavailableError    503: the store cannot read (StoreError), message kept
         ├── ConflictError       409: (``_alarms``) an alarm action that does not fit its state
         ├── ReplayConflictError 409: (``_replays``) a taken target, a replay state against it
-        └── ReplayInputError    422: (``_replays``) a bad recording name, nothing to replay
+        ├── ReplayInputError    422: (``_replays``) a bad recording name, nothing to replay
+        ├── DashboardConflictError 409: (``_dashboards``) a save against a stale version
+        └── DashboardInputError 422: (``_dashboards``) a widget's unknown instrument or channel
 
 Bad input from the store and the rest of ilrs-ops is an InputError, which ``_data.reading``
 makes a BadRequestError; any other exception is a bug: a 500 ``internal error``, logged.

@@ -3,6 +3,7 @@
 from ilrs_ops.console._routes import (
     alarms,
     commands,
+    dashboards,
     events,
     health,
     instruments,
@@ -34,5 +35,6 @@ ROUTERS = [
     profiles.router,
     replays.router,
     commands.router,
+    dashboards.router,
     page.router,
 ]

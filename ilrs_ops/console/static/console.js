@@ -7,7 +7,7 @@
   const NS = 1e9;
   const LIVE_KEEP = 600; // points in the live plot
   const { $, el } = window.ilrsDom; // dom.js
-  const { isoUtc, timeTicks } = window.ilrsDom;
+  const { isoUtc, timeTicks, pushPoint } = window.ilrsDom;
 
   let token = sessionStorage.getItem(KEY);
   let ws = null;
@@ -272,6 +272,7 @@
       if (isNew) renderOverview(); else paintTile(t);
       paintAlarmNow(t);
       if (detail && detail.id === t.instrument) { paintDetailStatus(t); pushLive(t); }
+      tell("status", t); // dashboards.js
     } else if (msg.type === "event") {
       tell("event", msg.event);
       if (msg.event.alarm) liveAlarm(msg.event.alarm);
@@ -717,6 +718,7 @@
       : path === "#/links" ? "links"
       : /^#\/packets(\/|$)/.test(path) ? "packets"
       : path === "#/trend" ? "trend"
+      : /^#\/dashboards(\/[^/]+)?$/.test(path) ? "dashboards" // dashboards.js
       : /^#\/(profiles|audit|export)$/.test(path) ? path.slice(2) // tools.js
       : "overview";
     const same = path === routed;
@@ -955,6 +957,9 @@
   }
 
   window.ilrsEventText = eventText; // the station-wide log (events.js) words events alike
+  // dashboards.js shows values and plots as the instrument page does, with these
+  window.ilrsShow = { withUnits, fmtValue, scalar, withGaps, makePlot, setPlotData,
+    get gapPeriods() { return GAP_PERIODS; } };
 
   function addEvent(e, fresh) {
     const list = $("#events");
@@ -1070,19 +1075,10 @@
     if (!window.ilrsTime.state().live) return; // archive: nothing moves
     const v = t.values[d.channel];
     if (!v) return;
-    const x = t.last_packet_time_ns / NS;
-    const last = d.live.x.length ? d.live.x[d.live.x.length - 1] : null;
-    if (last !== null && x <= last) return;
     const period = Number(d.info.expected_period_s) || 1;
-    if (last !== null && x - last > GAP_PERIODS * Math.max(period, 0.5)) {
-      d.live.x.push((x + last) / 2); // nothing arrived for a while: a gap, not a line
-      for (const y of d.live.ys) y.push(null);
-    }
     const [mean, lo, hi] = scalar(v.value);
-    d.live.x.push(x);
-    d.live.ys[0].push(mean);
-    if (d.live.arr) { d.live.ys[1].push(lo); d.live.ys[2].push(hi); }
-    if (d.live.x.length > LIVE_KEEP) { d.live.x.shift(); for (const y of d.live.ys) y.shift(); }
+    if (!pushPoint(d.live, t.last_packet_time_ns / NS, d.live.arr ? [mean, lo, hi] : [mean],
+      GAP_PERIODS * Math.max(period, 0.5), LIVE_KEEP)) return;
     setPlotData(d.livePlot, "#live-plot", [d.live.x, ...d.live.ys]);
   }
 

@@ -1,5 +1,6 @@
 /* ILRS operations console: the helpers every script of the page uses, loaded first: two for
-   the DOM, the UTC time labels of every plot (uPlot time in seconds), and typed UTC times. */
+   the DOM, a live plot's point append, the UTC time labels of every plot (uPlot time in
+   seconds), and typed UTC times. */
 "use strict";
 window.ilrsDom = {
   $: (sel) => document.querySelector(sel),
@@ -17,6 +18,21 @@ window.ilrsDom = {
   isoUtc: (sec, ms) => {
     const s = new Date(sec * 1e3).toISOString();
     return `${s.slice(0, 10)} ${s.slice(11, ms ? 23 : 19)}Z`;
+  },
+  /** Append a live point (x, ys: one y per series) to {x, ys} series sorted by x: older or
+   *  equal x is dropped (false); after more than maxStep without data a null point goes first,
+   *  so the plot shows a gap, not a line; at most keep points stay. */
+  pushPoint: (live, x, ys, maxStep, keep) => {
+    const last = live.x.length ? live.x[live.x.length - 1] : null;
+    if (last !== null && x <= last) return false;
+    if (last !== null && x - last > maxStep) {
+      live.x.push((x + last) / 2);
+      for (const y of live.ys) y.push(null);
+    }
+    live.x.push(x);
+    live.ys.forEach((y, k) => y.push(ys[k]));
+    if (live.x.length > keep) { live.x.shift(); for (const y of live.ys) y.shift(); }
+    return true;
   },
   /** uPlot axis values: UTC time of day, with the date on the first tick of each day. */
   timeTicks: (u, splits, axisIdx, space, incr) => {

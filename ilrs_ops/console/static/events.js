@@ -8,7 +8,7 @@
 "use strict";
 (() => {
   const { $, el } = window.ilrsDom; // dom.js
-  const STORE_KINDS = ["limit", "gap", "detector", "ack", "shelve", "unshelve", "profile"];
+  const STORE_KINDS = ["limit", "gap", "detector", "ack", "shelve", "unshelve", "profile", "dashboard"];
   const KINDS = [...STORE_KINDS, "command", "replay"];
   const KEEP = 2000; // rows on the page
   const AGE_MS = 5000; // how often a live window drops the rows that left it

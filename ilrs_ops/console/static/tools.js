@@ -13,7 +13,7 @@
   const { $, el } = window.ilrsDom; // dom.js
   const { isoUtc, parseUtc } = window.ilrsDom;
   const NS = 1e9;
-  const AUDIT_KINDS = ["ack", "shelve", "unshelve", "profile"];
+  const AUDIT_KINDS = ["ack", "shelve", "unshelve", "profile", "dashboard"];
   let token = null;
   let you = null;
   let view = null;
