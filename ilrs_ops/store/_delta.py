@@ -260,7 +260,7 @@ class DeltaTables:
         where = (ds.field(column) >= start) & (ds.field(column) < stop)
         if flt is not None:
             where = where & flt
-        wanted = [c for c in names if c in dataset.schema.names] + [LANE, SEGMENT]
+        wanted = [c for c in names if c in dataset.schema.names] + _provenance(partition)
         with _translate("read", self.table_uri(table, partition)):
             rows = dataset.to_table(columns=wanted, filter=where)
         return self._contract(self._gated(rows, partition, checkpoint), schema, names)
@@ -280,7 +280,8 @@ class DeltaTables:
         dataset = self._dataset(table, partition, column, start, stop, checkpoint)
         if dataset is None:
             return
-        wanted = [c for c in {column, *columns} if c in dataset.schema.names] + [LANE, SEGMENT]
+        wanted = [c for c in {column, *columns} if c in dataset.schema.names]
+        wanted += _provenance(partition)
         with _translate("read", self.table_uri(table, partition)):
             for fragment in dataset.get_fragments():  # one by one: in commit order
                 rows = fragment.to_table(schema=dataset.schema, columns=wanted)
@@ -407,14 +408,22 @@ class DeltaTables:
 
     def _gated(self, rows: pa.Table, partition: str, checkpoint: int) -> pa.Table:
         """``rows`` without those of a segment above its lane's limit (a seal in progress on
-        this host, whose WAL segment the reader reads live)."""
+        this host, whose WAL segment the reader reads live). A partition's rows are its own
+        lane's or the console's (segment -1), but for ``_unknown``'s, which come from every
+        lane that received such messages."""
         if rows.num_rows == 0:
             return rows
-        lanes = rows.column(LANE)
         segments = rows.column(SEGMENT).to_numpy()
+        if partition != UNKNOWN:
+            limit = self._limit(partition, checkpoint)
+            if limit is None or segments.max() <= limit:
+                return rows
+            keep = (segments < 0) | (segments <= limit)
+            return rows.filter(pa.array(keep))
+        lanes = rows.column(LANE)
         keep = segments < 0
         for lane in pc.unique(lanes).to_pylist():
-            limit = self._limit(lane, checkpoint if lane == partition else None)
+            limit = self._limit(lane)
             mine = pc.equal(lanes, lane).to_numpy(zero_copy_only=False)
             keep |= mine & (True if limit is None else segments <= limit)
         return rows if keep.all() else rows.filter(pa.array(keep))
@@ -461,6 +470,11 @@ def _in_order(rows: pa.Table, column: str) -> pa.Table:
         return rows
     t = rows.column(column).to_numpy()
     return rows if np.all(t[1:] >= t[:-1]) else rows.take(np.argsort(t, kind="stable"))
+
+
+def _provenance(partition: str) -> list[str]:
+    """The columns a read needs besides the asked ones, to gate its rows (``_gated``)."""
+    return [LANE, SEGMENT] if partition == UNKNOWN else [SEGMENT]
 
 
 def _stat(actions: pa.Table, name: str) -> np.ndarray:
