@@ -12,6 +12,7 @@ import contextlib
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,17 @@ def seal_file(path: str) -> bool:
     )
 
 
-async def kill_in_a_seal(ingest: Ingest, data: Path, timeout: float) -> bool:
-    """SIGKILL ``ingest`` as soon as a seal writes its first file under ``data`` (or after
-    ``timeout``); whether a seal was caught."""
+def new_segment(path: str) -> bool:
+    """A WAL segment begun: the one before it is being sealed now (the sign of a seal into
+    an archive on S3, whose files no watcher sees)."""
+    return path.endswith(".arrows")
+
+
+async def kill_in_a_seal(
+    ingest: Ingest, data: Path, timeout: float, sign: Callable[[str], bool] = seal_file
+) -> bool:
+    """SIGKILL ``ingest`` as soon as a file under ``data`` says a seal is on (``sign``; or
+    after ``timeout``); whether a seal was caught."""
     stop = asyncio.Event()
     caught = False
 
@@ -60,7 +69,7 @@ async def kill_in_a_seal(ingest: Ingest, data: Path, timeout: float) -> bool:
         async for changes in watchfiles.awatch(
             data, watch_filter=None, debounce=1, step=1, stop_event=stop
         ):
-            if any(seal_file(p) for _, p in changes):
+            if any(sign(p) for _, p in changes):
                 caught = True
                 return
 
@@ -72,20 +81,24 @@ async def kill_in_a_seal(ingest: Ingest, data: Path, timeout: float) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("archive", [None, "archive"])
+@pytest.mark.parametrize("archive", [None, "archive", "s3"])
 async def test_sigkill_while_sealing_keeps_every_parquet_file_readable_and_every_ack(
-    rover: Catalog, private_broker: tuple[str, int], tmp_path: Path, archive: str | None
-) -> None:
-    """On the store's own Parquet tables, and with a Delta archive on a local path (its data
-    files are watched to kill in a seal; tests/test_ingest_crash.py kills one on S3)."""
+    rover: Catalog, private_broker: tuple[str, int], tmp_path: Path, archive: str | None,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    """On the store's own Parquet tables, with a Delta archive on a local path (a kill when a
+    seal writes its first data file) and one on the S3 server (a kill just after a WAL
+    segment closes: its seal has begun)."""
     t_start = time.monotonic()
     inst = rover.instruments[ROVER]
     m = Module(inst, Environment(epoch_ns=0), seed=2, start_ns=T0)
     packets = m.next_batch(N_PACKETS).packets
     data = tmp_path / "store"
-    watched = data if archive is None else tmp_path / archive
+    watched = tmp_path / archive if archive == "archive" else data
     watched.mkdir()
-    extra = () if archive is None else ("--archive", str(tmp_path / archive))
+    sign = new_segment if archive == "s3" else seal_file
+    uri = request.getfixturevalue("s3_bucket") if archive == "s3" else str(tmp_path / "archive")
+    extra = () if archive is None else ("--archive", uri)
     rng = random.Random(11)
     aimed = caught = 0
 
@@ -94,7 +107,7 @@ async def test_sigkill_while_sealing_keeps_every_parquet_file_readable_and_every
         if k % 2:  # once the run has committed a batch, in the next seal
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             aimed += 1
-            caught += await kill_in_a_seal(ingest, watched, 3.0)
+            caught += await kill_in_a_seal(ingest, watched, 3.0, sign)
         else:  # any time after start: in the recovery's seals, or running
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             await ingest.stop(signal.SIGKILL)
