@@ -7,8 +7,9 @@ HTTP client of the console), not the codec and service with NumPy and Arrow unde
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ilrs_ops import lazy
 
 if TYPE_CHECKING:
     from ilrs_ops.commanding._codec import (
@@ -56,9 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.attributes(__name__, {k: f"{__name__}.{m}" for k, m in _WHERE.items()})

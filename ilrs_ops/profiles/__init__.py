@@ -1,9 +1,7 @@
 """Partner instrument profiles: YAML files validated, located on error, compiled to layouts;
 partners' XTCE and ccsdspy CSV definitions imported as profiles."""
 
-import importlib
-from typing import Any
-
+from ilrs_ops import lazy
 from ilrs_ops.errors import Problem, ProfileError
 from ilrs_ops.profiles._calibrate import RawConverter, calibrate
 from ilrs_ops.profiles._catalog import Catalog, CatalogOwner, Instrument, load_catalog
@@ -107,11 +105,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """``name`` from its module, imported on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.attributes(__name__, _LAZY)

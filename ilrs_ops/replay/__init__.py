@@ -1,8 +1,6 @@
 """Recordings: import packet files, replay stores onto MQTT or straight through the pipelines."""
 
-import importlib
-from typing import Any
-
+from ilrs_ops import lazy
 from ilrs_ops.replay._import import CHUNK_OCTETS, ImportSummary, import_packets
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.replay._recording import (
@@ -57,11 +55,4 @@ _LAZY = dict.fromkeys(
 )
 
 
-def __getattr__(name: str) -> Any:
-    """``name`` from its module, imported on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.attributes(__name__, _LAZY)

@@ -1,9 +1,7 @@
 """Where packets come from: the live broker (the one aiomqtt adapter, with manual acks) and
 recorded stores, behind one Source interface of message batches."""
 
-import importlib
-from typing import Any
-
+from ilrs_ops import lazy
 from ilrs_ops.sources._source import Message, Source
 from ilrs_ops.sources._store import StoreSource
 
@@ -47,11 +45,4 @@ _LAZY = dict.fromkeys(
 )
 
 
-def __getattr__(name: str) -> Any:
-    """``name`` from its module, imported on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.attributes(__name__, _LAZY)
