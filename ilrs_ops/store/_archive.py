@@ -6,7 +6,6 @@ is idempotent, so one cut short is run again.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -20,9 +19,9 @@ import pyarrow.parquet as pq
 from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.store import _seal
 from ilrs_ops.store._delta import STATION, DeltaTables, _translate
-from ilrs_ops.store._fs import translate, write_atomic
+from ilrs_ops.store._fs import translate
 from ilrs_ops.store._parquet import CONSOLE_PREFIX, ParquetTables
-from ilrs_ops.store._store import ARCHIVE_FILE, Store
+from ilrs_ops.store._store import ARCHIVE_FILE, Store, archive_uri, record_archive
 
 #: Where a migration moves the Parquet tables it converted (kept until the operator deletes
 #: them: nothing is lost if the archive turns out wrong).
@@ -122,7 +121,7 @@ def _migrate(
     archive: str,
     progress: Callable[[str], None] | None,
 ) -> Migrated:
-    uri = archive if "://" in archive else str(Path(archive).absolute())
+    uri = archive_uri(archive)
     delta = DeltaTables(uri, root)
     done = Migrated()
     for table in tables:
@@ -137,9 +136,7 @@ def _migrate(
                 if progress is not None:
                     progress(f"{table} {partition} {_seal.date_of_day(day)}: {rows.num_rows} rows")
     _check_counts(delta, done)
-    data = json.dumps({"format": 1, "archive": uri}).encode()
-    with translate("write", root / ARCHIVE_FILE):
-        write_atomic(root / ARCHIVE_FILE, lambda f: f.write(data))
+    record_archive(root, uri)
     done.backup = root / BACKUP
     for table in tables:
         with translate("move", root / table):

@@ -204,7 +204,7 @@ class DeltaTables:
         """Append ``rows`` to the table at ``uri`` (created by the first write) unless
         ``done(table)``; False when it was done already. Conflicts are retried, never lost."""
         from deltalake import WriterProperties, write_deltalake
-        from deltalake.exceptions import CommitFailedError, DeltaError
+        from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError
 
         partition_by = ["instrument", "date"] if name in STATION else ["date"]
         last: Exception | None = None
@@ -228,9 +228,8 @@ class DeltaTables:
                     return True
                 except StoreError as exc:
                     cause = exc.__cause__
-                    if not isinstance(cause, (CommitFailedError, DeltaError)) or isinstance(
-                        cause, _schema_errors()
-                    ):
+                    retried = isinstance(cause, CommitFailedError | DeltaError)
+                    if not retried or isinstance(cause, SchemaMismatchError):
                         raise
                     last = exc
                     self._tables.pop(uri, None)  # created or moved on meanwhile: read it again
@@ -487,12 +486,6 @@ def _stat(actions: pa.Table, name: str) -> np.ndarray:
 def _has(dt: Any, txn: tuple[str, int] | None) -> bool:
     """Whether the table holds the app transaction ``txn`` (or a later version of its app)."""
     return txn is not None and (dt.transaction_version(txn[0]) or 0) >= txn[1]
-
-
-def _schema_errors() -> tuple[type[Exception], ...]:
-    from deltalake.exceptions import SchemaMismatchError
-
-    return (SchemaMismatchError,)
 
 
 @contextlib.contextmanager

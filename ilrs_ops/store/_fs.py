@@ -14,8 +14,8 @@ from ilrs_ops.errors import StoreError
 from ilrs_ops.files import TEMP_PREFIX, TEMP_SUFFIX, fsync_dir, is_temp, temp_path, write_atomic
 
 __all__ = [  # the atomic-write pieces are shared with the console; re-exported for the store
-    "TEMP_PREFIX", "TEMP_SUFFIX", "describe", "fsync_dir", "is_temp", "make_dirs", "temp_path",
-    "translate", "write_atomic",
+    "TEMP_PREFIX", "TEMP_SUFFIX", "describe", "fsync_dir", "is_temp", "make_dirs",
+    "read_if_any", "temp_path", "translate", "write_atomic",
 ]  # fmt: skip
 
 
@@ -51,6 +51,17 @@ def translate(action: str, path: Path | str) -> Iterator[None]:
             "move it out of the store and retry",
             str(path),
         ) from exc
+
+
+def read_if_any(action: str, path: Path) -> bytes | None:
+    """The file's bytes, or None when it does not exist (StoreError for anything else)."""
+    try:
+        with translate(action, path):
+            return path.read_bytes()
+    except StoreError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise
 
 
 def make_dirs(path: Path) -> None:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from ilrs_ops import wire
 from ilrs_ops.errors import InputError, StoreError
 from ilrs_ops.schemas import EVENTS, QUARANTINE, RAW, ROLLUPS
-from ilrs_ops.store._fs import fsync_dir, make_dirs, translate, write_atomic
+from ilrs_ops.store._fs import fsync_dir, make_dirs, read_if_any, translate, write_atomic
 
 #: The lane and partition of messages whose topic names no known instrument.
 UNKNOWN = "_unknown"
@@ -146,13 +146,9 @@ def write_checkpoint(root: Path, lane: str, segment: int, state: dict[str, Any] 
 def read_checkpoint(root: Path, lane: str) -> tuple[int, dict[str, Any] | None]:
     """(last sealed segment, state after it); (0, None) before the first seal."""
     path = checkpoint_path(root, lane)
-    try:
-        with translate("read checkpoint", path):
-            text = path.read_bytes()
-    except StoreError as exc:
-        if isinstance(exc.__cause__, FileNotFoundError):
-            return 0, None
-        raise
+    text = read_if_any("read checkpoint", path)
+    if text is None:
+        return 0, None
     try:
         doc: dict[str, Any] = json.loads(text)
         if doc.get("format") != CHECKPOINT_FORMAT:

@@ -42,6 +42,7 @@ from ilrs_ops.store._fs import (
     TEMP_SUFFIX,
     describe,
     is_temp,
+    read_if_any,
     translate,
     write_atomic,
 )
@@ -97,19 +98,12 @@ class Store:
         self.root = Path(root)
         #: Where the sealed tables are: Parquet files under ``root`` (the default), or Delta
         #: Lake tables at the URI that ``archive`` gives or ``root/archive.json`` recorded.
-        self.archive: ParquetTables | DeltaTables = open_archive(self.root, archive)
         #: What the archive held at this instant, read only, without the live WAL (a Delta
         #: archive's time travel): "what did we have when the report was made".
         self.as_of = as_of
-        if as_of is not None:
-            if not isinstance(self.archive, DeltaTables):
-                raise InputError(
-                    f"the store {self.root} keeps Parquet tables: reading it as of {as_of} "
-                    "needs a Delta archive (ilrs-ops archive migrate)"
-                )
-            if as_of.tzinfo is None:
-                raise InputError(f"as_of {as_of} has no time zone; give UTC (e.g. +00:00)")
-            self.archive = DeltaTables(self.archive.uri, self.root, as_of)
+        if as_of is not None and as_of.tzinfo is None:
+            raise InputError(f"as_of {as_of} has no time zone; give UTC (e.g. +00:00)")
+        self.archive: ParquetTables | DeltaTables = open_archive(self.root, archive, as_of)
         self._writers: dict[str, WalWriter] = {}
         self._locks: dict[str, int] = {}
         self._lane_locks: dict[str, threading.Lock] = {}
@@ -425,18 +419,32 @@ class Store:
 # ---------------------------------------------------------------------- helpers
 
 
-def open_archive(root: Path, given: str | None) -> ParquetTables | DeltaTables:
-    """The sealed tables of the store at ``root``. A store keeps the archive it was first
-    given (recorded in ``root/archive.json``): its WAL and checkpoints belong to that one."""
+def archive_uri(text: str) -> str:
+    """An archive as a store records it: a URI as given, a local path made absolute."""
+    return text if "://" in text else str(Path(text).absolute())
+
+
+def record_archive(root: Path, uri: str) -> None:
+    """Write ``root/archive.json``: from now on the store's sealed tables are at ``uri``."""
+    path = root / ARCHIVE_FILE
+    data = json.dumps({"format": 1, "archive": uri}).encode()
+    with translate("write", path):
+        root.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda f: f.write(data))
+
+
+def open_archive(
+    root: Path, given: str | None, as_of: datetime.datetime | None = None
+) -> ParquetTables | DeltaTables:
+    """The sealed tables of the store at ``root`` (``as_of``: as a Delta archive held them
+    then). A store keeps the archive it was first given (recorded in ``root/archive.json``):
+    its WAL and checkpoints belong to that one."""
     path = root / ARCHIVE_FILE
     recorded: str | None = None
+    text = read_if_any("read", path)
     try:
-        with translate("read", path):
-            doc = json.loads(path.read_bytes())
-        recorded = str(doc["archive"])
-    except StoreError as exc:
-        if not isinstance(exc.__cause__, FileNotFoundError):
-            raise
+        if text is not None:
+            recorded = str(json.loads(text)["archive"])
     except (ValueError, KeyError, TypeError) as exc:
         raise StoreError(
             f"{path} is corrupt ({exc}); it must name the store's archive: "
@@ -444,7 +452,7 @@ def open_archive(root: Path, given: str | None) -> ParquetTables | DeltaTables:
             str(path),
         ) from exc
     if given is not None:
-        given = given if "://" in given else str(Path(given).absolute())
+        given = archive_uri(given)
         if recorded is not None and recorded != given:
             raise InputError(
                 f"the store {root} keeps its sealed tables in {recorded}, not {given}: give "
@@ -457,14 +465,16 @@ def open_archive(root: Path, given: str | None) -> ParquetTables | DeltaTables:
                     f"the store {root} holds Parquet tables ({', '.join(sealed)}): convert them "
                     "first (ilrs-ops archive migrate), or give another --data"
                 )
-            data = json.dumps({"format": 1, "archive": given}).encode()
-            with translate("write", path):
-                root.mkdir(parents=True, exist_ok=True)
-                write_atomic(path, lambda f: f.write(data))
+            record_archive(root, given)
             recorded = given
     if recorded is None:
+        if as_of is not None:
+            raise InputError(
+                f"the store {root} keeps Parquet tables: reading it as of {as_of} needs a "
+                "Delta archive (ilrs-ops archive migrate)"
+            )
         return ParquetTables(root)
-    return DeltaTables(recorded, root)
+    return DeltaTables(recorded, root, as_of)
 
 
 def window(start_ns: int, stop_ns: int) -> tuple[int, int]:
