@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import re
 import secrets
 import threading
@@ -32,6 +33,8 @@ from ilrs_ops.console._errors import AccessError, ForbiddenError, NotFoundError
 from ilrs_ops.errors import InputError
 from ilrs_ops.files import fsync_dir, write_atomic
 from ilrs_ops.profiles import Catalog
+
+log = logging.getLogger(__name__)
 
 GRID_COLUMNS = 12
 MAX_ROWS = 100
@@ -190,15 +193,15 @@ class DashboardBook:
         return self.folder / f"{board_id}.json"
 
     def all(self) -> list[Dashboard]:
-        """Every stored dashboard, by name (a file that does not parse is skipped)."""
+        """Every stored dashboard, by name (a file that does not parse is skipped, logged)."""
         if not self.folder.is_dir():
             return []
         out = []
         for path in sorted(self.folder.glob("*.json")):
             try:
                 out.append(Dashboard.model_validate_json(path.read_bytes()))
-            except (OSError, ValueError):
-                continue
+            except (OSError, ValueError) as exc:  # said, not dropped without a word
+                log.warning("dashboard file %s is skipped: it does not read (%s)", path, exc)
         return sorted(out, key=lambda b: (b.name.lower(), b.id))
 
     def get(self, board_id: str) -> Dashboard:
@@ -209,7 +212,6 @@ class DashboardBook:
             raise NotFoundError(f"no dashboard {board_id!r}", "id") from None
 
     def _write(self, board: Dashboard) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         text = json.dumps(board.model_dump(mode="json"), indent=1, sort_keys=True)
         write_atomic(self._path(board.id), lambda f: f.write(text.encode()), mode=0o644)
 
@@ -229,21 +231,12 @@ class DashboardBook:
         self, board_id: str, body: DashboardIn, principal: Principal, catalog: Catalog
     ) -> tuple[Dashboard, Dashboard]:
         """The dashboard before and after; 409 when ``body.version`` is not the stored one."""
+        if body.version is None:
+            raise DashboardInputError(
+                "version: send the version you edited (GET gives it)", "version"
+            )
         with self._locked():
-            old = self.get(board_id)
-            if not may_see(principal, old, catalog):  # unseen is unknown: 404, not 403
-                raise NotFoundError(f"no dashboard {board_id!r}", "id")
-            may_change(principal, old)
-            if body.version is None:
-                raise DashboardInputError(
-                    "version: send the version you edited (GET gives it)", "version"
-                )
-            if body.version != old.version:
-                raise DashboardConflictError(
-                    f"dashboard {board_id!r} is at version {old.version}, you edited "
-                    f"{body.version}: reload it and make your change again",
-                    "version",
-                )
+            old = self._to_change(board_id, body.version, principal, catalog)
             new = old.model_copy(
                 update={"name": body.name, "visibility": body.visibility,
                         "widgets": body.widgets, "version": old.version + 1,
@@ -256,18 +249,26 @@ class DashboardBook:
         self, board_id: str, version: int | None, principal: Principal, catalog: Catalog
     ) -> Dashboard:
         with self._locked():
-            old = self.get(board_id)
-            if not may_see(principal, old, catalog):  # unseen is unknown: 404, not 403
-                raise NotFoundError(f"no dashboard {board_id!r}", "id")
-            may_change(principal, old)
-            if version is not None and version != old.version:
-                raise DashboardConflictError(
-                    f"dashboard {board_id!r} is at version {old.version}, not {version}: "
-                    "reload it before deleting",
-                    "version",
-                )
+            old = self._to_change(board_id, version, principal, catalog)
             self._path(board_id).unlink()
             fsync_dir(self.folder)
+        return old
+
+    def _to_change(
+        self, board_id: str, version: int | None, principal: Principal, catalog: Catalog
+    ) -> Dashboard:
+        """The stored dashboard that ``principal`` may change, at ``version`` (None: any);
+        404 when it may not see it (unseen is unknown, not 403), 409 on another version."""
+        old = self.get(board_id)
+        if not may_see(principal, old, catalog):
+            raise NotFoundError(f"no dashboard {board_id!r}", "id")
+        may_change(principal, old)
+        if version is not None and version != old.version:
+            raise DashboardConflictError(
+                f"dashboard {board_id!r} is at version {old.version}, you edited {version}: "
+                "reload it and make your change again",
+                "version",
+            )
         return old
 
 
