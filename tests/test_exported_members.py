@@ -225,6 +225,7 @@ PUBLIC = {
         "make_client",
         "open_client",
         "publish",
+        "raise_if_stopping",
     },
     "ilrs_ops.store": {
         "Migrated",

@@ -18,7 +18,7 @@ from ilrs_ops.profiles import Catalog
 from ilrs_ops.sim._environment import Environment
 from ilrs_ops.sim._faults import Faults
 from ilrs_ops.sim._station import Handled, Module
-from ilrs_ops.sources import open_client, publish
+from ilrs_ops.sources import open_client, publish, raise_if_stopping
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class Simulator:
     async def _keep_connected(self) -> None:
         backoff = Backoff()
         while True:
+            raise_if_stopping()  # a listen that ended because of the cancel: no reconnect
             try:
                 async with open_client(
                     self.host,

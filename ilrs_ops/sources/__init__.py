@@ -21,6 +21,7 @@ __all__ = [
     "make_client",
     "open_client",
     "publish",
+    "raise_if_stopping",
 ]
 
 
@@ -40,6 +41,7 @@ _LAZY = dict.fromkeys(
         "make_client",
         "open_client",
         "publish",
+        "raise_if_stopping",
     ),
     "ilrs_ops.sources._mqtt",
 )

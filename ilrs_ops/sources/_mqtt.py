@@ -100,10 +100,17 @@ async def publish(
     try:
         await client.publish(topic, payload, qos=qos, retain=retain)
     except aiomqtt.MqttError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError from None
+        raise_if_stopping()
         raise
+    raise_if_stopping()  # a cancel the library took in without a word
+
+
+def raise_if_stopping() -> None:
+    """CancelledError in a task being cancelled: where a library swallowed the cancel (or
+    turned it into its own error), a loop of ours must still stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @contextlib.asynccontextmanager
