@@ -132,6 +132,10 @@ async def running(
         finally:
             for t in tasks:
                 t.cancel()
+            # Not a bare await: a task that took the cancel in would hang the suite; this
+            # fails naming it (and its stack) instead.
+            _, pending = await asyncio.wait(tasks, timeout=GUARD_S)
+            assert not pending, f"did not stop when cancelled: {[t.get_stack() for t in pending]}"
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
