@@ -1168,11 +1168,15 @@
 
   // ------------------------------------------------------------------ start
 
-  if (token) {
+  // Once every script of the page has run: the views after this one (events.js ... dashboards.js)
+  // hear the session and the route only if they listen by then, and a quick answer from the
+  // console could otherwise come while a later script is still on its way.
+  function boot() {
+    if (!token) { showLogin(); return; }
     fetch("/api/status", { headers: { Authorization: `Bearer ${token}` } }).then(async (r) => {
       if (r.ok) start(await r.json()); else logout(r.status === 401 ? "Log in again." : "");
     }, () => showLogin("The console does not answer."));
-  } else {
-    showLogin();
   }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+  else boot();
 })();
