@@ -50,7 +50,7 @@ fields:
 """
 
 
-def build(root: Path, hours: int, archive: str | None) -> tuple[History, float]:
+def build(root: Path, hours: int, archive: str | None = None) -> tuple[History, float]:
     """Write the profile and the sealed day; returns the store and the seconds it took."""
     folder = root / "profiles" / "bench"
     folder.mkdir(parents=True)

@@ -414,6 +414,19 @@ def filled(tmp_path: Path, rover: Catalog, inst: Instrument):
     store.close()
 
 
+def test_warm_asks_each_instrument_with_data_and_stops_when_told(
+    filled, tmp_path: Path, rover: Catalog
+) -> None:
+    """The console's start-up warm-up (History.warm) reads the instruments that have data, skips
+    those without, and stops at once when the console closes."""
+    store, _, _ = filled
+    with_data = [i for i in rover.instruments if store.latest(i).num_rows]
+    assert with_data and store.warm() == len(with_data)
+    assert store.warm(lambda: True) == 0
+    with History.at(tmp_path / "empty", rover) as empty:
+        assert empty.warm() == 0
+
+
 def test_query_window_is_start_inclusive_stop_exclusive(filled) -> None:
     store, ref, _ = filled
     t = times(ref.telemetry)

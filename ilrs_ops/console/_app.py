@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -109,6 +110,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         except StoreError as exc:
             log.error("command history not rebuilt, the store cannot be read: %s", exc)
         commander.start(uplink.publish)
+        closing = threading.Event()
+        warming = asyncio.create_task(warm(history, closing))
         tasks = [
             asyncio.create_task(
                 follow(state, settings.broker_host, settings.broker_port, **settings.broker_login)
@@ -122,6 +125,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         try:
             yield
         finally:
+            closing.set()
             stop_following_catalog()
             await replays.close()  # stopped replays seal what they took
             await commander.close()
@@ -130,6 +134,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await warming  # its thread reads the store: done, or stopped after one instrument
             store.close()
             for name in SERVER_LOGGERS:
                 logging.getLogger(name).removeFilter(redact)
@@ -160,6 +165,14 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         return app.openapi()
 
     return app
+
+
+async def warm(history: History, closing: threading.Event) -> None:
+    """Warm the telemetry reads in the background once the console serves (History.warm). Not
+    cancelled at shutdown but told to stop (``closing``): its thread would go on reading."""
+    t0 = time.perf_counter()
+    n = await asyncio.to_thread(history.warm, closing.is_set)
+    log.info("telemetry reads warmed on %d instruments in %.2f s", n, time.perf_counter() - t0)
 
 
 async def watch_tokens(console: Console, path: Path) -> None:

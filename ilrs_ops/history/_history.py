@@ -13,7 +13,7 @@ import datetime
 import itertools
 import operator
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -177,6 +177,28 @@ class History:
         if raw:
             columns += [c + RAW_SUFFIX for c in names if c + RAW_SUFFIX in schema.names]
         return self._telemetry(inst, columns, start, stop)
+
+    def warm(self, stopping: Callable[[], bool] = lambda: False) -> int:
+        """Ask each instrument for the hour before its newest row in buckets, as a plot does,
+        and return how many answered: the first plot an operator opens after a start then does
+        not pay for the first reads (Arrow's dataset and compute set-up, the files' footers).
+        Stops early when ``stopping()`` says so; an instrument that cannot be read is skipped
+        (its plot will say why)."""
+        warmed = 0
+        for inst in list(self.catalog.instruments.values()):
+            if stopping():
+                break
+            names = [f.name for f in inst.profile.channel_fields if not f.is_octets][:1]
+            try:
+                row = self.latest(inst.id)
+                if not names or row.num_rows == 0:
+                    continue
+                newest = int(row.column("time").cast(pa.int64())[0].as_py())
+                self.query(inst.id, names, newest - 3600 * NS, newest + 1, 60)
+            except (InputError, StoreError):
+                continue
+            warmed += 1
+        return warmed
 
     def latest(self, instrument: str) -> pa.Table:
         """The newest telemetry row of ``instrument`` (one row, or none before any data)."""
