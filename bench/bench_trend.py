@@ -10,7 +10,8 @@ frame after uPlot drew (``#tr-plot`` ``data-drawn-ms``): the page load, login ch
 WebSocket, one telemetry request of 6 channels x ~1400 buckets from the 1 s rollups, and the
 drawing. Three figures: both cold (a browser that never saw the page, a console just started);
 console cold (the console restarted, the browser with the page in its cache, as an operator's
-after a console restart); warm (the median of ``runs`` reloads).
+after a console restart); warm (the median of ``runs`` reloads). Also the overview's page load
+to its first tile painted, after the console restarted and warm.
 """
 
 from __future__ import annotations
@@ -97,6 +98,20 @@ def painted(page: Page) -> tuple[float, dict[str, float]]:
     return float(page.eval_on_selector("#tr-plot", "b => b.dataset.drawnMs")), page.evaluate(PARTS)
 
 
+#: The overview's first tile, stamped in the frame after it is in the page.
+FIRST_TILE = """new MutationObserver((_, obs) => {
+  if (!document.querySelector('#partners .tile')) return;
+  obs.disconnect();
+  requestAnimationFrame(() => { window.firstTileMs = performance.now(); });
+}).observe(document, { childList: true, subtree: true });"""
+
+
+def first_tile(page: Page) -> float:
+    """Navigation to the overview's first tile painted, in ms."""
+    page.wait_for_function("() => window.firstTileMs", timeout=60_000)
+    return float(page.evaluate("window.firstTileMs"))
+
+
 def main() -> None:
     hours = int(sys.argv[1]) if len(sys.argv) > 1 else 24
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -122,7 +137,13 @@ def main() -> None:
                 first = painted(page)
             # 2. The console restarted, the browser as an operator's (page in its cache).
             # 3. Reloads: both warm.
+            # The overview's first tile, console cold then warm, between them the trend's.
+            page.add_init_script(FIRST_TILE)
             with console(root, port) as url:
+                page.evaluate("location.hash = '#/'")
+                page.reload()
+                tile_cold = first_tile(page)
+                page.evaluate(f"location.hash = '{hash_}'")
                 page.reload()
                 cold = painted(page)
                 warm = []
@@ -130,12 +151,19 @@ def main() -> None:
                     page.reload()
                     warm.append(painted(page))
                 page.screenshot(path=str(shots / "bench-trend.png"))
+                page.evaluate("location.hash = '#/'")
+                tiles = []
+                for _ in range(runs):
+                    page.reload()
+                    tiles.append(first_tile(page))
             browser.close()
         times = [w[0] for w in warm]
         print(f"trend of 6 channels over {hours} h, navigation to plot painted:")
         print(f"  browser and console cold {first[0]:.0f} ms; console restarted {cold[0]:.0f} ms; "
               f"warm median {statistics.median(times):.0f} ms (min {min(times):.0f}, "
               f"max {max(times):.0f}, {runs} reloads)")  # fmt: skip
+        print(f"overview, navigation to first tile painted: console restarted {tile_cold:.0f} ms; "
+              f"warm median {statistics.median(tiles):.0f} ms (max {max(tiles):.0f})")  # fmt: skip
         mid = sorted(warm, key=lambda w: w[0])[len(warm) // 2]
         for name, (_, p) in [("both cold", first), ("console cold", cold), ("warm", mid)]:
             print(f"  {name}: page loaded at {p['page_loaded']:.0f} ms, telemetry asked at "
