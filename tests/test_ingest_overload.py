@@ -170,7 +170,7 @@ def processed_bytes_per_message(catalog: Catalog, iid: str) -> float:
     recv = np.full(len(packets.packets), 10**18, np.int64)
     p = Processor(inst, None).process(packets.packets, recv, inst.topic("x"))
     tables = (p.raw, p.telemetry, p.events, p.rollups, p.quarantine)
-    return sum(t.nbytes for t in tables) / len(packets.packets)
+    return sum(t.get_total_buffer_size() for t in tables) / len(packets.packets)
 
 
 async def flood(
