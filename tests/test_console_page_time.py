@@ -9,6 +9,7 @@ of both states (1440x900) go to test-artifacts/."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pyarrow as pa
 import pytest
 
@@ -267,3 +269,80 @@ def test_a_bad_typed_time_is_named_inline(page: Any, site: Site) -> None:
     page.focus("#tb-stop")
     page.keyboard.press("r")
     expect(page.locator("#tb-stop")).to_have_value("r")
+
+
+def test_a_dashboard_follows_the_time_bar_into_the_archive_and_back(page: Any, site: Site) -> None:
+    """A dashboard's plot shows the archive window from the store and its value widget the
+    last value in it, both marked ARCHIVE, still under live status; a window without data says
+    so; back in realtime the widgets are live again."""
+    h = {"Authorization": f"Bearer {site.token}"}
+    widgets = [
+        {"kind": "value", "instrument": A, "channel": "batt_v", "x": 0, "y": 0, "w": 3},
+        {"kind": "plot", "instrument": A, "channel": "batt_v", "x": 3, "y": 0, "w": 6, "h": 3},
+        {"kind": "alarms", "x": 9, "y": 0, "w": 3, "h": 3},
+    ]
+    r = httpx.post(f"{site.url}/api/dashboards", headers=h, timeout=10,
+                   json={"name": "Rover archive", "widgets": widgets})  # fmt: skip
+    assert r.status_code == 201, r.text
+    board = r.json()["id"]
+    start, stop = site.old_s - 300, site.old_s + 600
+    q = {"channels": "batt_v", "start": str(int(start * NS)), "stop": str(int(stop * NS))}
+    cols = httpx.get(f"{site.url}/api/instruments/{A}/telemetry", headers=h, params=q,
+                     timeout=10).json()["columns"]  # fmt: skip
+    last_ns, last_v = cols["time"][-1], cols["batt_v"][-1]
+
+    login(page, site.url, site.token)
+    iso = lambda s: datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    page.goto(f"{site.url}/#/dashboards/{board}?start={iso(start)}&stop={iso(stop)}")
+    expect(page.locator("#db-name")).to_have_text("Rover archive")
+    value = page.locator('#db-grid .dw[data-kind="value"]')
+    plot = page.locator('#db-grid .dw[data-kind="plot"]')
+    for w in (value, plot):
+        expect(w).to_have_attribute("data-mode", "archive")
+        expect(w.locator(".dw-mode")).to_have_text("archive")
+    expect(page.locator('#db-grid .dw[data-kind="alarms"] .dw-mode')).to_have_text("now")
+    # the value: the window's last sample, with its time
+    expect(value).to_have_attribute("data-value", f"{last_v:.5g} V")
+    stamp = datetime.fromtimestamp(last_ns / NS, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    expect(value.locator(".dw-at")).to_have_text(f"last in the window · {stamp}Z")
+    # the plot: the window's samples on an axis that is the window
+    box = '#db-grid .dw[data-kind="plot"] .dw-plot'
+    page.wait_for_function(f"() => document.querySelector('{box}')._plot !== undefined")
+    assert int(page.get_attribute(box, "data-points") or 0) >= 50
+    ends = page.evaluate(f"() => {{ const d = document.querySelector('{box}')._plot.data[0];"
+                         " return [d[0], d.at(-1)]; }")  # fmt: skip
+    assert ends == [start, stop]
+    expect(plot.locator(".dw-plot")).to_have_attribute(
+        "aria-label", f"Archive plot of {A} / batt_v"
+    )
+    # live status does not move an archive value
+    live = """(v) => window.dispatchEvent(new CustomEvent("ilrs:status", {detail: {
+        instrument: "sup-rover-1", health: "nominal", last_packet_time_ns: Date.now() * 1e6,
+        values: {batt_v: {value: v, units: "V", state: 0}}}}))"""
+    page.evaluate(live, 12.5)
+    page.evaluate(FRAMES)
+    expect(value).to_have_attribute("data-value", f"{last_v:.5g} V")
+    shot(page, "dashboard-archive")
+
+    # a window without data: said plainly, an empty plot over the window
+    empty = (site.old_s - 3000, site.old_s - 2000)
+    page.fill("#tb-start", typed(empty[0]))
+    page.fill("#tb-stop", typed(empty[1]))
+    page.click("#tb-apply")
+    expect(value.locator(".dw-at")).to_have_text("no value in the window")
+    expect(value.locator(".dw-value")).to_have_text("none")
+    expect(value).not_to_have_attribute("data-value", re.compile("."))
+    expect(page.locator(box)).to_have_attribute("data-points", "0")
+    shot(page, "dashboard-archive-empty")
+
+    # back to realtime: live again, and live status moves the value
+    page.locator("#db-name").focus()
+    page.keyboard.press("r")
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "realtime")
+    for w in (value, plot):
+        expect(w).to_have_attribute("data-mode", "live")
+        expect(w.locator(".dw-mode")).to_have_count(0)
+    expect(plot.locator(".dw-plot")).to_have_attribute("aria-label", f"Live plot of {A} / batt_v")
+    page.evaluate(live, 12.5)
+    expect(value).to_have_attribute("data-value", "12.5 V")
+    only_local(page, site.url)
