@@ -147,7 +147,7 @@ def test_an_archive_range_drives_every_view_and_the_url_and_r_goes_back(
     expect(page.locator("#events")).not_to_contain_text("recent marker")
     expect(page.locator("#live-title")).to_have_text("Live (paused: archive)")
     hash_ = page.evaluate("location.hash")
-    assert hash_.startswith(f"#/i/{A}?start=") and "&stop=" in hash_
+    assert hash_.startswith(f"#/i/{A}/batt_v?start=") and "&stop=" in hash_
     shot(page, "archive")
 
     # another view keeps the window, in its own URL too: the event log shows the old event only
@@ -243,7 +243,7 @@ def test_presets_span_the_window_the_archive_button_holds_it_and_back_goes_back(
     expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 15 min")
     page.go_back()
     expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 1 h")
-    assert page.evaluate("location.hash") == f"#/i/{A}"
+    assert page.evaluate("location.hash") == f"#/i/{A}/batt_v"  # the channel chosen
 
 
 def test_a_bad_typed_time_is_named_inline(page: Any, site: Site) -> None:
@@ -346,3 +346,48 @@ def test_a_dashboard_follows_the_time_bar_into_the_archive_and_back(page: Any, s
     page.evaluate(live, 12.5)
     expect(value).to_have_attribute("data-value", "12.5 V")
     only_local(page, site.url)
+
+
+def test_the_channel_chosen_is_in_the_url_for_a_reload_and_back(page: Any, site: Site) -> None:
+    """Choosing a channel in the detail replaces the URL's channel (keeping the time bar's
+    window) without opening the instrument again; a reload opens the same channel; Back
+    goes to where the detail was opened from."""
+    open_rover(page, site)  # the tile, then batt_v chosen
+    assert page.evaluate("location.hash") == f"#/i/{A}/batt_v"
+    page.select_option("#channel", "motor_i")
+    expect(page.locator("#channel")).to_have_value("motor_i")
+    page.wait_for_function(f"location.hash === '#/i/{A}/motor_i'")
+    asked = len(page.requests)  # type: ignore[attr-defined]
+    page.select_option("#channel", "cpu_t")
+    page.wait_for_function(f"location.hash === '#/i/{A}/cpu_t'")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#hist-plot').dataset.points) > 0", timeout=15_000
+    )
+    again = [u for u in page.requests[asked:] if u.endswith(f"/api/instruments/{A}")]  # type: ignore[attr-defined]
+    assert not again, again  # the detail was not opened anew, only the channel's data asked
+    # in archive too, and the window stays in the URL
+    start, stop = site.old_s - 300, site.old_s + 600
+    page.fill("#tb-start", typed(start))
+    page.fill("#tb-stop", typed(stop))
+    page.click("#tb-apply")
+    wait_window(page, start, stop)
+    page.select_option("#channel", "batt_i")
+    page.wait_for_function(f"location.hash.startsWith('#/i/{A}/batt_i?start=')")
+    units = "() => document.querySelector('#hist-plot')._plot.axes[1].label"
+    page.wait_for_function(f"({units})() === 'A'", timeout=15_000)  # batt_i's history drawn
+    wait_window(page, start, stop)
+    shot(page, "channel-in-url")
+    # a reload (or the link shared) opens the same channel over the same window
+    page.reload()
+    expect(page.locator("#channel")).to_have_value("batt_i", timeout=15_000)
+    page.wait_for_function(f"({units})() === 'A'", timeout=15_000)
+    wait_window(page, start, stop)
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "archive")
+    # Back: out of the archive window, then the overview the tile was clicked on (channels
+    # chosen made no history entries of their own)
+    page.go_back()
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "realtime")
+    page.go_back()
+    expect(page.locator("#overview")).to_be_visible()
+    assert page.evaluate("location.hash") in ("", "#/")
+    assert not page.errors  # type: ignore[attr-defined]
