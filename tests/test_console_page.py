@@ -3,8 +3,8 @@ against `ilrs-ops up` with limit faults: a tile per instrument, a limit excursio
 red and raises an alarm in the list within 2 s of the status saying critical, Ack clears a
 latched alarm and acknowledges an active one, Shelve shelves (a refusal reads as a message), the
 detail plots show data, a partner token sees only its own instruments and alarms, a viewer gets
-no alarm buttons, and the page makes no request outside the console. Screenshots of a failed
-test go to test-artifacts/."""
+no alarm buttons, the header's items are whole at 1440 and 1920 px, and the page makes no
+request outside the console. Screenshots of a failed test go to test-artifacts/."""
 
 from __future__ import annotations
 

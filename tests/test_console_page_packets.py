@@ -4,7 +4,9 @@ corrupt and truncated packets: the header's Packets link opens it, recent packet
 instrument list newest first, the chosen one shows as hex with offsets beside its fields,
 hovering or focusing a field lights exactly its octets (whole and part), the arrow keys move
 through the list, a quarantined packet shows its reason, the instrument page links to its
-packets, a partner lists only its own instruments and a viewer is told why it sees none.
+packets, a partner lists only its own instruments and a viewer is told why it sees none; in
+realtime new packets come in without a reload (the packet shown, its focus and the rows in
+sight kept), Pause holds them, and in archive the list stands still.
 Screenshots go to test-artifacts/ (always, for review)."""
 
 from __future__ import annotations

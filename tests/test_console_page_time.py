@@ -4,8 +4,10 @@ an old stretch of rover telemetry (two hours ago) and a recent one, and one even
 typed UTC range puts the page in ARCHIVE, visibly; the history plot's axis, the instrument's
 events, the event log, the packet inspector, the audit log and the trend all show that window;
 the URL carries it through navigation and a reload; a live event does not enter it; the key r
-(and the Realtime button) goes back. A bad typed time is refused inline, by name. Screenshots
-of both states (1440x900) go to test-artifacts/."""
+(and the Realtime button) goes back. A bad typed time is refused inline, by name. A dashboard
+shows the archive window (plot) and its last value, marked ARCHIVE, and is live again in
+realtime; the channel chosen in an instrument's page is in its URL. Screenshots of both states
+(1440x900) go to test-artifacts/."""
 
 from __future__ import annotations
 
