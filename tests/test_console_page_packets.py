@@ -215,6 +215,10 @@ def test_in_realtime_new_packets_come_in_and_pause_holds_them(page: Any, up: Up)
     assert focused == "true"  # the focus on its row
     moved = page.evaluate("() => document.activeElement.getBoundingClientRect().top") - place
     assert abs(moved) < 2, moved  # and the rows in sight where they were
+    clipped = page.eval_on_selector_all(  # the receive times are whole, to the ms
+        "#pk-rows td", "ts => ts.filter(t => t.scrollWidth > t.clientWidth).map(t => t.innerText)"
+    )
+    assert not clipped, clipped
     shot(page, "following")
 
     # paused: nothing new comes, and no packets are asked for
