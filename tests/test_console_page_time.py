@@ -309,7 +309,7 @@ def test_a_dashboard_follows_the_time_bar_into_the_archive_and_back(page: Any, s
     expect(value.locator(".dw-at")).to_have_text(f"last in the window · {stamp}Z")
     # the plot: the window's samples on an axis that is the window
     box = '#db-grid .dw[data-kind="plot"] .dw-plot'
-    page.wait_for_function(f"() => document.querySelector('{box}')._plot !== undefined")
+    page.wait_for_function(f"() => document.querySelector('{box}')?._plot !== undefined")
     assert int(page.get_attribute(box, "data-points") or 0) >= 50
     ends = page.evaluate(f"() => {{ const d = document.querySelector('{box}')._plot.data[0];"
                          " return [d[0], d.at(-1)]; }")  # fmt: skip
@@ -339,12 +339,17 @@ def test_a_dashboard_follows_the_time_bar_into_the_archive_and_back(page: Any, s
 
     # back to realtime: live again, and live status moves the value
     page.locator("#db-name").focus()
-    page.keyboard.press("r")
+    with (
+        page.expect_response(lambda r: r.url.endswith("/api/status")),
+        page.expect_response(lambda r: r.url.endswith("/api/alarms")),
+    ):
+        page.keyboard.press("r")  # the widgets drawn anew with the status now: then a live one
     expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "realtime")
     for w in (value, plot):
         expect(w).to_have_attribute("data-mode", "live")
         expect(w.locator(".dw-mode")).to_have_count(0)
     expect(plot.locator(".dw-plot")).to_have_attribute("aria-label", f"Live plot of {A} / batt_v")
+    page.evaluate(FRAMES)
     page.evaluate(live, 12.5)
     expect(value).to_have_attribute("data-value", "12.5 V")
     only_local(page, site.url)
@@ -375,7 +380,7 @@ def test_the_channel_chosen_is_in_the_url_for_a_reload_and_back(page: Any, site:
     wait_window(page, start, stop)
     page.select_option("#channel", "batt_i")
     page.wait_for_function(f"location.hash.startsWith('#/i/{A}/batt_i?start=')")
-    units = "() => document.querySelector('#hist-plot')._plot.axes[1].label"
+    units = "() => document.querySelector('#hist-plot')._plot?.axes[1].label"
     page.wait_for_function(f"({units})() === 'A'", timeout=15_000)  # batt_i's history drawn
     wait_window(page, start, stop)
     shot(page, "channel-in-url")
