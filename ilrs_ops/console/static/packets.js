@@ -195,10 +195,13 @@
     if (!fresh) $("#pk-count").textContent = "loading…";
     let doc;
     try { doc = await get(path); } catch (e) {
-      if (seq === loadSeq) show([], `The packets could not be read: ${e.message}`);
+      const why = `The packets could not be read: ${e.message}`;
+      // following, a failed ask leaves the list as it was (the next one may do better)
+      if (seq === loadSeq && fresh) $("#pk-msg").textContent = why;
+      else if (seq === loadSeq) show([], why);
       return;
     }
-    if (seq !== loadSeq) return;
+    if (seq !== loadSeq || (fresh && !following())) return; // (paused meanwhile: held)
     const keep = current >= 0 && list[current] ? list[current] : null;
     show(doc.packets, null, keep, fresh);
   }
