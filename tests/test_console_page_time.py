@@ -325,6 +325,13 @@ def test_a_dashboard_follows_the_time_bar_into_the_archive_and_back(page: Any, s
     page.evaluate(FRAMES)
     expect(value).to_have_attribute("data-value", f"{last_v:.5g} V")
     shot(page, "dashboard-archive")
+    # the link (archive window and all) loaded again: the same, with the plot drawn although
+    # the live link's first snapshot comes while the dashboard loads
+    page.reload()
+    expect(value).to_have_attribute("data-value", f"{last_v:.5g} V", timeout=15_000)
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{box}')?.dataset.points) >= 50", timeout=15_000
+    )
 
     # a window without data: said plainly, an empty plot over the window
     empty = (site.old_s - 3000, site.old_s - 2000)

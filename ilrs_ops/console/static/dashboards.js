@@ -141,7 +141,9 @@
     if (a.state === null || a.state === undefined) alarms.delete(key); else alarms.set(key, a);
     for (const v of views) if (v.w.kind === "alarms") paintAlarms(v);
   });
-  window.addEventListener("ilrs:resync", () => { if (board) loadLive(++seq); });
+  // (the same seq: a new one would drop the widgets still being filled, e.g. a plot's data
+  // when the WebSocket's first snapshot comes while a dashboard opened from its link loads)
+  window.addEventListener("ilrs:resync", () => { if (board) loadLive(seq); });
   // The time bar moved: into (or within) the archive, the widgets show the new window; back
   // in realtime, they are live again. A new realtime span changes nothing here: live widgets
   // follow the feed, whatever the span.
