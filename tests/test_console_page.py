@@ -3,8 +3,8 @@ against `ilrs-ops up` with limit faults: a tile per instrument, a limit excursio
 red and raises an alarm in the list within 2 s of the status saying critical, Ack clears a
 latched alarm and acknowledges an active one, Shelve shelves (a refusal reads as a message), the
 detail plots show data, a partner token sees only its own instruments and alarms, a viewer gets
-no alarm buttons, and the page makes no request outside the console. Screenshots of a failed
-test go to test-artifacts/."""
+no alarm buttons, the header's items are whole at 1440 and 1920 px, and the page makes no
+request outside the console. Screenshots of a failed test go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -482,6 +482,52 @@ def test_plot_times_are_utc_iso_with_seconds_and_apids_hex(page: Any, up: Up) ->
     sync_api.expect(hover).to_have_text(ISO_HOVER)
     page.screenshot(path="/tmp/console-detail-utc.png")
     only_local(page, up.url)
+
+
+# The header's items as drawn: [id, scrollWidth, clientWidth, left, right, top, bottom].
+HEADER = """() => [...document.querySelectorAll('header.bar > *')]
+  .filter(e => e.offsetParent !== null && !e.classList.contains('skip'))
+  .map(e => { const r = e.getBoundingClientRect();
+    return [e.id || e.tagName, e.scrollWidth, e.clientWidth,
+      r.left, r.right, r.top, r.bottom]; })"""
+
+
+def test_the_header_fits_without_clipping_at_1440_and_1920(browser: Any, up: Up) -> None:
+    """At 1440x900 and 1920x1080 every header item is whole: who is logged in and the
+    simulation badge are not cut off (scrollWidth <= clientWidth), nothing overlaps or runs
+    past the window's edge, and Log out is on screen."""
+    token = create_token(up.data / "up-tokens.yaml", "suparco-night-shift", "partner", "suparco")
+    for (w, h), who, name in (
+        ((1440, 900), up.token, "operator · operator"),
+        ((1440, 900), token, "suparco-night-shift · partner of suparco"),
+        ((1920, 1080), up.token, "operator · operator"),
+    ):
+        context = browser.new_context(viewport={"width": w, "height": h})
+        try:
+            page = context.new_page()
+            login(page, up.url, who)
+            sync_api.expect(page.locator("#who")).to_have_text(name)
+            sync_api.expect(page.locator("#sim")).to_be_visible()
+            sync_api.expect(page.locator("#clock-lunar")).to_be_visible()
+            sync_api.expect(page.locator("#logout")).to_be_in_viewport()
+            items = page.evaluate(HEADER)
+            ids = [i[0] for i in items]
+            assert {"who", "sim", "clock", "logout", "nav"} <= set(ids), ids
+            for id_, scroll, client, left, right, _, _ in items:
+                assert scroll <= client, f"{w} px, {name}: #{id_} clipped ({scroll} > {client})"
+                assert left >= 0 and right <= w, f"{w} px: #{id_} runs off [{left}, {right}]"
+            for i, a in enumerate(items):
+                for b in items[i + 1 :]:
+                    apart = a[4] <= b[3] or b[4] <= a[3] or a[6] <= b[5] or b[6] <= a[5]
+                    assert apart, f"{w} px, {name}: #{a[0]} overlaps #{b[0]}"
+            for sel in ("#who", "#sim"):
+                clip = page.eval_on_selector(sel, "e => [e.scrollWidth, e.clientWidth]")
+                assert clip[0] <= clip[1], (w, sel, clip)
+            ARTIFACTS.mkdir(exist_ok=True)
+            kind = "partner" if who != up.token else "operator"
+            page.screenshot(path=str(ARTIFACTS / f"header-{w}-{kind}.png"))
+        finally:
+            context.close()
 
 
 def test_api_docs_offline_with_an_authorize_button(page: Any, up: Up) -> None:

@@ -4,7 +4,9 @@ corrupt and truncated packets: the header's Packets link opens it, recent packet
 instrument list newest first, the chosen one shows as hex with offsets beside its fields,
 hovering or focusing a field lights exactly its octets (whole and part), the arrow keys move
 through the list, a quarantined packet shows its reason, the instrument page links to its
-packets, a partner lists only its own instruments and a viewer is told why it sees none.
+packets, a partner lists only its own instruments and a viewer is told why it sees none; in
+realtime new packets come in without a reload (the packet shown, its focus and the rows in
+sight kept), Pause holds them, and in archive the list stands still.
 Screenshots go to test-artifacts/ (always, for review)."""
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def test_the_inspector_shows_packets_fields_and_their_octets(page: Any, up: Up) 
     expect(page.locator("#nav-packets")).to_have_attribute("aria-current", "page")
     page.select_option("#pk-instrument", ROVER)
     page.select_option("#pk-kind", "raw")
+    page.click("#pk-pause")  # held still: the rows' places are what this test checks
     page.wait_for_function(  # the rover's accepted packets are in (not an earlier list)
         """() => { const rs = [...document.querySelectorAll('#pk-rows tr')];
           return rs.length && document.querySelector('#pk-count').innerText !== 'loading…'
@@ -144,6 +147,11 @@ def test_the_inspector_shows_packets_fields_and_their_octets(page: Any, up: Up) 
                            ".children[3].innerText")  # fmt: skip
     assert n == octets == q["length"] or n == octets  # the newest may have come meanwhile
     page.select_option("#pk-kind", "all")
+    page.wait_for_function(  # the list of all packets is in, not still the quarantined ones
+        """() => document.querySelector('#pk-rows tr[data-kind="raw"]')
+          && document.querySelector('#pk-count').innerText !== 'loading…'""",
+        timeout=15_000,
+    )
     expect(page.locator('#pk-rows tr[data-kind="quarantine"]').first).to_be_visible()
     page.locator('#pk-rows tr[data-kind="quarantine"]').first.click()
     page.locator('#pk-field-rows tr[data-name="version"]').hover()  # what the fault flipped
@@ -176,4 +184,70 @@ def test_a_partner_lists_its_own_and_a_viewer_is_told_why_not(page: Any, up: Up)
     expect(page.locator("#pk-msg")).to_contain_text("Viewers see station status only")
     expect(page.locator("#pk-rows tr")).to_have_count(0)
     shot(page, "viewer")
+    only_local(page, up.url)
+
+
+NEWEST = "() => document.querySelector('#pk-rows tr td:first-child').innerText"
+SHOWN = "() => document.querySelector('#pk-title').innerText + ' ' + document.querySelector('#pk-summary dd').innerText"  # noqa: E501
+
+
+def test_in_realtime_new_packets_come_in_and_pause_holds_them(page: Any, up: Up) -> None:
+    """Realtime: new packets appear at the top without a reload, while the packet shown, the
+    focus on its row and the rows in sight stay; Pause holds the list, pressing it again
+    follows once more; in archive the list stands still and says so."""
+    login(page, up.url, up.token)
+    page.goto(f"{up.url}/#/packets/{ROVER}")
+    follow = page.locator("#pk-follow")
+    expect(follow).to_have_text("following new packets")
+    # a full list (the newest 50, more than fit: it scrolls), as on a station up for a while
+    expect(page.locator("#pk-rows tr").nth(49)).to_be_attached(timeout=2 * WAIT_S * 1000)
+    # the reader scrolls down and picks an older packet, from the keyboard
+    page.locator('#pk-rows tr[data-i="12"]').click()  # selected and focused (the row may move)
+    page.eval_on_selector(".pk-list", "s => { s.scrollTop = 120; }")
+    shown = page.evaluate(SHOWN)
+    place = page.evaluate("() => document.activeElement.getBoundingClientRect().top")
+    newest = page.evaluate(NEWEST)
+    page.wait_for_function(f"({NEWEST})() !== {newest!r}", timeout=WAIT_S * 1000)
+    assert page.evaluate(SHOWN) == shown  # the same packet shown
+    focused = page.evaluate("() => document.activeElement.getAttribute('aria-selected')")
+    assert focused == "true"  # the focus on its row
+    moved = page.evaluate("() => document.activeElement.getBoundingClientRect().top") - place
+    assert abs(moved) < 2, moved  # and the rows in sight where they were
+    clipped = page.eval_on_selector_all(  # the receive times are whole, to the ms
+        "#pk-rows td", "ts => ts.filter(t => t.scrollWidth > t.clientWidth).map(t => t.innerText)"
+    )
+    assert not clipped, clipped
+    shot(page, "following")
+
+    # paused: nothing new comes, and no packets are asked for
+    page.click("#pk-pause")
+    expect(page.locator("#pk-pause")).to_have_attribute("aria-pressed", "true")
+    expect(follow).to_have_text("paused: new packets are not shown")
+    held = page.evaluate(NEWEST)
+    asked = len(page.requests)  # type: ignore[attr-defined]
+    page.wait_for_timeout(5000)  # ~5 rover packets
+    assert page.evaluate(NEWEST) == held
+    assert not [u for u in page.requests[asked:] if "/packets?" in u]  # type: ignore[attr-defined]
+    shot(page, "paused")
+    page.click("#pk-pause")
+    expect(page.locator("#pk-pause")).to_have_attribute("aria-pressed", "false")
+    page.wait_for_function(f"({NEWEST})() !== {held!r}", timeout=WAIT_S * 1000)
+    assert page.evaluate(SHOWN) == shown
+
+    # archive: the window's packets, standing still
+    page.evaluate("performance.clearResourceTimings()")  # (a full buffer takes no more)
+    page.click("#tb-archive")
+    expect(follow).to_have_text("archive: the window's newest, standing still")
+    expect(page.locator("#pk-pause")).to_be_hidden()
+    page.wait_for_function(  # the archive window's own list has come (then it is drawn)
+        """() => { const stop = `stop=${window.ilrsTime.state().stop}`;
+          return performance.getEntriesByType('resource')
+            .some(e => e.name.includes('/packets?') && e.name.includes(stop)); }"""
+    )
+    page.wait_for_timeout(200)
+    held = page.evaluate(NEWEST)
+    asked = len(page.requests)  # type: ignore[attr-defined]
+    page.wait_for_timeout(4000)
+    assert page.evaluate(NEWEST) == held
+    assert not [u for u in page.requests[asked:] if "/packets?" in u]  # type: ignore[attr-defined]
     only_local(page, up.url)

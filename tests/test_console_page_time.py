@@ -4,11 +4,14 @@ an old stretch of rover telemetry (two hours ago) and a recent one, and one even
 typed UTC range puts the page in ARCHIVE, visibly; the history plot's axis, the instrument's
 events, the event log, the packet inspector, the audit log and the trend all show that window;
 the URL carries it through navigation and a reload; a live event does not enter it; the key r
-(and the Realtime button) goes back. A bad typed time is refused inline, by name. Screenshots
-of both states (1440x900) go to test-artifacts/."""
+(and the Realtime button) goes back. A bad typed time is refused inline, by name. A dashboard
+shows the archive window (plot) and its last value, marked ARCHIVE, and is live again in
+realtime; the channel chosen in an instrument's page is in its URL. Screenshots of both states
+(1440x900) go to test-artifacts/."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pyarrow as pa
 import pytest
 
@@ -145,7 +149,7 @@ def test_an_archive_range_drives_every_view_and_the_url_and_r_goes_back(
     expect(page.locator("#events")).not_to_contain_text("recent marker")
     expect(page.locator("#live-title")).to_have_text("Live (paused: archive)")
     hash_ = page.evaluate("location.hash")
-    assert hash_.startswith(f"#/i/{A}?start=") and "&stop=" in hash_
+    assert hash_.startswith(f"#/i/{A}/batt_v?start=") and "&stop=" in hash_
     shot(page, "archive")
 
     # another view keeps the window, in its own URL too: the event log shows the old event only
@@ -241,7 +245,7 @@ def test_presets_span_the_window_the_archive_button_holds_it_and_back_goes_back(
     expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 15 min")
     page.go_back()
     expect(page.locator("#tb-mode")).to_have_text("REALTIME · last 1 h")
-    assert page.evaluate("location.hash") == f"#/i/{A}"
+    assert page.evaluate("location.hash") == f"#/i/{A}/batt_v"  # the channel chosen
 
 
 def test_a_bad_typed_time_is_named_inline(page: Any, site: Site) -> None:
@@ -267,3 +271,137 @@ def test_a_bad_typed_time_is_named_inline(page: Any, site: Site) -> None:
     page.focus("#tb-stop")
     page.keyboard.press("r")
     expect(page.locator("#tb-stop")).to_have_value("r")
+
+
+def test_a_dashboard_follows_the_time_bar_into_the_archive_and_back(page: Any, site: Site) -> None:
+    """A dashboard's plot shows the archive window from the store and its value widget the
+    last value in it, both marked ARCHIVE, still under live status; a window without data says
+    so; back in realtime the widgets are live again."""
+    h = {"Authorization": f"Bearer {site.token}"}
+    widgets = [
+        {"kind": "value", "instrument": A, "channel": "batt_v", "x": 0, "y": 0, "w": 3},
+        {"kind": "plot", "instrument": A, "channel": "batt_v", "x": 3, "y": 0, "w": 6, "h": 3},
+        {"kind": "alarms", "x": 9, "y": 0, "w": 3, "h": 3},
+    ]
+    r = httpx.post(f"{site.url}/api/dashboards", headers=h, timeout=10,
+                   json={"name": "Rover archive", "widgets": widgets})  # fmt: skip
+    assert r.status_code == 201, r.text
+    board = r.json()["id"]
+    start, stop = site.old_s - 300, site.old_s + 600
+    q = {"channels": "batt_v", "start": str(int(start * NS)), "stop": str(int(stop * NS))}
+    cols = httpx.get(f"{site.url}/api/instruments/{A}/telemetry", headers=h, params=q,
+                     timeout=10).json()["columns"]  # fmt: skip
+    last_ns, last_v = cols["time"][-1], cols["batt_v"][-1]
+
+    login(page, site.url, site.token)
+    iso = lambda s: datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    page.goto(f"{site.url}/#/dashboards/{board}?start={iso(start)}&stop={iso(stop)}")
+    expect(page.locator("#db-name")).to_have_text("Rover archive")
+    value = page.locator('#db-grid .dw[data-kind="value"]')
+    plot = page.locator('#db-grid .dw[data-kind="plot"]')
+    for w in (value, plot):
+        expect(w).to_have_attribute("data-mode", "archive")
+        expect(w.locator(".dw-mode")).to_have_text("archive")
+    expect(page.locator('#db-grid .dw[data-kind="alarms"] .dw-mode')).to_have_text("now")
+    # the value: the window's last sample, with its time
+    expect(value).to_have_attribute("data-value", f"{last_v:.5g} V")
+    stamp = datetime.fromtimestamp(last_ns / NS, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    expect(value.locator(".dw-at")).to_have_text(f"last in the window · {stamp}Z")
+    # the plot: the window's samples on an axis that is the window
+    box = '#db-grid .dw[data-kind="plot"] .dw-plot'
+    page.wait_for_function(f"() => document.querySelector('{box}')?._plot !== undefined")
+    assert int(page.get_attribute(box, "data-points") or 0) >= 50
+    ends = page.evaluate(f"() => {{ const d = document.querySelector('{box}')._plot.data[0];"
+                         " return [d[0], d.at(-1)]; }")  # fmt: skip
+    assert ends == [start, stop]
+    expect(plot.locator(".dw-plot")).to_have_attribute(
+        "aria-label", f"Archive plot of {A} / batt_v"
+    )
+    # live status does not move an archive value
+    live = """(v) => window.dispatchEvent(new CustomEvent("ilrs:status", {detail: {
+        instrument: "sup-rover-1", health: "nominal", last_packet_time_ns: Date.now() * 1e6,
+        values: {batt_v: {value: v, units: "V", state: 0}}}}))"""
+    page.evaluate(live, 12.5)
+    page.evaluate(FRAMES)
+    expect(value).to_have_attribute("data-value", f"{last_v:.5g} V")
+    shot(page, "dashboard-archive")
+    # the link (archive window and all) loaded again: the same, with the plot drawn although
+    # the live link's first snapshot comes while the dashboard loads
+    page.reload()
+    expect(value).to_have_attribute("data-value", f"{last_v:.5g} V", timeout=15_000)
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{box}')?.dataset.points) >= 50", timeout=15_000
+    )
+
+    # a window without data: said plainly, an empty plot over the window
+    empty = (site.old_s - 3000, site.old_s - 2000)
+    page.fill("#tb-start", typed(empty[0]))
+    page.fill("#tb-stop", typed(empty[1]))
+    page.click("#tb-apply")
+    expect(value.locator(".dw-at")).to_have_text("no value in the window")
+    expect(value.locator(".dw-value")).to_have_text("none")
+    expect(value).not_to_have_attribute("data-value", re.compile("."))
+    expect(page.locator(box)).to_have_attribute("data-points", "0")
+    shot(page, "dashboard-archive-empty")
+
+    # back to realtime: live again, and live status moves the value
+    page.locator("#db-name").focus()
+    with (
+        page.expect_response(lambda r: r.url.endswith("/api/status")),
+        page.expect_response(lambda r: r.url.endswith("/api/alarms")),
+    ):
+        page.keyboard.press("r")  # the widgets drawn anew with the status now: then a live one
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "realtime")
+    for w in (value, plot):
+        expect(w).to_have_attribute("data-mode", "live")
+        expect(w.locator(".dw-mode")).to_have_count(0)
+    expect(plot.locator(".dw-plot")).to_have_attribute("aria-label", f"Live plot of {A} / batt_v")
+    page.evaluate(FRAMES)
+    page.evaluate(live, 12.5)
+    expect(value).to_have_attribute("data-value", "12.5 V")
+    only_local(page, site.url)
+
+
+def test_the_channel_chosen_is_in_the_url_for_a_reload_and_back(page: Any, site: Site) -> None:
+    """Choosing a channel in the detail replaces the URL's channel (keeping the time bar's
+    window) without opening the instrument again; a reload opens the same channel; Back
+    goes to where the detail was opened from."""
+    open_rover(page, site)  # the tile, then batt_v chosen
+    assert page.evaluate("location.hash") == f"#/i/{A}/batt_v"
+    page.select_option("#channel", "motor_i")
+    expect(page.locator("#channel")).to_have_value("motor_i")
+    page.wait_for_function(f"location.hash === '#/i/{A}/motor_i'")
+    asked = len(page.requests)  # type: ignore[attr-defined]
+    page.select_option("#channel", "cpu_t")
+    page.wait_for_function(f"location.hash === '#/i/{A}/cpu_t'")
+    page.wait_for_function(
+        "() => Number(document.querySelector('#hist-plot').dataset.points) > 0", timeout=15_000
+    )
+    again = [u for u in page.requests[asked:] if u.endswith(f"/api/instruments/{A}")]  # type: ignore[attr-defined]
+    assert not again, again  # the detail was not opened anew, only the channel's data asked
+    # in archive too, and the window stays in the URL
+    start, stop = site.old_s - 300, site.old_s + 600
+    page.fill("#tb-start", typed(start))
+    page.fill("#tb-stop", typed(stop))
+    page.click("#tb-apply")
+    wait_window(page, start, stop)
+    page.select_option("#channel", "batt_i")
+    page.wait_for_function(f"location.hash.startsWith('#/i/{A}/batt_i?start=')")
+    units = "() => document.querySelector('#hist-plot')._plot?.axes[1].label"
+    page.wait_for_function(f"({units})() === 'A'", timeout=15_000)  # batt_i's history drawn
+    wait_window(page, start, stop)
+    shot(page, "channel-in-url")
+    # a reload (or the link shared) opens the same channel over the same window
+    page.reload()
+    expect(page.locator("#channel")).to_have_value("batt_i", timeout=15_000)
+    page.wait_for_function(f"({units})() === 'A'", timeout=15_000)
+    wait_window(page, start, stop)
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "archive")
+    # Back: out of the archive window, then the overview the tile was clicked on (channels
+    # chosen made no history entries of their own)
+    page.go_back()
+    expect(page.locator("#tb-mode")).to_have_attribute("data-mode", "realtime")
+    page.go_back()
+    expect(page.locator("#overview")).to_be_visible()
+    assert page.evaluate("location.hash") in ("", "#/")
+    assert not page.errors  # type: ignore[attr-defined]

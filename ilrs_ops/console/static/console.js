@@ -737,6 +737,19 @@
     }
   }
   window.addEventListener("hashchange", route);
+
+  // The channel shown is part of the URL (#/i/{instrument}/{channel}), so that a reload or a
+  // shared link opens it again. Choosing a channel is no navigation: the history entry is
+  // replaced (its time stamp kept, timebar.js), Back goes where it went before, and route()
+  // knows the new path, so that a later time change does not open the detail again.
+  function showChannelInUrl(iid, name) {
+    const path = location.hash.split("?")[0];
+    const want = channelHash(iid, name);
+    const m = path.match(/^#\/i\/([^/]+)/);
+    if (path === want || !m || decodeURIComponent(m[1]) !== iid) return; // (left meanwhile)
+    history.replaceState(history.state, "", window.ilrsTime.withTime(want));
+    routed = want;
+  }
   $("#back").addEventListener("click", () => { location.hash = "#/"; });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && detail) location.hash = "#/";
@@ -1043,6 +1056,7 @@
     if (!d || !name) return;
     d.channel = name;
     $("#channel").value = name;
+    showChannelInUrl(d.id, name);
     if (d.livePlot) { d.livePlot.destroy(); d.livePlot = null; }
     const chan = d.chans.get(name);
     const arr = Boolean(chan.count);

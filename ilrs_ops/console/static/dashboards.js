@@ -3,8 +3,11 @@
  * (GET/POST /api/dashboards, GET/PUT/DELETE /api/dashboards/{id}); the URL of one is its share
  * link. Edit mode adds, removes, moves and resizes widgets with buttons (keyboard, no drag).
  * Values and plots follow the live feed the tiles use (console.js hands status updates over as
- * `ilrs:status`) and are drawn with the instrument page's own code (window.ilrsShow). The API
- * scopes everything: a viewer's widgets show status only, as its tiles do. */
+ * `ilrs:status`) and are drawn with the instrument page's own code (window.ilrsShow). In the
+ * time bar's archive (timebar.js, `ilrs:time`) they show its window from the store instead:
+ * plots the window's history, values the last sample in it, both marked ARCHIVE; back in
+ * realtime they are live again. The API scopes everything: a viewer's widgets show status
+ * only, as its tiles do. */
 "use strict";
 (() => {
   const { $, el, pushPoint } = window.ilrsDom; // dom.js
@@ -15,6 +18,8 @@
   const SEED_S = 120; // a plot starts with this much history
   const SIZES = { value: [3, 2], plot: [6, 3], alarms: [4, 3] };
   const SEV = { red: 0, invalid: 1, yellow: 2, nominal: 3 };
+  const BUCKETS = 600; // an archive plot's min/max/mean buckets over the window
+  const RAW_MAX = 2000; // up to this many samples in the window: the samples themselves
 
   let token = null;
   let you = null;
@@ -26,6 +31,9 @@
   const infos = new Map(); // instrument -> Promise of its detail (null: may not read)
   const alarms = new Map(); // "instrument/channel" -> alarm
   const lives = new Map(); // "instrument/channel" -> Promise of its live series {x, ys, period}
+  const windows = new Map(); // "instrument/channel" -> Promise of its archive window's data
+  const archive = () => !window.ilrsTime.state().live; // timebar.js
+  let archived = false; // whether the widgets shown show the archive window
   let seq = 0;
   let routed = null; // the hash path (no time parameters) shown
 
@@ -133,13 +141,27 @@
     if (a.state === null || a.state === undefined) alarms.delete(key); else alarms.set(key, a);
     for (const v of views) if (v.w.kind === "alarms") paintAlarms(v);
   });
-  window.addEventListener("ilrs:resync", () => { if (board) loadLive(++seq); });
+  // (the same seq: a new one would drop the widgets still being filled, e.g. a plot's data
+  // when the WebSocket's first snapshot comes while a dashboard opened from its link loads)
+  window.addEventListener("ilrs:resync", () => { if (board) loadLive(seq); });
+  // The time bar moved: into (or within) the archive, the widgets show the new window; back
+  // in realtime, they are live again. A new realtime span changes nothing here: live widgets
+  // follow the feed, whatever the span.
+  window.addEventListener("ilrs:time", () => {
+    if (!board || (!archive() && !archived)) return;
+    windows.clear();
+    lives.clear();
+    const my = ++seq;
+    render();
+    loadLive(my);
+  });
   window.addEventListener("resize", () => { for (const v of views) fit(v); });
 
   function close() {
     for (const v of views) if (v.plot) v.plot.destroy();
     views = [];
     lives.clear();
+    windows.clear();
     board = null;
     draft = null;
     $("#db-grid").replaceChildren();
@@ -248,6 +270,8 @@
     delete $("#db-delete").dataset.armed;
     $("#db-editor").hidden = !editing;
     section.classList.toggle("db-editing", editing);
+    archived = archive();
+    section.dataset.time = archived ? "archive" : "realtime";
     for (const v of views) if (v.plot) v.plot.destroy();
     views = [];
     const grid = $("#db-grid");
@@ -275,6 +299,15 @@
       "data-channel": w.channel || "", "aria-label": `${w.kind}: ${label(w)}` },
     el("div", { class: "dw-head" }, el("span", { class: "dw-title", text: label(w) })),
     el("div", { class: "dw-body" }));
+    // in archive, say so where the values are: what they show is the window's, not now's
+    // (an alarm list is always the alarms as they are now)
+    box.dataset.mode = !archive() ? "live" : w.kind === "alarms" ? "now" : "archive";
+    if (archive()) {
+      box.querySelector(".dw-head").append(el("span", { class: "dw-mode",
+        text: w.kind === "alarms" ? "now" : "archive",
+        title: w.kind === "alarms" ? "the alarms as they are now, whatever the time bar's window"
+          : "the time bar's archive window, from the store: live data does not move it" }));
+    }
     box.style.gridColumn = `${w.x + 1} / span ${w.w}`;
     box.style.gridRow = `${w.y + 1} / span ${w.h}`;
     if (editing) {
@@ -293,11 +326,13 @@
     if (w.kind === "value") {
       box.querySelector(".dw-body").append(el("span", { class: "dw-value", text: "—" }),
         el("span", { class: "dw-health" }));
+      if (archive()) box.querySelector(".dw-body").append(el("span", { class: "dw-at" }));
     } else if (w.kind === "plot") {
       box.querySelector(".dw-head").insertBefore(el("span", { class: "dw-health" }),
         box.querySelector(".dw-tools"));
       box.querySelector(".dw-body").append(el("div", { class: "dw-plot plot",
-        id: `dw-plot-${i}`, "aria-label": `Live plot of ${label(w)}` }));
+        id: `dw-plot-${i}`,
+        "aria-label": `${archive() ? "Archive" : "Live"} plot of ${label(w)}` }));
     } else {
       box.querySelector(".dw-body").append(el("ul", { class: "dw-alarms" }));
     }
@@ -308,6 +343,7 @@
     const t = tiles.get(v.w.instrument);
     if (v.w.kind === "alarms") { paintAlarms(v); return; }
     if (t) paint(v, t, false);
+    if (archive()) { fillArchive(v); return; }
     if (v.w.kind !== "plot") return;
     const my = seq;
     const d = await info(v.w.instrument);
@@ -342,10 +378,106 @@
     return lives.get(key);
   }
 
+  // A widget in the archive window: a plot of the window's history, or the last value in it.
+  async function fillArchive(v) {
+    const my = seq;
+    const d = await info(v.w.instrument);
+    if (my !== seq || !views.includes(v)) return;
+    if (!d) { statusOnly(v); return; }
+    const name = v.w.channel;
+    const chan = (d.channels || []).find((c) => c.name === name) || null;
+    const got = await windowed(v.w.instrument, name, Number(d.expected_period_s) || 1);
+    if (my !== seq || !views.includes(v)) return;
+    if (v.w.kind === "value") { paintArchiveValue(v, got, chan); return; }
+    const box = `#dw-plot-${v.i}`;
+    if (got.error) { $(box).textContent = `history unavailable: ${got.error}`; return; }
+    v.plot = show.makePlot(box, chan, [name], [got.x, got.y]);
+    $(box).dataset.points = String(got.n);
+    fit(v);
+  }
+
+  function paintArchiveValue(v, got, chan) {
+    const out = v.box.querySelector(".dw-value");
+    const at = v.box.querySelector(".dw-at");
+    const units = chan && chan.units ? chan.units : "";
+    delete v.box.dataset.value;
+    if (got.error) { out.textContent = "—"; at.textContent = `unavailable: ${got.error}`; return; }
+    if (!got.last) {
+      out.textContent = "none";
+      at.textContent = "no value in the window";
+      v.box.dataset.state = "";
+      return;
+    }
+    out.textContent = show.withUnits(got.last.value, units);
+    out.title = JSON.stringify(got.last.value);
+    const iso = new Date(got.last.time / 1e6).toISOString();
+    at.textContent = `last in the window · ${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
+    v.box.dataset.value = out.textContent;
+    v.box.dataset.at = iso;
+    v.box.dataset.state = got.last.state === null || got.last.state === undefined ? ""
+      : String(got.last.state);
+  }
+
+  // A parameter over the time bar's archive window [start, stop), shared by its widgets and
+  // read as the instrument page's history plot reads it: min/max/mean buckets, or the samples
+  // themselves when the window holds few; gaps as gaps, the axis the whole window. And the
+  // window's last sample (from the samples of its last bucket that has any), null if none.
+  function windowed(iid, name, period) {
+    const key = `${iid}/${name}`;
+    if (!windows.has(key)) windows.set(key, (async () => {
+      const { start, stop } = window.ilrsTime.window();
+      const base = `/api/instruments/${encodeURIComponent(iid)}/telemetry?channels=` +
+        `${encodeURIComponent(name)}&stop=${stop}`;
+      const b = await call("GET", `${base}&start=${start}&max_points=${BUCKETS}`);
+      if (!b.ok) return { error: why(b) };
+      const c = b.doc.columns;
+      const counts = c[`${name}__count`] || [];
+      const total = counts.reduce((a, n) => a + (n || 0), 0);
+      let lastBucket = -1;
+      counts.forEach((n, i) => { if (n) lastBucket = i; });
+      let raw = null;
+      if (total > 0) {
+        // a bucket's start in ns, as a JS number, is a few hundred ns off: ask from a bit before
+        const from = total <= RAW_MAX ? start : Math.floor(c.time[lastBucket] - 1e6);
+        const r = await call("GET", `${base}&start=${from}`);
+        if (!r.ok) return { error: why(r) };
+        raw = r.doc.columns;
+      }
+      const width = (stop - start) / BUCKETS / NS; // s
+      const xs = [], ys = [];
+      let maxStep = show.gapPeriods * period;
+      if (raw && total <= RAW_MAX) {
+        for (let i = 0; i < raw.time.length; i++) {
+          xs.push(raw.time[i] / NS);
+          ys.push(show.scalar(raw[name][i])[0]);
+        }
+      } else {
+        for (let i = 0; i < c.time.length; i++) {
+          if (!counts[i]) continue;
+          xs.push(c.time[i] / NS + width / 2); // a bucket's values belong to its middle
+          ys.push(c[`${name}__mean`][i]);
+        }
+        maxStep = Math.max(maxStep, 2 * width);
+      }
+      const [x, [y]] = show.withGaps(xs, [ys], maxStep);
+      x.unshift(start / NS); x.push(stop / NS); // the axis is the window, whatever the data
+      y.unshift(null); y.push(null);
+      const n = raw ? raw.time.length : 0;
+      const states = raw && raw[`${name}__state`];
+      const last = n ? { value: raw[name][n - 1], time: raw.time[n - 1],
+        state: states ? states[n - 1] : null } : null;
+      return { x, y, n: xs.length, last };
+    })());
+    return windows.get(key);
+  }
+
   function statusOnly(v) {
     v.box.dataset.statusOnly = "true";
     const p = v.box.querySelector(".dw-plot");
     if (p) p.replaceWith(el("span", { class: "dw-value", text: "status only" }));
+    else if (v.w.kind === "value") v.box.querySelector(".dw-value").textContent = "status only";
+    const at = v.box.querySelector(".dw-at");
+    if (at) at.textContent = "";
   }
 
   // A plot fills its widget: the grid cells it spans (dashboards.css: ROW_PX rows, GAP_PX
@@ -363,7 +495,12 @@
   function paint(v, t, fresh) {
     const health = v.box.querySelector(".dw-health");
     v.box.dataset.health = t.health;
-    if (health) health.textContent = t.health;
+    const past = v.box.dataset.mode === "archive"; // the health is now's, the values the window's
+    if (health) health.textContent = past ? `now ${t.health}` : t.health;
+    if (past) {
+      if (!t.values) statusOnly(v);
+      return;
+    }
     const val = t.values ? t.values[v.w.channel] : null;
     if (v.w.kind === "value") {
       const out = v.box.querySelector(".dw-value");

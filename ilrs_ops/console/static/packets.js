@@ -2,13 +2,18 @@
  * raw and quarantined packets of one instrument from GET /api/instruments/{id}/packets (and,
  * for operators, the unknown-topic quarantine, GET /api/packets/unknown): a list, and for the
  * chosen packet its hex dump with offsets beside its header and fields as the profile decodes
- * them; hovering or focusing a field lights up its octets, hovering an octet its fields. The
- * API scopes what a token sees (viewers: none). */
+ * them; hovering or focusing a field lights up its octets, hovering an octet its fields. In
+ * realtime the list follows new packets: when the live status (`ilrs:status`) says the
+ * instrument's counters moved, the list is asked again (at most every FOLLOW_MS), keeping the
+ * packet shown, the focus and the rows in sight; Pause holds it. In the time bar's archive it
+ * is the window's newest packets and stands still. The API scopes what a token sees (viewers:
+ * none). */
 "use strict";
 (() => {
   const { $, el } = window.ilrsDom; // dom.js
   const UNKNOWN = "_unknown"; // the select's value for the unknown-topic quarantine
   const PER_LINE = 16;
+  const FOLLOW_MS = 2000; // a live list is asked again at most this often
   let token = null;
   let you = null;
   let shown = false;
@@ -16,6 +21,10 @@
   let list = []; // packets as the API gave them, newest first
   let current = -1; // index in list of the packet shown
   let pinned = null; // the field row whose octets stay lit (clicked), or null
+  let paused = false; // the operator holds the live list still
+  let counted = new Map(); // instrument -> its counters (packets, rejects) last seen live
+  let followAt = 0; // when the list was last asked for because packets came (ms)
+  let followTimer = null;
 
   async function get(path) {
     const r = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
@@ -43,6 +52,8 @@
     you = ev.detail.you;
     list = [];
     current = -1;
+    paused = false;
+    counted = new Map();
     if (!token) { $("#packets").hidden = true; shown = false; return; }
     loadInstruments();
   });
@@ -59,9 +70,58 @@
       if (asked && [...sel.options].some((o) => o.value === asked)) sel.value = asked;
       else if (asked) wanted = asked; // the list of instruments is still loading
       if (!shown) $("#packets-title").focus();
+      paintFollow();
       load();
     }
     shown = want;
+  });
+
+  // ------------------------------------------------------------------ following live
+
+  const live = () => window.ilrsTime.state().live; // timebar.js
+  const following = () => Boolean(token) && !$("#packets").hidden && !paused && live() &&
+    !document.hidden;
+
+  function paintFollow() {
+    const on = live();
+    $("#pk-pause").hidden = !on;
+    $("#pk-pause").setAttribute("aria-pressed", String(paused));
+    const f = $("#pk-follow");
+    f.dataset.mode = !on ? "archive" : paused ? "paused" : "live";
+    f.textContent = !on ? "archive: the window's newest, standing still"
+      : paused ? "paused: new packets are not shown" : "following new packets";
+  }
+
+  // The live status carries each instrument's counters: when the chosen one's moved, it has
+  // new packets (or rejects). The unknown-topic quarantine has no counters of its own: it is
+  // asked again whenever any instrument's move, as often as FOLLOW_MS allows.
+  window.addEventListener("ilrs:status", (ev) => {
+    const t = ev.detail;
+    const rejects = Object.values(t.rejects || {}).reduce((a, b) => a + b, 0);
+    const now = `${t.packets ?? 0}/${rejects}`;
+    const was = counted.get(t.instrument);
+    counted.set(t.instrument, now);
+    const id = $("#pk-instrument").value;
+    if (was !== now && (id === t.instrument || id === UNKNOWN)) follow();
+  });
+  window.addEventListener("ilrs:time", paintFollow);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) follow(); });
+
+  function follow() {
+    if (followTimer || !following()) return;
+    const wait = Math.max(0, followAt + FOLLOW_MS - Date.now());
+    followTimer = setTimeout(() => {
+      followTimer = null;
+      if (!following()) return;
+      followAt = Date.now();
+      load(true);
+    }, wait);
+  }
+
+  $("#pk-pause").addEventListener("click", () => {
+    paused = !paused;
+    paintFollow();
+    if (!paused) load(true);
   });
 
   // The instrument page links here, to its own packets.
@@ -109,7 +169,9 @@
 
   // ------------------------------------------------------------------ the list
 
-  async function load() {
+  // ``fresh``: new packets came (following live): the list is updated under the reader, who
+  // keeps the packet shown, the focus and the rows in sight.
+  async function load(fresh = false) {
     if (!token || $("#packets").hidden) return;
     const seq = ++loadSeq;
     $("#pk-msg").textContent = "";
@@ -130,23 +192,46 @@
     if (id !== UNKNOWN) q.set("kind", kind);
     const path = id === UNKNOWN ? `/api/packets/unknown?${q}`
       : `/api/instruments/${encodeURIComponent(id)}/packets?${q}`;
-    $("#pk-count").textContent = "loading…";
+    if (!fresh) $("#pk-count").textContent = "loading…";
     let doc;
     try { doc = await get(path); } catch (e) {
-      if (seq === loadSeq) show([], `The packets could not be read: ${e.message}`);
+      const why = `The packets could not be read: ${e.message}`;
+      // following, a failed ask leaves the list as it was (the next one may do better)
+      if (seq === loadSeq && fresh) $("#pk-msg").textContent = why;
+      else if (seq === loadSeq) show([], why);
       return;
     }
-    if (seq !== loadSeq) return;
-    const keep = current >= 0 && list[current] ? key(list[current]) : null;
-    show(doc.packets, null, keep);
+    if (seq !== loadSeq || (fresh && !following())) return; // (paused meanwhile: held)
+    const keep = current >= 0 && list[current] ? list[current] : null;
+    show(doc.packets, null, keep, fresh);
   }
 
   const key = (p) => `${p.recv_ns}/${p.hex.slice(0, 64)}/${p.reason || ""}`;
 
-  function show(packets, message, keep = null) {
+  // The row a reader sees at the top of the scrolled list (the one shown if it is in sight),
+  // and how far below the top it is: after a live update the same row is put there again.
+  function anchorOf(scroller) {
+    const rows = [...$("#pk-rows").children];
+    const top = scroller.scrollTop;
+    const inSight = (tr) => tr.offsetTop + tr.offsetHeight > top &&
+      tr.offsetTop < top + scroller.clientHeight;
+    const tr = (current >= 0 && rows[current] && inSight(rows[current])) ? rows[current]
+      : rows.find(inSight);
+    return tr ? { key: key(list[Number(tr.dataset.i)]), at: tr.offsetTop - top } : null;
+  }
+
+  function show(fetched, message, keep = null, fresh = false) {
+    const body = $("#pk-rows");
+    const scroller = $(".pk-list");
+    const hadFocus = body.contains(document.activeElement);
+    // at the top the newest are meant to be seen coming in; scrolled down, the rows stay put
+    const anchor = fresh && scroller.scrollTop > 0 ? anchorOf(scroller) : null;
+    const keepKey = keep ? key(keep) : null;
+    let packets = fetched;
+    // the packet shown is not pulled away from under the reader when newer ones push it out
+    if (fresh && keep && !fetched.some((p) => key(p) === keepKey)) packets = [...fetched, keep];
     list = packets;
     if (message) $("#pk-msg").textContent = message;
-    const body = $("#pk-rows");
     body.replaceChildren(...packets.map((p, i) => {
       const status = p.kind === "quarantine"
         ? el("span", { class: "pk-q", text: p.reason, title: p.detail || "" })
@@ -161,14 +246,21 @@
       el("td", {}, status));
     }));
     $("#pk-empty").hidden = packets.length > 0 || Boolean(message);
-    const q = packets.filter((p) => p.kind === "quarantine").length;
-    $("#pk-count").textContent = message ? "" : `${packets.length} packet` +
-      `${packets.length === 1 ? "" : "s"}${q ? ` · ${q} quarantined` : ""}`;
-    const again = keep === null ? -1 : packets.findIndex((p) => key(p) === keep);
-    select(again >= 0 ? again : packets.length ? 0 : -1, false);
+    const q = fetched.filter((p) => p.kind === "quarantine").length;
+    $("#pk-count").textContent = message ? "" : `${fetched.length} packet` +
+      `${fetched.length === 1 ? "" : "s"}${q ? ` · ${q} quarantined` : ""}`;
+    const again = keepKey === null ? -1 : packets.findIndex((p) => key(p) === keepKey);
+    const same = fresh && again >= 0; // the same packet stays shown: its dump is not redrawn
+    select(again >= 0 ? again : packets.length ? 0 : -1, false, !same);
+    const rows = body.children;
+    if (same && hadFocus) rows[again].focus({ preventScroll: true });
+    if (anchor) {
+      const k = packets.findIndex((p) => key(p) === anchor.key);
+      if (k >= 0) scroller.scrollTop = rows[k].offsetTop - anchor.at;
+    }
   }
 
-  function select(i, focus = true) {
+  function select(i, focus = true, repaint = true) {
     current = i;
     const rows = [...$("#pk-rows").children];
     rows.forEach((tr, k) => {
@@ -177,7 +269,7 @@
     });
     if (i < 0) { $("#pk-detail").hidden = true; return; }
     if (focus) { rows[i].focus(); rows[i].scrollIntoView({ block: "nearest" }); }
-    paint(list[i]);
+    if (repaint) paint(list[i]);
   }
 
   $("#pk-rows").addEventListener("click", (ev) => {
