@@ -226,3 +226,22 @@ def test_garbage_between_prefixed_packets_is_quarantined_whole(
     (detail,) = q.column("detail").to_pylist()
     assert f"at octet {at} of the file" in detail and "prefix 01020304" in detail
     assert assert_as_spp(tables["suda"], spp_suda(spp_data / "suda")) == 100 + 12 * 21
+
+
+def test_a_prefixed_sample_read_without_its_prefix_is_reported(spp_data: Path) -> None:
+    """Without --prefix-octets the sample's prefixes are read as headers: the report says so
+    (items that are no packet), and with it every item is one of the 13 packets."""
+    from ilrs_ops.profiles import ImportOptions, import_definition
+
+    folder = spp_data / "suda"
+    opts = ImportOptions(partner="lasp", apid=1425)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's own notes on the definition
+        bare = import_definition(folder / XTCE, opts, sample=folder / FILE)
+        right = import_definition(folder / XTCE, opts, sample=folder / FILE,
+                                  sample_prefix_octets=PREFIX)  # fmt: skip
+    assert any("items that are no packet" in line for line in bare.report())
+    assert not any("items that are no packet" in line for line in right.report())
+    assert right.sample == {1425: 13}
+    with pytest.raises(InputError, match="--prefix-octets must be 0 or more"):
+        import_definition(folder / XTCE, opts, sample=folder / FILE, sample_prefix_octets=-1)
