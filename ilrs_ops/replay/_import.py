@@ -12,9 +12,9 @@ chunk size: a packet cut by a chunk end is carried over to the next chunk.
 ``prefix_octets``: files whose every packet follows a fixed number of octets that are not part
 of it (a recorder's marker: Europa Clipper SUDA's files have 4). They are skipped, neither
 decoded nor quarantined; a bad item is quarantined with its prefix, and octets at the end too
-few for a prefix and a header are ``truncated``.
-A file that has no such prefix, read as if it had, puts every header in the wrong place: its
-items fail the framing or the profile's checks and are quarantined, not decoded.
+few for a prefix and a header are ``truncated``. A file that has no such prefix, read as if it
+had, puts every header in the wrong place: its items fail the framing or the profile's checks
+and are quarantined; only a real packet that the resync lands on whole is decoded.
 """
 
 from __future__ import annotations
