@@ -108,6 +108,7 @@ def import_profiles(
     sample: Path | None,
     force: bool,
     options: dict[str, Any],
+    sample_prefix_octets: int = 0,
 ) -> None:
     """`profiles import`: ``source`` mapped to profiles under ``out_dir``; a table of them and
     every note on what could not be mapped. A bad document, or a file in the way: exit 1."""
@@ -135,7 +136,13 @@ def import_profiles(
         raise typer.BadParameter(str(exc)) from None
     started = _time.perf_counter()
     try:
-        result = import_definition(source, opts, format=format, sample=sample)  # type: ignore[arg-type]
+        result = import_definition(
+            source,
+            opts,
+            format=format,  # type: ignore[arg-type]
+            sample=sample,
+            sample_prefix_octets=sample_prefix_octets,
+        )
         written = write_imported(result, out_dir, force=force)
     except ProfileError as exc:
         for p in exc.problems:
@@ -499,11 +506,13 @@ def import_file(
     instruments: list[str] | None,
     profile: Path | None,
     chunk_size: int,
+    prefix_octets: int = 0,
 ) -> None:
     """`import`: ``file`` into recording ``name``, each packet routed by APID to ``profile``'s
     instruments, the ``instruments`` named, or else the whole catalog; then a summary table."""
     from rich.table import Table
 
+    from ilrs_ops import wire
     from ilrs_ops.replay import Recorder, create_recording, import_packets
     from ilrs_ops.store import Store
 
@@ -528,7 +537,13 @@ def import_file(
         with Store(rec.path) as store, _progress("importing", file.stat().st_size) as bar:
             recorder = Recorder(store, catalog)
             summary = await asyncio.to_thread(
-                import_packets, file, recorder, routes, chunk_octets=chunk_size, progress=bar
+                import_packets,
+                file,
+                recorder,
+                routes,
+                chunk_octets=chunk_size,
+                progress=bar,
+                prefix_octets=prefix_octets,
             )
         rec.extra = {
             "octets": summary.octets,
@@ -551,10 +566,19 @@ def import_file(
             t.add_row(f"{len(ranked) - 10} more", "-", str(rest), "0")
         out().print(t)
         reasons = ", ".join(f"{r} {c}" for r, c in sorted(summary.quarantined.items())) or "none"
+        skipped = f", {summary.prefixes} prefixes of {prefix_octets} octets skipped"
         out().print(
             f"{summary.octets} octets, {summary.items} packets: "
             f"{sum(summary.decoded.values())} decoded, quarantined: {reasons}"
+            + (skipped if prefix_octets else "")
         )
+        framing = {wire.BAD_VERSION, wire.LENGTH_PAST_END, wire.TRUNCATED}
+        if prefix_octets and framing & summary.quarantined.keys():
+            out().print(
+                f"items that are no packet after a {prefix_octets}-octet prefix: if the file's "
+                "packets have no prefix (or another), import it without --prefix-octets (or "
+                "with the right one)"
+            )
 
     _run(main())
 

@@ -57,6 +57,15 @@ ArchiveOpt = Annotated[
         "from the environment); a store keeps the archive it was first given [env ILRS_ARCHIVE]"
     ),
 ]
+PrefixOpt = Annotated[
+    int,
+    typer.Option(
+        "--prefix-octets",
+        min=0,
+        help="octets before every packet of the file that are not part of it (a recorder's "
+        "marker, e.g. 4 for Europa Clipper SUDA): skipped, neither decoded nor quarantined",
+    ),
+]
 PortOpt = Annotated[int, typer.Option("--http-port", help="console HTTP port (0: any free one)")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="random seed: same seed, same packets")]
 ScaleOpt = Annotated[
@@ -129,6 +138,15 @@ def profiles_import(
     sample: Annotated[
         Path | None, typer.Option(help="real packets: compare their lengths with the definition")
     ] = None,
+    prefix_octets: Annotated[
+        int,
+        typer.Option(
+            "--prefix-octets",
+            min=0,
+            help="octets before every packet of --sample that are not part of it (as for "
+            "`ilrs-ops import --prefix-octets`)",
+        ),
+    ] = 0,
     force: Annotated[bool, typer.Option(help="replace profile files that exist")] = False,
 ) -> None:
     """Import a partner's XTCE or ccsdspy CSV definition as profiles; report what cannot be
@@ -151,6 +169,7 @@ def profiles_import(
         out,
         format=format_,
         sample=sample,
+        sample_prefix_octets=prefix_octets,
         force=force,
         options={
             "partner": partner,
@@ -335,9 +354,12 @@ def import_(
     data: DataOpt = None,
     profiles: ProfilesOpt = None,
     chunk_size: Annotated[int, typer.Option(help="octets read at a time", min=1)] = CHUNK_OCTETS,
+    prefix_octets: PrefixOpt = 0,
 ) -> None:
     """Import a packet file as a recording: every packet routed by APID to the profile(s) given
-    (all of the catalog when none is), decoded, or quarantined with its reason."""
+    (all of the catalog when none is), decoded, or quarantined with its reason. A file whose
+    packets each follow a fixed prefix (a recorder's marker, e.g. Europa Clipper SUDA's 4
+    octets): --prefix-octets N skips it."""
     if instrument and profile:
         raise typer.BadParameter("give --instrument or --profile, not both", param_hint="--profile")
     if not file.is_file():
@@ -350,6 +372,7 @@ def import_(
         instruments=instrument,
         profile=profile,
         chunk_size=chunk_size,
+        prefix_octets=prefix_octets,
     )
 
 

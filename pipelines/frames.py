@@ -9,6 +9,12 @@ exactly on the frame end or on a packet header (version 0, a length that fits), 
 ends where the next plausible packet starts (version 0, a known APID, a length that fits the
 frame and, where one is expected, equals it): only the garbage octets are in it. With no
 plausible packet after it, the item is what it would be without resync.
+
+Prefix: some files put a fixed number of octets before every packet (a recorder's marker, e.g.
+Europa Clipper SUDA's 4). With ``prefix`` octets, a good packet's prefix is skipped and belongs
+to no item (it is not the packet's); a bad item starts at its prefix (garbage is never skipped
+unseen) and ends where the next prefixed plausible packet's prefix starts. Octets too few for
+a prefix and a header at the end of a frame are one ``TRUNCATED`` item.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from numba import njit
 
 #: Item status codes.
 OK = 0
-TRUNCATED = 1  # fewer than 6 octets (a primary header) left in the frame
+TRUNCATED = 1  # fewer than 6 octets (a primary header), after any prefix, left in the frame
 LENGTH_PAST_END = 2  # the length field runs past the end of the frame: the rest is one bad item
 BAD_VERSION = 3  # version != 0; its length still skips to the next packet
 
@@ -88,6 +94,7 @@ def _split_kernel(
     resync: bool,
     known: np.ndarray,
     lengths: np.ndarray,
+    prefix: np.int64,
     out_start: np.ndarray,
     out_length: np.ndarray,
     out_frame: np.ndarray,
@@ -107,14 +114,17 @@ def _split_kernel(
         end = frame_end[f]
         while pos < end:
             rest = end - pos
-            out_start[n] = pos
             out_frame[n] = f
-            if rest < 6:
+            if rest < prefix + 6:
+                out_start[n] = pos  # with its prefix: these octets are all that is left
                 out_length[n] = rest
                 out_apid[n] = -1
                 out_status[n] = TRUNCATED
                 pos = end
             else:
+                pos += prefix
+                rest -= prefix
+                out_start[n] = pos
                 b0 = np.int64(buf[pos])
                 total = ((np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])) + 7
                 out_apid[n] = ((b0 & 7) << 8) | np.int64(buf[pos + 1])
@@ -126,15 +136,21 @@ def _split_kernel(
                     status = OK
                 # A bad header's own length is kept where it lands exactly on the frame end or
                 # on a packet header (a flipped bit in a real packet); else resync.
-                lands = total <= rest and (pos + total == end or _header_ok(buf, pos + total, end))
+                lands = total <= rest and (
+                    pos + total == end or _header_ok(buf, pos + total + prefix, end)
+                )
                 if total > rest:
                     total = rest
                 if resync and status != OK and not lands:
                     q = pos + 1
-                    while q < end and not _plausible(buf, q, end, known, lengths):
+                    while q + prefix < end and not _plausible(buf, q + prefix, end, known, lengths):
                         q += 1
-                    if q < end:  # else no packet follows: the item is as without resync
+                    if q + prefix < end:  # else no packet follows: the item is as without resync
                         total = q - pos
+                if status != OK:  # its prefix is as doubtful as its header: kept with it
+                    out_start[n] = pos - prefix
+                    total += prefix
+                    pos -= prefix
                 out_length[n] = total
                 out_status[n] = status
                 pos += total
@@ -148,13 +164,18 @@ def split_frames(
     frame_end: np.ndarray,
     known: np.ndarray | None = None,
     lengths: np.ndarray | None = None,
+    *,
+    prefix: int = 0,
 ) -> Packets:
     """Split the frames ``buf[frame_start[i]:frame_end[i]]`` into packets and bad items.
 
     A bad item in one frame never affects another frame. ``known`` (bool per APID, APIDS long)
     turns resync on; ``lengths`` (int per APID, 0 for any) is the packet length expected of
-    each known APID.
+    each known APID; ``prefix`` octets before every packet are skipped (see the module
+    docstring).
     """
+    if isinstance(prefix, bool) or not isinstance(prefix, int | np.integer) or prefix < 0:
+        raise ValueError(f"prefix must be an octet count >= 0, not {prefix!r}")
     if not isinstance(buf, np.ndarray) or buf.dtype != np.uint8 or buf.ndim != 1:
         raise TypeError("buf must be a 1-D uint8 array")
     frame_start = _index_array("frame_start", frame_start)
@@ -175,7 +196,7 @@ def split_frames(
     lengths_t = _apid_table("lengths", lengths, np.int64)
     # Every item but the last of a frame spans at least 7 octets, the last at least 1; with
     # resync a bad item may span 1 octet, but a good packet of at least 7 follows it.
-    per = 4 if resync else 7
+    per = (4 if resync else 7) + prefix
     bound = int(((frame_end - frame_start) // per + 1).sum())
     start = np.empty(bound, np.int64)
     length = np.empty(bound, np.int64)
@@ -184,7 +205,7 @@ def split_frames(
     status = np.empty(bound, np.int8)
     n = _split_kernel(
         np.ascontiguousarray(buf), frame_start, frame_end, resync, known_t, lengths_t,
-        start, length, frame, apid, status,
+        np.int64(prefix), start, length, frame, apid, status,
     )  # fmt: skip
     return Packets(
         start=start[:n].copy(),

@@ -128,12 +128,17 @@ def encode_packet(values: dict, fields: list[Field], packet_length: int) -> byte
 
 
 def split_reference(
-    data: bytes, frames: list[tuple[int, int]], known: dict[int, int] | None = None
+    data: bytes,
+    frames: list[tuple[int, int]],
+    known: dict[int, int] | None = None,
+    prefix: int = 0,
 ) -> list[tuple]:
     """Items (start, length, frame, apid, status name) of the frames ``data[start:end]``.
 
     ``known`` (APID -> expected length, 0 for any) turns resync on: a bad item whose own
     length does not end on the frame end or a plausible packet ends at the next plausible one.
+    ``prefix`` octets come before every packet: a good packet's are in no item, a bad item
+    starts at its own.
     """
 
     def plausible(q: int, end: int) -> bool:
@@ -156,9 +161,10 @@ def split_reference(
         pos = start
         while pos < end:
             rest = end - pos
-            if rest < 6:
+            if rest < prefix + 6:
                 items.append((pos, rest, f, -1, "truncated"))
                 break
+            at, pos, rest = pos, pos + prefix, rest - prefix
             word, apid_word, _, length = struct.unpack(">BBHH", data[pos : pos + 6])
             apid = ((word & 0x07) << 8) | apid_word
             total = length + 7
@@ -168,11 +174,16 @@ def split_reference(
                 status = "length_past_end"
             else:
                 status = "ok"
-            lands = total <= rest and (pos + total == end or header_ok(pos + total, end))
+            lands = total <= rest and (pos + total == end or header_ok(pos + total + prefix, end))
             total = min(total, rest)
             if known is not None and status != "ok" and not lands:
-                nxt = next((q for q in range(pos + 1, end) if plausible(q, end)), None)
+                nxt = next(
+                    (q for q in range(pos + 1, end - prefix) if plausible(q + prefix, end)), None
+                )
                 total = total if nxt is None else nxt - pos
-            items.append((pos, total, f, apid, status))
+            if status == "ok":
+                items.append((pos, total, f, apid, status))
+            else:
+                items.append((at, total + prefix, f, apid, status))
             pos += total
     return items

@@ -279,3 +279,60 @@ def test_resync_equals_the_reference_and_covers_every_octet(parts, n_frames) -> 
     p = split_resync(data, bounds)
     assert rows(p) == split_reference(data, bounds, APIDS_KNOWN)
     assert_covers(p, bounds)
+
+
+# ---------------------------------------------------------------------- prefix
+
+
+def assert_covers_with_prefix(p: Packets, bounds: list[tuple[int, int]], prefix: int) -> None:
+    """Every octet of every frame lies in exactly one item or is a good packet's prefix."""
+    for f, (start, end) in enumerate(bounds):
+        mine = p.frame == f
+        expected = start
+        for s, n, c in zip(p.start[mine], p.length[mine], p.status[mine], strict=True):
+            assert n > 0
+            assert s == expected + (prefix if c == OK else 0)
+            expected = s + n
+        assert expected == end
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(lambda m, n, s: m + packet(0x2A1, b"\x5a" * n, seq=s),
+                      st.binary(min_size=4, max_size=4), st.integers(1, 20),
+                      st.integers(0, 16383)),
+            st.builds(lambda m, s: m + packet(0x123, b"\x00" * 6, seq=s),
+                      st.binary(min_size=4, max_size=4), st.integers(0, 16383)),
+            st.binary(min_size=1, max_size=30),  # garbage
+        ),
+        max_size=12,
+    ),
+    st.integers(1, 3),
+    st.booleans(),
+)  # fmt: skip
+def test_prefix_split_equals_the_reference_and_loses_no_octet(parts, n_frames, resync) -> None:
+    """Packets each after a 4-octet prefix (any octets), garbage between them: the kernel's
+    items are the reference's, with and without resync."""
+    data = b"".join(parts)
+    cut = [len(data) * k // n_frames for k in range(n_frames + 1)]
+    bounds = [(cut[k], cut[k + 1]) for k in range(n_frames)]
+    buf = np.frombuffer(data, np.uint8)
+    start = np.array([b[0] for b in bounds], np.int64)
+    end = np.array([b[1] for b in bounds], np.int64)
+    known = tables(APIDS_KNOWN) if resync else ()
+    p = split_frames(buf, start, end, *known, prefix=4)
+    assert rows(p) == split_reference(data, bounds, APIDS_KNOWN if resync else None, prefix=4)
+    assert_covers_with_prefix(p, bounds, 4)
+
+
+def test_prefixed_good_packets_skip_their_prefix() -> None:
+    good = [packet(0x2A1, bytes(range(k, k + 9)), seq=k) for k in range(3)]
+    frame = b"".join(b"\x60\xf0\x60\x60" + g for g in good) + b"\x60\xf0"
+    buf = np.frombuffer(frame, np.uint8)
+    p = split_frames(buf, np.array([0]), np.array([len(frame)]), prefix=4)
+    assert rows(p) == [
+        *[(4 + 19 * k, 15, 0, 0x2A1, "ok") for k in range(3)],
+        (57, 2, 0, -1, "truncated"),  # a prefix cut short: its octets kept
+    ]

@@ -154,8 +154,11 @@ def parse_integrity(text: str) -> CheckOption:
     return CheckOption(check, keys["field"], start)
 
 
-def read_sample(path: Path) -> tuple[dict[int, Counter[int]], list[ImportNote]]:
-    """Packets of a raw packet file by APID and length (octets), split as ingest splits them,
+def read_sample(
+    path: Path, prefix_octets: int = 0
+) -> tuple[dict[int, Counter[int]], list[ImportNote]]:
+    """Packets of a raw packet file by APID and length (octets), split as ingest splits them
+    (``prefix_octets`` before each packet skipped, as `ilrs-ops import --prefix-octets` does),
     and a note on the items that are no packet (cut, bad version)."""
     import numpy as np
 
@@ -168,7 +171,9 @@ def read_sample(path: Path) -> tuple[dict[int, Counter[int]], list[ImportNote]]:
     if not data.size:
         raise InputError(f"--sample {path}: the file is empty")
     none_known = np.zeros(APIDS, np.bool_), np.zeros(APIDS, np.int64)
-    items = split_frames(data, np.array([0]), np.array([data.size]), *none_known)
+    items = split_frames(
+        data, np.array([0]), np.array([data.size]), *none_known, prefix=prefix_octets
+    )
     ok = items.status == OK
     by_apid: dict[int, Counter[int]] = {}
     for apid, length in zip(items.apid[ok].tolist(), items.length[ok].tolist(), strict=True):
@@ -189,11 +194,13 @@ def import_definition(
     *,
     format: Format | None = None,
     sample: Path | str | None = None,
+    sample_prefix_octets: int = 0,
     now: dt.datetime | None = None,
 ) -> ImportResult:
     """Map the XTCE or CSV ``source`` to profiles (none written); ``format`` defaults by the
     file's suffix; ``sample`` is a raw packet file whose real lengths are compared with the
-    definition's. Raises DefinitionError on a document that cannot be imported."""
+    definition's (``sample_prefix_octets`` before each of its packets skipped). Raises
+    DefinitionError on a document that cannot be imported."""
     source = Path(source)
     fmt = format or FORMATS.get(source.suffix.lower())
     if fmt is None:
@@ -203,7 +210,11 @@ def import_definition(
         )
     if not source.is_file():
         raise InputError(f"{source}: no such file")
-    lengths, notes = read_sample(Path(sample)) if sample is not None else ({}, [])
+    if sample_prefix_octets < 0:
+        raise InputError(f"--prefix-octets must be 0 or more, not {sample_prefix_octets}")
+    lengths, notes = (
+        read_sample(Path(sample), sample_prefix_octets) if sample is not None else ({}, [])
+    )
     if fmt == "xtce":
         from ilrs_ops.profiles._import_xtce import read_xtce
 

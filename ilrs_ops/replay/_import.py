@@ -8,6 +8,13 @@ not a packet header or runs past the end of the file (``bad_version``, ``truncat
 ``length_past_end``) to ``_unknown`` too, since such a header cannot be trusted to name an
 instrument. The import never stops at a bad packet, and the result does not depend on the
 chunk size: a packet cut by a chunk end is carried over to the next chunk.
+
+``prefix_octets``: files whose every packet follows a fixed number of octets that are not part
+of it (a recorder's marker: Europa Clipper SUDA's files have 4). They are skipped, neither
+decoded nor quarantined; a bad item is quarantined with its prefix, and octets at the end too
+few for a prefix and a header are ``truncated``. A file that has no such prefix, read as if it
+had, puts every header in the wrong place: its items fail the framing or the profile's checks
+and are quarantined; only a real packet that the resync lands on whole is decoded.
 """
 
 from __future__ import annotations
@@ -27,17 +34,18 @@ from ilrs_ops.processing import apid_tables, reject_detail
 from ilrs_ops.profiles import Instrument
 from ilrs_ops.replay._recorder import Recorder
 from ilrs_ops.schemas import QUARANTINE
-from pipelines.frames import OK, STATUS_NAMES, split_frames
+from pipelines.frames import HEADER_OCTETS, OK, STATUS_NAMES, TRUNCATED, split_frames
 
 CHUNK_OCTETS = 8 << 20
 
 
 @dataclass
 class ImportSummary:
-    """Items by APID field (-1: too short to have one), packets decoded per instrument, and
-    quarantined items by reason."""
+    """Items by APID field (-1: too short to have one), packets decoded per instrument,
+    quarantined items by reason, and the prefixes skipped (``prefix_octets`` each)."""
 
     octets: int = 0
+    prefixes: int = 0
     by_apid: Counter[int] = field(default_factory=Counter)
     decoded: Counter[str] = field(default_factory=Counter)
     quarantined: Counter[str] = field(default_factory=Counter)
@@ -55,12 +63,16 @@ def import_packets(
     chunk_octets: int = CHUNK_OCTETS,
     recv_ns: int | None = None,
     progress: Callable[[int], None] | None = None,
+    prefix_octets: int = 0,
 ) -> ImportSummary:
     """Import the packets of ``path``; ``routes`` maps APIDs to the instruments to decode them
     with. ``recv_ns`` (default: now) is the receive time of every packet (a file has none of
-    its own); ``progress`` is called with the octets read after each chunk. Seals at the end."""
+    its own); ``progress`` is called with the octets read after each chunk; ``prefix_octets``
+    precede every packet and are skipped (see the module docstring). Seals at the end."""
     if chunk_octets < 1:
         raise InputError(f"chunk_octets must be >= 1, not {chunk_octets}")
+    if prefix_octets < 0:
+        raise InputError(f"prefix_octets must be >= 0, not {prefix_octets}")
     path = Path(path)
     recv = np.array([time.time_ns() if recv_ns is None else recv_ns], np.int64)
     topic = f"file:{path.name}"
@@ -81,7 +93,7 @@ def import_packets(
             data = carry + fresh
             if not data:
                 break
-            used = _chunk(data, base, eof, routes, recorder, recv, topic, summary)
+            used = _chunk(data, base, eof, routes, recorder, recv, topic, summary, prefix_octets)
             carry, base = data[used:], base + used
             summary.octets += len(fresh)
             if progress is not None and fresh:
@@ -101,29 +113,33 @@ def _chunk(
     recv: np.ndarray,
     topic: str,
     summary: ImportSummary,
+    prefix: int,
 ) -> int:
     """Process the whole items of ``data``; returns the octets used (the rest is carried)."""
     buf = np.frombuffer(data, np.uint8)
     tables = apid_tables(inst.profile for inst in routes.values())
-    items = split_frames(buf, np.array([0]), np.array([buf.shape[0]]), *tables)
+    items = split_frames(buf, np.array([0]), np.array([buf.shape[0]]), *tables, prefix=prefix)
     n = len(items)
     if n and not eof:
-        # The last item may be a packet the chunk end cut: carry it over whole.
+        # The last item may be a packet (or its prefix) the chunk end cut: carry it over whole.
         s, length = int(items.start[-1]), int(items.length[-1])
-        declared = (int(buf[s + 4]) << 8 | int(buf[s + 5])) + 7 if length >= 6 else None
-        if declared is None or declared > length:
+        status = int(items.status[-1])
+        h = s + (prefix if status != OK else 0)  # a bad item starts at its prefix
+        declared = None if status == TRUNCATED else (int(buf[h + 4]) << 8 | int(buf[h + 5])) + 7
+        if declared is None or declared > length - (h - s):
             n -= 1
     if not n:
         return 0
     start, length = items.start[:n], items.length[:n]
     apid, status = items.apid[:n], items.status[:n]
     summary.by_apid.update(apid.tolist())
+    if prefix:
+        summary.prefixes += int(np.count_nonzero(status == OK))
     routed = (status == OK) & np.isin(apid, np.fromiter(routes, np.int64, len(routes)))
     for a in np.unique(apid[routed]).tolist():
         inst = routes[a]
         mine = routed & (apid == a)
-        octets = np.repeat(mine, length)
-        frame = buf[: octets.shape[0]][octets].tobytes()
+        frame = buf[_octets(start[mine], length[mine])].tobytes()
         out = recorder.process(inst.id, [frame], recv, topic)
         summary.decoded[inst.id] += out.raw.num_rows
         if out.quarantine.num_rows:
@@ -136,7 +152,7 @@ def _chunk(
             item = data[s : s + k]
             reason = wire.UNKNOWN_APID if status[i] == OK else STATUS_NAMES[int(status[i])]
             reasons.append(reason)
-            details.append(_detail(reason, item, base + s, eof and i == n - 1))
+            details.append(_detail(reason, item, base + s, eof and i == n - 1, prefix))
             packets.append(item)
         summary.quarantined.update(reasons)
         recorder.quarantine(
@@ -154,8 +170,21 @@ def _chunk(
     return int(start[n - 1] + length[n - 1])
 
 
-def _detail(reason: str, item: bytes, offset: int, last: bool) -> str:
+def _octets(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """The buffer indices of the items ``start``/``length``, in order (items need not touch:
+    a prefix lies between them)."""
+    ends = np.cumsum(length)
+    return np.repeat(start - (ends - length), length) + np.arange(ends[-1] if ends.size else 0)
+
+
+def _detail(reason: str, item: bytes, offset: int, last: bool, prefix: int) -> str:
     where = f"at octet {offset} of the file{' (its end)' if last else ''}"
+    if reason == wire.TRUNCATED and prefix:
+        return (f"{len(item)} octets {where}, fewer than a {prefix}-octet prefix and a "
+                f"{HEADER_OCTETS}-octet header")  # fmt: skip
+    if prefix and reason in (wire.BAD_VERSION, wire.LENGTH_PAST_END):
+        where = f"{where}, after its {prefix}-octet prefix {item[:prefix].hex()}"
+        item = item[prefix:]
     framing = reject_detail(reason, item, where)
     if framing is not None:
         return framing
