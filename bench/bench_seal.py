@@ -2,6 +2,9 @@
 
 Run: .venv/bin/python bench/bench_seal.py [PROFILE.yaml] [segments] [packets_per_segment]
 Default: the SUPARCO rover profile, 20 segments of 50k packets (frames of 100).
+With ``--options``: the Parquet writer's options instead (issue 14), see ``writer_matrix``,
+each through ``write_segment`` as the seal calls it; then the Delta seal with delta-rs's old
+and current writer options.
 
 Each segment's tables (raw, telemetry, events, rollups, quarantine) come from the real
 ``Processor``. ``Store.seal`` (as the ingest calls it) seals the same segments into each
@@ -16,6 +19,7 @@ re-run seal (every table already committed) on Delta.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import socket
@@ -28,13 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_process import frames_of
 from ilrs_ops.processing import Processor
 from ilrs_ops.profiles import Instrument, load_profile
-from ilrs_ops.store import Store
+from ilrs_ops.store import Store, _delta, _seal
 
 ROOT = Path(__file__).resolve().parents[1]
 START = 1_795_000_000 * 10**9
@@ -112,18 +117,177 @@ def best(fn: Callable[[], None], fresh: Callable[[], None], runs: int = 3) -> fl
     return min(times)
 
 
-def main() -> None:
-    path = (
-        Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "hardware_profiles/suparco/rover-1.yaml"
+# ---------------------------------------------------------------------- writer options (--options)
+
+#: Columns that readers filter on besides each table's time column (History's rollups, events
+#: and quarantine reads); statistics let pyarrow skip row groups by them.
+FILTERED = {"rollups": ["width_s", "channel"], "events": ["kind"], "quarantine": ["reason"]}
+
+
+def leaves(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
+    """(Parquet column path, Arrow type) of every leaf column (fixed-size lists as one)."""
+    out = []
+    for f in schema:
+        if pa.types.is_fixed_size_list(f.type) or pa.types.is_list(f.type):
+            out.append((f"{f.name}.list.element", f.type.value_type))
+        else:
+            out.append((f.name, f.type))
+    return out
+
+
+def small(t: pa.DataType) -> bool:
+    """Strings, and integers of 16 bits or less: the columns a dictionary may pay for."""
+    return pa.types.is_string(t) or (pa.types.is_integer(t) and t.bit_width <= 16)
+
+
+def options(
+    compression: str = "zstd",
+    level: int | None = None,
+    dictionary: str = "all",
+    stats: str = "all",
+    row_group: int | None = None,
+    split: bool = False,
+) -> _seal.WriterOptions:
+    """Writer options: ``dictionary`` all / none / small (``small``); ``stats`` all / time
+    (each table's time column and the ``FILTERED`` ones); ``split``: floating-point columns
+    in BYTE_STREAM_SPLIT encoding (only without dictionaries)."""
+
+    def make(name: str, schema: pa.Schema) -> dict[str, object]:
+        kw: dict[str, object] = {"compression": compression}
+        if level is not None:
+            kw["compression_level"] = level
+        cols = leaves(schema)
+        if dictionary == "none":
+            kw["use_dictionary"] = False
+        elif dictionary == "small":
+            kw["use_dictionary"] = [c for c, t in cols if small(t)]
+        if stats == "time":
+            kw["write_statistics"] = [_seal.TIME_COLUMN[name], *FILTERED.get(name, [])]
+        if row_group is not None:
+            kw["row_group_size"] = row_group
+        if split:
+            floats = [c for c, t in cols if pa.types.is_floating(t)]
+            kw["column_encoding"] = dict.fromkeys(floats, "BYTE_STREAM_SPLIT")
+        return kw
+
+    return make
+
+
+def writer_matrix() -> dict[str, _seal.WriterOptions]:
+    return {
+        "old: zstd": lambda name, schema: {"compression": "zstd"},
+        "zstd level 3": options(level=3),
+        "zstd level -3": options(level=-3),
+        "lz4": options("lz4"),
+        "snappy": options("snappy"),
+        "none": options("none"),
+        "zstd, no dictionary": options(dictionary="none"),
+        "zstd, dictionary small": options(dictionary="small"),
+        "zstd, stats time": options(stats="time"),
+        "zstd, row group 64k": options(row_group=65_536),
+        "zstd, no dict, float split": options(dictionary="none", split=True),
+        "lz4, no dict": options("lz4", dictionary="none"),
+        "lz4, no dict, stats time": options("lz4", dictionary="none", stats="time"),
+        "new: zstd, dict strings": _seal.writer_options,
+    }
+
+
+def compare_delta(lane: str, segs: list[Segment], packets: int, runs: int) -> None:
+    """The Delta seal (local path) with delta-rs's old writer options and the current ones,
+    interleaved, best of ``runs``."""
+    from deltalake import WriterProperties
+
+    current = _delta.writer_properties
+    variants = {"old: ZSTD": lambda schema: WriterProperties(compression="ZSTD"), "new": current}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        try:
+            for r in range(runs):
+                for k, (label, props) in enumerate(variants.items()):
+                    _delta.writer_properties = props  # what DeltaTables._write calls
+                    root = Path(tmp) / f"d{r}-{k}"
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    seal(root / "store", str(root / "delta"), lane, segs)
+                    times[label].append(time.perf_counter() - t0)
+                    cpu[label].append(time.process_time() - c0)
+                    sizes[label] = sum(
+                        f.stat().st_size for f in (root / "delta").rglob("*.parquet")
+                    )
+        finally:
+            _delta.writer_properties = current
+    total = len(segs) * packets
+    base = min(times["old: ZSTD"])
+    cbase = min(cpu["old: ZSTD"])
+    for label, ts in times.items():
+        s, c = min(ts), min(cpu[label])
+        print(
+            f"delta {label:26s} {s:7.2f} {total / s / 1e6:8.2f} {base / s:6.2f} {c:6.2f} "
+            f"{cbase / c:6.2f} {sizes[label] / total:9.1f} {sizes[label] / 1e6:.0f}"
+        )
+
+
+def compare_options(lane: str, segs: list[Segment], packets: int, runs: int) -> None:
+    """Each option set writes every segment through ``write_segment`` (day split, fsync,
+    rename), interleaved round by round, best of ``runs``; bytes per packet on disk. Also the
+    process's CPU seconds (best of ``runs``): on a busy machine they vary far less than the
+    wall clock, and the seal's work is CPU but for its fsyncs."""
+    matrix = writer_matrix()
+    times: dict[str, list[float]] = {k: [] for k in matrix}
+    cpu: dict[str, list[float]] = {k: [] for k in matrix}
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        for r in range(runs):
+            for k, (label, opts) in enumerate(matrix.items()):
+                root = Path(tmp) / f"{r}-{k}"
+                t0, c0 = time.perf_counter(), time.process_time()
+                files = []
+                for n, tables in enumerate(segs, 1):
+                    files += _seal.write_segment(root, lane, n, tables, options=opts)
+                times[label].append(time.perf_counter() - t0)
+                cpu[label].append(time.process_time() - c0)
+                sizes[label] = sum(f.stat().st_size for f in files)
+                if r == 0 and k == 0:
+                    meta = pq.ParquetFile(files[0]).metadata
+                    print(f"  (first file: {meta.num_rows} rows, {meta.num_row_groups} row groups)")
+    total = len(segs) * packets
+    base = min(times["old: zstd"])
+    cbase = min(cpu["old: zstd"])
+    print(
+        f"{'options':32s} {'best s':>7s} {'M pkt/s':>8s} {'x old':>6s} {'CPU s':>6s} "
+        f"{'x old':>6s} {'B/packet':>9s} MB"
     )
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-    packets = int(sys.argv[3]) if len(sys.argv) > 3 else 50_000
+    for label, ts in times.items():
+        s, c = min(ts), min(cpu[label])
+        print(
+            f"{label:32s} {s:7.2f} {total / s / 1e6:8.2f} {base / s:6.2f} {c:6.2f} "
+            f"{cbase / c:6.2f} {sizes[label] / total:9.1f} {sizes[label] / 1e6:.0f}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("profile", nargs="?", default=ROOT / "hardware_profiles/suparco/rover-1.yaml")
+    ap.add_argument("segments", nargs="?", type=int, default=20)
+    ap.add_argument("packets", nargs="?", type=int, default=50_000, help="per segment")
+    ap.add_argument("--options", action="store_true", help="compare Parquet writer options")
+    ap.add_argument("--runs", type=int, default=3, help="best of")
+    args = ap.parse_args()
+    path = Path(args.profile)
+    count, packets = args.segments, args.packets
     inst = Instrument(load_profile(path), path)
     segs = segments_of(inst, count, packets)
     rows = sum(t.num_rows for s in segs for t in s.values())
     mb = sum(t.nbytes for s in segs for t in s.values()) / 1e6
     lane = inst.id
     print(f"{inst.id}: {count} segments x {packets} packets, {rows} rows, {mb:.0f} MB in Arrow")
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    if args.options:
+        compare_options(lane, segs, packets, args.runs)
+        compare_delta(lane, segs, packets, args.runs)
+        print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+        return
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         base = Path(tmp)

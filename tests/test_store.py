@@ -24,7 +24,7 @@ from ilrs_ops.processing import (
     seal_by_replay,
 )
 from ilrs_ops.profiles import Catalog, Instrument
-from ilrs_ops.schemas import QUARANTINE
+from ilrs_ops.schemas import EVENTS, QUARANTINE
 from ilrs_ops.sim import Environment, Faults, Module
 from ilrs_ops.store import WAL_SCHEMA, Store, read_segment
 
@@ -372,6 +372,39 @@ def test_seal_splits_by_utc_date_and_unknown_instruments(
     assert q.schema == QUARANTINE and q.column("reason").to_pylist() == ["unknown_instrument"] * 2
     assert q.column("data").to_pylist() == [b"\x01", b"\x02"]
     assert "ilrs/tm/x/ghost" in q.column("detail")[0].as_py()
+
+
+@pytest.mark.parametrize("order", ["in time order", "out of order"])
+def test_seal_day_split_keeps_every_row_in_its_order(tmp_path: Path, order: str) -> None:
+    """Rows in time order are split by slicing, others by selecting: the same rows either way,
+    each day's file in the segment's row order."""
+    midnight = (T0 // DAY + 1) * DAY
+    t = midnight + np.array([-3, -2, -1, 0, 1, 2, 86_405], np.int64) * NS
+    if order == "out of order":
+        t = t[[3, 0, 6, 1, 4, 2, 5]]
+    n = len(t)
+    events = pa.Table.from_arrays(
+        [
+            pa.array(t, EVENTS.field("time").type),
+            pa.array([f"kind{i}" for i in range(n)]),
+            pa.array([None, "a", "b", None, "c", "d", "e"]),
+            pa.array(range(n), pa.int8()),
+            pa.array(range(n, 2 * n), pa.int8()),
+            pa.array([i / 3 for i in range(n)], pa.float64()),
+            pa.array([str(i) for i in range(n)]),
+        ],
+        schema=EVENTS,
+    )
+    with Store(tmp_path) as store:
+        store.seal(ROVER, 1, {"events": events}, None)
+    base = tmp_path / "events" / f"instrument={ROVER}"
+    days = sorted(p.name for p in base.iterdir())
+    assert days == ["date=2025-06-15", "date=2025-06-16", "date=2025-06-17"]
+    day_of = (t // DAY).tolist()
+    for k, day in enumerate(sorted(set(day_of))):
+        got = pq.read_table(base / days[k] / "000000000001.parquet", schema=EVENTS)
+        want = events.take([i for i in range(n) if day_of[i] == day])
+        assert got.equals(want)
 
 
 def test_reseal_is_idempotent(tmp_path: Path, rover: Catalog, inst: Instrument) -> None:

@@ -78,6 +78,20 @@ def delta_type(t: pa.DataType) -> pa.DataType:
     return _WIDER.get(t, t)
 
 
+def writer_properties(schema: pa.Schema) -> Any:
+    """delta-rs's Parquet writer options for a table's rows: those of the Parquet seal
+    (``_seal.writer_options``: zstd level 1, dictionaries for string columns only)."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    return WriterProperties(
+        compression="ZSTD",
+        default_column_properties=ColumnProperties(dictionary_enabled=False),
+        column_properties={
+            c: ColumnProperties(dictionary_enabled=True) for c in _seal.dictionary_columns(schema)
+        },
+    )
+
+
 def storage_options(uri: str) -> dict[str, str] | None:
     """What delta-rs needs to reach ``uri``: for ``s3://``, the ``AWS_*`` settings of the
     environment and conditional put (concurrent writers without a lock service)."""
@@ -203,7 +217,7 @@ class DeltaTables:
     ) -> bool:
         """Append ``rows`` to the table at ``uri`` (created by the first write) unless
         ``done(table)``; False when it was done already. Conflicts are retried, never lost."""
-        from deltalake import WriterProperties, write_deltalake
+        from deltalake import write_deltalake
         from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError
 
         partition_by = ["instrument", "date"] if name in STATION else ["date"]
@@ -223,7 +237,7 @@ class DeltaTables:
                             schema_mode="merge",
                             storage_options=self.options,
                             commit_properties=props,
-                            writer_properties=WriterProperties(compression="ZSTD"),
+                            writer_properties=writer_properties(rows.schema),
                         )
                     return True
                 except StoreError as exc:

@@ -56,7 +56,8 @@ class ParquetTables:
             path = folder / f"{CONSOLE_PREFIX}{ns:020d}.parquet"
             with translate("write Parquet file", path):
                 make_dirs(folder)
-                write_atomic(path, lambda f, t=part: pq.write_table(t, f, compression="zstd"))
+                kwargs = _seal.writer_options(name, part.schema)
+                write_atomic(path, lambda f, t=part, kw=kwargs: pq.write_table(t, f, **kw))
             files.append(str(path))
         return files
 

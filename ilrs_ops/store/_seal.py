@@ -10,10 +10,11 @@ the same names, so a seal interrupted by a crash is simply done again.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ TIME_COLUMN = {
 }
 DAY_NS = 86_400 * 1_000_000_000
 COMPRESSION = "zstd"
+#: pq.write_table's keyword arguments for one table (its name and schema).
+WriterOptions = Callable[[str, pa.Schema], dict[str, Any]]
 CHECKPOINT_FORMAT = 1
 _FILE_RE = re.compile(r"^(?:(?P<source>[a-z0-9_][a-z0-9_-]*)-)?(?P<segment>\d{12})\.parquet$")
 
@@ -66,7 +69,7 @@ def day_of_date(text: str) -> int:
 
 
 def split_by_day(table: pa.Table, column: str) -> dict[int, pa.Table]:
-    """Rows grouped by the UTC day of ``column`` (null times go to day 0)."""
+    """Rows grouped by the UTC day of ``column`` (null times go to day 0), in their order."""
     if table.num_rows == 0:
         return {}
     t = pc.fill_null(table.column(column).cast(pa.int64()), 0).to_numpy()
@@ -74,7 +77,28 @@ def split_by_day(table: pa.Table, column: str) -> dict[int, pa.Table]:
     first = days[0]
     if (days == first).all():
         return {int(first): table}
+    if np.all(days[1:] >= days[:-1]):  # in time order (the usual case): slices, not copies
+        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(days)]
+        return {int(days[a]): table.slice(a, b - a) for a, b in itertools.pairwise(bounds)}
     return {int(d): table.take(np.flatnonzero(days == d)) for d in np.unique(days)}
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth a dictionary: strings (channel names, event kinds, reasons: few
+    values, many rows). Numbers are not: trying a dictionary on every telemetry column and
+    falling back cost more than compressing them, and made the files bigger (bench/RESULTS.md,
+    "Seal speed (issue 14)")."""
+    return [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+
+
+def writer_options(name: str, schema: pa.Schema) -> dict[str, Any]:
+    """The Parquet writer options of a sealed table: zstd at its default level (1), a
+    dictionary for string columns only, statistics on every column (readers prune row groups
+    by the time column; other tools by any)."""
+    return {"compression": COMPRESSION, "use_dictionary": dictionary_columns(schema)}
 
 
 def concat(tables: Sequence[pa.Table], schema: pa.Schema, what: str) -> pa.Table:
@@ -88,9 +112,17 @@ def concat(tables: Sequence[pa.Table], schema: pa.Schema, what: str) -> pa.Table
         raise StoreError(f"processed {what} rows do not match the {what} schema: {exc}") from exc
 
 
-def write_segment(root: Path, lane: str, segment: int, tables: dict[str, pa.Table]) -> list[Path]:
-    """Write every table of one segment, split by date; returns the files written."""
-    files: list[tuple[Path, pa.Table]] = []
+def write_segment(
+    root: Path,
+    lane: str,
+    segment: int,
+    tables: dict[str, pa.Table],
+    *,
+    options: WriterOptions = writer_options,
+) -> list[Path]:
+    """Write every table of one segment, split by date; returns the files written.
+    ``options``: the Parquet writer's, per table (a benchmark compares others)."""
+    files: list[tuple[Path, str, pa.Table]] = []
     for name, table in tables.items():
         if table.num_rows == 0:
             continue
@@ -105,22 +137,21 @@ def write_segment(root: Path, lane: str, segment: int, tables: dict[str, pa.Tabl
         for partition, source, rows in parts:
             for day, part in split_by_day(rows, TIME_COLUMN[name]).items():
                 folder = root / name / f"instrument={partition}" / f"date={date_of_day(day)}"
-                files.append((folder / file_name(segment, source), part))
-    folders = {f.parent for f, _ in files}
+                files.append((folder / file_name(segment, source), name, part))
+    folders = {f.parent for f, _, _ in files}
     for folder in sorted(folders):
         with translate("create directory", folder):
             make_dirs(folder)
-    for path, part in files:
+    for path, name, part in files:
+        kwargs = options(name, part.schema)
         with translate("write Parquet file", path):
             write_atomic(
-                path,
-                lambda f, t=part: pq.write_table(t, f, compression=COMPRESSION),
-                sync_dir=False,
+                path, lambda f, t=part, kw=kwargs: pq.write_table(t, f, **kw), sync_dir=False
             )
     for folder in sorted(folders):
         with translate("sync directory", folder):
             fsync_dir(folder)
-    return [f for f, _ in files]
+    return [f for f, _, _ in files]
 
 
 def checkpoint_path(root: Path, lane: str) -> Path:
