@@ -2,7 +2,7 @@
 load.
 
 Run: .venv/bin/python bench/bench_console.py [--nominal-s 40] [--fast-s 30] [--factors 10,100]
-     [--rate 200]
+     [--framed 1000:50] [--rate 200]
      [--client-nodelay] [--nodelay]   (diagnostics: TCP_NODELAY on the in-process paho
      sockets / Mosquitto set_tcp_nodelay; off by default, as shipped)
 
@@ -53,6 +53,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import queue
 import shlex
 import shutil
 import socket
@@ -240,7 +241,13 @@ def fast_catalog(catalog: Catalog, factor: float) -> Catalog:
 
 
 def sim_worker(
-    factor: float, seed: int, duration_s: float, port: int, faults: Faults, out: mp.Queue
+    factor: float,
+    seed: int,
+    duration_s: float,
+    port: int,
+    faults: Faults,
+    out: mp.Queue,
+    bundle: int = 1,
 ) -> None:
     """--sim-process: the phase's simulator in a process of its own (the station's hardware
     is not in the ground system's process); sends back its publish records and counts."""
@@ -249,7 +256,7 @@ def sim_worker(
         catalog = fast_catalog(catalog, factor)
     sim = Simulator(
         catalog, host=HOST, port=port, root=TOPIC_ROOT, seed=seed, faults=faults,
-        client_id=f"bench-console-sim-{seed}",
+        client_id=f"bench-console-sim-{seed}", bundle=bundle,
     )  # fmt: skip
     ph = Phase("child", lambda: sim, duration_s, sim=sim)
     ph.record_publishes()
@@ -280,6 +287,7 @@ class Phase:
     split: dict[str, tuple[float, int]] = field(default_factory=dict)  # name -> (wall s, calls)
     factor: float = 1.0  # for --sim-process: the child makes its own simulator
     seed: int = 0
+    bundle: int = 1  # packets per message (frames)
 
     def record_publishes(self) -> None:
         """Wrap each Module.next_batch: (packet time, wall time) as the packet leaves."""
@@ -407,13 +415,15 @@ def pct(xs: list[float]) -> tuple[str, str, str, str]:
 
 async def amain(args: argparse.Namespace) -> None:
     catalog = load_catalog([PROFILES])
-    factors = [float(f) for f in args.factors.split(",")]
+    factors = [float(f) for f in args.factors.split(",") if f]
+    framed = [(float(f), int(b)) for f, b in (x.split(":") for x in args.framed.split(",") if x)]
     nominal_pps = sum(1 / i.profile.expected_period_s for i in catalog)
     t = time.perf_counter()
     warm_up(catalog)
     print(
         f"{len(catalog)} instruments, nominal {nominal_pps:.2f} packets/s, then "
         + ", ".join(f"{f:g}x {nominal_pps * f:.0f} packets/s" for f in factors)
+        + "".join(f", {f:g}x {nominal_pps * f:.0f} packets/s in frames of {b}" for f, b in framed)
         + f"; warm-up {time.perf_counter() - t:.1f}s"
     )
     faults = Faults(limit=args.limit, limit_s=args.limit_s)
@@ -475,7 +485,7 @@ async def amain(args: argparse.Namespace) -> None:
                 _, first = await from_queue(ws_q, 60)
                 print(f"WebSocket client connected (first message: {first})")
 
-                def sim(cat: Catalog, seed: int) -> Callable[[], Simulator]:
+                def sim(cat: Catalog, seed: int, bundle: int = 1) -> Callable[[], Simulator]:
                     return lambda: Simulator(
                         cat,
                         host=HOST,
@@ -484,6 +494,7 @@ async def amain(args: argparse.Namespace) -> None:
                         seed=seed,
                         faults=faults,
                         client_id=f"bench-console-sim-{seed}",
+                        bundle=bundle,
                     )
 
                 phases = [
@@ -498,6 +509,17 @@ async def amain(args: argparse.Namespace) -> None:
                         )
                         for k, f in enumerate(factors, start=1)
                     ),
+                    *(
+                        Phase(
+                            f"{f:g}x nominal, frames of {b}",
+                            sim(fast_catalog(catalog, f), 20 + k, b),
+                            args.fast_s,
+                            factor=f,
+                            seed=20 + k,
+                            bundle=b,
+                        )
+                        for k, (f, b) in enumerate(framed, start=1)
+                    ),
                     Phase(
                         f"nominal + {args.rate:g} req/s", sim(catalog, 9), args.load_s + 4, seed=9
                     ),
@@ -511,7 +533,15 @@ async def amain(args: argparse.Namespace) -> None:
                         sq = ctx.Queue()
                         sp = ctx.Process(
                             target=sim_worker,
-                            args=(ph.factor, ph.seed, ph.duration_s, broker.port, faults, sq),
+                            args=(
+                                ph.factor,
+                                ph.seed,
+                                ph.duration_s,
+                                broker.port,
+                                faults,
+                                sq,
+                                ph.bundle,
+                            ),
                         )
                         sp.start()
                         run = asyncio.create_task(from_queue(sq, ph.duration_s + 600))
@@ -526,7 +556,12 @@ async def amain(args: argparse.Namespace) -> None:
                             target=load_worker, args=(url, token, args.rate, args.load_s, lq)
                         )
                         lp.start()
-                        _, load_res = await from_queue(lq, args.load_s + 120)
+                        try:
+                            _, load_res = await from_queue(lq, args.load_s + 120)
+                        except queue.Empty:  # said below; the latencies are still reported
+                            wait_s = args.load_s + 120
+                            print(f"  the status load client gave no result in {wait_s:g} s")
+                            lp.kill()
                         lp.join(10)
                     if args.sim_process:
                         _, (sent, pubs, inj) = await run
@@ -688,6 +723,11 @@ def main() -> None:
     ap.add_argument("--load-s", type=float, default=20.0, help="status load, seconds")
     ap.add_argument("--rate", type=float, default=200.0, help="GET /api/status per second")
     ap.add_argument("--factors", default="10,100", help="rate multipliers of the faster phases")
+    ap.add_argument(
+        "--framed",
+        default="1000:50",
+        help="FACTOR:BUNDLE,...: faster phases whose packets go BUNDLE to a message (frames)",
+    )
     ap.add_argument("--settle-s", type=float, default=3.0, help="not counted at phase start")
     ap.add_argument("--status-interval", type=float, default=0.05, help="ingest status_interval_s")
     ap.add_argument("--limit", type=float, default=0.1, help="Faults.limit (per packet)")

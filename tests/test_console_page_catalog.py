@@ -54,6 +54,10 @@ def test_an_uploaded_instrument_reaches_an_open_page_live(
     # a changed profile of an instrument whose detail is open: its event comes live, in words
     page.click('.tile[data-instrument="sup-rover-1"]')
     sync_api.expect(page.locator("#detail-title")).to_contain_text("sup-rover-1")
+    sync_api.expect(page.locator("#channel")).not_to_have_value("")
+    # the channel shown before the change (read after it, it may be mid-redraw: a busy run
+    # read an empty choice there)
+    channel = page.eval_on_selector("#channel", "s => s.value")
     changed = ROVER.replace("name: SUPARCO rover housekeeping", "name: Rover housekeeping v2")
     assert changed != ROVER
     put(up_copy, "suparco", "sup-rover-1", changed)
@@ -62,9 +66,8 @@ def test_an_uploaded_instrument_reaches_an_open_page_live(
     sync_api.expect(event).to_contain_text("suparco/sup-rover-1.yaml")
     assert "{" not in event.inner_text() and '"' not in event.inner_text()
     # and the open detail itself shows the new profile (its name here), on the same channel
-    channel = page.eval_on_selector("#channel", "s => s.value")
     sync_api.expect(page.locator("#detail-title")).to_contain_text("Rover housekeeping v2")
-    assert page.eval_on_selector("#channel", "s => s.value") == channel
+    sync_api.expect(page.locator("#channel")).to_have_value(channel)
     page.screenshot(path="/tmp/console-profile-event.png")
 
     # a new instrument: its tile appears on the open overview
