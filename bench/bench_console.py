@@ -2,7 +2,7 @@
 load.
 
 Run: .venv/bin/python bench/bench_console.py [--nominal-s 40] [--fast-s 30] [--factors 10,100]
-     [--framed 1000:50] [--rate 200]
+     [--framed 1000:50] [--rate 200] [--sim-process [--paced]] [--ingest-process [N]]
      [--client-nodelay] [--nodelay]   (diagnostics: TCP_NODELAY on the in-process paho
      sockets / Mosquitto set_tcp_nodelay; off by default, as shipped)
 
@@ -11,7 +11,13 @@ One run on a private Mosquitto (as bench_ingest.py starts it), with an in-proces
 what is measured; ``batch_delay_s`` left at its default), the console served by uvicorn
 through ``ilrs_ops.console.serve`` and the station's Simulator with ``Faults(limit=...)`` so
 limit events flow, all in one event loop as ``ilrs-ops up`` runs them. The clients run in
-their own processes (spawned), so their CPU and event loop are not the server's:
+their own processes (spawned), so their CPU and event loop are not the server's. With
+``--sim-process`` each phase's simulator runs in a process of its own; with ``--ingest-process``
+the ingest does too (its own Store on the folder the console reads, as ``ilrs-ops ingest`` and
+``ilrs-ops console`` run), so the console's WebSocket fan-out and the ingest's batches no longer
+queue on one event loop; with ``--paced`` each phase's packets are made ahead by the simulator's
+Modules and published on their schedule by one client (``paced_worker``: the Simulator itself
+cannot keep 100x on one core). The clients:
 
 - a WebSocket client on ``/api/live?token=...`` (operator token) stamps every message with
   ``time.time_ns()`` on receipt, before parsing;
@@ -49,6 +55,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import multiprocessing as mp
@@ -60,11 +67,12 @@ import socket
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiomqtt
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,6 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest import HOST, Split, free_port, patched, private_mosquitto, split_patches, table
 
+from ilrs_ops._commands import freeze_heap
 from ilrs_ops.console import ConsoleSettings, StationState, Update, create_token, serve
 from ilrs_ops.ingest import IngestConfig, Ingestor
 from ilrs_ops.processing import Processor
@@ -265,6 +274,143 @@ def sim_worker(
     out.put(("sim", (dict(ph.sent), sum(sim.published.values()), inj)))
 
 
+def paced_worker(
+    factor: float,
+    seed: int,
+    duration_s: float,
+    port: int,
+    faults: Faults,
+    out: mp.Queue,
+    bundle: int = 1,
+) -> None:
+    """--paced: the phase's station made ahead by the simulator's own Modules (values, limit
+    faults, encoding and packet times as the Simulator makes them, ``bundle`` packets a call as
+    it calls), then published from one aiomqtt client, each message when its last packet falls
+    due, stamped as it goes. The Simulator encodes each packet when it is due (about 1.4 ms a
+    packet), so at 100x it cannot keep its own schedule on a core; real hardware would, and this
+    bench measures the ground system, not the stand-in."""
+    catalog = load_catalog([PROFILES])
+    if factor != 1.0:
+        catalog = fast_catalog(catalog, factor)
+    start_ns = time.time_ns()
+    env = Environment(epoch_ns=start_ns)
+    due: list[tuple[int, str, bytes, str, np.ndarray]] = []  # (offset ns, topic, payload, ...)
+    injected = published = 0
+    for inst in catalog:
+        m = Module(inst, env, seed=seed, start_ns=start_ns, faults=faults)
+        total = max(1, round(duration_s * NS / m.period_ns))
+        while m.index < total:
+            n, first = min(bundle, total - m.index), m.index
+            batch = m.next_batch(n)
+            assert len(batch.packets) == n, "paced: only limit faults, one packet each"
+            due.append(((first + n - 1) * m.period_ns, inst.topic(TOPIC_ROOT),
+                        b"".join(batch.packets), inst.id, batch.times_ns))  # fmt: skip
+            published += n
+        injected += m.injected["limit"]
+    due.sort(key=lambda d: d[0])
+    sent: dict[str, list[tuple[int, int]]] = defaultdict(list)
+
+    async def run() -> None:
+        async with aiomqtt.Client(HOST, port, identifier=f"bench-console-paced-{seed}") as client:
+            client.pending_calls_threshold = 1_000_000  # in flight at once, on purpose
+            wall0, flying = time.time_ns(), set()
+            for offset, topic, payload, iid, times in due:
+                if (wait_ns := wall0 + offset - time.time_ns()) > 0:
+                    await asyncio.sleep(wait_ns / NS)
+                now = time.time_ns()
+                sent[iid].extend((int(t), now) for t in times)
+                task = asyncio.create_task(client.publish(topic, payload, qos=1))
+                flying.add(task)
+                task.add_done_callback(flying.discard)
+            await asyncio.gather(*flying)
+
+    asyncio.run(run())
+    out.put(("sim", (dict(sent), published, injected)))
+
+
+def ingest_worker(
+    port: int,
+    data: Path,
+    status_interval_s: float,
+    shard: tuple[int, int],
+    freeze: bool,
+    cmds: mp.Queue,
+    out: mp.Queue,
+) -> None:
+    """--ingest-process: shard ``shard`` (i, N) of the ingest in a process of its own, as
+    ``ilrs-ops ingest --shard i/N`` runs beside ``ilrs-ops console`` (one store folder); answers
+    "split" with its per-batch step timers, and "stop" with its store errors and its full
+    collections' pauses (ms) once stopped. ``freeze``: ``freeze_heap`` once ready, as the
+    command does."""
+    logging.basicConfig(level=logging.ERROR)
+    catalog = load_catalog([PROFILES])
+    warm_up(catalog)
+    split = Split()
+    i, n = shard
+    config = IngestConfig(
+        host=HOST,
+        port=port,
+        root=TOPIC_ROOT,
+        status_interval_s=status_interval_s,
+        shard=i,
+        shards=n,
+    )
+
+    seals: list[tuple[int, int]] = []  # (start, end) wall ns of each segment's seal
+    seal_segment = Ingestor._seal_segment
+
+    async def timed_seal(self: Ingestor, *args: object) -> None:
+        t0 = time.time_ns()
+        await seal_segment(self, *args)  # type: ignore[arg-type]
+        seals.append((t0, time.time_ns()))
+
+    async def run() -> None:
+        patches = (*split_patches(split), (Ingestor, "_seal_segment", timed_seal))
+        with Store(data) as store, patched(*patches):
+            ingestor = Ingestor(catalog=catalog, store=store, config=config)
+            await ingestor.__aenter__()
+            task = asyncio.create_task(ingestor.wait())
+            await ingestor.ready()
+            if freeze:
+                freeze_heap()
+            pauses = gc_pauses()
+            out.put(("ready", os.getpid()))
+            while await asyncio.to_thread(cmds.get) != "stop":
+                out.put(("split", (dict(split.wall), dict(split.calls))))
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await ingestor.__aexit__(None, None, None)
+            errors = sum(la.metrics.store_errors for la in ingestor.lanes.values())
+        out.put(("stopped", (errors, pauses, seals)))
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # said in the bench's process, which waits on ``out``
+        out.put(("error", repr(exc)))
+
+
+def gc_pauses() -> list[float]:
+    """A list that gets the wall ms of each full (generation 2) collection from now on."""
+    pauses: list[float] = []
+    began = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            pauses.append(1e3 * (time.perf_counter() - began[0]))
+
+    gc.callbacks.append(callback)
+    return pauses
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def warm_up(catalog: Catalog) -> None:
     """Numba caches and pyarrow paths loaded before anything is timed."""
     start = time.time_ns() - 3600 * NS
@@ -319,6 +465,7 @@ class Latencies:
     to_ingest: list[float] = field(default_factory=list)  # ms, ingest receive - publish
     to_console: list[float] = field(default_factory=list)  # ms, console MQTT receive - publish
     console_to_ws: list[float] = field(default_factory=list)  # ms, WS receive - console receive
+    published_s: list[float] = field(default_factory=list)  # each one's publish, s into the phase
     unmatched: int = 0
 
 
@@ -362,6 +509,7 @@ def analyse(
             continue
         pub = int(walls[k])
         lat.pub.append((recv - pub) / MS)
+        lat.published_s.append((pub - phase.t_start_ns) / NS)
         if lat is st and doc["status"].get("last_recv") is not None:
             lat.to_ingest.append(doc["status"]["last_recv"] * 1e3 - pub / MS)
         at = console_seen.get((kind, iid, t))
@@ -434,7 +582,7 @@ async def amain(args: argparse.Namespace) -> None:
             private_mosquitto(
                 args.mosquitto, "set_tcp_nodelay true\n" if args.nodelay else ""
             ) as broker,
-            Store(tmp / "data") as store,
+            contextlib.ExitStack() as stores,
         ):
             print(
                 f"private mosquitto pid {broker.pid} on {HOST}:{broker.port}"
@@ -451,20 +599,59 @@ async def amain(args: argparse.Namespace) -> None:
             console_seen: dict[tuple[str, str, int], int] = {}
             split = Split()
             stack = contextlib.ExitStack()
-            stack.enter_context(patched(*split_patches(split)))
+            data = tmp / "data"
+            if args.ingest_process:  # the ingest process opens the store; the console reads it
+                shards = []  # (process, commands, answers) per ingest shard
+                for i in range(args.ingest_process):
+                    cmds, answers = ctx.Queue(), ctx.Queue()
+                    shard = (i, args.ingest_process)
+                    ing_proc = ctx.Process(
+                        target=ingest_worker,
+                        args=(
+                            broker.port,
+                            data,
+                            args.status_interval,
+                            shard,
+                            args.gc_freeze,
+                            cmds,
+                            answers,
+                        ),
+                    )
+                    ing_proc.start()
+                    await from_queue(answers, 300)
+                    shards.append((ing_proc, cmds, answers))
+                ing_pids = [proc.pid for proc, _, _ in shards]
+
+                async def split_now() -> tuple[dict[str, float], dict[str, int]]:
+                    wall: Counter[str] = Counter()
+                    calls: Counter[str] = Counter()
+                    for _, cmds, answers in shards:
+                        cmds.put("split")
+                        w, c = (await from_queue(answers, 60))[1]  # type: ignore[misc]
+                        wall.update(w)
+                        calls.update(c)
+                    return dict(wall), dict(calls)
+            else:
+                store = stores.enter_context(Store(data))
+                stack.enter_context(patched(*split_patches(split)))
+
+                async def split_now() -> tuple[dict[str, float], dict[str, int]]:
+                    return dict(split.wall), dict(split.calls)
+
             server_ms: list[tuple[float, float]] = []
             stack.enter_context(patched(timed_app_patch(server_ms)))
             if args.client_nodelay:
                 stack.enter_context(patched(paho_nodelay_patch()))
             stack.enter_context(patched((StationState, "apply", console_recorder(console_seen))))
-            ingestor = Ingestor(catalog=catalog, store=store, config=config)
-            await ingestor.__aenter__()
+            if not args.ingest_process:
+                ingestor = Ingestor(catalog=catalog, store=store, config=config)
+                await ingestor.__aenter__()
             token = create_token(tmp / "tokens.yaml", "bench", "operator")
             settings = ConsoleSettings(
                 broker_host=HOST,
                 broker_port=broker.port,
                 root=TOPIC_ROOT,
-                data=store.root,
+                data=data,
                 profiles=PROFILES,
                 tokens=tmp / "tokens.yaml",
                 http_host=HOST,
@@ -472,11 +659,15 @@ async def amain(args: argparse.Namespace) -> None:
                 ws_queue=4096,
             )
             async with asyncio.TaskGroup() as tg:
-                ing_task = tg.create_task(ingestor.wait())
-                await ingestor.ready()
+                if not args.ingest_process:
+                    ing_task = tg.create_task(ingestor.wait())
+                    await ingestor.ready()
                 started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
                 con_task = tg.create_task(serve(settings, started))
                 url = await started
+                if args.gc_freeze:
+                    freeze_heap()
+                pauses = gc_pauses()
                 print(f"console on {url}")
                 await asyncio.sleep(0.5)  # the console's MQTT follower subscribes
                 ws_q, stop = ctx.Queue(), ctx.Event()
@@ -525,14 +716,15 @@ async def amain(args: argparse.Namespace) -> None:
                     ),
                 ]
                 for ph in phases:
-                    w0, c0 = dict(split.wall), dict(split.calls)
+                    w0, c0 = await split_now()
                     ph.t_start_ns = time.time_ns()
                     la0 = os.getloadavg()[0]
                     cpu0, busy0 = time.process_time(), busy_cpu_s()
+                    ing0 = sum(map(process_cpu_s, ing_pids)) if args.ingest_process else 0.0
                     if args.sim_process:
                         sq = ctx.Queue()
                         sp = ctx.Process(
-                            target=sim_worker,
+                            target=paced_worker if args.paced else sim_worker,
                             args=(
                                 ph.factor,
                                 ph.seed,
@@ -576,11 +768,13 @@ async def amain(args: argparse.Namespace) -> None:
                     wall = (ph.t_end_ns - ph.t_start_ns) / NS
                     ph.load["cpu"] = (time.process_time() - cpu0) / wall
                     ph.load["busy"] = (busy_cpu_s() - busy0) / wall
-                    ph.split = {
-                        k: (split.wall[k] - w0.get(k, 0.0), split.calls[k] - c0.get(k, 0))
-                        for k in split.calls
-                    }
-                    where = "ingest+console" if args.sim_process else "ingest+console+sim"
+                    w1, c1 = await split_now()
+                    ph.split = {k: (w1[k] - w0.get(k, 0.0), c1[k] - c0.get(k, 0)) for k in c1}
+                    where = "console" if args.ingest_process else "ingest+console"
+                    where += "" if args.sim_process else "+sim"
+                    if args.ingest_process:
+                        ing_cpu = (sum(map(process_cpu_s, ing_pids)) - ing0) / wall
+                        where = f"{len(ing_pids)} ingest process(es) {ing_cpu:.2f} CPU; {where}"
                     print(
                         f"  {ph.name}: {(ph.t_end_ns - ph.t_start_ns) / NS:.1f}s, {pubs} packets"
                         f" published, {inj} limit excursions injected, load average"
@@ -593,12 +787,22 @@ async def amain(args: argparse.Namespace) -> None:
                 stop.set()
                 _, msgs = await from_queue(ws_q, 60)
                 ws_proc.join(10)
-                ing_task.cancel()
                 con_task.cancel()
+                if args.ingest_process:
+                    store_errors, seal_windows = 0, []
+                    for i, (proc, cmds, answers) in enumerate(shards):
+                        cmds.put("stop")
+                        errors, pauses, seals = (await from_queue(answers, 120))[1]  # type: ignore[misc]
+                        store_errors += errors
+                        seal_windows += seals
+                        proc.join(10)
+                        print(f"ingest shard {i}: {full_collections(pauses)}")
+                else:
+                    ing_task.cancel()
             stack.close()
-            await ingestor.__aexit__(None, None, None)
-            metrics = [la.metrics for la in ingestor.lanes.values()]
-            store_errors = sum(m.store_errors for m in metrics)
+            if not args.ingest_process:
+                await ingestor.__aexit__(None, None, None)
+                store_errors = sum(la.metrics.store_errors for la in ingestor.lanes.values())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -661,6 +865,25 @@ async def amain(args: argparse.Namespace) -> None:
             cells = [pct(xs) for xs in (lat.to_ingest, lat.to_console, lat.console_to_ws)]
             rows.append([ph.name, kind, *(f"{c[0]}|{c[1]}" for c in cells)])
     print()
+    print("when the slowest 1% of limit events were published, s into their phase (settling")
+    print("included); and the ingest's segment seals (all lanes, --ingest-process only)")
+    for ph in phases:
+        ev, _, _ = analyse(ph, msgs, settle, console_seen)  # type: ignore[arg-type]
+        if len(ev.pub) < 100:
+            continue
+        cut = float(np.percentile(ev.pub, 99))
+        slow = sorted(t for t, x in zip(ev.published_s, ev.pub, strict=True) if x >= cut)
+        seals = sorted(
+            (a - ph.t_start_ns) / NS
+            for a, _ in (seal_windows if args.ingest_process else [])
+            if ph.t_start_ns <= a <= ph.t_end_ns
+        )
+        print(
+            f"  {ph.name}: >= {cut:.0f} ms at "
+            + " ".join(f"{t:.1f}" for t in slow)
+            + (f"; seals began at {seals[0]:.1f}-{seals[-1]:.1f} s ({len(seals)})" if seals else "")
+        )
+    print()
     print("breakdown, p50|p99 ms (status carries the ingest receive time; console MQTT receive")
     print("= StationState.apply, wrapped)")
     print(table(rows))
@@ -714,6 +937,13 @@ async def amain(args: argparse.Namespace) -> None:
             f" process {load_res['client_cpu']:.2f} CPU over {load_res['wall_s']:.1f}s"
         )
     print(f"ingest store errors: {store_errors}")
+    where = "console" if args.ingest_process else "ingest+console"
+    print(f"{where} process: {full_collections(pauses)}")
+
+
+def full_collections(pauses: list[float]) -> str:
+    worst = f", {max(pauses):.1f} ms at most" if pauses else ""
+    return f"{len(pauses)} full collections (generation 2) while measured{worst}"
 
 
 def main() -> None:
@@ -745,8 +975,32 @@ def main() -> None:
         action="store_true",
         help="run each phase's simulator in its own process (default: in the loop, as `up`)",
     )
+    ap.add_argument(
+        "--paced",
+        action="store_true",
+        help="with --sim-process: each phase's packets made ahead by the simulator's Modules and"
+        " published on their schedule by one client (the Simulator cannot keep 100x on a core)",
+    )
+    ap.add_argument(
+        "--ingest-process",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="N",
+        help="run the ingest in processes of its own beside the console's, as `ilrs-ops ingest`"
+        " and `ilrs-ops console` run: N shards, 1 without N (default: one event loop for both,"
+        " as `up`)",
+    )
+    ap.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="leave the started heap to the collector (the services freeze it: freeze_heap)",
+    )
     ap.add_argument("--mosquitto", default=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
     args = ap.parse_args()
+    args.sim_process = args.sim_process or args.paced
     logging.basicConfig(level=logging.ERROR)
     print("command: " + shlex.join([os.path.relpath(sys.executable), *sys.argv]))
     print(
