@@ -64,6 +64,10 @@ METRICS_INTERVAL_S = wire.METRICS_INTERVAL_S
 INLINE_MESSAGES = 16
 
 
+#: The golden ratio's fractional part: k * _GOLDEN mod 1 spreads any k lanes evenly over [0, 1).
+_GOLDEN = 0.6180339887498949
+
+
 def shard_of(instrument_id: str, shards: int) -> int:
     """The shard an instrument belongs to: a stable hash, the same in every process."""
     return zlib.crc32(instrument_id.encode()) % shards
@@ -90,7 +94,7 @@ class IngestConfig:
     lane_queue: int = 20_000  # messages waiting per instrument before the reader stops
     segment_messages: int = 200_000  # a WAL segment is sealed to Parquet at this many messages,
     segment_bytes: int = 256 << 20  # or when its processed tables held in memory reach this,
-    segment_s: float = 60.0  # or at this age
+    segment_s: float = 60.0  # or at this age (a lane's first one is younger: _add_lane)
     status_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
@@ -277,6 +281,11 @@ class Ingestor:
     ) -> _Feed:
         queue: asyncio.Queue = asyncio.Queue(self.config.lane_queue)
         feed = self.lanes[lane_id] = _Feed(Lane(lane_id, inst, state), topic, queue)
+        # Lanes made together would seal together every segment_s: 17 seals at once held the
+        # event loop 300 ms at 100x the station's rate (bench/RESULTS.md, "Seals in step").
+        # The first segment of the k-th lane is cut short by a golden-ratio share of segment_s,
+        # so the lanes' seals fall spread over it, whatever the number of lanes.
+        feed.segment_started -= self.config.segment_s * ((len(self.lanes) - 1) * _GOLDEN % 1.0)
         if inst is not None:
             self.status[lane_id] = InstrumentStatus(inst)
             self._dirty.add(lane_id)
