@@ -2,7 +2,8 @@
 load.
 
 Run: .venv/bin/python bench/bench_console.py [--nominal-s 40] [--fast-s 30] [--factors 10,100]
-     [--framed 1000:50] [--rate 200] [--sim-process [--paced]] [--ingest-process [N]]
+     [--framed 1000:50] [--rate 200] [--load-fast] [--sim-process [--paced]]
+     [--ingest-process [N]]
      [--client-nodelay] [--nodelay]   (diagnostics: TCP_NODELAY on the in-process paho
      sockets / Mosquitto set_tcp_nodelay; off by default, as shipped)
 
@@ -42,7 +43,9 @@ The latency against the packet's own timestamp (receive - packet time) is shown 
 Phases (one run, one broker/ingest/console): nominal = the 17-instrument station at its
 profile rates; 10x (each of ``--factors``) = the same instruments with ``expected_period_s``
 divided by 10 (Profile copies, another Simulator with another seed); status = nominal again
-while the load generator runs. The first ``--settle-s`` seconds of each phase are not counted.
+while the load generator runs (with ``--load-fast``, it also runs through each faster phase).
+The first ``--settle-s`` seconds of each phase are not counted; with ``--paced`` a phase
+begins once its packets are made.
 
 Breakdown: status messages carry the ingest receive time (``last_recv``); the console's MQTT
 receive time is recorded by wrapping ``StationState.apply``; the ingest's per-batch steps are
@@ -313,6 +316,7 @@ def paced_worker(
     async def run() -> None:
         async with aiomqtt.Client(HOST, port, identifier=f"bench-console-paced-{seed}") as client:
             client.pending_calls_threshold = 1_000_000  # in flight at once, on purpose
+            out.put(("publishing", None))  # made ahead; from now on, on schedule
             wall0, flying = time.time_ns(), set()
             for offset, topic, payload, iid, times in due:
                 if (wait_ns := wall0 + offset - time.time_ns()) > 0:
@@ -434,6 +438,8 @@ class Phase:
     factor: float = 1.0  # for --sim-process: the child makes its own simulator
     seed: int = 0
     bundle: int = 1  # packets per message (frames)
+    load_s: float = 0.0  # GET /api/status load during the phase, seconds
+    load_res: dict = field(default_factory=dict)  # the load client's figures
 
     def record_publishes(self) -> None:
         """Wrap each Module.next_batch: (packet time, wall time) as the packet leaves."""
@@ -595,7 +601,6 @@ async def amain(args: argparse.Namespace) -> None:
                 root=TOPIC_ROOT,
                 status_interval_s=args.status_interval,
             )
-            load_res: dict = {}
             console_seen: dict[tuple[str, str, int], int] = {}
             split = Split()
             stack = contextlib.ExitStack()
@@ -716,11 +721,6 @@ async def amain(args: argparse.Namespace) -> None:
                     ),
                 ]
                 for ph in phases:
-                    w0, c0 = await split_now()
-                    ph.t_start_ns = time.time_ns()
-                    la0 = os.getloadavg()[0]
-                    cpu0, busy0 = time.process_time(), busy_cpu_s()
-                    ing0 = sum(map(process_cpu_s, ing_pids)) if args.ingest_process else 0.0
                     if args.sim_process:
                         sq = ctx.Queue()
                         sp = ctx.Process(
@@ -736,22 +736,31 @@ async def amain(args: argparse.Namespace) -> None:
                             ),
                         )
                         sp.start()
+                        if args.paced:  # the phase begins when its packets are made
+                            await from_queue(sq, 600)
+                    w0, c0 = await split_now()
+                    ph.t_start_ns = time.time_ns()
+                    la0 = os.getloadavg()[0]
+                    cpu0, busy0 = time.process_time(), busy_cpu_s()
+                    ing0 = sum(map(process_cpu_s, ing_pids)) if args.ingest_process else 0.0
+                    if args.sim_process:
                         run = asyncio.create_task(from_queue(sq, ph.duration_s + 600))
                     else:
                         ph.sim = ph.make()
                         ph.record_publishes()
                         run = asyncio.create_task(ph.sim.run(ph.duration_s))
-                    if ph is phases[-1]:
+                    if ph is phases[-1] or (args.load_fast and ph.factor != 1.0):
                         await asyncio.sleep(2.0)
+                        ph.load_s = args.load_s if ph is phases[-1] else ph.duration_s - 4
                         lq = ctx.Queue()
                         lp = ctx.Process(
-                            target=load_worker, args=(url, token, args.rate, args.load_s, lq)
+                            target=load_worker, args=(url, token, args.rate, ph.load_s, lq)
                         )
                         lp.start()
                         try:
-                            _, load_res = await from_queue(lq, args.load_s + 120)
+                            _, ph.load_res = await from_queue(lq, ph.load_s + 120)
                         except queue.Empty:  # said below; the latencies are still reported
-                            wait_s = args.load_s + 120
+                            wait_s = ph.load_s + 120
                             print(f"  the status load client gave no result in {wait_s:g} s")
                             lp.kill()
                         lp.join(10)
@@ -902,12 +911,16 @@ async def amain(args: argparse.Namespace) -> None:
         " included; events = publishing a batch's events (QoS 1, awaits PUBACK)."
     )
 
-    if load_res:
+    for ph in phases:
+        if not ph.load_res:
+            continue
+        load_res = ph.load_res
         codes = load_res["codes"]
         ok = sum(1 for c in codes if c == 200)
         a = load_res["from_sched"]
         b = load_res["from_send"]
-        rows = [["GET /api/status", "n", "ok", "offered req/s", "p50 ms", "p99 ms", "max ms"]]
+        rows = [[f"GET /api/status ({ph.name})", "n", "ok", "offered req/s", "p50 ms", "p99 ms",
+                 "max ms"]]  # fmt: skip
         offered = load_res["n"] / max(load_res["fired_s"], 1e-9)
         for name, xs in (("from scheduled start", a), ("from actual send", b)):
             p50, p99, mx, _ = pct([x * 1e3 for x in xs])
@@ -915,7 +928,7 @@ async def amain(args: argparse.Namespace) -> None:
         print()
         print(table(rows))
         lo_w = load_res["t0_wall"]
-        hi_w = lo_w + args.load_s + 60
+        hi_w = lo_w + ph.load_s + 2  # requests fired in the window (the next may follow)
         srv = [ms for w, ms in server_ms if lo_w <= w <= hi_w]
         p50, p99, mx, _ = pct(srv)
         print(
@@ -931,7 +944,7 @@ async def amain(args: argparse.Namespace) -> None:
             )
         sizes = load_res["bytes"]
         print(
-            f"open loop, {args.rate:g} req/s for {args.load_s:g}s; response"
+            f"open loop, {args.rate:g} req/s for {ph.load_s:g}s; response"
             f" {np.mean(sizes) / 1e3:.1f} kB mean; firing fell behind schedule by at most"
             f" {load_res['max_fire_late_s'] * 1e3:.1f} ms; non-200: {len(codes) - ok}; client"
             f" process {load_res['client_cpu']:.2f} CPU over {load_res['wall_s']:.1f}s"
@@ -991,6 +1004,11 @@ def main() -> None:
         help="run the ingest in processes of its own beside the console's, as `ilrs-ops ingest`"
         " and `ilrs-ops console` run: N shards, 1 without N (default: one event loop for both,"
         " as `up`)",
+    )
+    ap.add_argument(
+        "--load-fast",
+        action="store_true",
+        help="the GET /api/status load also during each faster phase (default: the last only)",
     )
     ap.add_argument(
         "--no-gc-freeze",
