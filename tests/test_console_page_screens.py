@@ -105,9 +105,17 @@ def test_a_broken_profile_shows_where_then_the_fixed_one_goes_live(page: Any, up
     expect(page.locator("#pf-text")).to_be_focused()
     at = page.evaluate("document.querySelector('#pf-text').selectionStart")
     assert broken[:at].count("\n") == line - 1, (at, line)
-    box = page.locator(f'#pf-gutter b[data-line="{line}"]').bounding_box()
-    editor = page.locator("#pf-text").bounding_box()
-    assert box and editor and editor["y"] <= box["y"] <= editor["y"] + editor["height"]
+    # The line's gutter mark is beside the editor's text in sight (the browser may still
+    # scroll the caret into view after the click: wait for where it comes to rest).
+    page.wait_for_function(
+        """(line) => {
+           const b = document.querySelector(`#pf-gutter b[data-line="${line}"]`);
+           const e = document.querySelector('#pf-text').getBoundingClientRect();
+           const top = b.getBoundingClientRect().top;
+           return e.top <= top && top <= e.bottom; }""",
+        arg=line,
+        timeout=5_000,
+    )
     shot(page, "profile-problem")
 
     upload(page, good)

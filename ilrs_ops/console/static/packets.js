@@ -18,6 +18,7 @@
   let you = null;
   let shown = false;
   let loadSeq = 0; // a newer load wins over an older one still in flight
+  let unshown = false; // a choice was asked for (instrument, kind, limit) and is not shown yet
   let list = []; // packets as the API gave them, newest first
   let current = -1; // index in list of the packet shown
   let pinned = null; // the field row whose octets stay lit (clicked), or null
@@ -174,6 +175,7 @@
   async function load(fresh = false) {
     if (!token || $("#packets").hidden) return;
     const seq = ++loadSeq;
+    if (!fresh) unshown = true;
     $("#pk-msg").textContent = "";
     const denied = Boolean(you && you.role === "viewer");
     $("#pk-filters").hidden = denied;
@@ -198,10 +200,13 @@
       const why = `The packets could not be read: ${e.message}`;
       // following, a failed ask leaves the list as it was (the next one may do better)
       if (seq === loadSeq && fresh) $("#pk-msg").textContent = why;
-      else if (seq === loadSeq) show([], why);
+      else if (seq === loadSeq) { unshown = false; show([], why); }
       return;
     }
-    if (seq !== loadSeq || (fresh && !following())) return; // (paused meanwhile: held)
+    // Paused meanwhile: a follow's answer is held, unless the list still shows an earlier
+    // choice (the follow took over the chosen instrument's load, which it answers too).
+    if (seq !== loadSeq || (fresh && !following() && !unshown)) return;
+    unshown = false;
     const keep = current >= 0 && list[current] ? list[current] : null;
     show(doc.packets, null, keep, fresh);
   }

@@ -125,6 +125,7 @@
     if (want < text.scrollTop || want > text.scrollTop + text.clientHeight - 2 * lh) {
       text.scrollTop = Math.max(0, want - text.clientHeight / 3);
     }
+    $("#pf-gutter").scrollTop = text.scrollTop; // now, not at the scroll event's next frame
   }
 
   function pfMsg(message, kind) {
