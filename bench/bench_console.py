@@ -252,6 +252,12 @@ def fast_catalog(catalog: Catalog, factor: float) -> Catalog:
     return Catalog(out)
 
 
+def phase_catalog(factor: float) -> Catalog:
+    """The station's instruments at ``factor`` times their rates, as a phase runs them."""
+    catalog = load_catalog([PROFILES])
+    return catalog if factor == 1.0 else fast_catalog(catalog, factor)
+
+
 def sim_worker(
     factor: float,
     seed: int,
@@ -263,9 +269,7 @@ def sim_worker(
 ) -> None:
     """--sim-process: the phase's simulator in a process of its own (the station's hardware
     is not in the ground system's process); sends back its publish records and counts."""
-    catalog = load_catalog([PROFILES])
-    if factor != 1.0:
-        catalog = fast_catalog(catalog, factor)
+    catalog = phase_catalog(factor)
     sim = Simulator(
         catalog, host=HOST, port=port, root=TOPIC_ROOT, seed=seed, faults=faults,
         client_id=f"bench-console-sim-{seed}", bundle=bundle,
@@ -292,9 +296,7 @@ def paced_worker(
     due, stamped as it goes. The Simulator encodes each packet when it is due (about 1.4 ms a
     packet), so at 100x it cannot keep its own schedule on a core; real hardware would, and this
     bench measures the ground system, not the stand-in."""
-    catalog = load_catalog([PROFILES])
-    if factor != 1.0:
-        catalog = fast_catalog(catalog, factor)
+    catalog = phase_catalog(factor)
     start_ns = time.time_ns()
     env = Environment(epoch_ns=start_ns)
     due: list[tuple[int, str, bytes, str, np.ndarray]] = []  # (offset ns, topic, payload, ...)
@@ -350,41 +352,25 @@ def ingest_worker(
     catalog = load_catalog([PROFILES])
     warm_up(catalog)
     split = Split()
-    i, n = shard
-    config = IngestConfig(
-        host=HOST,
-        port=port,
-        root=TOPIC_ROOT,
-        status_interval_s=status_interval_s,
-        shard=i,
-        shards=n,
-    )
-
-    seals: list[tuple[int, int]] = []  # (start, end) wall ns of each segment's seal
+    config = ingest_config(port, status_interval_s, shard)
+    seals: list[int] = []  # wall ns at which each segment's seal began
     seal_segment = Ingestor._seal_segment
 
     async def timed_seal(self: Ingestor, *args: object) -> None:
-        t0 = time.time_ns()
+        seals.append(time.time_ns())
         await seal_segment(self, *args)  # type: ignore[arg-type]
-        seals.append((t0, time.time_ns()))
 
     async def run() -> None:
         patches = (*split_patches(split), (Ingestor, "_seal_segment", timed_seal))
         with Store(data) as store, patched(*patches):
-            ingestor = Ingestor(catalog=catalog, store=store, config=config)
-            await ingestor.__aenter__()
-            task = asyncio.create_task(ingestor.wait())
-            await ingestor.ready()
-            if freeze:
-                freeze_heap()
-            pauses = gc_pauses()
-            out.put(("ready", os.getpid()))
-            while await asyncio.to_thread(cmds.get) != "stop":
-                out.put(("split", (dict(split.wall), dict(split.calls))))
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await ingestor.__aexit__(None, None, None)
+            async with Ingestor(catalog=catalog, store=store, config=config) as ingestor:
+                await ingestor.ready()
+                if freeze:
+                    freeze_heap()
+                pauses = gc_pauses()
+                out.put(("ready", os.getpid()))
+                while await asyncio.to_thread(cmds.get) != "stop":
+                    out.put(("split", (dict(split.wall), dict(split.calls))))
             errors = sum(la.metrics.store_errors for la in ingestor.lanes.values())
         out.put(("stopped", (errors, pauses, seals)))
 
@@ -392,6 +378,16 @@ def ingest_worker(
         asyncio.run(run())
     except Exception as exc:  # said in the bench's process, which waits on ``out``
         out.put(("error", repr(exc)))
+
+
+def ingest_config(port: int, status_interval_s: float, shard: tuple[int, int]) -> IngestConfig:
+    """The bench's ingest: shard ``shard`` (i, N), the status published every
+    ``status_interval_s`` so its cadence is not what is measured."""
+    i, n = shard
+    return IngestConfig(
+        host=HOST, port=port, root=TOPIC_ROOT, status_interval_s=status_interval_s, shard=i,
+        shards=n,
+    )  # fmt: skip
 
 
 def gc_pauses() -> list[float]:
@@ -595,12 +591,6 @@ async def amain(args: argparse.Namespace) -> None:
                 f" (set_tcp_nodelay {'true' if args.nodelay else 'false, the default'});"
                 f" paho sockets TCP_NODELAY: {'on (patched)' if args.client_nodelay else 'off'}"
             )
-            config = IngestConfig(
-                host=HOST,
-                port=broker.port,
-                root=TOPIC_ROOT,
-                status_interval_s=args.status_interval,
-            )
             console_seen: dict[tuple[str, str, int], int] = {}
             split = Split()
             stack = contextlib.ExitStack()
@@ -649,6 +639,7 @@ async def amain(args: argparse.Namespace) -> None:
                 stack.enter_context(patched(paho_nodelay_patch()))
             stack.enter_context(patched((StationState, "apply", console_recorder(console_seen))))
             if not args.ingest_process:
+                config = ingest_config(broker.port, args.status_interval, (0, 1))
                 ingestor = Ingestor(catalog=catalog, store=store, config=config)
                 await ingestor.__aenter__()
             token = create_token(tmp / "tokens.yaml", "bench", "operator")
@@ -884,7 +875,7 @@ async def amain(args: argparse.Namespace) -> None:
         slow = sorted(t for t, x in zip(ev.published_s, ev.pub, strict=True) if x >= cut)
         seals = sorted(
             (a - ph.t_start_ns) / NS
-            for a, _ in (seal_windows if args.ingest_process else [])
+            for a in (seal_windows if args.ingest_process else [])
             if ph.t_start_ns <= a <= ph.t_end_ns
         )
         print(

@@ -746,7 +746,7 @@ def _utc(ns: int) -> str:
 def freeze_heap() -> None:
     """Take what a service holds once it has started (profiles, compiled kernels, the libraries'
     modules) out of the cyclic collector's walks. Its full collections went through all of it
-    every few seconds, pausing the event loop 80-110 ms each at 100x the station's rate: the
+    every few seconds, pausing the event loop 83-148 ms each at 100x the station's rate: the
     live path's p99 (bench/RESULTS.md, "Collector pauses"). What is made later is collected as
     before."""
     gc.collect()
